@@ -1,0 +1,266 @@
+//! The logic of the restart stub, kept free of system calls so that it is tested on the host.
+//!
+//! The stub (`main.rs`, built by libckpt's build script as a freestanding executable) reads
+//! `/proc/self/maps` of the freshly exec'd process, decides what to unmap and how to move the
+//! kernel's vDSO family onto the saved addresses, and then restores the saved regions. The
+//! parsing and planning live here.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use ckpt_image::{region_flags, RegionRecord};
+
+/// One line of `/proc/self/maps`, reduced to what the stub needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// The `region_flags::VVAR`/`VVAR_VCLOCK`/`VDSO` bit when it is one of those.
+    pub vdso_kind: u32,
+}
+
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | d as u64;
+    }
+    Some(v)
+}
+
+/// Parses one `/proc/self/maps` line (without its newline).
+pub fn parse_maps_line(line: &[u8]) -> Option<Mapping> {
+    let dash = line.iter().position(|&c| c == b'-')?;
+    let sp = line.iter().position(|&c| c == b' ')?;
+    if sp < dash {
+        return None;
+    }
+    let start = parse_hex(&line[..dash])?;
+    let end = parse_hex(&line[dash + 1..sp])?;
+    // The name is the sixth field: skip five fields and the blanks after them.
+    let mut fields = 0;
+    let mut i = 0;
+    let mut name_start = line.len();
+    while i < line.len() {
+        while i < line.len() && line[i] == b' ' {
+            i += 1;
+        }
+        if i >= line.len() {
+            break;
+        }
+        if fields == 5 {
+            name_start = i;
+            break;
+        }
+        while i < line.len() && line[i] != b' ' {
+            i += 1;
+        }
+        fields += 1;
+    }
+    let name = &line[name_start.min(line.len())..];
+    let vdso_kind = match name {
+        b"[vvar]" => region_flags::VVAR,
+        b"[vvar_vclock]" => region_flags::VVAR_VCLOCK,
+        b"[vdso]" => region_flags::VDSO,
+        _ => 0,
+    };
+    Some(Mapping {
+        start,
+        end,
+        vdso_kind,
+    })
+}
+
+/// Parses a whole maps buffer into `out`; returns how many entries were filled, or `None` if
+/// a line is malformed or `out` is too small.
+pub fn parse_maps(buf: &[u8], out: &mut [Mapping]) -> Option<usize> {
+    let mut n = 0;
+    for line in buf.split(|&c| c == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        let m = parse_maps_line(line)?;
+        *out.get_mut(n)? = m;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Start and length of each member of the vDSO family, indexed vvar, vvar_vclock, vdso.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VdsoFamily {
+    pub parts: [Option<(u64, u64)>; 3],
+}
+
+const FAMILY_KINDS: [u32; 3] = [
+    region_flags::VVAR,
+    region_flags::VVAR_VCLOCK,
+    region_flags::VDSO,
+];
+
+impl VdsoFamily {
+    pub fn from_mappings(maps: &[Mapping]) -> VdsoFamily {
+        let mut f = VdsoFamily::default();
+        for m in maps {
+            for (i, k) in FAMILY_KINDS.iter().enumerate() {
+                if m.vdso_kind == *k {
+                    f.parts[i] = Some((m.start, m.end - m.start));
+                }
+            }
+        }
+        f
+    }
+
+    pub fn from_regions(regions: &[RegionRecord]) -> VdsoFamily {
+        let mut f = VdsoFamily::default();
+        for r in regions {
+            for (i, k) in FAMILY_KINDS.iter().enumerate() {
+                if r.flags & k != 0 {
+                    f.parts[i] = Some((r.start, r.len));
+                }
+            }
+        }
+        f
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(|p| p.is_none())
+    }
+
+    /// Lowest start and highest end of the family.
+    pub fn span(&self) -> Option<(u64, u64)> {
+        let mut lo = u64::MAX;
+        let mut hi = 0;
+        for (s, l) in self.parts.iter().flatten() {
+            lo = lo.min(*s);
+            hi = hi.max(s + l);
+        }
+        (lo < hi).then_some((lo, hi))
+    }
+
+    /// Whether the kernel's family can stand in for the saved one: the same members with the
+    /// same sizes at the same distances from each other (the vDSO code finds its data at a
+    /// fixed offset, so the family only works when moved as a whole).
+    pub fn compatible_with(&self, saved: &VdsoFamily) -> bool {
+        let (Some((cur_lo, _)), Some((saved_lo, _))) = (self.span(), saved.span()) else {
+            return self.is_empty() && saved.is_empty();
+        };
+        self.parts
+            .iter()
+            .zip(saved.parts.iter())
+            .all(|(c, s)| match (c, s) {
+                (None, None) => true,
+                (Some((cs, cl)), Some((ss, sl))) => cl == sl && cs - cur_lo == ss - saved_lo,
+                _ => false,
+            })
+    }
+
+    pub fn contains(&self, addr: u64) -> bool {
+        self.parts
+            .iter()
+            .flatten()
+            .any(|(s, l)| addr >= *s && addr < s + l)
+    }
+}
+
+/// Formats `v` as `0x` and lowercase hex digits into `buf`, returning the used part.
+pub fn format_hex(v: u64, buf: &mut [u8; 18]) -> &[u8] {
+    buf[0] = b'0';
+    buf[1] = b'x';
+    let digits = if v == 0 {
+        1
+    } else {
+        (64 - v.leading_zeros() as usize).div_ceil(4)
+    };
+    for i in 0..digits {
+        let d = ((v >> (4 * (digits - 1 - i))) & 0xf) as u8;
+        buf[2 + i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+    }
+    &buf[..2 + digits]
+}
+
+/// Looks up `name` in a `NAME=value` environment list given as C strings.
+pub fn env_lookup<'a>(env: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Option<&'a [u8]> {
+    for e in env {
+        if e.len() > name.len() && e.starts_with(name) && e[name.len()] == b'=' {
+            return Some(&e[name.len() + 1..]);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &[u8] = b"100000000000-100000005000 rwxp 00001000 fe:01 1234   /tmp/foo.ckpt\n\
+7ffd1c9d6000-7ffd1c9f7000 rw-p 00000000 00:00 0                          [stack]\n\
+7ffd1c9fa000-7ffd1c9fe000 r--p 00000000 00:00 0                          [vvar]\n\
+7ffd1c9fe000-7ffd1ca00000 r--p 00000000 00:00 0                          [vvar_vclock]\n\
+7ffd1ca00000-7ffd1ca02000 r-xp 00000000 00:00 0                          [vdso]\n\
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n";
+
+    #[test]
+    fn parses_maps_and_finds_the_vdso_family() {
+        let mut out = [Mapping::default(); 8];
+        let n = parse_maps(MAPS, &mut out).unwrap();
+        assert_eq!(n, 6);
+        assert_eq!(
+            out[0],
+            Mapping {
+                start: 0x1000_0000_0000,
+                end: 0x1000_0000_5000,
+                vdso_kind: 0
+            }
+        );
+        let fam = VdsoFamily::from_mappings(&out[..n]);
+        assert_eq!(fam.parts[0], Some((0x7ffd1c9fa000, 0x4000)));
+        assert_eq!(fam.parts[2], Some((0x7ffd1ca00000, 0x2000)));
+        assert_eq!(fam.span(), Some((0x7ffd1c9fa000, 0x7ffd1ca02000)));
+        assert!(fam.contains(0x7ffd1ca01fff));
+        assert!(!fam.contains(0x7ffd1ca02000));
+        let mut small = [Mapping::default(); 2];
+        assert_eq!(parse_maps(MAPS, &mut small), None);
+        assert_eq!(parse_maps_line(b"garbage"), None);
+    }
+
+    #[test]
+    fn family_compatibility() {
+        let mut out = [Mapping::default(); 8];
+        let n = parse_maps(MAPS, &mut out).unwrap();
+        let cur = VdsoFamily::from_mappings(&out[..n]);
+        let mut saved = cur;
+        for p in saved.parts.iter_mut().flatten() {
+            p.0 -= 0x1234_5000;
+        }
+        assert!(cur.compatible_with(&saved));
+        let mut bigger = saved;
+        bigger.parts[2] = Some((saved.parts[2].unwrap().0, 0x3000));
+        assert!(!cur.compatible_with(&bigger));
+        let mut older = saved;
+        older.parts[1] = None;
+        assert!(!cur.compatible_with(&older));
+        assert!(VdsoFamily::default().compatible_with(&VdsoFamily::default()));
+    }
+
+    #[test]
+    fn hex_and_env() {
+        let mut b = [0u8; 18];
+        assert_eq!(format_hex(0, &mut b), b"0x0");
+        assert_eq!(format_hex(0x7ffd1ca00000, &mut b), b"0x7ffd1ca00000");
+        assert_eq!(format_hex(u64::MAX, &mut b), b"0xffffffffffffffff");
+        let env: [&[u8]; 3] = [b"A=1", b"CKPT_LAZY=1", b"CKPT_LAZ=2"];
+        assert_eq!(
+            env_lookup(env.iter().copied(), b"CKPT_LAZY"),
+            Some(&b"1"[..])
+        );
+        assert_eq!(env_lookup(env.iter().copied(), b"B"), None);
+    }
+}

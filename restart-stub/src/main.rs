@@ -1,0 +1,357 @@
+//! The restart stub: the freestanding program at the head of every checkpoint file.
+//!
+//! The kernel loads it at an address the checkpoint writer chose in a hole of the saved
+//! layout. It validates the image while its address space is still intact, then clears the
+//! kernel's stack and mappings away, moves the kernel's vDSO family to the saved addresses,
+//! maps and fills every saved region, restores signal actions and the alternate stack, and
+//! jumps to the resume point inside libckpt, which finishes the restart with full libc.
+//!
+//! It cannot format much: a failure prints a fixed line (plus an address where useful) and
+//! exits with a status documented in the README.
+#![no_std]
+#![no_main]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod sys;
+
+use ckpt_image::{
+    elf, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
+};
+use restart_stub::{format_hex, parse_maps, Mapping, VdsoFamily};
+use sys::*;
+
+/// Exit statuses besides the `FormatError` ones (65–71).
+const EXIT_CANNOT_READ: i32 = 64;
+const EXIT_OTHER_KERNEL: i32 = 72;
+const EXIT_LAYOUT: i32 = 73;
+const EXIT_RESTORE_FAILED: i32 = 74;
+
+fn die(what: &str, addr: Option<u64>, code: i32) -> ! {
+    write_all(2, b"ckpt restart: ");
+    write_all(2, what.as_bytes());
+    if let Some(a) = addr {
+        let mut b = [0u8; 18];
+        write_all(2, b" at ");
+        write_all(2, format_hex(a, &mut b));
+    }
+    write_all(2, b"\n");
+    exit(code)
+}
+
+fn fail(e: FormatError) -> ! {
+    die(e.message(), None, e.exit_code())
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    die("internal error in the restart stub", None, EXIT_RESTORE_FAILED)
+}
+
+const MAPS_BUF: usize = 64 * 1024;
+const MAX_MAPPINGS: usize = 512;
+static mut MAPS: [u8; MAPS_BUF] = [0; MAPS_BUF];
+static mut MAPPINGS: [Mapping; MAX_MAPPINGS] =
+    [Mapping { start: 0, end: 0, vdso_kind: 0 }; MAX_MAPPINGS];
+#[repr(C, align(4096))]
+struct Page([u8; PAGE_SIZE as usize]);
+static mut PAGE: Page = Page([0; PAGE_SIZE as usize]);
+
+/// The kernel's `struct prctl_mm_map`.
+#[repr(C)]
+struct PrctlMmMap {
+    layout: ckpt_image::MmLayout,
+    auxv: u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+/// Reads `/proc/self/maps` in one go into the static buffer and parses it.
+fn current_mappings() -> &'static [Mapping] {
+    let fd = syscall3(SYS_OPEN, c"/proc/self/maps".as_ptr() as usize, O_RDONLY | O_CLOEXEC, 0);
+    if fd < 0 {
+        die("cannot read /proc/self/maps", None, EXIT_CANNOT_READ);
+    }
+    // SAFETY: single-threaded program; these statics are only used here.
+    let (buf, out) = unsafe { (&mut *(&raw mut MAPS), &mut *(&raw mut MAPPINGS)) };
+    let mut len = 0;
+    loop {
+        let r = syscall3(SYS_READ, fd as usize, buf[len..].as_mut_ptr() as usize, MAPS_BUF - len);
+        if r == -EINTR {
+            continue;
+        }
+        if r < 0 {
+            die("cannot read /proc/self/maps", None, EXIT_CANNOT_READ);
+        }
+        if r == 0 {
+            break;
+        }
+        len += r as usize;
+        if len == MAPS_BUF {
+            die("too many mappings in the new process", None, EXIT_LAYOUT);
+        }
+    }
+    syscall3(SYS_CLOSE, fd as usize, 0, 0);
+    let n = parse_maps(&buf[..len], out)
+        .unwrap_or_else(|| die("cannot parse /proc/self/maps", None, EXIT_LAYOUT));
+    &out[..n]
+}
+
+/// Opens the checkpoint file this stub was loaded from.
+fn open_self(initial_sp: *const usize) -> usize {
+    let fd = syscall3(SYS_OPEN, c"/proc/self/exe".as_ptr() as usize, O_RDONLY | O_CLOEXEC, 0);
+    if fd >= 0 {
+        return fd as usize;
+    }
+    // No /proc: fall back to the name the kernel executed (AT_EXECFN in the auxiliary vector).
+    // SAFETY: the kernel lays out argc, argv[], NULL, envp[], NULL, auxv pairs at the initial
+    // stack pointer; we walk them without going past the terminators.
+    unsafe {
+        let argc = *initial_sp;
+        let mut p = initial_sp.add(1 + argc + 1);
+        while *p != 0 {
+            p = p.add(1);
+        }
+        p = p.add(1);
+        while *p != 0 {
+            if *p == 31 {
+                let fd = syscall3(SYS_OPEN, *p.add(1), O_RDONLY | O_CLOEXEC, 0);
+                if fd >= 0 {
+                    return fd as usize;
+                }
+            }
+            p = p.add(2);
+        }
+    }
+    die("cannot open the checkpoint file (no /proc/self/exe)", None, EXIT_CANNOT_READ)
+}
+
+fn file_size(fd: usize) -> u64 {
+    // struct stat on x86-64 is 144 bytes; st_size is at offset 48.
+    let mut st = [0u64; 18];
+    if syscall3(SYS_FSTAT, fd, st.as_mut_ptr() as usize, 0) < 0 {
+        die("cannot stat the checkpoint file", None, EXIT_CANNOT_READ);
+    }
+    st[6]
+}
+
+/// Called from `_start` on the stub's own stack.
+#[no_mangle]
+pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
+    // Nothing may interrupt the restore: signals stay pending until the program's handlers
+    // are back.
+    let all: u64 = !0;
+    syscall6(SYS_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, 8, 0, 0);
+
+    // 1. Validate, while the address space is still ours to report from.
+    let fd = open_self(initial_sp);
+    let size = file_size(fd);
+    // SAFETY: single-threaded; PAGE is used for one purpose at a time.
+    let page = unsafe { &mut (*(&raw mut PAGE)).0 };
+    if !pread_full(fd, page.as_mut_ptr() as usize, PAGE_SIZE as usize, 0) {
+        fail(FormatError::Truncated);
+    }
+    let header_off = elf::locate_header(page).unwrap_or_else(|| fail(FormatError::BadMagic));
+    if header_off.checked_add(HEADER_SPACE).is_none_or(|e| e > size) {
+        fail(FormatError::Truncated);
+    }
+    if !pread_full(fd, page.as_mut_ptr() as usize, PAGE_SIZE as usize, header_off) {
+        fail(FormatError::Truncated);
+    }
+    let header = ImageHeader::read_from(page).unwrap_or_else(|| fail(FormatError::Truncated));
+    header.validate(size).unwrap_or_else(|e| fail(e));
+
+    let scratch = header.stub_base + page_up(header.stub_mem);
+    let tables_space = page_up(header.tables_len);
+    let park = scratch + tables_space;
+    let reserve_end = header.stub_base + header.stub_reserve;
+    if park > reserve_end {
+        fail(FormatError::BadTables);
+    }
+    if tables_space > 0 {
+        let r = syscall6(
+            SYS_MMAP,
+            scratch as usize,
+            tables_space as usize,
+            PROT_READ | PROT_WRITE,
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+            usize::MAX,
+            0,
+        );
+        if r != scratch as isize {
+            die("no room for the restart tables", Some(scratch), EXIT_LAYOUT);
+        }
+    }
+    if !pread_full(fd, scratch as usize, header.tables_len as usize, header.tables_offset) {
+        fail(FormatError::Truncated);
+    }
+    // SAFETY: the scratch mapping holds tables_len bytes just read from the file, is page
+    // aligned, and stays mapped until libckpt unmaps the stub's reservation.
+    let bytes = unsafe {
+        core::slice::from_raw_parts(scratch as *const u8, header.tables_len as usize)
+    };
+    let tables = Tables::parse(&header, bytes).unwrap_or_else(|e| fail(e));
+
+    let current = current_mappings();
+    let cur_family = VdsoFamily::from_mappings(current);
+    let saved_family = VdsoFamily::from_regions(tables.regions);
+    if !cur_family.compatible_with(&saved_family) {
+        die(
+            "this kernel's vDSO layout differs from the checkpointed one (another kernel?)",
+            None,
+            EXIT_OTHER_KERNEL,
+        );
+    }
+    check_vdso_image(fd, &tables, &cur_family);
+    if let Some((lo, hi)) = cur_family.span() {
+        if park + (hi - lo) > reserve_end {
+            fail(FormatError::BadTables);
+        }
+    }
+
+    // 2. Point of no return: clear away everything the kernel gave this process except the
+    //    stub's own reservation and the vDSO family.
+    for m in current {
+        let ours = m.start >= header.stub_base && m.end <= reserve_end;
+        if ours || m.vdso_kind != 0 || m.start >= 0x0000_8000_0000_0000 {
+            continue;
+        }
+        syscall3(SYS_MUNMAP, m.start as usize, (m.end - m.start) as usize, 0);
+    }
+    move_vdso_family(&cur_family, &saved_family, park);
+
+    // 3. Map and fill every saved region.
+    for r in tables.regions {
+        if r.flags & region_flags::VDSO_FAMILY != 0 {
+            continue;
+        }
+        restore_region(fd, r, &tables);
+    }
+
+    // 4. The kernel's view of the layout (brk, stack, arguments, auxv); best effort.
+    let map = PrctlMmMap {
+        layout: header.mm,
+        auxv: tables.auxv.as_ptr() as u64,
+        auxv_size: (tables.auxv.len() * 8) as u32,
+        exe_fd: u32::MAX,
+    };
+    if header.mm.start_code != 0 {
+        syscall6(
+            SYS_PRCTL,
+            PR_SET_MM,
+            PR_SET_MM_MAP,
+            &map as *const PrctlMmMap as usize,
+            core::mem::size_of::<PrctlMmMap>(),
+            0,
+            0,
+        );
+    }
+
+    // 5. Signal actions and the thread's own state, then jump.
+    for (i, sa) in tables.sigactions.iter().enumerate() {
+        let sig = i + 1;
+        if sig == 9 || sig == 19 {
+            continue;
+        }
+        syscall6(SYS_RT_SIGACTION, sig, sa as *const _ as usize, 0, 8, 0, 0);
+    }
+    let thread = &tables.threads[0];
+    let ss = [thread.altstack_sp, thread.altstack_flags as u64, thread.altstack_size];
+    syscall3(SYS_SIGALTSTACK, ss.as_ptr() as usize, 0, 0);
+    syscall3(SYS_CLOSE, fd, 0, 0);
+    if syscall3(SYS_ARCH_PRCTL, ARCH_SET_FS, thread.fs_base as usize, 0) < 0 {
+        die("cannot set the thread pointer", Some(thread.fs_base), EXIT_RESTORE_FAILED);
+    }
+    syscall6(SYS_RT_SIGPROCMASK, SIG_SETMASK, &thread.sigmask as *const u64 as usize, 0, 8, 0, 0);
+    // SAFETY: the whole saved address space is back, including the stack and the code the
+    // context points into; the context was captured by libckpt's capture point.
+    unsafe { resume(&thread.context) }
+}
+
+/// Refuses to continue when the saved vDSO image is not the one this kernel provides: the
+/// program's cached vDSO function pointers would jump into different code.
+fn check_vdso_image(fd: usize, tables: &Tables, cur: &VdsoFamily) {
+    let Some(saved) = tables.regions.iter().find(|r| r.flags & region_flags::VDSO != 0) else {
+        return;
+    };
+    let Some((cur_start, _)) = cur.parts[2] else { return };
+    // SAFETY: single-threaded; PAGE is free again once the header was copied out.
+    let page = unsafe { &mut (*(&raw mut PAGE)).0 };
+    for e in tables.extents_of(saved) {
+        let mut off = 0;
+        while off < e.len {
+            if !pread_full(fd, page.as_mut_ptr() as usize, PAGE_SIZE as usize, e.file_offset + off) {
+                fail(FormatError::Truncated);
+            }
+            let at = cur_start + (e.addr - saved.start) + off;
+            // SAFETY: `at` lies inside the current [vdso] mapping (same size as the saved one,
+            // checked by compatible_with), which is readable.
+            let live = unsafe { core::slice::from_raw_parts(at as *const u8, PAGE_SIZE as usize) };
+            if live != &page[..] {
+                die(
+                    "this kernel's vDSO differs from the checkpointed one (another kernel?)",
+                    None,
+                    EXIT_OTHER_KERNEL,
+                );
+            }
+            off += PAGE_SIZE;
+        }
+    }
+}
+
+/// Moves the kernel's vvar/vvar_vclock/vdso to the saved addresses, keeping their spacing,
+/// through a parking spot in the stub's reservation so that old and new never overlap.
+fn move_vdso_family(cur: &VdsoFamily, saved: &VdsoFamily, park: u64) {
+    let Some((cur_lo, _)) = cur.span() else { return };
+    let Some((saved_lo, _)) = saved.span() else {
+        for (s, l) in cur.parts.iter().flatten() {
+            syscall3(SYS_MUNMAP, *s as usize, *l as usize, 0);
+        }
+        return;
+    };
+    if cur_lo == saved_lo {
+        return;
+    }
+    for dest_lo in [park, saved_lo] {
+        for (i, (s, l)) in cur.parts.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))) {
+            let from = if dest_lo == park { s } else { park + (s - cur_lo) };
+            let to = dest_lo + (s - cur_lo);
+            let r = syscall6(
+                SYS_MREMAP,
+                from as usize,
+                l as usize,
+                l as usize,
+                MREMAP_MAYMOVE | MREMAP_FIXED,
+                to as usize,
+                0,
+            );
+            if r != to as isize {
+                let _ = i;
+                die("cannot move the vDSO", Some(to), EXIT_RESTORE_FAILED);
+            }
+        }
+    }
+}
+
+fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables) {
+    let extents = tables.extents_of(r);
+    let shared = r.flags & region_flags::SHARED != 0;
+    let mut flags = MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE;
+    flags |= if shared { MAP_SHARED } else { MAP_PRIVATE };
+    if r.flags & region_flags::STACK != 0 {
+        flags |= MAP_GROWSDOWN;
+    }
+    let prot = r.prot as usize;
+    let initial = if extents.is_empty() { prot } else { PROT_READ | PROT_WRITE };
+    let got = syscall6(SYS_MMAP, r.start as usize, r.len as usize, initial, flags, usize::MAX, 0);
+    if got != r.start as isize {
+        die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
+    }
+    for e in extents {
+        if !pread_full(fd, e.addr as usize, e.len as usize, e.file_offset) {
+            die("cannot read the contents of region", Some(e.addr), EXIT_RESTORE_FAILED);
+        }
+    }
+    if initial != prot && syscall3(SYS_MPROTECT, r.start as usize, r.len as usize, prot) < 0 {
+        die("cannot protect region", Some(r.start), EXIT_RESTORE_FAILED);
+    }
+}

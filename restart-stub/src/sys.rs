@@ -1,0 +1,224 @@
+//! # Safety
+//! Raw Linux x86-64 system calls, the entry point, the final jump and the memory primitives
+//! the compiler expects. This is the only module of the stub with `unsafe` of its own making:
+//! the stub runs with no libc, and everything here follows the kernel's x86-64 ABI directly.
+
+use core::arch::{asm, naked_asm};
+
+pub const SYS_READ: usize = 0;
+pub const SYS_WRITE: usize = 1;
+pub const SYS_OPEN: usize = 2;
+pub const SYS_CLOSE: usize = 3;
+pub const SYS_FSTAT: usize = 5;
+pub const SYS_MMAP: usize = 9;
+pub const SYS_MPROTECT: usize = 10;
+pub const SYS_MUNMAP: usize = 11;
+pub const SYS_RT_SIGACTION: usize = 13;
+pub const SYS_RT_SIGPROCMASK: usize = 14;
+pub const SYS_PREAD64: usize = 17;
+pub const SYS_MREMAP: usize = 25;
+pub const SYS_SIGALTSTACK: usize = 131;
+pub const SYS_PRCTL: usize = 157;
+pub const SYS_ARCH_PRCTL: usize = 158;
+pub const SYS_EXIT_GROUP: usize = 231;
+
+pub const O_RDONLY: usize = 0;
+pub const O_CLOEXEC: usize = 0o2000000;
+pub const PROT_READ: usize = 1;
+pub const PROT_WRITE: usize = 2;
+pub const MAP_SHARED: usize = 0x01;
+pub const MAP_PRIVATE: usize = 0x02;
+pub const MAP_FIXED: usize = 0x10;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_GROWSDOWN: usize = 0x100;
+pub const MAP_NORESERVE: usize = 0x4000;
+pub const MAP_FIXED_NOREPLACE: usize = 0x100000;
+pub const MREMAP_MAYMOVE: usize = 1;
+pub const MREMAP_FIXED: usize = 2;
+pub const SIG_SETMASK: usize = 2;
+pub const ARCH_SET_FS: usize = 0x1002;
+pub const PR_SET_MM: usize = 35;
+pub const PR_SET_MM_MAP: usize = 14;
+pub const EINTR: isize = 4;
+
+/// Issues system call `n`; returns the raw result (negative errno on failure).
+#[inline(always)]
+pub fn syscall6(n: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize) -> isize {
+    let ret: isize;
+    // SAFETY: the syscall instruction clobbers only rax (result), rcx and r11, which are
+    // declared. Whether a particular call is memory-safe depends on its arguments; every
+    // caller passes pointers to live buffers of the stated length, or addresses whose mapping
+    // it is deliberately changing (the stub owns the whole address space by then).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") n as isize => ret,
+            in("rdi") a1, in("rsi") a2, in("rdx") a3, in("r10") a4, in("r8") a5, in("r9") a6,
+            lateout("rcx") _, lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+pub fn syscall3(n: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    syscall6(n, a1, a2, a3, 0, 0, 0)
+}
+
+pub fn write_all(fd: usize, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        let r = syscall3(SYS_WRITE, fd, buf.as_ptr() as usize, buf.len());
+        if r == -EINTR {
+            continue;
+        }
+        if r <= 0 {
+            return;
+        }
+        buf = &buf[r as usize..];
+    }
+}
+
+pub fn exit(code: i32) -> ! {
+    loop {
+        syscall3(SYS_EXIT_GROUP, code as usize, 0, 0);
+    }
+}
+
+/// `pread` until `len` bytes are read into `addr`; false on error or end of file.
+pub fn pread_full(fd: usize, mut addr: usize, mut len: usize, mut off: u64) -> bool {
+    while len > 0 {
+        let chunk = len.min(0x4000_0000);
+        let r = syscall6(SYS_PREAD64, fd, addr, chunk, off as usize, 0, 0);
+        if r == -EINTR {
+            continue;
+        }
+        if r <= 0 {
+            return false;
+        }
+        addr += r as usize;
+        len -= r as usize;
+        off += r as u64;
+    }
+    true
+}
+
+/// The stub's own stack, inside its loaded segment (which the checkpoint writer placed in a
+/// hole of the saved layout), so that the kernel's stack can be unmapped.
+const STACK_SIZE: usize = 128 * 1024;
+#[repr(C, align(16))]
+pub struct Stack([u8; STACK_SIZE]);
+pub static mut STACK: Stack = Stack([0; STACK_SIZE]);
+
+/// Entry point: the kernel starts the stub with `rsp` at `argc`. Switch to the stub's own
+/// stack at once and call `stub_main(initial_sp)`.
+#[unsafe(naked)]
+#[no_mangle]
+pub unsafe extern "C" fn _start() -> ! {
+    naked_asm!(
+        "mov rdi, rsp",
+        "lea rsp, [rip + {stack} + {size}]",
+        "xor ebp, ebp",
+        "call {main}",
+        "ud2",
+        stack = sym STACK,
+        size = const STACK_SIZE,
+        main = sym crate::stub_main,
+    )
+}
+
+/// Loads the saved callee-saved registers, MXCSR, x87 control word and stack pointer from
+/// `ctx` and jumps to the saved resume point with `rax = RESUMED`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn resume(ctx: *const ckpt_image::ResumeContext) -> ! {
+    naked_asm!(
+        "ldmxcsr [rdi + 64]",
+        "fldcw [rdi + 68]",
+        "mov rbx, [rdi + 16]",
+        "mov rbp, [rdi + 24]",
+        "mov r12, [rdi + 32]",
+        "mov r13, [rdi + 40]",
+        "mov r14, [rdi + 48]",
+        "mov r15, [rdi + 56]",
+        "mov rsp, [rdi + 0]",
+        "mov rcx, [rdi + 8]",
+        "mov rax, {resumed}",
+        "xor edi, edi",
+        "jmp rcx",
+        resumed = const ckpt_image::RESUMED,
+    )
+}
+
+// The compiler lowers copies and fills to these symbols; with no libc the stub provides them.
+// They use string instructions so that the compiler cannot turn them back into calls.
+
+/// # Safety
+/// `dst` and `src` must be valid for `n` bytes and not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees both ranges are valid; rep movsb copies exactly n bytes
+    // forward (the direction flag is clear per the ABI).
+    unsafe {
+        asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// `dst` and `src` must be valid for `n` bytes; they may overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize) + n {
+        // SAFETY: a forward copy is correct when dst is below src or past its end.
+        return unsafe { memcpy(dst, src, n) };
+    }
+    // SAFETY: overlapping with dst above src: copy backwards with the direction flag set and
+    // cleared again, as the ABI requires on return.
+    unsafe {
+        asm!("std", "rep movsb", "cld",
+             inout("rcx") n => _, inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+             options(nostack));
+    }
+    dst
+}
+
+/// # Safety
+/// `dst` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees the range; rep stosb stores exactly n bytes.
+    unsafe {
+        asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// `a` and `b` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i < n and both ranges are valid for n bytes.
+        let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+        if x != y {
+            return x as i32 - y as i32;
+        }
+        i += 1;
+    }
+    0
+}
+
+/// # Safety
+/// As `memcmp`.
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// The precompiled `core` refers to the unwinding personality even with `panic=abort`; the
+/// stub never unwinds, so this is never called.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
