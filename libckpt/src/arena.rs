@@ -1,0 +1,53 @@
+//! Memory reserved at library load for the checkpoint path, which runs in a signal handler
+//! and may not allocate. The buffers are lazily committed anonymous memory: pages never
+//! touched cost nothing, neither in the process nor in its checkpoints.
+
+use ckpt_image::{ExtentRecord, RegionRecord, SigactionRecord, ThreadRecord, NSIG};
+
+use crate::sys::{self, Global, PageRegion};
+
+/// Longest checkpoint path, including its terminating NUL.
+pub const PATH_MAX: usize = 4096;
+
+pub struct Arena {
+    pub maps: &'static mut [u8],
+    pub regions: &'static mut [RegionRecord],
+    pub extents: &'static mut [ExtentRecord],
+    pub names: &'static mut [u8],
+    pub scan: &'static mut [PageRegion],
+    pub pagemap: &'static mut [u64],
+    pub residency: &'static mut [u8],
+    /// A copy of the restart stub, relocated for the base chosen at each checkpoint.
+    pub stub: &'static mut [u8],
+    /// `/proc/self/stat` and other small reads.
+    pub misc: &'static mut [u8],
+    pub auxv: &'static mut [u64],
+    pub sigactions: [SigactionRecord; NSIG],
+    pub thread: ThreadRecord,
+    pub target_path: [u8; PATH_MAX],
+    pub temp_path: [u8; PATH_MAX + 32],
+}
+
+pub static ARENA: Global<Option<Arena>> = Global::new(None);
+
+impl Arena {
+    /// Reserves every buffer. Called once, at library load.
+    pub fn reserve() -> Arena {
+        Arena {
+            maps: sys::reserve(8 << 20),
+            regions: sys::as_records(sys::reserve(64 << 20 >> 4)),
+            extents: sys::as_records(sys::reserve(64 << 20)),
+            names: sys::reserve(4 << 20),
+            scan: sys::as_records(sys::reserve(4096 * core::mem::size_of::<PageRegion>())),
+            pagemap: sys::as_records(sys::reserve(64 << 10)),
+            residency: sys::reserve(64 << 10),
+            stub: sys::reserve(crate::STUB.len()),
+            misc: sys::reserve(64 << 10),
+            auxv: sys::as_records(sys::reserve(4096)),
+            sigactions: [SigactionRecord::default(); NSIG],
+            thread: ThreadRecord::default(),
+            target_path: [0; PATH_MAX],
+            temp_path: [0; PATH_MAX + 32],
+        }
+    }
+}

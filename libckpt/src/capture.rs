@@ -1,0 +1,447 @@
+//! Capture: what the address space holds, as region and extent records.
+//!
+//! `/proc/self/maps` is read in one go into reserved memory (reading it piecewise can show a
+//! changing list). Each mapping becomes a [`RegionRecord`]; its stored pages become
+//! [`ExtentRecord`]s, chosen by what backs the mapping:
+//!
+//! | mapping                                  | stored                                       |
+//! |------------------------------------------|----------------------------------------------|
+//! | `[vvar]`, `[vvar_vclock]`                | nothing (the kernel's own are moved in)      |
+//! | `[vdso]`                                 | everything (to compare with the new kernel's)|
+//! | private anonymous, `PROT_NONE` anything  | pages present or swapped, not the zero page  |
+//! | private file (existing or deleted)       | everything readable (the file may be gone)   |
+//! | shared file that exists                  | everything readable                          |
+//! | shared anonymous, memfd, deleted shared  | pages resident in the shared object          |
+//!
+//! Everything here runs in the checkpoint signal handler: signal-safe, no allocation.
+
+use ckpt_image::{prot, region_flags as rf, ExtentRecord, RegionRecord, PAGE_SIZE};
+
+use crate::arena::Arena;
+use crate::sys::{self, PmScanArg};
+
+/// Why a capture failed (reported by the caller with the errno where there is one).
+#[derive(Clone, Copy, Debug)]
+pub enum CaptureError {
+    ReadMaps(i32),
+    MapsTooLarge,
+    BadMaps,
+    TooManyRegions,
+    TooManyExtents,
+    NamesTooLong,
+    Pagemap(i32),
+    Mincore(i32),
+}
+
+impl CaptureError {
+    pub fn describe(self) -> (&'static str, i32) {
+        match self {
+            CaptureError::ReadMaps(e) => ("cannot read /proc/self/maps", e),
+            CaptureError::MapsTooLarge => ("/proc/self/maps is larger than the reserved buffer", 0),
+            CaptureError::BadMaps => ("cannot parse /proc/self/maps", 0),
+            CaptureError::TooManyRegions => ("too many mappings", 0),
+            CaptureError::TooManyExtents => ("too many separate runs of pages", 0),
+            CaptureError::NamesTooLong => ("mapping names exceed the reserved buffer", 0),
+            CaptureError::Pagemap(e) => ("cannot read /proc/self/pagemap", e),
+            CaptureError::Mincore(e) => ("mincore failed", e),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Nothing,
+    Whole,
+    Present,
+    Resident,
+}
+
+fn method(r: &RegionRecord) -> Method {
+    if r.flags & (rf::VVAR | rf::VVAR_VCLOCK) != 0 {
+        Method::Nothing
+    } else if r.flags & rf::VDSO != 0 {
+        Method::Whole
+    } else if r.prot & (prot::READ | prot::WRITE | prot::EXEC) == 0 {
+        Method::Present
+    } else if r.flags & rf::SHARED != 0 {
+        if r.flags & rf::FILE != 0 && r.flags & rf::DELETED == 0 {
+            Method::Whole
+        } else {
+            Method::Resident
+        }
+    } else if r.flags & rf::FILE != 0 {
+        Method::Whole
+    } else {
+        Method::Present
+    }
+}
+
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &c| {
+        Some((v << 4) | (c as char).to_digit(16)? as u64)
+    })
+}
+
+fn parse_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &c| {
+        v.checked_mul(10)?
+            .checked_add((c as char).to_digit(10)? as u64)
+    })
+}
+
+/// Splits off the next blank-separated field.
+fn field<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
+    let s = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
+    let r = &rest[s..];
+    let e = r.iter().position(|&c| c == b' ').unwrap_or(r.len());
+    *rest = &r[e..];
+    &r[..e]
+}
+
+/// Parses one maps line into a region record (name appended to `names`).
+fn parse_line(
+    line: &[u8],
+    names: &mut [u8],
+    names_len: &mut usize,
+) -> Result<Option<RegionRecord>, CaptureError> {
+    let mut rest = line;
+    let range = field(&mut rest);
+    let perms = field(&mut rest);
+    let offset = field(&mut rest);
+    let dev = field(&mut rest);
+    let inode = field(&mut rest);
+    let name = {
+        let s = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
+        &rest[s..]
+    };
+    let dash = range
+        .iter()
+        .position(|&c| c == b'-')
+        .ok_or(CaptureError::BadMaps)?;
+    let start = parse_hex(&range[..dash]).ok_or(CaptureError::BadMaps)?;
+    let end = parse_hex(&range[dash + 1..]).ok_or(CaptureError::BadMaps)?;
+    if perms.len() != 4 || end <= start {
+        return Err(CaptureError::BadMaps);
+    }
+    if start >= 0x0000_8000_0000_0000 {
+        return Ok(None); // [vsyscall]: the kernel's, at a fixed address, not ours to restore
+    }
+    let mut p = 0;
+    if perms[0] == b'r' {
+        p |= prot::READ;
+    }
+    if perms[1] == b'w' {
+        p |= prot::WRITE;
+    }
+    if perms[2] == b'x' {
+        p |= prot::EXEC;
+    }
+    let mut flags = 0;
+    if perms[3] == b's' {
+        flags |= rf::SHARED;
+    }
+    match name {
+        b"[stack]" => flags |= rf::STACK,
+        b"[heap]" => flags |= rf::HEAP,
+        b"[vvar]" => flags |= rf::VVAR,
+        b"[vvar_vclock]" => flags |= rf::VVAR_VCLOCK,
+        b"[vdso]" => flags |= rf::VDSO,
+        _ => {}
+    }
+    if name.first() == Some(&b'/') {
+        flags |= rf::FILE;
+        if name.ends_with(b" (deleted)") {
+            flags |= rf::DELETED;
+        }
+        if name.starts_with(b"/memfd:") {
+            flags |= rf::MEMFD | rf::DELETED;
+        }
+    }
+    let name_offset = *names_len;
+    let name_end = name_offset + name.len();
+    if name_end > names.len() {
+        return Err(CaptureError::NamesTooLong);
+    }
+    names[name_offset..name_end].copy_from_slice(name);
+    *names_len = name_end;
+    let (maj, min) = match dev.iter().position(|&c| c == b':') {
+        Some(i) => (
+            parse_hex(&dev[..i]).unwrap_or(0),
+            parse_hex(&dev[i + 1..]).unwrap_or(0),
+        ),
+        None => (0, 0),
+    };
+    Ok(Some(RegionRecord {
+        start,
+        len: end - start,
+        prot: p,
+        flags,
+        file_offset: parse_hex(offset).ok_or(CaptureError::BadMaps)?,
+        inode: parse_dec(inode).ok_or(CaptureError::BadMaps)?,
+        dev: (maj << 32) | min,
+        name_offset: name_offset as u32,
+        name_len: name.len() as u32,
+        ..Default::default()
+    }))
+}
+
+/// The capture of one checkpoint: counts of the filled part of the arena's tables.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Captured {
+    pub regions: usize,
+    pub extents: usize,
+    pub names: usize,
+    /// Words of the auxiliary vector, up to and including its AT_NULL pair.
+    pub auxv_words: usize,
+}
+
+/// Reads the maps and plans what each region stores. Signal-safe.
+pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
+    let len = sys::read_file(b"/proc/self/maps\0", arena.maps).map_err(CaptureError::ReadMaps)?;
+    if len == arena.maps.len() {
+        return Err(CaptureError::MapsTooLarge);
+    }
+    let mut out = Captured::default();
+    let maps = &arena.maps[..len];
+    for line in maps.split(|&c| c == b'\n') {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(r) = parse_line(line, arena.names, &mut out.names)? {
+            *arena
+                .regions
+                .get_mut(out.regions)
+                .ok_or(CaptureError::TooManyRegions)? = r;
+            out.regions += 1;
+        }
+    }
+
+    let pagemap = sys::open(b"/proc/self/pagemap\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok();
+    let mut scan_ok = pagemap.is_some();
+    let mut result = Ok(());
+    for i in 0..out.regions {
+        let first = out.extents;
+        let r = arena.regions[i];
+        let step = match method(&r) {
+            Method::Nothing => Ok(()),
+            Method::Whole => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
+            Method::Present => match pagemap {
+                Some(fd) => present_pages(fd, &r, arena, &mut out.extents, &mut scan_ok),
+                None => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
+            },
+            Method::Resident => resident_pages(&r, arena, &mut out.extents),
+        };
+        if let Err(e) = step {
+            result = Err(e);
+            break;
+        }
+        let reg = &mut arena.regions[i];
+        reg.first_extent = first as u32;
+        reg.extent_count = (out.extents - first) as u32;
+        reg.stored = arena.extents[first..out.extents]
+            .iter()
+            .map(|e| e.len)
+            .sum();
+    }
+    if let Some(fd) = pagemap {
+        sys::close(fd);
+    }
+    result.map(|()| out)
+}
+
+/// Appends an extent, merging it with the previous one when they touch and both belong to
+/// the region whose extents start at `first`.
+fn push_extent(
+    extents: &mut [ExtentRecord],
+    n: &mut usize,
+    first: usize,
+    addr: u64,
+    len: u64,
+) -> Result<(), CaptureError> {
+    if len == 0 {
+        return Ok(());
+    }
+    if *n > first {
+        let prev = &mut extents[*n - 1];
+        if prev.addr + prev.len == addr {
+            prev.len += len;
+            return Ok(());
+        }
+    }
+    *extents.get_mut(*n).ok_or(CaptureError::TooManyExtents)? = ExtentRecord {
+        addr,
+        len,
+        ..Default::default()
+    };
+    *n += 1;
+    Ok(())
+}
+
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
+const PAGE_IS_PFNZERO: u64 = 1 << 5;
+
+/// Pages of `r` that hold data: present or swapped, and not the shared zero page.
+fn present_pages(
+    fd: i32,
+    r: &RegionRecord,
+    arena: &mut Arena,
+    n: &mut usize,
+    scan_ok: &mut bool,
+) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    if *scan_ok {
+        let mut at = r.start;
+        while at < end {
+            let mut arg = PmScanArg {
+                start: at,
+                end,
+                category_inverted: PAGE_IS_PFNZERO,
+                category_mask: PAGE_IS_PFNZERO,
+                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                ..Default::default()
+            };
+            match sys::pagemap_scan(fd, &mut arg, arena.scan) {
+                Ok(got) => {
+                    for pr in &arena.scan[..got] {
+                        push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start)?;
+                    }
+                    // walk_end is not trustworthy on this kernel: a full buffer means "more".
+                    if got < arena.scan.len() {
+                        return Ok(());
+                    }
+                    at = arena.scan[got - 1].end;
+                }
+                Err(libc::ENOTTY) | Err(libc::EINVAL) if at == r.start && *n == base_n => {
+                    *scan_ok = false;
+                    break;
+                }
+                Err(e) => return Err(CaptureError::Pagemap(e)),
+            }
+        }
+        if *scan_ok {
+            return Ok(());
+        }
+    }
+    // Fallback: one pagemap entry per page (bit 63 present, bit 62 swapped).
+    let mut at = r.start;
+    while at < end {
+        let pages = (((end - at) / PAGE_SIZE) as usize).min(arena.pagemap.len());
+        let got = sys::pagemap_read(fd, at, &mut arena.pagemap[..pages])
+            .map_err(CaptureError::Pagemap)?;
+        if got == 0 {
+            return Err(CaptureError::Pagemap(libc::EIO));
+        }
+        for (k, entry) in arena.pagemap[..got].iter().enumerate() {
+            if entry & (3 << 62) != 0 {
+                push_extent(
+                    arena.extents,
+                    n,
+                    base_n,
+                    at + k as u64 * PAGE_SIZE,
+                    PAGE_SIZE,
+                )?;
+            }
+        }
+        at += got as u64 * PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Pages of a shared mapping that exist in the shared object (resident), per `mincore`.
+fn resident_pages(r: &RegionRecord, arena: &mut Arena, n: &mut usize) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    let mut at = r.start;
+    while at < end {
+        let pages = (((end - at) / PAGE_SIZE) as usize).min(arena.residency.len());
+        let len = pages as u64 * PAGE_SIZE;
+        sys::mincore(at, len, &mut arena.residency[..pages]).map_err(CaptureError::Mincore)?;
+        for k in 0..pages {
+            if arena.residency[k] & 1 != 0 {
+                push_extent(
+                    arena.extents,
+                    n,
+                    base_n,
+                    at + k as u64 * PAGE_SIZE,
+                    PAGE_SIZE,
+                )?;
+            }
+        }
+        at += len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines() {
+        let mut names = [0u8; 256];
+        let mut nl = 0;
+        let r = parse_line(
+            b"7f1c2a000000-7f1c2a021000 r-xp 00002000 fe:01 131090                     /usr/lib/x86_64-linux-gnu/libc.so.6",
+            &mut names,
+            &mut nl,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.start, 0x7f1c2a000000);
+        assert_eq!(r.len, 0x21000);
+        assert_eq!(r.prot, prot::READ | prot::EXEC);
+        assert_eq!(r.flags, rf::FILE);
+        assert_eq!(r.file_offset, 0x2000);
+        assert_eq!(r.inode, 131090);
+        assert_eq!(&names[..nl], b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+        assert_eq!(method(&r), Method::Whole);
+
+        let r = parse_line(
+            b"7ffd1c9d6000-7ffd1c9f7000 rw-p 00000000 00:00 0      [stack]",
+            &mut names,
+            &mut nl,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.flags, rf::STACK);
+        assert_eq!(method(&r), Method::Present);
+
+        let r = parse_line(
+            b"7f0000000000-7f0000001000 rw-s 00000000 00:01 1234   /memfd:x (deleted)",
+            &mut names,
+            &mut nl,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.flags, rf::SHARED | rf::FILE | rf::DELETED | rf::MEMFD);
+        assert_eq!(method(&r), Method::Resident);
+
+        let r = parse_line(
+            b"7f0000000000-7f0000001000 ---p 00000000 00:00 0",
+            &mut names,
+            &mut nl,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.name_len, 0);
+        assert_eq!(method(&r), Method::Present);
+
+        assert!(parse_line(
+            b"ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]",
+            &mut names,
+            &mut nl
+        )
+        .unwrap()
+        .is_none());
+        assert!(parse_line(b"nonsense", &mut names, &mut nl).is_err());
+    }
+}

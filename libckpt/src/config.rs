@@ -1,0 +1,176 @@
+//! Configuration: the parameters of the original ckpt, read once from the environment when
+//! the library loads, and changed later only through the API.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+/// Longest checkpoint name, including the terminating NUL (`CKPT_MAXNAME` in ckpt.h).
+pub const MAXNAME: usize = 1024;
+
+#[derive(Clone, Copy)]
+pub struct Config {
+    /// NUL-terminated checkpoint file name.
+    pub name: [u8; MAXNAME],
+    /// Keep running after a checkpoint (`CKPT_CONTINUE`).
+    pub continues: bool,
+    /// Signal that triggers an asynchronous checkpoint; 0 = none (`CKPT_ASYNCSIG`).
+    pub asyncsig: i32,
+    /// fsync the image before renaming it into place (`CKPT_FSYNC`, default on).
+    pub fsync: bool,
+}
+
+impl Config {
+    pub fn name_bytes(&self) -> &[u8] {
+        let n = self.name.iter().position(|&c| c == 0).unwrap_or(MAXNAME);
+        &self.name[..n]
+    }
+
+    pub fn set_name(&mut self, name: &[u8]) -> Result<(), String> {
+        if name.is_empty() || name.len() >= MAXNAME || name.contains(&0) {
+            return Err(format!(
+                "name must be 1 to {} bytes without NUL",
+                MAXNAME - 1
+            ));
+        }
+        self.name = [0; MAXNAME];
+        self.name[..name.len()].copy_from_slice(name);
+        Ok(())
+    }
+}
+
+/// Parses a signal given as a number or a name (`SIGUSR1`, `USR1`, case-insensitive).
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (0..=64).contains(&n).then_some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let bare = up.strip_prefix("SIG").unwrap_or(&up);
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    if let Some(&(_, n)) = NAMES.iter().find(|(name, _)| *name == bare) {
+        return Some(n);
+    }
+    if let Some(rest) = bare.strip_prefix("RTMIN+") {
+        return rest
+            .parse::<i32>()
+            .ok()
+            .map(|k| 34 + k)
+            .filter(|n| *n <= 64);
+    }
+    None
+}
+
+fn program_basename() -> Vec<u8> {
+    let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or(&[]);
+    let base = argv0.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
+    if !base.is_empty() {
+        return base.to_vec();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()))
+        .unwrap_or_else(|| b"a.out".to_vec())
+}
+
+/// Reads the configuration from the environment. An empty or malformed value is an error
+/// naming the variable.
+pub fn from_env() -> Result<Config, String> {
+    let mut cfg = Config {
+        name: [0; MAXNAME],
+        continues: false,
+        asyncsig: libc::SIGTSTP,
+        fsync: true,
+    };
+    let var = |k: &str| std::env::var_os(k);
+    let text = |k: &str, v: &OsStr| -> Result<String, String> {
+        let s = v
+            .to_str()
+            .ok_or_else(|| format!("{k} is not valid UTF-8"))?
+            .trim()
+            .to_string();
+        if s.is_empty() {
+            return Err(format!("{k} is set but empty"));
+        }
+        Ok(s)
+    };
+    match var("CKPT_NAME") {
+        Some(v) if v.is_empty() => return Err("CKPT_NAME is set but empty".into()),
+        Some(v) => cfg
+            .set_name(v.as_bytes())
+            .map_err(|e| format!("CKPT_NAME: {e}"))?,
+        None => {
+            let mut name = program_basename();
+            name.extend_from_slice(b".ckpt");
+            cfg.set_name(&name)
+                .map_err(|e| format!("default checkpoint name: {e}"))?;
+        }
+    }
+    if let Some(v) = var("CKPT_CONTINUE") {
+        cfg.continues = text("CKPT_CONTINUE", &v)? != "0";
+    }
+    if let Some(v) = var("CKPT_ASYNCSIG") {
+        let s = text("CKPT_ASYNCSIG", &v)?;
+        cfg.asyncsig = parse_signal(&s).ok_or_else(|| {
+            format!(
+                "CKPT_ASYNCSIG: '{s}' is not a signal (a number 0-64 or a name such as SIGUSR1)"
+            )
+        })?;
+        if cfg.asyncsig == libc::SIGKILL || cfg.asyncsig == libc::SIGSTOP {
+            return Err(format!(
+                "CKPT_ASYNCSIG: signal {} cannot be caught",
+                cfg.asyncsig
+            ));
+        }
+    }
+    if let Some(v) = var("CKPT_FSYNC") {
+        cfg.fsync = text("CKPT_FSYNC", &v)? != "0";
+    }
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("10"), Some(10));
+        assert_eq!(parse_signal("SIGUSR1"), Some(10));
+        assert_eq!(parse_signal("usr2"), Some(12));
+        assert_eq!(parse_signal("SIGTSTP"), Some(20));
+        assert_eq!(parse_signal("0"), Some(0));
+        assert_eq!(parse_signal("65"), None);
+        assert_eq!(parse_signal("SIGNOPE"), None);
+        assert_eq!(parse_signal("RTMIN+2"), Some(36));
+    }
+}

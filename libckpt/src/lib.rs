@@ -1,0 +1,83 @@
+//! libckpt: the in-process half of ckpt.
+//!
+//! Loaded into a program (by the `ckpt` command, `LD_PRELOAD`, or linking with `-lckpt`), it
+//! reads its configuration once, reserves the memory the checkpoint path needs, and installs
+//! the handler of the checkpoint signal. On the signal it captures the whole address space,
+//! registers and signal state, and writes a self-restarting ELF executable; in the restarted
+//! process, execution comes back through the same capture point.
+//!
+//! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
+//! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
+//! every system call and all unsafe code.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod arena;
+pub mod capture;
+pub mod checkpoint;
+pub mod config;
+pub mod sys;
+pub mod write;
+
+include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
+
+/// The restart stub's loadable bytes, as linked at base 0 (see build.rs).
+pub static STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stub/restart-stub.bin"));
+
+use checkpoint::{State, STATE};
+
+/// Finds the offset of glibc's cached thread id in the calling thread's control block by
+/// looking for the thread's id in it.
+fn find_tid_offset() -> Option<u64> {
+    let fs = sys::fs_base();
+    let tid = sys::gettid();
+    if fs == 0 {
+        return None;
+    }
+    (0..0x800u64)
+        .step_by(4)
+        .find(|off| sys::load_u32(fs + off) == tid)
+}
+
+fn rseq_offset() -> Option<i64> {
+    let size = sys::lookup_symbol(c"__rseq_size")?;
+    let off = sys::lookup_symbol(c"__rseq_offset")?;
+    // __rseq_size is an unsigned int; registered when non-zero.
+    if (sys::read_i64(size) & 0xffff_ffff) == 0 {
+        return None;
+    }
+    Some(sys::read_i64(off))
+}
+
+/// Library initialisation: configuration, reserved memory, the signal handler.
+#[ctor::ctor]
+fn init() {
+    // Skip set-up in processes that only pass through (ckpt's own helpers may set this).
+    let config = match config::from_env() {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("ckpt: {msg}");
+            std::process::exit(2);
+        }
+    };
+    let state = State {
+        config,
+        tid_offset: find_tid_offset(),
+        rseq_offset: rseq_offset(),
+        stub: Default::default(),
+    };
+    // SAFETY: library load is single-threaded with respect to the library: no checkpoint can
+    // run before the handler below is installed.
+    unsafe {
+        *arena::ARENA.get() = Some(arena::Arena::reserve());
+        *STATE.get() = Some(state);
+    }
+    if config.asyncsig != 0 {
+        if let Err(e) = sys::install_handler(config.asyncsig, checkpoint::on_checkpoint_signal) {
+            eprintln!(
+                "ckpt: cannot install the handler for signal {}: errno {e}",
+                config.asyncsig
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,480 @@
+//! # Safety
+//! The library's contact with the kernel and with raw memory: system calls through `libc`
+//! (all async-signal-safe), the capture point written in assembly, views of reserved memory,
+//! and process-global cells. Every other module is safe code on top of these wrappers.
+//! Functions marked "signal-safe" allocate nothing, take no locks and do no stdio.
+
+use core::arch::naked_asm;
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void};
+
+use ckpt_image::ResumeContext;
+
+/// Result of a raw call: the value, or the errno.
+pub type SysResult<T> = Result<T, i32>;
+
+pub fn get_errno() -> i32 {
+    errno()
+}
+
+pub fn set_errno(v: i32) {
+    // SAFETY: the calling thread's errno slot.
+    unsafe { *libc::__errno_location() = v };
+}
+
+/// A word buffer viewed as bytes, to read a file into it.
+pub fn words_as_bytes(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u64 has no invalid bit patterns and stricter alignment than u8; the view
+    // borrows the words mutably for its lifetime.
+    unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+fn check(r: libc::c_long) -> SysResult<usize> {
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// A process-global value mutated only by the checkpoint path (which excludes itself with an
+/// atomic flag) or during library initialisation.
+pub struct Global<T>(UnsafeCell<T>);
+
+// SAFETY: access is serialised by the callers as described on `get`.
+unsafe impl<T> Sync for Global<T> {}
+
+impl<T> Global<T> {
+    pub const fn new(v: T) -> Self {
+        Global(UnsafeCell::new(v))
+    }
+
+    /// # Safety
+    /// The caller must be the only one using the value for the lifetime of the reference:
+    /// library initialisation (before any checkpoint can start) or the checkpoint path while
+    /// it holds the in-progress flag.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self) -> &mut T {
+        // SAFETY: exclusivity is the caller's obligation (see above).
+        unsafe { &mut *self.0.get() }
+    }
+}
+
+/// Signal-safe `open` of a NUL-terminated path.
+pub fn open(path: &[u8], flags: c_int, mode: libc::mode_t) -> SysResult<c_int> {
+    assert_nul(path);
+    // SAFETY: the path is NUL-terminated (checked) and lives for the call.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), flags, mode as libc::c_uint) };
+    check(fd as libc::c_long).map(|f| f as c_int)
+}
+
+fn assert_nul(path: &[u8]) {
+    if path.last() != Some(&0) {
+        // Never reached with our own buffers; failing loudly beats reading past the end.
+        exit_now(111);
+    }
+}
+
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor this module opened.
+    unsafe { libc::close(fd) };
+}
+
+/// Reads until `buf` is full or end of file; returns the number of bytes read.
+pub fn read_full(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads a whole (small, /proc) file into `buf` with as few reads as possible.
+pub fn read_file(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let r = read_full(fd, buf);
+    close(fd);
+    r
+}
+
+/// `pwrite` of `len` bytes taken straight from the address `addr` of this process. Returns
+/// how many bytes were written before the end or a fault (EFAULT: unreadable memory, such as
+/// a file mapping beyond the end of its file); other errors are returned as such.
+pub fn pwrite_from_memory(fd: c_int, addr: u64, len: u64, offset: u64) -> SysResult<u64> {
+    let mut done = 0u64;
+    while done < len {
+        let chunk = (len - done).min(1 << 30) as usize;
+        // SAFETY: the kernel reads from our own address space and reports unreadable pages
+        // with EFAULT instead of faulting; nothing in Rust aliases this memory as &mut.
+        let r = unsafe {
+            libc::pwrite(
+                fd,
+                (addr + done) as *const c_void,
+                chunk,
+                (offset + done) as libc::off_t,
+            )
+        };
+        match check(r as libc::c_long) {
+            Ok(0) => return Err(libc::EIO),
+            Ok(k) => done += k as u64,
+            Err(libc::EINTR) => continue,
+            Err(libc::EFAULT) => return Ok(done),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// `pwrite` of a buffer, all of it.
+pub fn pwrite_all(fd: c_int, buf: &[u8], offset: u64) -> SysResult<()> {
+    match pwrite_from_memory(fd, buf.as_ptr() as u64, buf.len() as u64, offset)? {
+        n if n == buf.len() as u64 => Ok(()),
+        _ => Err(libc::EFAULT),
+    }
+}
+
+pub fn fsync(fd: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::fsync(fd) } as libc::c_long).map(drop)
+}
+
+pub fn fchmod(fd: c_int, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::fchmod(fd, mode) } as libc::c_long).map(drop)
+}
+
+pub fn rename(from: &[u8], to: &[u8]) -> SysResult<()> {
+    assert_nul(from);
+    assert_nul(to);
+    // SAFETY: both paths are NUL-terminated buffers alive for the call.
+    check(unsafe { libc::rename(from.as_ptr().cast(), to.as_ptr().cast()) } as libc::c_long)
+        .map(drop)
+}
+
+pub fn unlink(path: &[u8]) {
+    assert_nul(path);
+    // SAFETY: NUL-terminated path.
+    unsafe { libc::unlink(path.as_ptr().cast()) };
+}
+
+pub fn mprotect(addr: u64, len: u64, prot: u32) -> SysResult<()> {
+    // SAFETY: changes protections of a mapping the caller recorded from /proc/self/maps; the
+    // caller restores them before any other code can depend on the change.
+    check(
+        unsafe { libc::mprotect(addr as *mut c_void, len as usize, prot as c_int) } as libc::c_long,
+    )
+    .map(drop)
+}
+
+pub fn munmap(addr: u64, len: u64) {
+    // SAFETY: used only on the stub's reservation after a restart, which nothing references.
+    unsafe { libc::munmap(addr as *mut c_void, len as usize) };
+}
+
+/// Reserves `len` bytes of zero-filled, not-yet-committed memory for the checkpoint path.
+/// Called at library load, never in a signal handler.
+pub fn reserve(len: usize) -> &'static mut [u8] {
+    // SAFETY: a fresh private anonymous mapping, owned by the returned slice for the life of
+    // the process.
+    unsafe {
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            panic!("ckpt: cannot reserve {len} bytes of memory");
+        }
+        core::slice::from_raw_parts_mut(p.cast(), len)
+    }
+}
+
+/// Views a reserved byte buffer as a table of plain records.
+pub fn as_records<T: Copy>(bytes: &'static mut [u8]) -> &'static mut [T] {
+    let align = core::mem::align_of::<T>();
+    assert!((bytes.as_ptr() as usize).is_multiple_of(align));
+    let n = bytes.len() / core::mem::size_of::<T>();
+    // SAFETY: the buffer is zero-filled memory, suitably aligned (checked), used only as this
+    // table from now on; T is a plain integer record for which zero is a valid value.
+    unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) }
+}
+
+/// The bytes of a plain record table, for writing.
+pub fn record_bytes<T: Copy>(records: &[T]) -> &[u8] {
+    // SAFETY: T is a repr(C) record of integers with explicit padding, so all bytes are
+    // initialised; the view borrows the records.
+    unsafe { core::slice::from_raw_parts(records.as_ptr().cast(), core::mem::size_of_val(records)) }
+}
+
+/// Raw `rt_sigaction` in the kernel's layout (query or set).
+pub fn rt_sigaction(
+    sig: c_int,
+    new: Option<&ckpt_image::SigactionRecord>,
+    old: Option<&mut ckpt_image::SigactionRecord>,
+) -> SysResult<()> {
+    let newp = new.map_or(core::ptr::null(), |n| n as *const _);
+    let oldp = old.map_or(core::ptr::null_mut(), |o| o as *mut _);
+    // SAFETY: both pointers are null or point to records in the kernel's sigaction layout.
+    check(unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, newp, oldp, 8) }).map(drop)
+}
+
+/// The calling thread's blocked-signal mask.
+pub fn sigmask() -> u64 {
+    let mut old = 0u64;
+    // SAFETY: query only; `old` receives 8 bytes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            core::ptr::null::<u64>(),
+            &mut old,
+            8,
+        )
+    };
+    old
+}
+
+pub fn set_sigmask(mask: u64) {
+    // SAFETY: sets the calling thread's mask from an 8-byte value.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask,
+            core::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+/// The alternate signal stack: (sp, flags, size).
+pub fn sigaltstack() -> (u64, u32, u64) {
+    let mut ss = libc::stack_t {
+        ss_sp: core::ptr::null_mut(),
+        ss_flags: 0,
+        ss_size: 0,
+    };
+    // SAFETY: query only.
+    unsafe { libc::sigaltstack(core::ptr::null(), &mut ss) };
+    (ss.ss_sp as u64, ss.ss_flags as u32, ss.ss_size as u64)
+}
+
+pub fn fs_base() -> u64 {
+    let mut v = 0u64;
+    // SAFETY: ARCH_GET_FS stores the thread pointer in `v`.
+    unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1003, &mut v) };
+    v
+}
+
+pub fn gettid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+pub fn getpid() -> u32 {
+    // SAFETY: no arguments.
+    unsafe { libc::getpid() as u32 }
+}
+
+pub fn current_brk() -> u64 {
+    // SAFETY: brk(0) only queries.
+    unsafe { libc::syscall(libc::SYS_brk, 0) as u64 }
+}
+
+pub fn robust_list() -> (u64, u64) {
+    let mut head = 0u64;
+    let mut len = 0usize;
+    // SAFETY: query for the calling thread into two locals.
+    unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &mut head, &mut len) };
+    (head, len as u64)
+}
+
+pub fn set_robust_list(head: u64, len: u64) {
+    // SAFETY: re-registers the list head glibc registered before the checkpoint; the memory
+    // is the restored TCB.
+    unsafe { libc::syscall(libc::SYS_set_robust_list, head, len) };
+}
+
+pub fn set_tid_address(addr: u64) {
+    // SAFETY: the address is the tid field of the restored TCB, as glibc set it at start.
+    unsafe { libc::syscall(libc::SYS_set_tid_address, addr) };
+}
+
+/// Registers the thread's rseq area again (glibc's, at the saved address).
+pub fn rseq_register(area: u64, len: u32, sig: u32) -> SysResult<()> {
+    // SAFETY: the area is glibc's rseq area in the restored TCB, len and signature as glibc
+    // registered them.
+    check(unsafe { libc::syscall(libc::SYS_rseq, area, len, 0, sig) }).map(drop)
+}
+
+/// Writes the new thread id into the TCB's cached tid.
+pub fn store_u32(addr: u64, v: u32) {
+    // SAFETY: `addr` is the tid field of the calling thread's TCB, found at library load.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
+}
+
+pub fn load_u32(addr: u64) -> u32 {
+    // SAFETY: reads a u32 inside the calling thread's TCB (the caller bounds the address).
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+/// `PAGEMAP_SCAN` argument (linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+pub struct PmScanArg {
+    pub size: u64,
+    pub flags: u64,
+    pub start: u64,
+    pub end: u64,
+    pub walk_end: u64,
+    pub vec: u64,
+    pub vec_len: u64,
+    pub max_pages: u64,
+    pub category_inverted: u64,
+    pub category_mask: u64,
+    pub category_anyof_mask: u64,
+    pub return_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PageRegion {
+    pub start: u64,
+    pub end: u64,
+    pub categories: u64,
+}
+
+const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
+
+/// Runs `PAGEMAP_SCAN` on `fd` (/proc/self/pagemap) with `arg`, filling `out`.
+pub fn pagemap_scan(fd: c_int, arg: &mut PmScanArg, out: &mut [PageRegion]) -> SysResult<usize> {
+    arg.size = core::mem::size_of::<PmScanArg>() as u64;
+    arg.vec = out.as_mut_ptr() as u64;
+    arg.vec_len = out.len() as u64;
+    // SAFETY: the kernel writes at most vec_len regions into `out`.
+    check(unsafe { libc::ioctl(fd, PAGEMAP_SCAN, arg as *mut PmScanArg) } as libc::c_long)
+}
+
+/// Reads pagemap entries for pages starting at `addr` (fallback when PAGEMAP_SCAN is absent).
+pub fn pagemap_read(fd: c_int, addr: u64, out: &mut [u64]) -> SysResult<usize> {
+    let off = (addr / 4096) * 8;
+    // SAFETY: reads into `out`, whose byte length is passed.
+    let r = unsafe {
+        libc::pread(
+            fd,
+            out.as_mut_ptr().cast(),
+            out.len() * 8,
+            off as libc::off_t,
+        )
+    };
+    check(r as libc::c_long).map(|n| n / 8)
+}
+
+/// `mincore` residency of `len` bytes at `addr`, one byte per page into `out`.
+pub fn mincore(addr: u64, len: u64, out: &mut [u8]) -> SysResult<()> {
+    assert!(out.len() as u64 >= len.div_ceil(4096));
+    // SAFETY: out has room for one byte per page of the range (checked).
+    check(
+        unsafe { libc::mincore(addr as *mut c_void, len as usize, out.as_mut_ptr()) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// Ends the process at once, without running exit handlers or flushing stdio: after a
+/// checkpoint those buffers belong to the image and are flushed by the restarted program.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+pub fn write_stderr(msg: &[u8]) {
+    // SAFETY: writes from a live buffer to fd 2; a failure to report is ignored.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Looks up a data symbol exported by an already-loaded object (at library load only).
+pub fn lookup_symbol(name: &core::ffi::CStr) -> Option<u64> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a valid C string.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p as u64)
+}
+
+pub fn read_i64(addr: u64) -> i64 {
+    // SAFETY: used on addresses returned by dlsym for objects of at least 8 bytes.
+    unsafe { core::ptr::read_volatile(addr as *const i64) }
+}
+
+/// Installs `handler` (an `SA_SIGINFO` handler) for `sig` with every signal blocked while it
+/// runs; returns the previous action in the kernel's layout.
+pub fn install_handler(
+    sig: c_int,
+    handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void),
+) -> SysResult<ckpt_image::SigactionRecord> {
+    let mut old = ckpt_image::SigactionRecord::default();
+    // SAFETY: a zeroed sigaction is valid; the fields are filled below.
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = handler as usize;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+    // SAFETY: sa_mask is a valid sigset_t inside `sa`.
+    unsafe { libc::sigfillset(&mut sa.sa_mask) };
+    rt_sigaction(sig, None, Some(&mut old))?;
+    // SAFETY: installs a handler whose code lives as long as the process (this library is
+    // never unloaded: it is preloaded or linked).
+    check(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) } as libc::c_long)?;
+    Ok(old)
+}
+
+/// Saves the callee-saved registers, MXCSR, the x87 control word, the stack pointer and a
+/// resume address into `ctx`, then calls `body(arg)` and returns its result.
+///
+/// When a restarted process jumps to the saved context (the stub does, with `rax = RESUMED`),
+/// this function returns [`ckpt_image::RESUMED`] a second time, into the same caller frame,
+/// which the image preserved because the caller was suspended in this call while the image
+/// was written. Signal-safe.
+///
+/// # Safety
+/// `ctx` must be valid for writes; `body` must be safe to call with `arg`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn capture_and_run(
+    ctx: *mut ResumeContext,
+    body: extern "C" fn(*mut c_void) -> u64,
+    arg: *mut c_void,
+) -> u64 {
+    naked_asm!(
+        "mov [rdi + 0], rsp",
+        "lea rax, [rip + 2f]",
+        "mov [rdi + 8], rax",
+        "mov [rdi + 16], rbx",
+        "mov [rdi + 24], rbp",
+        "mov [rdi + 32], r12",
+        "mov [rdi + 40], r13",
+        "mov [rdi + 48], r14",
+        "mov [rdi + 56], r15",
+        "stmxcsr [rdi + 64]",
+        "fnstcw [rdi + 68]",
+        "mov rax, rsi",
+        "mov rdi, rdx",
+        "sub rsp, 8",
+        "call rax",
+        "add rsp, 8",
+        "ret",
+        "2:",
+        "ret",
+    )
+}

@@ -1,0 +1,388 @@
+//! Write: the captured process as a self-restarting ELF executable.
+//!
+//! The image goes to a temp file beside the target (created exclusively, mode 0700, never
+//! through a symlink), payloads straight from memory in page-aligned runs, then the tables
+//! and the header, fsync, and a rename over the target — so the target name only ever holds
+//! a complete checkpoint. Everything here is signal-safe.
+
+use ckpt_image::{
+    elf, page_up, prot, region_flags as rf, ImageHeader, MmLayout, EM_X86_64, FORMAT_VERSION,
+    HEADER_SPACE, MAGIC, PAGE_SIZE, STUB_FILE_OFFSET,
+};
+
+use crate::arena::Arena;
+use crate::capture::{CaptureError, Captured};
+use crate::sys;
+
+#[derive(Clone, Copy, Debug)]
+pub enum WriteError {
+    Capture(CaptureError),
+    NameTooLong,
+    Create(i32),
+    Write(i32),
+    Fsync(i32),
+    Rename(i32),
+    NoRoomForStub,
+    Unreadable(u64),
+    MultiThreaded,
+}
+
+impl WriteError {
+    pub fn describe(self) -> (&'static str, i32) {
+        match self {
+            WriteError::Capture(c) => c.describe(),
+            WriteError::NameTooLong => ("checkpoint name too long", 0),
+            WriteError::Create(e) => ("cannot create the checkpoint file", e),
+            WriteError::Write(e) => ("cannot write the checkpoint file", e),
+            WriteError::Fsync(e) => ("cannot sync the checkpoint file to disk", e),
+            WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
+            WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
+            WriteError::Unreadable(_) => ("a mapping could not be read", 0),
+            WriteError::MultiThreaded => ("multi-threaded programs are not supported yet", 0),
+        }
+    }
+}
+
+/// The addresses where the restart stub may go, in order of preference: far from where
+/// programs, libraries, stacks and the kernel's first mappings usually sit.
+const STUB_CANDIDATES: [u64; 8] = [
+    0x1000_0000_0000,
+    0x2000_0000_0000,
+    0x3000_0000_0000,
+    0x0800_0000_0000,
+    0x0100_0000_0000,
+    0x0010_0000_0000,
+    0x4000_0000_0000,
+    0x5000_0000_0000,
+];
+/// Free space kept around the stub's reservation.
+const STUB_GAP: u64 = 16 << 20;
+
+fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Option<u64> {
+    STUB_CANDIDATES.iter().copied().find(|&base| {
+        let lo = base - STUB_GAP;
+        let hi = base + reserve + STUB_GAP;
+        regions
+            .iter()
+            .all(|r| r.start + r.len <= lo || r.start >= hi)
+    })
+}
+
+/// Builds `<target>.tmp.<pid>` next to the target.
+fn temp_name(target: &[u8], out: &mut [u8], pid: u32) -> Option<usize> {
+    let mut n = 0;
+    let mut put = |bytes: &[u8], n: &mut usize| -> Option<()> {
+        out.get_mut(*n..*n + bytes.len())?.copy_from_slice(bytes);
+        *n += bytes.len();
+        Some(())
+    };
+    put(target, &mut n)?;
+    put(b".tmp.", &mut n)?;
+    let mut digits = [0u8; 10];
+    let mut k = digits.len();
+    let mut v = pid;
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(&digits[k..], &mut n)?;
+    put(b"\0", &mut n)?;
+    Some(n)
+}
+
+/// Parses the `mm` layout fields of `/proc/self/stat`.
+pub fn parse_stat(stat: &[u8]) -> Option<(MmLayout, u64)> {
+    let close = stat.iter().rposition(|&c| c == b')')?;
+    // Field 3 (state) is the first after the command name.
+    let mut fields = [0u64; 52];
+    for (i, f) in stat[close + 1..]
+        .split(|&c| c == b' ')
+        .filter(|f| !f.is_empty())
+        .enumerate()
+    {
+        let idx = i + 3;
+        if idx >= fields.len() {
+            break;
+        }
+        if idx == 3 {
+            continue;
+        }
+        // Some fields (priority, nice) may be negative; only the unsigned ones are used.
+        fields[idx] = f
+            .iter()
+            .try_fold(0u64, |v, &c| {
+                v.checked_mul(10)?
+                    .checked_add((c as char).to_digit(10)? as u64)
+            })
+            .unwrap_or(0);
+    }
+    let mm = MmLayout {
+        start_code: fields[26],
+        end_code: fields[27],
+        start_stack: fields[28],
+        start_data: fields[45],
+        end_data: fields[46],
+        start_brk: fields[47],
+        brk: 0,
+        arg_start: fields[48],
+        arg_end: fields[49],
+        env_start: fields[50],
+        env_end: fields[51],
+    };
+    Some((mm, fields[20]))
+}
+
+/// Where the restarted program needs the stub to have been (to unmap it).
+#[derive(Clone, Copy, Default)]
+pub struct StubPlace {
+    pub base: u64,
+    pub reserve: u64,
+}
+
+/// Writes the image of the captured process to the configured name.
+pub fn write_image(
+    arena: &mut Arena,
+    cap: &Captured,
+    name: &[u8],
+    fsync: bool,
+    mm: MmLayout,
+    stub_place: &mut StubPlace,
+) -> Result<(), WriteError> {
+    // Paths.
+    if name.len() + 1 > arena.target_path.len() {
+        return Err(WriteError::NameTooLong);
+    }
+    arena.target_path[..name.len()].copy_from_slice(name);
+    arena.target_path[name.len()] = 0;
+    let target_len = name.len() + 1;
+    let pid = sys::getpid();
+    let temp_len = temp_name(name, &mut arena.temp_path, pid).ok_or(WriteError::NameTooLong)?;
+
+    // Layout: tables size is known now; choose the stub's place in the saved layout.
+    let regions = &mut arena.regions[..cap.regions];
+    let auxv_words = cap.auxv_words;
+    let tables_len = (regions.len() * ckpt_image::REGION_SIZE
+        + cap.extents * ckpt_image::EXTENT_SIZE
+        + ckpt_image::THREAD_SIZE
+        + ckpt_image::NSIG * ckpt_image::SIGACTION_SIZE
+        + auxv_words * 8
+        + cap.names) as u64;
+    let family_span: u64 = regions
+        .iter()
+        .filter(|r| r.flags & rf::VDSO_FAMILY != 0)
+        .map(|r| r.len)
+        .sum();
+    let reserve =
+        page_up(crate::STUB_MEM_SIZE) + page_up(tables_len) + page_up(family_span) + (1 << 20);
+    let base = choose_stub_base(regions, reserve).ok_or(WriteError::NoRoomForStub)?;
+    *stub_place = StubPlace { base, reserve };
+
+    let fd = match create_exclusive(&arena.temp_path[..temp_len]) {
+        Ok(fd) => fd,
+        Err(e) => return Err(WriteError::Create(e)),
+    };
+    let result = write_to(
+        fd, arena, cap, base, reserve, tables_len, auxv_words, mm, fsync,
+    );
+    sys::close(fd);
+    let temp = &arena.temp_path[..temp_len];
+    if let Err(e) = result {
+        sys::unlink(temp);
+        return Err(e);
+    }
+    if let Err(e) = sys::rename(temp, &arena.target_path[..target_len]) {
+        sys::unlink(temp);
+        return Err(WriteError::Rename(e));
+    }
+    Ok(())
+}
+
+fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    match sys::open(path, flags, 0o700) {
+        // A leftover temp file of an earlier process with our pid: remove it (unlink never
+        // follows a symlink) and try once more.
+        Err(libc::EEXIST) => {
+            sys::unlink(path);
+            sys::open(path, flags, 0o700)
+        }
+        r => r,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_to(
+    fd: i32,
+    arena: &mut Arena,
+    cap: &Captured,
+    base: u64,
+    reserve: u64,
+    tables_len: u64,
+    auxv_words: usize,
+    mm: MmLayout,
+    fsync: bool,
+) -> Result<(), WriteError> {
+    let w = WriteError::Write;
+    // The umask may have narrowed the mode; the image must be executable by its owner only.
+    sys::fchmod(fd, 0o700).map_err(w)?;
+
+    // ELF prefix and the stub, relocated for its base.
+    let header_offset = STUB_FILE_OFFSET + page_up(crate::STUB.len() as u64);
+    let mut prefix = [0u8; elf::PREFIX_SIZE];
+    let placement = elf::StubPlacement {
+        base,
+        file_size: crate::STUB.len() as u64,
+        mem_size: crate::STUB_MEM_SIZE,
+        entry: crate::STUB_ENTRY,
+    };
+    elf::write_prefix(
+        &mut prefix,
+        &placement,
+        header_offset,
+        core::mem::size_of::<ImageHeader>() as u64,
+    );
+    sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
+    arena.stub.copy_from_slice(crate::STUB);
+    for &off in crate::STUB_RELOCS {
+        let at = off as usize;
+        let v = u64::from_le_bytes(arena.stub[at..at + 8].try_into().unwrap_or([0; 8])) + base;
+        arena.stub[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    sys::pwrite_all(fd, arena.stub, STUB_FILE_OFFSET).map_err(w)?;
+
+    // Payloads, straight from memory.
+    let mut offset = header_offset + HEADER_SPACE;
+    for ri in 0..cap.regions {
+        let r = arena.regions[ri];
+        if r.extent_count == 0 {
+            continue;
+        }
+        let unreadable = r.prot & prot::READ == 0;
+        if unreadable {
+            sys::mprotect(r.start, r.len, r.prot | prot::READ).map_err(w)?;
+        }
+        let mut stored = 0;
+        let first = r.first_extent as usize;
+        let mut res = Ok(());
+        for e in &mut arena.extents[first..first + r.extent_count as usize] {
+            e.file_offset = offset;
+            match sys::pwrite_from_memory(fd, e.addr, e.len, offset) {
+                Ok(n) => {
+                    // Short: the rest is unreadable (a file mapping past the end of its file);
+                    // keep the readable whole pages.
+                    e.len = n & !(PAGE_SIZE - 1);
+                }
+                Err(err) => {
+                    res = Err(w(err));
+                    break;
+                }
+            }
+            stored += e.len;
+            offset += e.len;
+        }
+        if unreadable {
+            sys::mprotect(r.start, r.len, r.prot).map_err(w)?;
+        }
+        res?;
+        arena.regions[ri].stored = stored;
+    }
+
+    // Tables, then the header that points at them.
+    let tables_offset = offset;
+    let thread = core::slice::from_ref(&arena.thread);
+    let parts: [&[u8]; 6] = [
+        sys::record_bytes(&arena.regions[..cap.regions]),
+        sys::record_bytes(&arena.extents[..cap.extents]),
+        sys::record_bytes(thread),
+        sys::record_bytes(&arena.sigactions),
+        sys::record_bytes(&arena.auxv[..auxv_words]),
+        &arena.names[..cap.names],
+    ];
+    let mut crc = 0;
+    let mut at = tables_offset;
+    for p in parts {
+        sys::pwrite_all(fd, p, at).map_err(w)?;
+        crc = ckpt_image::crc32c::crc32c(crc, p);
+        at += p.len() as u64;
+    }
+    debug_assert_eq!(at - tables_offset, tables_len);
+
+    let mut header = ImageHeader {
+        magic: MAGIC,
+        version: FORMAT_VERSION,
+        header_size: core::mem::size_of::<ImageHeader>() as u32,
+        arch: EM_X86_64,
+        file_len: at,
+        tables_offset,
+        tables_len,
+        tables_crc: crc,
+        region_count: cap.regions as u32,
+        extent_count: cap.extents as u32,
+        thread_count: 1,
+        sigaction_count: ckpt_image::NSIG as u32,
+        auxv_words: auxv_words as u32,
+        names_len: cap.names as u32,
+        stub_base: base,
+        stub_reserve: reserve,
+        stub_mem: crate::STUB_MEM_SIZE,
+        mm,
+        taken_at: now(),
+        pid: sys::getpid(),
+        ..Default::default()
+    };
+    header.header_crc = header.compute_crc();
+    sys::pwrite_all(fd, header.as_bytes(), header_offset).map_err(w)?;
+    if fsync {
+        sys::fsync(fd).map_err(WriteError::Fsync)?;
+    }
+    Ok(())
+}
+
+/// Seconds since the epoch (clock_gettime: signal-safe).
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names() {
+        let mut out = [0u8; 64];
+        let n = temp_name(b"dir/foo.ckpt", &mut out, 4711).unwrap();
+        assert_eq!(&out[..n], b"dir/foo.ckpt.tmp.4711\0");
+        let mut small = [0u8; 8];
+        assert!(temp_name(b"dir/foo.ckpt", &mut small, 1).is_none());
+    }
+
+    #[test]
+    fn stat_fields() {
+        let mut stat = b"4711 (a b) S".to_vec();
+        for i in 4..=52u64 {
+            stat.extend_from_slice(format!(" {}", i * 1000).as_bytes());
+        }
+        let (mm, threads) = parse_stat(&stat).unwrap();
+        assert_eq!(threads, 20_000);
+        assert_eq!(mm.start_code, 26_000);
+        assert_eq!(mm.env_end, 51_000);
+    }
+
+    #[test]
+    fn stub_base_avoids_regions() {
+        let r = ckpt_image::RegionRecord {
+            start: 0x1000_0000_0000 - 4096,
+            len: 8192,
+            ..Default::default()
+        };
+        assert_eq!(choose_stub_base(&[r], 1 << 20), Some(0x2000_0000_0000));
+        assert_eq!(choose_stub_base(&[], 1 << 20), Some(0x1000_0000_0000));
+    }
+}
