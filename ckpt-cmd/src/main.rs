@@ -1,0 +1,354 @@
+//! `ckpt` — run a program with checkpointing enabled.
+//!
+//! The command does no checkpointing itself: it finds `libckpt.so`, puts it first in
+//! `LD_PRELOAD`, turns its options into the `CKPT_*` variables the library reads when it is
+//! loaded, and replaces itself with PROG (like `execvp`). Everything it refuses, it refuses
+//! before the exec, with one line on stderr and a shell-like exit status:
+//! 2 for a bad command line, 126 for a program it must not or cannot run, 127 for something
+//! that is not there (PROG or the library).
+
+#![forbid(unsafe_code)]
+
+mod args;
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use args::{Request, RunOptions};
+
+const USAGE: &str = "\
+usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]
+       ckpt --help | --version
+
+Run PROG (searched in PATH when it has no slash) with the checkpoint library
+libckpt.so preloaded. Send PROG the checkpoint signal (SIGTSTP by default, e.g.
+`kill -TSTP PID` or ^Z) and it writes PROG.ckpt in its current directory and
+exits. PROG.ckpt is an executable: run it to resume PROG where it stopped.
+
+options:
+  -n NAME    write the checkpoint to NAME instead of PROG.ckpt    (CKPT_NAME)
+  -c         keep running after a checkpoint instead of exiting  (CKPT_CONTINUE=1)
+  -a SIGNAL  checkpoint on SIGNAL instead of SIGTSTP: a number 1..64, a name
+             such as USR1 or SIGUSR1, or 0 to disable signal checkpoints
+                                                                  (CKPT_ASYNCSIG)
+  -z MS      also checkpoint every MS milliseconds; 0 means never (CKPT_MSPERIOD)
+  --         end of options (for a PROG whose name starts with '-')
+  -h, --help     print this help
+  -V, --version  print the version
+
+environment:
+  CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_MSPERIOD
+             read by libckpt.so when PROG starts; the options above set them,
+             and a variable set in the environment of ckpt applies as well
+  CKPT_LIBRARY
+             path of libckpt.so to preload; by default it is looked for beside
+             the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it
+  LD_PRELOAD the library is prepended to any value already set
+
+exit status: that of PROG; or 2 for a bad command line, 126 when PROG cannot
+or must not be run (set-user-ID or set-group-ID programs are refused: the
+dynamic loader ignores LD_PRELOAD for them), 127 when PROG or libckpt.so is
+not found.
+
+A checkpoint file holds the whole memory of the program, secrets included;
+it is created with mode 0700.
+";
+
+/// Exit status for a bad command line.
+const EXIT_USAGE: u8 = 2;
+/// Exit status for a program that exists but cannot or must not be run (as in sh).
+const EXIT_CANNOT_RUN: u8 = 126;
+/// Exit status for something not found (as in sh).
+const EXIT_NOT_FOUND: u8 = 127;
+
+/// The search path execvp uses when `PATH` is unset (glibc's default).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+const LIBRARY_FILE: &str = "libckpt.so";
+
+fn main() -> ExitCode {
+    match args::parse(std::env::args_os().skip(1)) {
+        Ok(Request::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Request::Version) => {
+            println!("ckpt {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Request::Run(options)) => match run(options) {
+            Ok(never) => match never {},
+            Err(failure) => {
+                fail(&failure.message);
+                ExitCode::from(failure.status)
+            }
+        },
+        Err(error) => {
+            fail(&error.to_string());
+            if error == args::ArgError::MissingProgram {
+                let _ = writeln!(
+                    io::stderr(),
+                    "usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]"
+                );
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn fail(message: &str) {
+    let _ = writeln!(io::stderr(), "ckpt: {message}");
+}
+
+/// Why PROG was not started: the line to print and the exit status.
+struct Failure {
+    message: String,
+    status: u8,
+}
+
+impl Failure {
+    fn new(status: u8, message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            status,
+        }
+    }
+}
+
+/// Resolves PROG and the library, sets up the environment and execs; returns only on failure.
+fn run(options: RunOptions) -> Result<std::convert::Infallible, Failure> {
+    let program = resolve_program(&options.program)?;
+    refuse_set_id(&program)?;
+    let library = find_library()?;
+
+    let mut command = Command::new(&program);
+    command.arg0(&options.program).args(&options.program_args);
+    command.env(
+        "LD_PRELOAD",
+        preload_value(&library, std::env::var_os("LD_PRELOAD")),
+    );
+    if let Some(name) = &options.name {
+        command.env("CKPT_NAME", name);
+    }
+    if options.continue_after_checkpoint {
+        command.env("CKPT_CONTINUE", "1");
+    }
+    if let Some(signal) = &options.async_signal {
+        command.env("CKPT_ASYNCSIG", signal);
+    }
+    if let Some(period) = options.period_ms {
+        command.env("CKPT_MSPERIOD", period.to_string());
+    }
+
+    let error = command.exec();
+    let status = if error.kind() == io::ErrorKind::NotFound {
+        EXIT_NOT_FOUND
+    } else {
+        EXIT_CANNOT_RUN
+    };
+    Err(Failure::new(
+        status,
+        format!("cannot run {}: {error}", program.display()),
+    ))
+}
+
+/// Finds PROG the way execvp does: a name with a slash is used as it is; otherwise each
+/// `PATH` entry is tried in order (an empty entry means the current directory), and the first
+/// regular file with an execute bit wins.
+fn resolve_program(program: &OsStr) -> Result<PathBuf, Failure> {
+    if program.is_empty() {
+        return Err(Failure::new(EXIT_NOT_FOUND, "empty program name"));
+    }
+    if program.as_bytes().contains(&b'/') {
+        let path = PathBuf::from(program);
+        return match path.metadata() {
+            Ok(_) => Ok(path),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Failure::new(
+                EXIT_NOT_FOUND,
+                format!("{}: no such file", path.display()),
+            )),
+            Err(error) => Err(Failure::new(
+                EXIT_CANNOT_RUN,
+                format!("{}: {error}", path.display()),
+            )),
+        };
+    }
+
+    let search = std::env::var_os("PATH").unwrap_or_else(|| OsString::from(DEFAULT_PATH));
+    let mut not_executable = None;
+    for dir in search.as_bytes().split(|&b| b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let candidate = dir.join(program);
+        let Ok(metadata) = candidate.metadata() else {
+            continue;
+        };
+        if !metadata.is_file() {
+            continue;
+        }
+        if metadata.permissions().mode() & 0o111 != 0 {
+            return Ok(candidate);
+        }
+        not_executable.get_or_insert(candidate);
+    }
+    Err(match not_executable {
+        Some(path) => Failure::new(
+            EXIT_CANNOT_RUN,
+            format!("{}: permission denied (not executable)", path.display()),
+        ),
+        None => Failure::new(
+            EXIT_NOT_FOUND,
+            format!(
+                "{}: command not found in PATH",
+                Path::new(program).display()
+            ),
+        ),
+    })
+}
+
+/// Refuses set-user-ID and set-group-ID programs: the dynamic loader runs them in secure mode
+/// and ignores an LD_PRELOAD path like ours, so they would run without checkpointing.
+fn refuse_set_id(program: &Path) -> Result<(), Failure> {
+    let mode = program
+        .metadata()
+        .map_err(|error| Failure::new(EXIT_CANNOT_RUN, format!("{}: {error}", program.display())))?
+        .permissions()
+        .mode();
+    let set_id = libc::S_ISUID | libc::S_ISGID;
+    if mode & set_id != 0 {
+        return Err(Failure::new(
+            EXIT_CANNOT_RUN,
+            format!(
+                "{} is a set-user-ID or set-group-ID program; it cannot be checkpointed \
+                 (the loader ignores LD_PRELOAD for it)",
+                program.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Finds libckpt.so: `$CKPT_LIBRARY` if set, else beside the ckpt executable, else in
+/// `../lib/` or `../lib/ckpt/` relative to it. The result is absolute: a relative LD_PRELOAD
+/// entry would be looked up again, relative to whatever directory PROG or its children are in.
+fn find_library() -> Result<PathBuf, Failure> {
+    if let Some(explicit) = std::env::var_os("CKPT_LIBRARY").filter(|value| !value.is_empty()) {
+        let path = absolute(Path::new(&explicit));
+        if !path.is_file() {
+            return Err(Failure::new(
+                EXIT_NOT_FOUND,
+                format!("CKPT_LIBRARY={}: no such file", path.display()),
+            ));
+        }
+        return check_preloadable(path);
+    }
+
+    let exe = std::env::current_exe().map_err(|error| {
+        Failure::new(
+            EXIT_NOT_FOUND,
+            format!("cannot find {LIBRARY_FILE}: cannot locate the ckpt executable: {error}"),
+        )
+    })?;
+    let exe_dir = exe.parent().unwrap_or(Path::new("/"));
+    let candidates = [
+        exe_dir.join(LIBRARY_FILE),
+        exe_dir.join("../lib").join(LIBRARY_FILE),
+        exe_dir.join("../lib/ckpt").join(LIBRARY_FILE),
+    ];
+    match candidates.iter().find(|path| path.is_file()) {
+        Some(found) => check_preloadable(absolute(found)),
+        None => {
+            let searched: Vec<String> = candidates
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect();
+            Err(Failure::new(
+                EXIT_NOT_FOUND,
+                format!(
+                    "cannot find {LIBRARY_FILE}; searched $CKPT_LIBRARY (unset), {}",
+                    searched.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The loader splits LD_PRELOAD at colons and spaces, so such a path cannot be preloaded.
+fn check_preloadable(path: PathBuf) -> Result<PathBuf, Failure> {
+    if path
+        .as_os_str()
+        .as_bytes()
+        .iter()
+        .any(|&b| b == b':' || b == b' ')
+    {
+        return Err(Failure::new(
+            EXIT_NOT_FOUND,
+            format!(
+                "cannot preload {}: LD_PRELOAD cannot hold a path with ':' or ' '; \
+                 set CKPT_LIBRARY to another location",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// Makes a path absolute and tidies `..` components, without resolving symlinks of the file
+/// itself (the loader does that).
+fn absolute(path: &Path) -> PathBuf {
+    let joined = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    match (joined.parent().map(Path::canonicalize), joined.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => joined,
+    }
+}
+
+/// The new LD_PRELOAD: our library first, then whatever was there.
+fn preload_value(library: &Path, existing: Option<OsString>) -> OsString {
+    let mut value = library.as_os_str().to_os_string();
+    if let Some(existing) = existing.filter(|existing| !existing.is_empty()) {
+        value.push(":");
+        value.push(existing);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preload_prepends() {
+        let lib = Path::new("/opt/ckpt/libckpt.so");
+        assert_eq!(preload_value(lib, None), "/opt/ckpt/libckpt.so");
+        assert_eq!(
+            preload_value(lib, Some(OsString::new())),
+            "/opt/ckpt/libckpt.so"
+        );
+        assert_eq!(
+            preload_value(lib, Some(OsString::from("/a.so:/b.so"))),
+            "/opt/ckpt/libckpt.so:/a.so:/b.so"
+        );
+    }
+
+    #[test]
+    fn program_with_slash_must_exist() {
+        let failure = resolve_program(OsStr::new("/nonexistent/dir/prog")).unwrap_err();
+        assert_eq!(failure.status, EXIT_NOT_FOUND);
+        assert!(failure.message.contains("/nonexistent/dir/prog"));
+    }
+
+    #[test]
+    fn absolute_tidies_parent_components() {
+        let tidy = absolute(Path::new("/usr/lib/../bin/env"));
+        assert_eq!(tidy, std::fs::canonicalize("/usr/bin").unwrap().join("env"));
+    }
+}
