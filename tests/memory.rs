@@ -1,0 +1,86 @@
+//! Memory beyond plain private read-write pages: protections (read-only, PROT_NONE with
+//! contents, untouched guard reservations), shared anonymous memory, memfd and deleted-file
+//! mappings, huge sparse reservations (stored by their touched pages only), and the vDSO.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ckpt_tests::*;
+
+const MAPPINGS_C: &str = include_str!("programs/mappings.c");
+const SPARSE_C: &str = include_str!("programs/sparse.c");
+const CLOCKS_C: &str = include_str!("programs/clocks.c");
+
+/// A checkpoint of a few touched pages in 64 GiB of reservations must stay below this.
+const SPARSE_LIMIT: u64 = 64 << 20;
+
+#[test]
+fn mappings_keep_contents_and_protections() {
+    let dir = TempDir::new("mappings");
+    let program = compile_c(&dir, "mappings", MAPPINGS_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "ckpt mappings", 3);
+    let checkpoint = checkpoint_path(&dir, &program);
+    assert!(
+        checkpoint.is_file(),
+        "no checkpoint file {}",
+        checkpoint.display()
+    );
+    // The deleted file must stay deleted: the restart may not depend on it.
+    assert!(!dir.join("deleted-file.bin").exists());
+    let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "mappings.ckpt", last, 5);
+    proc.kill();
+}
+
+#[test]
+fn sparse_reservation_is_stored_by_touched_pages() {
+    let dir = TempDir::new("sparse");
+    let program = compile_c(&dir, "sparse", SPARSE_C, &[]);
+    let (mut original, last) =
+        rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "ckpt sparse", 2);
+    let checkpoint = checkpoint_path(&dir, &program);
+    if !checkpoint.is_file() {
+        original.fail(&format!("no checkpoint file {}", checkpoint.display()));
+    }
+    let size = std::fs::metadata(&checkpoint).unwrap().len();
+    if size >= SPARSE_LIMIT {
+        original.fail(&format!(
+            "the checkpoint of two 32 GiB reservations with 7 touched pages is {size} bytes \
+             (limit {SPARSE_LIMIT}): untouched pages were stored"
+        ));
+    }
+    let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "sparse.ckpt", last, 3);
+    proc.kill();
+}
+
+#[test]
+fn vdso_clocks_work_after_restart() {
+    let dir = TempDir::new("clocks");
+    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "ckpt clocks", 3);
+    let checkpoint = checkpoint_path(&dir, &program);
+    assert!(
+        checkpoint.is_file(),
+        "no checkpoint file {}",
+        checkpoint.display()
+    );
+
+    let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "clocks.ckpt", last, 10);
+    // The program checks its clocks against each other; check its wall clock against ours.
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let lines = proc.seen().to_vec();
+    for line in lines {
+        let seconds: Option<u64> = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|field| field.parse().ok());
+        match seconds {
+            Some(seconds) if seconds.abs_diff(now) <= 5 => {}
+            _ => proc.fail(&format!(
+                "expected CLOCK_REALTIME within 5 s of {now} in {line:?}"
+            )),
+        }
+    }
+    proc.kill();
+}

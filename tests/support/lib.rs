@@ -1,0 +1,665 @@
+//! Helpers for the end-to-end tests in `tests/`: find the built `ckpt` and `libckpt.so`,
+//! compile small test programs into a per-test directory, and drive real processes —
+//! spawn, read their output line by line, signal them, wait for them — always with a timeout,
+//! and with failure messages that carry everything the process printed.
+//!
+//! Synchronisation is by marker lines the test programs print (`ready`, counters), never by
+//! sleeping: a test waits for a line, then acts.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any single wait may take unless a test says otherwise. Generous, so that a slow
+/// machine or a large restart does not fail a test; a hang still fails it.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The checkpoint configuration variables; they are removed from every process a test starts,
+/// so the developer's own environment cannot change what a test sees.
+const CKPT_VARIABLES: &[&str] = &[
+    "CKPT_NAME",
+    "CKPT_CONTINUE",
+    "CKPT_ASYNCSIG",
+    "CKPT_MSPERIOD",
+    "CKPT_LIBRARY",
+    "LD_PRELOAD",
+];
+
+// ---------------------------------------------------------------------------------------------
+// Artifacts
+
+/// The cargo profile directory the test binary was built into (`target/<profile>`): tests run
+/// as `target/<profile>/deps/<test>-<hash>`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let profile = if deps.file_name() == Some(OsStr::new("deps")) {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    profile.to_path_buf()
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    if !path.is_file() {
+        panic!(
+            "{} is missing — build first: cargo build --release --workspace",
+            path.display()
+        );
+    }
+    path
+}
+
+/// The `ckpt` command under test.
+pub fn ckpt_bin() -> PathBuf {
+    artifact("ckpt")
+}
+
+/// The checkpoint library under test.
+pub fn libckpt() -> PathBuf {
+    artifact("libckpt.so")
+}
+
+/// Whether this test process runs as root (then `as_nobody` really changes user).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether a program is on PATH (for tests that need `file`, `setpriv`, …).
+pub fn have_program(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// Says loudly that a test (or one of its assertions) is skipped, and why.
+pub fn skip(reason: &str) {
+    eprintln!("SKIPPED: {reason}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temporary directories
+
+/// A uniquely named directory under the system temp dir, removed with its contents on drop.
+/// Set `CKPT_TEST_KEEP=1` to keep it for a post-mortem.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let label: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "ckpt-test-{label}-{}-{}-{nanos:x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        let path = path.canonicalize().expect("canonicalize temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Lets any user create and run files here (for `as_nobody`).
+    pub fn make_world_writable(&self) {
+        std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod 0777 temp dir");
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("CKPT_TEST_KEEP").is_some() {
+            eprintln!("kept {}", self.path.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building test programs
+
+fn run_compiler(mut command: Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?} to build {what}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "building {what} failed ({}):\n{command:?}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The header the programs in `tests/programs/` include; written beside every C source.
+const COMMON_HEADER: &str = include_str!("../programs/common.h");
+
+/// Compiles C `source` into `<dir>/<name>` with `$CC` (default `cc`) `-O1 -g`, plus
+/// `extra_flags` (after the source file, so `-l…` works). `#include "common.h"` finds
+/// `tests/programs/common.h`. Returns the executable's path.
+pub fn compile_c(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+    std::fs::write(dir.join("common.h"), COMMON_HEADER).expect("write common.h");
+    let source_path = dir.join(format!("{name}.c"));
+    std::fs::write(&source_path, source).expect("write C source");
+    let output = dir.join(name);
+    let compiler = std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc"));
+    let mut command = Command::new(compiler);
+    command
+        .args(["-O1", "-g", "-Wall", "-o"])
+        .arg(&output)
+        .arg(&source_path)
+        .args(extra_flags);
+    run_compiler(command, name);
+    output
+}
+
+/// As `compile_c`, as a position-dependent executable (`-no-pie`).
+pub fn compile_c_no_pie(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+    let mut flags = vec!["-no-pie", "-fno-pie"];
+    flags.extend_from_slice(extra_flags);
+    compile_c(dir, name, source, &flags)
+}
+
+/// Compiles a single-file Rust program with `$RUSTC` (default `rustc`) `-O`.
+pub fn compile_rust(dir: &TempDir, name: &str, source: &str) -> PathBuf {
+    let source_path = dir.join(format!("{name}.rs"));
+    std::fs::write(&source_path, source).expect("write Rust source");
+    let output = dir.join(name);
+    let compiler = std::env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
+    let mut command = Command::new(compiler);
+    command
+        .args(["-O", "--edition", "2021", "-o"])
+        .arg(&output)
+        .arg(&source_path);
+    run_compiler(command, name);
+    output
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+/// `ckpt PROG ARGS…` with its working directory set to `dir` and no inherited ckpt settings.
+pub fn ckpt_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(ckpt_bin());
+    command.arg(program).args(args).current_dir(dir.path());
+    for var in CKPT_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// Runs a checkpoint file, with its working directory set to `dir` (a restarted program may
+/// checkpoint again, and must then find the directory it expects).
+pub fn restart_command(dir: &TempDir, checkpoint: &Path) -> Command {
+    let mut command = Command::new(checkpoint);
+    command.current_dir(dir.path());
+    for var in CKPT_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// The checkpoint file a program writes by default: `<basename>.ckpt` in its directory.
+pub fn checkpoint_path(dir: &TempDir, program: &Path) -> PathBuf {
+    let mut name = program
+        .file_name()
+        .expect("program has a name")
+        .to_os_string();
+    name.push(".ckpt");
+    dir.join(name)
+}
+
+/// Wraps `command` to run as user and group 65534 (nobody) with no supplementary groups, when
+/// the tests run as root; otherwise returns it as it is (already an ordinary user). The
+/// directories involved must be accessible to that user (see `TempDir::make_world_writable`).
+/// Carries over program, arguments, working directory and environment changes (not
+/// `env_clear`).
+pub fn as_nobody(command: Command) -> Command {
+    if !running_as_root() {
+        return command;
+    }
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running processes
+
+/// A running process with piped stdout and stderr. Stdout is read line by line by a thread;
+/// every line received is kept so that a failure can show the whole story.
+pub struct Proc {
+    label: String,
+    child: Child,
+    lines: Receiver<String>,
+    /// Every stdout line received so far, in order.
+    seen: Vec<String>,
+    stdout_closed: bool,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    status: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Starts `command` with stdin from /dev/null and stdout/stderr piped to the test.
+    pub fn spawn(mut command: Command, label: &str) -> Proc {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // A file this test process just wrote can be "busy" for a moment while another test
+        // thread forks (the child holds the descriptor until it execs): retry.
+        let mut tries = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                r => break r.unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}")),
+            }
+        };
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut stderr_pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buffer[..n]);
+            }
+        });
+
+        Proc {
+            label: label.to_owned(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout_closed: false,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            status: None,
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid fits in i32")
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Every stdout line received so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Panics with `message` and everything known about the process.
+    #[track_caller]
+    pub fn fail(&mut self, message: &str) -> ! {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+        let mut report = format!("{}: {message}\n", self.label);
+        if let Some(status) = self.status {
+            let _ = writeln!(report, "  status: {}", describe_status(status));
+        }
+        let shown = self.seen.len().saturating_sub(40);
+        let _ = writeln!(
+            report,
+            "  stdout ({} lines{}):",
+            self.seen.len(),
+            if shown > 0 { ", last 40 shown" } else { "" }
+        );
+        for line in &self.seen[shown..] {
+            let _ = writeln!(report, "    {line}");
+        }
+        let _ = writeln!(report, "  stderr:");
+        for line in self.stderr().lines() {
+            let _ = writeln!(report, "    {line}");
+        }
+        panic!("{report}");
+    }
+
+    /// The next stdout line, or `None` once stdout is closed; fails on timeout.
+    fn next_line(&mut self, deadline: Instant, waiting_for: &str) -> Option<String> {
+        if self.stdout_closed {
+            return None;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                Some(line)
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.stdout_closed = true;
+                None
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                self.fail(&format!("timed out waiting for {waiting_for}"))
+            }
+        }
+    }
+
+    /// Reads lines until one satisfies `predicate` and returns it; the lines before it are
+    /// consumed. Fails if stdout closes first or `timeout` passes.
+    #[track_caller]
+    pub fn wait_line_matching(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        predicate: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_line(deadline, what) {
+                Some(line) if predicate(&line) => return line,
+                Some(_) => {}
+                None => self.fail(&format!("output ended while waiting for {what}")),
+            }
+        }
+    }
+
+    /// Reads lines until one equals `expected`.
+    #[track_caller]
+    pub fn wait_line(&mut self, expected: &str) -> String {
+        self.wait_line_matching(&format!("line {expected:?}"), TIMEOUT, |line| {
+            line == expected
+        })
+    }
+
+    /// The next `n` lines.
+    #[track_caller]
+    pub fn wait_lines(&mut self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::with_capacity(n);
+        while lines.len() < n {
+            let what = format!("line {} of {n}", lines.len() + 1);
+            match self.next_line(deadline, &what) {
+                Some(line) => lines.push(line),
+                None => self.fail(&format!("output ended while waiting for {what}")),
+            }
+        }
+        lines
+    }
+
+    /// The next line, which must be a number (the counters' output).
+    #[track_caller]
+    pub fn next_number(&mut self) -> u64 {
+        let line = self.wait_lines(1, TIMEOUT).remove(0);
+        match line.trim().parse() {
+            Ok(n) => n,
+            Err(_) => self.fail(&format!("expected a number, got {line:?}")),
+        }
+    }
+
+    /// Sends signal `signal` to the process.
+    #[track_caller]
+    pub fn signal(&mut self, signal: i32) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child, which
+        // stays a zombie (so the pid cannot be reused) until we wait for it.
+        let result = unsafe { libc::kill(self.pid(), signal) };
+        if result != 0 {
+            let error = std::io::Error::last_os_error();
+            self.fail(&format!("kill({}, {signal}) failed: {error}", self.pid()));
+        }
+    }
+
+    /// Waits for the process to exit; on timeout kills it and fails.
+    #[track_caller]
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.status = Some(status);
+                    return status;
+                }
+                Ok(None) if self.stopped() => self.fail(
+                    "was stopped by a signal instead of exiting: no checkpoint handler \
+                     (is libckpt.so preloaded and working?)",
+                ),
+                Ok(None) if self.reported_checkpoint_failure() => self.fail(
+                    "the library reported a failed checkpoint (see stderr) and the program \
+                     kept running",
+                ),
+                Ok(None) if Instant::now() < deadline => {
+                    // Polling the exit status is not synchronisation with the program's
+                    // output; it only bounds how long we look.
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => self.fail(&format!("did not exit within {timeout:?}")),
+                Err(e) => self.fail(&format!("waitpid failed: {e}")),
+            }
+        }
+    }
+
+    /// Whether stderr has a line from the library saying a checkpoint failed (after which
+    /// the program keeps running, so waiting for its exit is pointless).
+    fn reported_checkpoint_failure(&self) -> bool {
+        self.stderr()
+            .lines()
+            .any(|line| line.starts_with("ckpt") && line.contains("fail"))
+    }
+
+    /// Whether the process is in the stopped state (SIGTSTP's default action when nothing
+    /// handles it).
+    fn stopped(&self) -> bool {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())) else {
+            return false;
+        };
+        // The state follows the parenthesised command name, which may itself hold ") ".
+        stat.rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| state == 'T')
+    }
+
+    /// Waits for a successful exit (status 0), failing otherwise.
+    #[track_caller]
+    pub fn wait_success(&mut self, timeout: Duration) {
+        let status = self.wait_exit(timeout);
+        if !status.success() {
+            self.fail(&format!(
+                "expected exit status 0, got {}",
+                describe_status(status)
+            ));
+        }
+    }
+
+    /// After exit: every remaining stdout line until the pipe closes.
+    #[track_caller]
+    pub fn rest_of_output(&mut self) -> Vec<String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut rest = Vec::new();
+        while let Some(line) = self.next_line(deadline, "the end of output") {
+            rest.push(line);
+        }
+        rest
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+
+    /// Sends SIGTSTP (the default checkpoint signal), waits for exit status 0 and returns
+    /// every stdout line that arrived after the ones already read.
+    #[track_caller]
+    pub fn checkpoint_and_collect(&mut self, timeout: Duration) -> Vec<String> {
+        self.signal(libc::SIGTSTP);
+        self.wait_success(timeout);
+        self.rest_of_output()
+    }
+
+    /// Fails if any line seen so far starts with `BAD`: the test programs report a broken
+    /// invariant that way.
+    #[track_caller]
+    pub fn assert_no_bad_lines(&mut self) {
+        if let Some(bad) = self
+            .seen
+            .iter()
+            .find(|line| line.starts_with("BAD"))
+            .cloned()
+        {
+            self.fail(&format!("the program reported: {bad}"));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(reader) = self.stderr_reader.take() {
+            // The pipe may be held open by a grandchild; do not wait for it.
+            drop(reader);
+        }
+    }
+}
+
+/// "exit status 3", "killed by signal 11 (core dumped)", …
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(signal)) => format!(
+            "killed by signal {signal}{}",
+            if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("{status:?}"),
+    }
+}
+
+/// Parses a line of the form `<prefix> <number>` (e.g. `ok 17`) and returns the number.
+pub fn number_after(line: &str, prefix: &str) -> Option<u64> {
+    line.strip_prefix(prefix)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Checks that the checkpoint file exists after the program exited, failing with its stderr.
+#[track_caller]
+pub fn expect_checkpoint(proc: &mut Proc, path: &Path) {
+    if !path.is_file() {
+        proc.fail(&format!(
+            "exited but left no checkpoint file at {}",
+            path.display()
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Programs that print "ready" and then "ok N" per round (tests/programs/*.c)
+
+/// Starts `command` (a program under ckpt), waits for its `ready` line and for `ok {rounds}`,
+/// checkpoints it with SIGTSTP, waits for exit status 0, and returns the number of the last
+/// `ok` line it printed before exiting. Fails on any `BAD` line.
+#[track_caller]
+pub fn rounds_then_checkpoint(command: Command, label: &str, rounds: u64) -> (Proc, u64) {
+    let mut proc = Proc::spawn(command, label);
+    proc.wait_line_matching("the ready line", TIMEOUT, |line| {
+        line.starts_with("ready") || line.starts_with("BAD")
+    });
+    proc.assert_no_bad_lines();
+    proc.wait_line_matching(&format!("ok {rounds}"), TIMEOUT, |line| {
+        number_after(line, "ok ") == Some(rounds) || line.starts_with("BAD")
+    });
+    proc.assert_no_bad_lines();
+    proc.checkpoint_and_collect(TIMEOUT);
+    proc.assert_no_bad_lines();
+    let last = proc
+        .seen()
+        .iter()
+        .rev()
+        .find_map(|line| number_after(line, "ok "))
+        .expect("an ok line was seen");
+    (proc, last)
+}
+
+/// Runs `command` (usually a restart) and expects exactly `ok {last + 1}` … `ok {last + rounds}`
+/// as its first lines (more fields may follow the number). Returns the process, still running.
+#[track_caller]
+pub fn expect_rounds(command: Command, label: &str, last: u64, rounds: u64) -> Proc {
+    let mut proc = Proc::spawn(command, label);
+    for expected in last + 1..=last + rounds {
+        let line = proc.wait_lines(1, TIMEOUT).remove(0);
+        if number_after(&line, "ok ") != Some(expected) {
+            proc.fail(&format!("expected \"ok {expected}\", got {line:?}"));
+        }
+    }
+    proc
+}
