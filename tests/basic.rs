@@ -215,17 +215,18 @@ fn restart_without_the_original_executable() {
 fn whole_cycle_as_an_ordinary_user() {
     let dir = TempDir::new("nobody");
     dir.make_world_writable();
+    let ckpt = world_runnable_ckpt(&dir);
     if running_as_root() {
         if !have_program("setpriv") {
             panic!("running as root but setpriv (util-linux) is missing: cannot test as nobody");
         }
-        check_world_accessible(&ckpt_bin());
-        check_world_accessible(&libckpt());
+        check_world_accessible(&ckpt);
+        check_world_accessible(&ckpt.with_file_name("libckpt.so"));
     }
     let counter = c_counter(&dir);
     let checkpoint = checkpoint_path(&dir, &counter);
     let last = count_then_checkpoint(
-        as_nobody(ckpt_command(&dir, &counter, &["10"])),
+        as_nobody(ckpt_command_with(&ckpt, &dir, &counter, &["10"])),
         "ckpt counter (as nobody)",
         0,
         LINES_BEFORE,

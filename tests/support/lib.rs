@@ -211,7 +211,12 @@ pub fn compile_rust(dir: &TempDir, name: &str, source: &str) -> PathBuf {
 
 /// `ckpt PROG ARGS…` with its working directory set to `dir` and no inherited ckpt settings.
 pub fn ckpt_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(ckpt_bin());
+    ckpt_command_with(&ckpt_bin(), dir, program, args)
+}
+
+/// Like `ckpt_command`, with a particular copy of the `ckpt` command.
+pub fn ckpt_command_with(ckpt: &Path, dir: &TempDir, program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(ckpt);
     command.arg(program).args(args).current_dir(dir.path());
     for var in CKPT_VARIABLES {
         command.env_remove(var);
@@ -238,6 +243,21 @@ pub fn checkpoint_path(dir: &TempDir, program: &Path) -> PathBuf {
         .to_os_string();
     name.push(".ckpt");
     dir.join(name)
+}
+
+/// Copies `ckpt` and `libckpt.so` into `<dir>/bin`, readable and runnable by every user,
+/// and returns the copy of `ckpt` (the build tree may sit in a directory other users cannot
+/// enter; the command finds the library beside itself).
+pub fn world_runnable_ckpt(dir: &TempDir) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("create bin dir");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod bin");
+    for src in [ckpt_bin(), libckpt()] {
+        let dst = bin.join(src.file_name().expect("artifact name"));
+        std::fs::copy(&src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    bin.join("ckpt")
 }
 
 /// Wraps `command` to run as user and group 65534 (nobody) with no supplementary groups, when
