@@ -21,6 +21,9 @@ fn main() {
     fs::create_dir_all(&out).unwrap();
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
 
+    // One soname, so that a program linked with -lckpt and run under `ckpt` (or with
+    // LD_PRELOAD) loads the library once, whichever path each names.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libckpt.so");
     for dir in ["ckpt-image/src", "restart-stub/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

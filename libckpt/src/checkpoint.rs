@@ -27,6 +27,79 @@ pub struct State {
     pub rseq_offset: Option<i64>,
     /// Where the stub of the image being written sits; unmapped after a restart.
     pub stub: StubPlace,
+    /// Whether ckpt's handler is installed for `config.asyncsig`, and the program's action
+    /// for that signal before.
+    pub async_installed: bool,
+    pub async_previous: SigactionRecord,
+    /// The periodic timer (kernel id), whether its handler is installed, and the previous
+    /// action of its signal.
+    pub periodic_timer: Option<i32>,
+    pub periodic_installed: bool,
+    pub periodic_previous: SigactionRecord,
+    pub hooks: Hooks,
+}
+
+/// Most functions that can be registered of each kind.
+pub const MAX_HOOKS: usize = 32;
+
+/// A registered callback and its argument, as the C API passes them.
+#[derive(Clone, Copy)]
+pub struct Hook {
+    pub f: extern "C" fn(*mut c_void),
+    pub arg: *mut c_void,
+}
+
+/// The registered pre-checkpoint, post-checkpoint and restart callbacks.
+#[derive(Clone, Copy)]
+pub struct Hooks {
+    pub pre: HookList,
+    pub post: HookList,
+    pub restart: HookList,
+}
+
+#[derive(Clone, Copy)]
+pub struct HookList {
+    list: [Option<Hook>; MAX_HOOKS],
+    len: usize,
+}
+
+impl HookList {
+    pub const fn new() -> Self {
+        HookList {
+            list: [None; MAX_HOOKS],
+            len: 0,
+        }
+    }
+
+    /// Adds a hook; false when the list is full.
+    pub fn push(&mut self, h: Hook) -> bool {
+        if self.len == MAX_HOOKS {
+            return false;
+        }
+        self.list[self.len] = Some(h);
+        self.len += 1;
+        true
+    }
+
+    fn run(&self, reverse: bool) {
+        let hooks = self.list[..self.len].iter().flatten();
+        let call = |h: &Hook| (h.f)(h.arg);
+        if reverse {
+            hooks.rev().for_each(call);
+        } else {
+            hooks.for_each(call);
+        }
+    }
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            pre: HookList::new(),
+            post: HookList::new(),
+            restart: HookList::new(),
+        }
+    }
 }
 
 pub static STATE: Global<Option<State>> = Global::new(None);
@@ -53,56 +126,123 @@ struct Job<'a> {
     state: &'a mut State,
     arena: &'a mut Arena,
     name: &'a [u8],
+    /// The signal mask the restarted thread gets back (the mask of the program, not the
+    /// one the checkpoint path runs with).
+    sigmask: u64,
     error: Option<WriteError>,
 }
 
-/// Takes a checkpoint of the calling (only) thread. `name` overrides the configured name
-/// for this call. Signal-safe.
-pub fn take(name: Option<&[u8]>) -> Outcome {
-    if IN_PROGRESS.swap(true, Ordering::Acquire) {
-        return Outcome::Busy;
+/// Exclusive use of the library's state and reserved memory: held by a checkpoint (from its
+/// pre-checkpoint hooks to its post-checkpoint or restart hooks) and by the API calls that
+/// change the configuration. Signal-safe: it never waits.
+pub struct Exclusive {
+    pub state: &'static mut State,
+    pub arena: &'static mut Arena,
+}
+
+impl Exclusive {
+    pub fn try_acquire() -> Option<Exclusive> {
+        if IN_PROGRESS.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: IN_PROGRESS gives the holder exclusive use of the state and the arena;
+        // both were set up at library load, before any trigger or API call could run.
+        let (state, arena) = unsafe { (STATE.get(), ARENA.get()) };
+        match (state.as_mut(), arena.as_mut()) {
+            (Some(state), Some(arena)) => Some(Exclusive { state, arena }),
+            _ => {
+                IN_PROGRESS.store(false, Ordering::Release);
+                None
+            }
+        }
     }
-    // SAFETY: IN_PROGRESS gives this call exclusive use of the state and the arena; both
-    // were set up at library load, before the checkpoint signal handler was installed.
-    let (state, arena) = unsafe { (STATE.get(), ARENA.get()) };
-    let (Some(state), Some(arena)) = (state.as_mut(), arena.as_mut()) else {
+
+    /// Waits (yielding) until no checkpoint is in progress. Not for signal handlers.
+    pub fn acquire() -> Option<Exclusive> {
+        for _ in 0..1_000_000 {
+            if let Some(x) = Exclusive::try_acquire() {
+                return Some(x);
+            }
+            sys::sched_yield();
+        }
+        None
+    }
+}
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
         IN_PROGRESS.store(false, Ordering::Release);
-        return Outcome::Failed(WriteError::Create(libc::EINVAL));
+    }
+}
+
+/// How the checkpoint was triggered: what the process does after a successful one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The asynchronous signal: continue or exit as configured.
+    Signal,
+    /// A periodic checkpoint: always continue.
+    Periodic,
+    /// `ckpt_ckpt()`: continue or exit as configured; `sigmask` is the caller's mask.
+    Call { sigmask: u64 },
+}
+
+/// Takes a checkpoint of the calling (only) thread with the hooks around it; `name`
+/// overrides the configured name for this checkpoint. Without CKPT_CONTINUE, a successful
+/// non-periodic checkpoint ends the process here. Signal-safe (so are the hooks, by contract).
+pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Outcome {
+    let Some(mut x) = Exclusive::try_acquire() else {
+        return Outcome::Busy;
     };
+    // A copy: the hooks registered when the checkpoint began are the ones that run, in this
+    // process and in a restarted one.
+    let hooks = x.state.hooks;
+    hooks.pre.run(false);
+    let continues = x.state.config.continues || trigger == Trigger::Periodic;
+    let outcome = take(&mut x, name, trigger);
+    match outcome {
+        Outcome::Restarted => hooks.restart.run(true),
+        Outcome::Written if !continues => sys::exit_now(0),
+        Outcome::Written | Outcome::Failed(_) => hooks.post.run(false),
+        Outcome::Busy => {}
+    }
+    outcome
+}
+
+/// The checkpoint itself, under the caller's hold. Signal-safe.
+fn take(x: &mut Exclusive, name: Option<&[u8]>, trigger: Trigger) -> Outcome {
     let mut name_buf = [0u8; crate::config::MAXNAME];
     let name = match name {
         Some(n) => n,
         None => {
-            let n = state.config.name_bytes();
+            let n = x.state.config.name_bytes();
             name_buf[..n.len()].copy_from_slice(n);
             &name_buf[..n.len()]
         }
     };
+    let sigmask = match trigger {
+        Trigger::Call { sigmask } => sigmask,
+        _ => sys::sigmask(),
+    };
     let mut job = Job {
-        state,
-        arena,
+        state: &mut *x.state,
+        arena: &mut *x.arena,
         name,
+        sigmask,
         error: None,
     };
     let ctx = &mut job.arena.thread.context as *mut ckpt_image::ResumeContext;
     // SAFETY: ctx points into the arena, valid for writes; `run` is called with a pointer to
-    // `job`, which outlives the call.
+    // `job`, which outlives the call. In a restarted process the call returns RESUMED into
+    // this frame, which the image preserved because it was suspended in the call.
     let r = unsafe { sys::capture_and_run(ctx, run, (&mut job as *mut Job).cast()) };
-    let outcome = if r == RESUMED {
-        // SAFETY: as above; this is the restarted process, still inside this call, with
-        // IN_PROGRESS set as it was at the capture.
-        let (state, arena) = unsafe { (STATE.get(), ARENA.get()) };
-        if let (Some(state), Some(arena)) = (state.as_mut(), arena.as_mut()) {
-            after_restart(state, arena);
-        }
+    if r == RESUMED {
+        after_restart(x.state, x.arena);
         Outcome::Restarted
     } else if r == 0 {
         Outcome::Written
     } else {
         Outcome::Failed(job.error.unwrap_or(WriteError::Write(libc::EIO)))
-    };
-    IN_PROGRESS.store(false, Ordering::Release);
-    outcome
+    }
 }
 
 /// The body run below the capture point: everything from here on may be overwritten in
@@ -128,7 +268,7 @@ fn capture_and_write(job: &mut Job) -> Result<(), WriteError> {
     let t = &mut arena.thread;
     t.tid = sys::gettid();
     t.fs_base = fs;
-    t.sigmask = sys::sigmask();
+    t.sigmask = job.sigmask;
     (t.altstack_sp, t.altstack_flags, t.altstack_size) = sys::sigaltstack();
     (t.robust_list_head, t.robust_list_len) = sys::robust_list();
     if let Some(off) = state.rseq_offset {
@@ -186,6 +326,11 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     }
     if t.rseq_len != 0 {
         let _ = sys::rseq_register(t.rseq_area, t.rseq_len, t.rseq_sig);
+    }
+    // Kernel timers do not survive; the periodic one is created again for this process.
+    state.periodic_timer = None;
+    if state.config.msperiod != 0 {
+        let _ = crate::trigger::arm_periodic(state);
     }
 }
 
@@ -248,16 +393,21 @@ fn errno_name(e: i32) -> &'static str {
 
 /// The handler of the asynchronous checkpoint signal. Signal-safe.
 pub extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    handle(Trigger::Signal);
+}
+
+/// The handler of the periodic timer's signal. Signal-safe.
+pub extern "C" fn on_periodic_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    handle(Trigger::Periodic);
+}
+
+fn handle(trigger: Trigger) {
     let saved_errno = sys::get_errno();
-    let outcome = take(None);
-    // SAFETY: read-only look at the configuration after the checkpoint released the state;
-    // the configuration changes only through the API, not concurrently with this handler.
-    let state = unsafe { STATE.get() };
-    if let Some(state) = state.as_ref() {
-        match outcome {
-            Outcome::Written if !state.config.continues => sys::exit_now(0),
-            Outcome::Failed(e) => report_failure(state.config.name_bytes(), e),
-            _ => {}
+    if let Outcome::Failed(e) = checkpoint(None, trigger) {
+        // SAFETY: a read-only look at the name after the checkpoint released the state; it
+        // changes only through ckpt_config, which blocks signals while it holds the state.
+        if let Some(state) = unsafe { STATE.get() }.as_ref() {
+            report_failure(state.config.name_bytes(), e);
         }
     }
     sys::set_errno(saved_errno);

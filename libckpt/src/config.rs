@@ -15,6 +15,8 @@ pub struct Config {
     pub continues: bool,
     /// Signal that triggers an asynchronous checkpoint; 0 = none (`CKPT_ASYNCSIG`).
     pub asyncsig: i32,
+    /// Period of automatic checkpoints in milliseconds; 0 = none (`CKPT_MSPERIOD`).
+    pub msperiod: u32,
     /// fsync the image before renaming it into place (`CKPT_FSYNC`, default on).
     pub fsync: bool,
 }
@@ -35,6 +37,22 @@ impl Config {
         self.name = [0; MAXNAME];
         self.name[..name.len()].copy_from_slice(name);
         Ok(())
+    }
+}
+
+/// The signal that periodic checkpoints use (SIGRTMAX-1 in the kernel's numbering).
+pub const PERIODIC_SIGNAL: i32 = 63;
+
+/// Whether `sig` may be the asynchronous checkpoint signal.
+pub fn check_asyncsig(sig: i32) -> Result<(), String> {
+    match sig {
+        0 => Ok(()),
+        libc::SIGKILL | libc::SIGSTOP => Err(format!("signal {sig} cannot be caught")),
+        PERIODIC_SIGNAL => Err(format!("signal {sig} is reserved for periodic checkpoints")),
+        1..=64 => Ok(()),
+        _ => Err(format!(
+            "{sig} is not a signal number (1-64, or 0 for none)"
+        )),
     }
 }
 
@@ -109,6 +127,7 @@ pub fn from_env() -> Result<Config, String> {
         name: [0; MAXNAME],
         continues: false,
         asyncsig: libc::SIGTSTP,
+        msperiod: 0,
         fsync: true,
     };
     let var = |k: &str| std::env::var_os(k);
@@ -145,12 +164,15 @@ pub fn from_env() -> Result<Config, String> {
                 "CKPT_ASYNCSIG: '{s}' is not a signal (a number 0-64 or a name such as SIGUSR1)"
             )
         })?;
-        if cfg.asyncsig == libc::SIGKILL || cfg.asyncsig == libc::SIGSTOP {
-            return Err(format!(
-                "CKPT_ASYNCSIG: signal {} cannot be caught",
-                cfg.asyncsig
-            ));
-        }
+        check_asyncsig(cfg.asyncsig).map_err(|e| format!("CKPT_ASYNCSIG: {e}"))?;
+    }
+    if let Some(v) = var("CKPT_MSPERIOD") {
+        let s = text("CKPT_MSPERIOD", &v)?;
+        cfg.msperiod = s.parse::<u32>().map_err(|_| {
+            format!(
+                "CKPT_MSPERIOD: '{s}' is not a period in milliseconds (a whole number, 0 for none)"
+            )
+        })?;
     }
     if let Some(v) = var("CKPT_FSYNC") {
         cfg.fsync = text("CKPT_FSYNC", &v)? != "0";

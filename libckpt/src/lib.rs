@@ -11,11 +11,13 @@
 //! every system call and all unsafe code.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod api;
 pub mod arena;
 pub mod capture;
 pub mod checkpoint;
 pub mod config;
 pub mod sys;
+pub mod trigger;
 pub mod write;
 
 include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
@@ -48,10 +50,9 @@ fn rseq_offset() -> Option<i64> {
     Some(sys::read_i64(off))
 }
 
-/// Library initialisation: configuration, reserved memory, the signal handler.
+/// Library initialisation: configuration, reserved memory, the triggers.
 #[ctor::ctor]
 fn init() {
-    // Skip set-up in processes that only pass through (ckpt's own helpers may set this).
     let config = match config::from_env() {
         Ok(c) => c,
         Err(msg) => {
@@ -64,20 +65,33 @@ fn init() {
         tid_offset: find_tid_offset(),
         rseq_offset: rseq_offset(),
         stub: Default::default(),
+        async_installed: false,
+        async_previous: Default::default(),
+        periodic_timer: None,
+        periodic_installed: false,
+        periodic_previous: Default::default(),
+        hooks: Default::default(),
     };
-    // SAFETY: library load is single-threaded with respect to the library: no checkpoint can
-    // run before the handler below is installed.
-    unsafe {
+    // SAFETY: library load runs before any trigger is installed and before the program can
+    // call the API, so nothing else uses the state or the arena yet.
+    let state = unsafe {
         *arena::ARENA.get() = Some(arena::Arena::reserve());
-        *STATE.get() = Some(state);
+        let slot = STATE.get();
+        *slot = Some(state);
+        slot.as_mut().expect("state was just set")
+    };
+    if let Err(e) = trigger::set_async_signal(state, config.asyncsig) {
+        eprintln!(
+            "ckpt: cannot install the handler for signal {}: errno {e}",
+            config.asyncsig
+        );
+        std::process::exit(2);
     }
-    if config.asyncsig != 0 {
-        if let Err(e) = sys::install_handler(config.asyncsig, checkpoint::on_checkpoint_signal) {
-            eprintln!(
-                "ckpt: cannot install the handler for signal {}: errno {e}",
-                config.asyncsig
-            );
-            std::process::exit(2);
-        }
+    if let Err(e) = trigger::arm_periodic(state) {
+        eprintln!(
+            "ckpt: cannot set up periodic checkpoints every {} ms: errno {e}",
+            config.msperiod
+        );
+        std::process::exit(2);
     }
 }

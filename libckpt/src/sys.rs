@@ -440,6 +440,72 @@ pub fn install_handler(
     Ok(old)
 }
 
+/// Puts back a signal action saved earlier (in the kernel's layout).
+pub fn restore_action(sig: c_int, action: &ckpt_image::SigactionRecord) {
+    let _ = rt_sigaction(sig, Some(action), None);
+}
+
+/// The kernel's `struct sigevent`, for `timer_create` with `SIGEV_THREAD_ID`.
+#[repr(C)]
+struct KernelSigevent {
+    value: u64,
+    signo: c_int,
+    notify: c_int,
+    tid: c_int,
+    _pad: [c_int; 11],
+}
+
+const SIGEV_THREAD_ID: c_int = 4;
+
+/// Creates a CLOCK_MONOTONIC POSIX timer that delivers `sig` to thread `tid`; returns the
+/// kernel's timer id. Raw system call: signal-safe.
+pub fn timer_create_for_thread(sig: c_int, tid: u32) -> SysResult<i32> {
+    let ev = KernelSigevent {
+        value: 0,
+        signo: sig,
+        notify: SIGEV_THREAD_ID,
+        tid: tid as c_int,
+        _pad: [0; 11],
+    };
+    let mut id: c_int = -1;
+    // SAFETY: the kernel reads the sigevent and writes the timer id into `id`.
+    check(unsafe { libc::syscall(libc::SYS_timer_create, libc::CLOCK_MONOTONIC, &ev, &mut id) })?;
+    Ok(id)
+}
+
+/// Arms (period > 0) or disarms (0) a timer created by `timer_create_for_thread`.
+pub fn timer_set_period(id: i32, period_ms: u32) -> SysResult<()> {
+    let ts = libc::timespec {
+        tv_sec: (period_ms / 1000) as libc::time_t,
+        tv_nsec: ((period_ms % 1000) * 1_000_000) as libc::c_long,
+    };
+    let spec = libc::itimerspec {
+        it_interval: ts,
+        it_value: ts,
+    };
+    // SAFETY: the kernel reads the itimerspec; no old value is requested.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            0,
+            &spec,
+            core::ptr::null_mut::<libc::itimerspec>(),
+        )
+    })
+    .map(drop)
+}
+
+pub fn timer_delete(id: i32) {
+    // SAFETY: deletes a timer this library created.
+    unsafe { libc::syscall(libc::SYS_timer_delete, id) };
+}
+
+pub fn sched_yield() {
+    // SAFETY: no arguments.
+    unsafe { libc::sched_yield() };
+}
+
 /// Saves the callee-saved registers, MXCSR, the x87 control word, the stack pointer and a
 /// resume address into `ctx`, then calls `body(arg)` and returns its result.
 ///

@@ -1,0 +1,54 @@
+//! Triggers: the asynchronous checkpoint signal and the periodic timer.
+//!
+//! Installing a trigger saves the program's action for its signal; removing it puts that
+//! action back, so a program that changes ckpt's signal gets its own handler again.
+//! The periodic timer is a POSIX timer of the library's own delivering `PERIODIC_SIGNAL` to
+//! the thread that set it, so `alarm`/`setitimer` remain the program's.
+
+use crate::checkpoint::{on_checkpoint_signal, on_periodic_signal, State};
+use crate::config::PERIODIC_SIGNAL;
+use crate::sys::{self, SysResult};
+
+/// Makes `sig` the asynchronous checkpoint signal (0: none), giving the previous one back
+/// to the program.
+pub fn set_async_signal(state: &mut State, sig: i32) -> SysResult<()> {
+    let old = state.config.asyncsig;
+    if old == sig && state.async_installed {
+        return Ok(());
+    }
+    if state.async_installed {
+        sys::restore_action(old, &state.async_previous);
+        state.async_installed = false;
+    }
+    if sig != 0 {
+        state.async_previous = sys::install_handler(sig, on_checkpoint_signal)?;
+        state.async_installed = true;
+    }
+    state.config.asyncsig = sig;
+    Ok(())
+}
+
+/// Arms the periodic timer for `state.config.msperiod` (disarms it for 0), creating the
+/// timer and installing its handler the first time. Signal-safe.
+pub fn arm_periodic(state: &mut State) -> SysResult<()> {
+    let period = state.config.msperiod;
+    if period == 0 {
+        if let Some(id) = state.periodic_timer.take() {
+            sys::timer_delete(id);
+        }
+        return Ok(());
+    }
+    if !state.periodic_installed {
+        state.periodic_previous = sys::install_handler(PERIODIC_SIGNAL, on_periodic_signal)?;
+        state.periodic_installed = true;
+    }
+    let id = match state.periodic_timer {
+        Some(id) => id,
+        None => {
+            let id = sys::timer_create_for_thread(PERIODIC_SIGNAL, sys::gettid())?;
+            state.periodic_timer = Some(id);
+            id
+        }
+    };
+    sys::timer_set_period(id, period)
+}
