@@ -92,6 +92,12 @@ impl HookList {
     }
 }
 
+impl Default for HookList {
+    fn default() -> Self {
+        HookList::new()
+    }
+}
+
 impl Default for Hooks {
     fn default() -> Self {
         Hooks {
