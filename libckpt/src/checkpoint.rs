@@ -50,7 +50,7 @@ pub struct Hook {
 }
 
 /// The registered pre-checkpoint, post-checkpoint and restart callbacks.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct Hooks {
     pub pre: HookList,
     pub post: HookList,
@@ -98,15 +98,6 @@ impl Default for HookList {
     }
 }
 
-impl Default for Hooks {
-    fn default() -> Self {
-        Hooks {
-            pre: HookList::new(),
-            post: HookList::new(),
-            restart: HookList::new(),
-        }
-    }
-}
 
 pub static STATE: Global<Option<State>> = Global::new(None);
 
