@@ -37,6 +37,31 @@ pub struct State {
     pub periodic_installed: bool,
     pub periodic_previous: SigactionRecord,
     pub hooks: Hooks,
+    /// Process state outside memory, captured with each checkpoint and put back after a
+    /// restart.
+    pub process: ProcessState,
+}
+
+/// What a new process does not inherit and libckpt puts back itself.
+pub struct ProcessState {
+    /// Working directory (NUL-terminated), or empty when it could not be read.
+    pub cwd: [u8; crate::arena::PATH_MAX],
+    pub umask: u32,
+    /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: (interval, remaining) in microseconds.
+    pub itimers: [(u64, u64); 3],
+    /// Signals pending at the checkpoint, raised again after a restart.
+    pub pending: u64,
+}
+
+impl Default for ProcessState {
+    fn default() -> Self {
+        ProcessState {
+            cwd: [0; crate::arena::PATH_MAX],
+            umask: 0o022,
+            itimers: [(0, 0); 3],
+            pending: 0,
+        }
+    }
 }
 
 /// Most functions that can be registered of each kind.
@@ -97,7 +122,6 @@ impl Default for HookList {
         HookList::new()
     }
 }
-
 
 pub static STATE: Global<Option<State>> = Global::new(None);
 
@@ -276,6 +300,17 @@ fn capture_and_write(job: &mut Job) -> Result<(), WriteError> {
     if let Some(off) = state.tid_offset {
         t.clear_child_tid = fs + off;
     }
+    let p = &mut state.process;
+    p.cwd[0] = 0;
+    if let Ok(n) = sys::readlink(
+        b"/proc/self/cwd\0",
+        &mut p.cwd[..crate::arena::PATH_MAX - 1],
+    ) {
+        p.cwd[n] = 0;
+    }
+    p.umask = sys::get_umask();
+    p.itimers = sys::get_itimers();
+    p.pending = sys::sigpending();
     for (i, sa) in arena.sigactions.iter_mut().enumerate() {
         *sa = SigactionRecord::default();
         let _ = sys::rt_sigaction(i as i32 + 1, None, Some(sa));
@@ -315,6 +350,7 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     let t = &arena.thread;
     if let Some(off) = state.tid_offset {
         let at = t.fs_base + off;
+        crate::mutex::remember_old_tid(t.tid);
         sys::store_u32(at, sys::gettid());
         sys::set_tid_address(at);
     }
@@ -324,11 +360,46 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     if t.rseq_len != 0 {
         let _ = sys::rseq_register(t.rseq_area, t.rseq_len, t.rseq_sig);
     }
+    let p = &state.process;
+    let cwd_len = p.cwd.iter().position(|&c| c == 0).unwrap_or(0);
+    if cwd_len > 0 && sys::chdir(&p.cwd[..cwd_len + 1]).is_err() {
+        report_line(
+            b"ckpt: cannot return to the working directory '",
+            &p.cwd[..cwd_len],
+            b"'; the program continues where it was restarted\n",
+        );
+    }
+    sys::set_umask(p.umask);
+    for (which, &(interval, value)) in p.itimers.iter().enumerate() {
+        if value != 0 {
+            sys::set_itimer(which, interval, value);
+        }
+    }
+    // Signals that were pending come back pending (one instance each); not ckpt's own,
+    // which would checkpoint again at once.
+    for sig in 1..=64 {
+        let ours = sig == state.config.asyncsig || sig == crate::config::PERIODIC_SIGNAL;
+        if p.pending & (1u64 << (sig - 1)) != 0 && !ours {
+            sys::raise_in_thread(sig);
+        }
+    }
     // Kernel timers do not survive; the periodic one is created again for this process.
     state.periodic_timer = None;
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);
     }
+}
+
+/// Prints `a`, `b`, `c` as one line on stderr. Signal-safe.
+fn report_line(a: &[u8], b: &[u8], c: &[u8]) {
+    let mut buf = [0u8; 1024];
+    let mut n = 0;
+    for part in [a, b, c] {
+        let k = part.len().min(buf.len() - n);
+        buf[n..n + k].copy_from_slice(&part[..k]);
+        n += k;
+    }
+    sys::write_stderr(&buf[..n]);
 }
 
 /// Prints why a checkpoint failed, in one line. Signal-safe.

@@ -16,6 +16,7 @@ pub mod arena;
 pub mod capture;
 pub mod checkpoint;
 pub mod config;
+pub mod mutex;
 pub mod sys;
 pub mod trigger;
 pub mod write;
@@ -60,9 +61,13 @@ fn init() {
             std::process::exit(2);
         }
     };
+    let tid_offset = find_tid_offset();
+    if let Some(off) = tid_offset {
+        mutex::TID_OFFSET.store(off, core::sync::atomic::Ordering::Relaxed);
+    }
     let state = State {
         config,
-        tid_offset: find_tid_offset(),
+        tid_offset,
         rseq_offset: rseq_offset(),
         stub: Default::default(),
         async_installed: false,
@@ -71,6 +76,7 @@ fn init() {
         periodic_installed: false,
         periodic_previous: Default::default(),
         hooks: Default::default(),
+        process: Default::default(),
     };
     // SAFETY: library load runs before any trigger is installed and before the program can
     // call the API, so nothing else uses the state or the arena yet.

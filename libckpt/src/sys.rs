@@ -501,6 +501,100 @@ pub fn timer_delete(id: i32) {
     unsafe { libc::syscall(libc::SYS_timer_delete, id) };
 }
 
+/// Reads a symbolic link (NUL-terminated path) into `buf`; returns the length.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    assert_nul(path);
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    check(
+        unsafe { libc::readlink(path.as_ptr().cast(), buf.as_mut_ptr().cast(), buf.len()) }
+            as libc::c_long,
+    )
+}
+
+pub fn chdir(path: &[u8]) -> SysResult<()> {
+    assert_nul(path);
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::chdir(path.as_ptr().cast()) } as libc::c_long).map(drop)
+}
+
+/// The process's umask, left unchanged.
+pub fn get_umask() -> u32 {
+    // SAFETY: umask cannot fail; the old value is put back at once.
+    unsafe {
+        let m = libc::umask(0o077);
+        libc::umask(m);
+        m as u32
+    }
+}
+
+pub fn set_umask(m: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(m as libc::mode_t) };
+}
+
+/// The three interval timers (REAL, VIRTUAL, PROF) as (interval, value) in microseconds.
+pub fn get_itimers() -> [(u64, u64); 3] {
+    let mut out = [(0, 0); 3];
+    for (which, slot) in out.iter_mut().enumerate() {
+        let mut v = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+        };
+        // SAFETY: raw getitimer into a local.
+        unsafe { libc::syscall(libc::SYS_getitimer, which as c_int, &mut v) };
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        *slot = (us(v.it_interval), us(v.it_value));
+    }
+    out
+}
+
+pub fn set_itimer(which: usize, interval_us: u64, value_us: u64) {
+    let tv = |us: u64| libc::timeval {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_usec: (us % 1_000_000) as libc::suseconds_t,
+    };
+    let v = libc::itimerval {
+        it_interval: tv(interval_us),
+        it_value: tv(value_us),
+    };
+    // SAFETY: raw setitimer from a local; no old value requested.
+    unsafe {
+        libc::syscall(
+            libc::SYS_setitimer,
+            which as c_int,
+            &v,
+            core::ptr::null_mut::<libc::itimerval>(),
+        )
+    };
+}
+
+/// Signals pending for the calling thread or the process.
+pub fn sigpending() -> u64 {
+    let mut set = 0u64;
+    // SAFETY: the kernel writes 8 bytes into `set`.
+    unsafe { libc::syscall(libc::SYS_rt_sigpending, &mut set, 8) };
+    set
+}
+
+/// Sends `sig` to the calling thread.
+pub fn raise_in_thread(sig: c_int) {
+    // SAFETY: plain tgkill to ourselves.
+    unsafe {
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            sig,
+        )
+    };
+}
+
 pub fn sched_yield() {
     // SAFETY: no arguments.
     unsafe { libc::sched_yield() };
@@ -543,4 +637,41 @@ pub unsafe extern "C" fn capture_and_run(
         "2:",
         "ret",
     )
+}
+
+/// An atomic view of a 4-byte word of the program's memory (a field of a
+/// `pthread_mutex_t`).
+///
+/// # Safety
+/// `addr` must point to a live, 4-byte aligned word that is only accessed atomically or by
+/// the calling thread while the reference is used.
+pub unsafe fn atomic_u32_at<'a>(addr: u64) -> &'a core::sync::atomic::AtomicU32 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*(addr as *const core::sync::atomic::AtomicU32) }
+}
+
+/// glibc's `pthread_self()`: the calling thread's control block (no system call).
+pub fn thread_self() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+/// The next definition of `name` after this library (`dlsym(RTLD_NEXT)`).
+pub fn next_symbol(name: &core::ffi::CStr) -> Option<u64> {
+    // SAFETY: dlsym with RTLD_NEXT and a valid C string.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    (!p.is_null()).then_some(p as u64)
+}
+
+/// Calls a `int f(pthread_mutex_t *, ...)`-shaped function found by `next_symbol`, passing
+/// its arguments through.
+///
+/// # Safety
+/// `f` must be the address of a C function taking up to three pointer-sized arguments and
+/// returning int, and the arguments must be what it expects.
+pub unsafe fn call_mutex_fn(f: u64, a: *mut c_void, b: *const c_void, c: *const c_void) -> c_int {
+    // SAFETY: guaranteed by the caller; extra arguments are ignored by the x86-64 C ABI.
+    let f: extern "C" fn(*mut c_void, *const c_void, *const c_void) -> c_int =
+        unsafe { core::mem::transmute(f as usize) };
+    f(a, b, c)
 }
