@@ -166,10 +166,16 @@ pub struct ExtentRecord {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
-    /// CRC-32C of the payload (0 = not computed).
+    /// CRC-32C of the payload, valid when `flags` has [`EXTENT_HAS_CRC`].
     pub crc: u32,
     pub flags: u32,
 }
+
+/// `ExtentRecord::flags`: `crc` holds the CRC-32C of the extent's payload bytes.
+pub const EXTENT_HAS_CRC: u32 = 1;
+/// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
+/// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).
+pub const CONTROL_SIGNAL: i32 = 63;
 
 /// The callee-saved state a resumed thread needs to return from the capture point; the rest
 /// of its registers are in the kernel's signal frame on its (restored) stack.
