@@ -19,6 +19,8 @@ pub struct Arena {
     pub residency: &'static mut [u8],
     /// A copy of the restart stub, relocated for the base chosen at each checkpoint.
     pub stub: &'static mut [u8],
+    /// Copies of the chunks of memory that change while they are written (see write.rs).
+    pub staging: &'static mut [u8],
     /// `/proc/self/stat` and other small reads.
     pub misc: &'static mut [u8],
     pub auxv: &'static mut [u64],
@@ -42,6 +44,7 @@ impl Arena {
             pagemap: sys::as_records(sys::reserve(64 << 10)),
             residency: sys::reserve(64 << 10),
             stub: sys::reserve(crate::STUB.len()),
+            staging: sys::reserve(1 << 20),
             misc: sys::reserve(64 << 10),
             auxv: sys::as_records(sys::reserve(4096)),
             sigactions: [SigactionRecord::default(); NSIG],

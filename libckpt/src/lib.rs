@@ -61,6 +61,8 @@ fn init() {
             std::process::exit(2);
         }
     };
+    // Settle the checksum's CPU check now, not in the middle of writing an image.
+    ckpt_image::crc32c::have_sse42();
     let tid_offset = find_tid_offset();
     if let Some(off) = tid_offset {
         mutex::TID_OFFSET.store(off, core::sync::atomic::Ordering::Relaxed);

@@ -675,3 +675,16 @@ pub unsafe fn call_mutex_fn(f: u64, a: *mut c_void, b: *const c_void, c: *const 
         unsafe { core::mem::transmute(f as usize) };
     f(a, b, c)
 }
+
+/// A view of `len` bytes of this process's memory at `addr`.
+///
+/// Used by the checkpoint writer on ranges the kernel has just read successfully for the
+/// image (so they are mapped and readable), while the process is frozen in the handler.
+pub fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller passes a range that was just read by write(2) without EFAULT, in a
+    // single-threaded capture where nothing unmaps it meanwhile; it is only read.
+    unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
+}

@@ -201,6 +201,52 @@ pub fn write_image(
     Ok(())
 }
 
+/// Bytes written per step: small enough that the checksum's read leaves them in cache for
+/// the copy into the file, large enough to keep system calls few.
+const CHUNK: u64 = 1 << 20;
+
+/// Writes the extent at `addr` straight from memory to `offset`, in chunks, computing its
+/// CRC-32C. Returns the bytes written (whole pages; fewer than `len` when the rest of the
+/// mapping cannot be read) and their checksum.
+///
+/// The memory around the stack pointer changes while the writer runs (its own frames live
+/// there), so those chunks are copied to `staging` first and written and checksummed from
+/// the copy: the file and its checksum then agree. What lies below the capture point is
+/// dead in the restarted process anyway.
+fn write_extent(
+    fd: i32,
+    addr: u64,
+    len: u64,
+    offset: u64,
+    staging: &mut [u8],
+) -> Result<(u64, u32), i32> {
+    let here = &staging as *const _ as u64;
+    let (live_lo, live_hi) = (here.saturating_sub(512 << 10), here + (64 << 10));
+    let mut done = 0;
+    let mut crc = 0;
+    while done < len {
+        let want = (len - done).min(CHUNK);
+        let at = addr + done;
+        let n = if at < live_hi && at + want > live_lo {
+            let copy = &mut staging[..want as usize];
+            copy.copy_from_slice(sys::memory(at, want));
+            sys::pwrite_all(fd, copy, offset + done)?;
+            crc = ckpt_image::crc32c::crc32c(crc, copy);
+            want
+        } else {
+            let n = sys::pwrite_from_memory(fd, at, want, offset + done)? & !(PAGE_SIZE - 1);
+            // Only memory the kernel could read is checksummed (reading the rest would fault).
+            crc = ckpt_image::crc32c::crc32c(crc, sys::memory(at, n));
+            n
+        };
+        done += n;
+        if n < want {
+            break;
+        }
+    }
+    Ok((done, crc))
+}
+
 fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     match sys::open(path, flags, 0o700) {
@@ -270,11 +316,13 @@ fn write_to(
         let mut res = Ok(());
         for e in &mut arena.extents[first..first + r.extent_count as usize] {
             e.file_offset = offset;
-            match sys::pwrite_from_memory(fd, e.addr, e.len, offset) {
-                Ok(n) => {
+            match write_extent(fd, e.addr, e.len, offset, arena.staging) {
+                Ok((n, crc)) => {
                     // Short: the rest is unreadable (a file mapping past the end of its file);
-                    // keep the readable whole pages.
-                    e.len = n & !(PAGE_SIZE - 1);
+                    // the readable whole pages are kept.
+                    e.len = n;
+                    e.crc = crc;
+                    e.flags |= ckpt_image::EXTENT_HAS_CRC;
                 }
                 Err(err) => {
                     res = Err(w(err));

@@ -25,6 +25,7 @@ const EXIT_CANNOT_READ: i32 = 64;
 const EXIT_OTHER_KERNEL: i32 = 72;
 const EXIT_LAYOUT: i32 = 73;
 const EXIT_RESTORE_FAILED: i32 = 74;
+const EXIT_PAYLOAD_DAMAGED: i32 = 75;
 
 fn die(what: &str, addr: Option<u64>, code: i32) -> ! {
     write_all(2, b"ckpt restart: ");
@@ -347,11 +348,33 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables) {
         die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
     }
     for e in extents {
-        if !pread_full(fd, e.addr as usize, e.len as usize, e.file_offset) {
-            die("cannot read the contents of region", Some(e.addr), EXIT_RESTORE_FAILED);
-        }
+        read_extent(fd, e);
     }
     if initial != prot && syscall3(SYS_MPROTECT, r.start as usize, r.len as usize, prot) < 0 {
         die("cannot protect region", Some(r.start), EXIT_RESTORE_FAILED);
+    }
+}
+
+/// Reads an extent into place in chunks, checking its CRC-32C as it goes (the chunk is
+/// still in cache).
+fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
+    const CHUNK: u64 = 1 << 20;
+    let mut crc = 0;
+    let mut done = 0;
+    while done < e.len {
+        let n = (e.len - done).min(CHUNK);
+        let at = e.addr + done;
+        if !pread_full(fd, at as usize, n as usize, e.file_offset + done) {
+            die("cannot read the contents of region", Some(e.addr), EXIT_RESTORE_FAILED);
+        }
+        if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 {
+            // SAFETY: the chunk was just mapped read-write and filled by pread.
+            let bytes = unsafe { core::slice::from_raw_parts(at as *const u8, n as usize) };
+            crc = ckpt_image::crc32c::crc32c(crc, bytes);
+        }
+        done += n;
+    }
+    if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && crc != e.crc {
+        die("checkpoint payload is damaged (checksum mismatch)", Some(e.addr), EXIT_PAYLOAD_DAMAGED);
     }
 }
