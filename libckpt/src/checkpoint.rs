@@ -201,7 +201,7 @@ impl Drop for Exclusive {
 pub enum Trigger {
     /// The asynchronous signal: continue or exit as configured.
     Signal,
-    /// A periodic checkpoint: always continue.
+    /// A periodic checkpoint or one requested by `ckpt checkpoint`: always continue.
     Periodic,
     /// `ckpt_ckpt()`: continue or exit as configured; `sigmask` is the caller's mask.
     Call { sigmask: u64 },
@@ -219,7 +219,16 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Outcome {
     let hooks = x.state.hooks;
     hooks.pre.run(false);
     let continues = x.state.config.continues || trigger == Trigger::Periodic;
+    let pending_before = sys::sigpending();
     let outcome = take(&mut x, name, trigger);
+    if let Outcome::Failed(_) = outcome {
+        // Writing past RLIMIT_FSIZE raised SIGXFSZ (held back while we ran), whose default
+        // action would end the program the failed checkpoint was protecting: drop it.
+        let xfsz = 1u64 << (libc::SIGXFSZ - 1);
+        if pending_before & xfsz == 0 && sys::sigpending() & xfsz != 0 {
+            sys::discard_pending(libc::SIGXFSZ);
+        }
+    }
     match outcome {
         Outcome::Restarted => hooks.restart.run(true),
         Outcome::Written if !continues => sys::exit_now(0),
@@ -378,7 +387,7 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     // Signals that were pending come back pending (one instance each); not ckpt's own,
     // which would checkpoint again at once.
     for sig in 1..=64 {
-        let ours = sig == state.config.asyncsig || sig == crate::config::PERIODIC_SIGNAL;
+        let ours = sig == state.config.asyncsig || sig == crate::config::CONTROL_SIGNAL;
         if p.pending & (1u64 << (sig - 1)) != 0 && !ours {
             sys::raise_in_thread(sig);
         }
@@ -464,9 +473,129 @@ pub extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _
     handle(Trigger::Signal);
 }
 
-/// The handler of the periodic timer's signal. Signal-safe.
-pub extern "C" fn on_periodic_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
-    handle(Trigger::Periodic);
+/// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
+/// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
+pub extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    let (code, pid, value) = sys::siginfo_fields(info);
+    match code {
+        libc::SI_TIMER => handle(Trigger::Periodic),
+        libc::SI_QUEUE => {
+            let saved_errno = sys::get_errno();
+            serve_request(pid, value as u32);
+            sys::set_errno(saved_errno);
+        }
+        _ => {}
+    }
+}
+
+/// Builds `/proc/<pid>/fd/<fd>\0` into `buf`.
+fn proc_fd_path(pid: u32, fd: u32, buf: &mut [u8; 64]) -> &[u8] {
+    let mut n = 0;
+    let mut put = |b: &[u8], n: &mut usize| {
+        buf[*n..*n + b.len()].copy_from_slice(b);
+        *n += b.len();
+    };
+    put(b"/proc/", &mut n);
+    put(decimal(pid, &mut [0; 10]), &mut n);
+    put(b"/fd/", &mut n);
+    put(decimal(fd, &mut [0; 10]), &mut n);
+    put(b"\0", &mut n);
+    &buf[..n]
+}
+
+fn decimal(mut v: u32, d: &mut [u8; 10]) -> &[u8] {
+    let mut k = d.len();
+    loop {
+        k -= 1;
+        d[k] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &d[k..]
+}
+
+/// A checkpoint requested by `ckpt checkpoint` (process `pid`): the request line (the
+/// name, or empty for the configured one) is read from the requester's pipe, whose fd
+/// number is in the high half of `value`; the answer, `ok NAME` or `error MESSAGE`, goes to
+/// the pipe in the low half. The process always continues. Signal-safe.
+fn serve_request(pid: u32, value: u32) {
+    let mut path = [0u8; 64];
+    let req = sys::open(
+        proc_fd_path(pid, value >> 16, &mut path),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        0,
+    );
+    let resp = sys::open(
+        proc_fd_path(pid, value & 0xffff, &mut path),
+        libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        0,
+    );
+    let (Ok(req), Ok(resp)) = (req, resp) else {
+        for fd in [req, resp].into_iter().flatten() {
+            sys::close(fd);
+        }
+        return;
+    };
+    let mut line = [0u8; crate::config::MAXNAME + 1];
+    let n = sys::read_full(req, &mut line).unwrap_or(0);
+    sys::close(req);
+    let len = line[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
+    let name = (len > 0 && len < crate::config::MAXNAME).then(|| &line[..len]);
+    let outcome = checkpoint(name, Trigger::Periodic);
+    if let Outcome::Restarted = outcome {
+        // The requester's pipe belongs to the original process; this one never opened it
+        // (and that descriptor number may now be the program's own).
+        return;
+    }
+    let mut msg = [0u8; crate::config::MAXNAME + 256];
+    let mut m = 0;
+    let mut put = |b: &[u8]| {
+        let k = b.len().min(msg.len() - m);
+        msg[m..m + k].copy_from_slice(&b[..k]);
+        m += k;
+    };
+    let mut configured = [0u8; crate::config::MAXNAME];
+    let name = match name {
+        Some(n) => n,
+        None => current_name(&mut configured),
+    };
+    match outcome {
+        Outcome::Written => {
+            put(b"ok ");
+            put(name);
+        }
+        Outcome::Failed(e) => {
+            let (what, errno) = e.describe();
+            put(b"error ");
+            put(what.as_bytes());
+            if errno != 0 {
+                put(b": ");
+                put(errno_name(errno).as_bytes());
+            }
+            report_failure(name, e);
+        }
+        _ => put(b"error another checkpoint is in progress"),
+    }
+    put(b"\n");
+    let _ = sys::pwrite_all_stream(resp, &msg[..m]);
+    sys::close(resp);
+}
+
+/// Copies the configured name into `buf`. Signal-safe.
+fn current_name(buf: &mut [u8; crate::config::MAXNAME]) -> &[u8] {
+    // SAFETY: a read of the configuration while no checkpoint holds the state; it changes
+    // only through ckpt_config, which blocks signals while it holds the state.
+    let n = match unsafe { STATE.get() }.as_ref() {
+        Some(state) => {
+            let n = state.config.name_bytes();
+            buf[..n.len()].copy_from_slice(n);
+            n.len()
+        }
+        None => 0,
+    };
+    &buf[..n]
 }
 
 fn handle(trigger: Trigger) {

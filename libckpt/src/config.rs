@@ -40,15 +40,17 @@ impl Config {
     }
 }
 
-/// The signal that periodic checkpoints use (SIGRTMAX-1 in the kernel's numbering).
-pub const PERIODIC_SIGNAL: i32 = 63;
+/// The library's own signal: periodic checkpoints and `ckpt checkpoint` requests.
+pub use ckpt_image::CONTROL_SIGNAL;
 
 /// Whether `sig` may be the asynchronous checkpoint signal.
 pub fn check_asyncsig(sig: i32) -> Result<(), String> {
     match sig {
         0 => Ok(()),
         libc::SIGKILL | libc::SIGSTOP => Err(format!("signal {sig} cannot be caught")),
-        PERIODIC_SIGNAL => Err(format!("signal {sig} is reserved for periodic checkpoints")),
+        CONTROL_SIGNAL => Err(format!(
+            "signal {sig} is reserved for ckpt's periodic and requested checkpoints"
+        )),
         1..=64 => Ok(()),
         _ => Err(format!(
             "{sig} is not a signal number (1-64, or 0 for none)"

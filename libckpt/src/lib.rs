@@ -95,6 +95,13 @@ fn init() {
         );
         std::process::exit(2);
     }
+    if let Err(e) = trigger::install_control(state) {
+        eprintln!(
+            "ckpt: cannot install the handler for signal {}: errno {e}",
+            config::CONTROL_SIGNAL
+        );
+        std::process::exit(2);
+    }
     if let Err(e) = trigger::arm_periodic(state) {
         eprintln!(
             "ckpt: cannot set up periodic checkpoints every {} ms: errno {e}",

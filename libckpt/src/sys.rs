@@ -688,3 +688,52 @@ pub fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
     // single-threaded capture where nothing unmaps it meanwhile; it is only read.
     unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
 }
+
+/// `si_code`, `si_pid` and `si_value.sival_int` of a delivered signal's info.
+pub fn siginfo_fields(info: *const libc::siginfo_t) -> (c_int, u32, i32) {
+    if info.is_null() {
+        return (0, 0, 0);
+    }
+    // SAFETY: the kernel passed a valid siginfo to the SA_SIGINFO handler; the pid and value
+    // fields are read as the layout of queued and timer signals has them.
+    unsafe {
+        (
+            (*info).si_code,
+            (*info).si_pid() as u32,
+            (*info).si_value().sival_ptr as usize as i32,
+        )
+    }
+}
+
+/// Removes one pending instance of `sig` without running its handler.
+pub fn discard_pending(sig: c_int) {
+    let set: u64 = 1 << (sig - 1);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rt_sigtimedwait with an 8-byte set, no info wanted and a zero timeout.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set,
+            core::ptr::null_mut::<libc::siginfo_t>(),
+            &zero,
+            8,
+        )
+    };
+}
+
+/// Writes all of `buf` to a pipe or other stream.
+pub fn pwrite_all_stream(fd: c_int, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: writes from a live buffer.
+        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match check(r as libc::c_long) {
+            Ok(k) => buf = &buf[k..],
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -2,11 +2,12 @@
 //!
 //! Installing a trigger saves the program's action for its signal; removing it puts that
 //! action back, so a program that changes ckpt's signal gets its own handler again.
-//! The periodic timer is a POSIX timer of the library's own delivering `PERIODIC_SIGNAL` to
-//! the thread that set it, so `alarm`/`setitimer` remain the program's.
+//! The periodic timer is a POSIX timer of the library's own delivering `CONTROL_SIGNAL` to
+//! the thread that set it, so `alarm`/`setitimer` remain the program's. The same signal,
+//! queued by `ckpt checkpoint`, requests a checkpoint; its handler is installed at load.
 
-use crate::checkpoint::{on_checkpoint_signal, on_periodic_signal, State};
-use crate::config::PERIODIC_SIGNAL;
+use crate::checkpoint::{on_checkpoint_signal, on_control_signal, State};
+use crate::config::CONTROL_SIGNAL;
 use crate::sys::{self, SysResult};
 
 /// Makes `sig` the asynchronous checkpoint signal (0: none), giving the previous one back
@@ -38,17 +39,23 @@ pub fn arm_periodic(state: &mut State) -> SysResult<()> {
         }
         return Ok(());
     }
-    if !state.periodic_installed {
-        state.periodic_previous = sys::install_handler(PERIODIC_SIGNAL, on_periodic_signal)?;
-        state.periodic_installed = true;
-    }
+    install_control(state)?;
     let id = match state.periodic_timer {
         Some(id) => id,
         None => {
-            let id = sys::timer_create_for_thread(PERIODIC_SIGNAL, sys::gettid())?;
+            let id = sys::timer_create_for_thread(CONTROL_SIGNAL, sys::gettid())?;
             state.periodic_timer = Some(id);
             id
         }
     };
     sys::timer_set_period(id, period)
+}
+
+/// Installs the handler of the control signal (once).
+pub fn install_control(state: &mut State) -> SysResult<()> {
+    if !state.periodic_installed {
+        state.periodic_previous = sys::install_handler(CONTROL_SIGNAL, on_control_signal)?;
+        state.periodic_installed = true;
+    }
+    Ok(())
 }
