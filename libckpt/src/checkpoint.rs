@@ -476,7 +476,8 @@ pub extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _
 /// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
 /// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
 pub extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
-    let (code, pid, value) = sys::siginfo_fields(info);
+    // SAFETY: `info` is what the kernel passed to this SA_SIGINFO handler.
+    let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
     match code {
         libc::SI_TIMER => handle(Trigger::Periodic),
         libc::SI_QUEUE => {

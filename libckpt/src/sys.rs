@@ -690,7 +690,10 @@ pub fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
 }
 
 /// `si_code`, `si_pid` and `si_value.sival_int` of a delivered signal's info.
-pub fn siginfo_fields(info: *const libc::siginfo_t) -> (c_int, u32, i32) {
+///
+/// # Safety
+/// `info` must be null or the siginfo the kernel passed to an `SA_SIGINFO` handler.
+pub unsafe fn siginfo_fields(info: *const libc::siginfo_t) -> (c_int, u32, i32) {
     if info.is_null() {
         return (0, 0, 0);
     }
