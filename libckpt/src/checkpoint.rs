@@ -469,13 +469,13 @@ fn errno_name(e: i32) -> &'static str {
 }
 
 /// The handler of the asynchronous checkpoint signal. Signal-safe.
-pub extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+pub(crate) extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
     handle(Trigger::Signal);
 }
 
 /// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
 /// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
-pub extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+pub(crate) extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
     // SAFETY: `info` is what the kernel passed to this SA_SIGINFO handler.
     let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
     match code {
