@@ -289,6 +289,22 @@ pub fn as_nobody(command: Command) -> Command {
 // ---------------------------------------------------------------------------------------------
 // Running processes
 
+/// Spawns `command`, retrying while the executable is "busy": a file this test process just
+/// wrote can be busy for a moment while another test thread forks (the child holds the
+/// descriptor until it execs).
+fn spawn_retrying(command: &mut Command, label: &str) -> Child {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}")),
+        }
+    }
+}
+
 /// A running process with piped stdout and stderr. Stdout is read line by line by a thread;
 /// every line received is kept so that a failure can show the whole story.
 pub struct Proc {
@@ -310,18 +326,7 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // A file this test process just wrote can be "busy" for a moment while another test
-        // thread forks (the child holds the descriptor until it execs): retry.
-        let mut tries = 0;
-        let mut child = loop {
-            match command.spawn() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                r => break r.unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}")),
-            }
-        };
+        let mut child = spawn_retrying(&mut command, label);
 
         let stdout = child.stdout.take().expect("piped stdout");
         let (sender, lines) = mpsc::channel();
@@ -518,6 +523,30 @@ impl Proc {
         }
     }
 
+    /// Waits for the process to exit, whatever it printed on stderr; on timeout kills it and
+    /// fails. (`wait_exit` gives up early on a stopped process or a reported checkpoint
+    /// failure; use this where stderr is expected to hold other messages from the library.)
+    #[track_caller]
+    pub fn wait_exit_only(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.status = Some(status);
+                    return status;
+                }
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(None) => self.fail(&format!("did not exit within {timeout:?}")),
+                Err(e) => self.fail(&format!("waitpid failed: {e}")),
+            }
+        }
+    }
+
     /// Whether stderr has a line from the library saying a checkpoint failed (after which
     /// the program keeps running, so waiting for its exit is pointless).
     fn reported_checkpoint_failure(&self) -> bool {
@@ -682,4 +711,188 @@ pub fn expect_rounds(command: Command, label: &str, last: u64, rounds: u64) -> P
         }
     }
     proc
+}
+
+// ---------------------------------------------------------------------------------------------
+// The C API and the other ways of loading the library
+
+/// The directory holding `ckpt.h`, for `-I`.
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// Compiles a C program that uses the API (`#include <ckpt.h>`) and links it with
+/// `-L <target dir> -lckpt`. Run it with `with_library_path` so that it finds `libckpt.so`.
+pub fn compile_c_with_api(dir: &TempDir, name: &str, source: &str) -> PathBuf {
+    libckpt(); // a clear message when the library has not been built
+    let include = format!("-I{}", include_dir().display());
+    let lib_dir = format!("-L{}", target_dir().display());
+    compile_c(dir, name, source, &[&include, &lib_dir, "-lckpt"])
+}
+
+/// Runs `program` itself (no `ckpt`, no `LD_PRELOAD`), with its working directory set to
+/// `dir` and no inherited ckpt settings.
+pub fn direct_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(dir.path());
+    for var in CKPT_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// As `direct_command`, with `LD_PRELOAD` set to the library under test (and nothing else).
+pub fn preload_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
+    let mut command = direct_command(dir, program, args);
+    command.env("LD_PRELOAD", libckpt());
+    command
+}
+
+/// Puts the target directory first in `LD_LIBRARY_PATH`, for programs linked with `-lckpt`.
+pub fn with_library_path(command: &mut Command) -> &mut Command {
+    let mut value = target_dir().into_os_string();
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|old| !old.is_empty()) {
+        value.push(":");
+        value.push(old);
+    }
+    command.env("LD_LIBRARY_PATH", value)
+}
+
+/// What a process that ran to its end left behind.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The stdout lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// Panics with `message`, the status and everything the process printed.
+    #[track_caller]
+    pub fn fail(&self, label: &str, message: &str) -> ! {
+        let mut report = format!("{label}: {message}\n");
+        let _ = writeln!(report, "  status: {}", describe_status(self.status));
+        let _ = writeln!(report, "  stdout:");
+        for line in self.stdout.lines() {
+            let _ = writeln!(report, "    {line}");
+        }
+        let _ = writeln!(report, "  stderr:");
+        for line in self.stderr.lines() {
+            let _ = writeln!(report, "    {line}");
+        }
+        panic!("{report}");
+    }
+
+    /// Fails unless the process exited with status 0 and printed exactly `expected`.
+    #[track_caller]
+    pub fn expect_success_with(&self, label: &str, expected: &[&str]) {
+        if self.status.code() != Some(0) {
+            self.fail(label, "expected exit status 0");
+        }
+        if self.lines() != expected {
+            self.fail(
+                label,
+                &format!("expected exactly these lines: {expected:#?}"),
+            );
+        }
+    }
+}
+
+/// Runs `command` (stdin from /dev/null) until it exits by itself and collects its whole
+/// output; kills it and fails if it takes longer than `timeout`. For programs that end on
+/// their own, when the test needs all of their output and stderr at once.
+#[track_caller]
+pub fn run_to_end(mut command: Command, label: &str, timeout: Duration) -> Finished {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = spawn_retrying(&mut command, label);
+    let (sender, received) = mpsc::channel();
+    let pipes: [Box<dyn Read + Send>; 2] = [
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for (index, mut pipe) in pipes.into_iter().enumerate() {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            let _ = sender.send((index, bytes));
+        });
+    }
+    drop(sender);
+
+    let deadline = Instant::now() + timeout;
+    let (status, timed_out) = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break (status, false),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                let _ = child.kill();
+                break (child.wait().expect("wait after kill"), true);
+            }
+            Err(e) => panic!("{label}: waitpid failed: {e}"),
+        }
+    };
+    let mut outputs = [Vec::new(), Vec::new()];
+    for _ in 0..2 {
+        // The pipes close when the process is gone, unless it left children holding them.
+        match received.recv_timeout(TIMEOUT) {
+            Ok((index, bytes)) => outputs[index] = bytes,
+            Err(_) => break,
+        }
+    }
+    let [stdout, stderr] = outputs.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    let finished = Finished {
+        status,
+        stdout,
+        stderr,
+    };
+    if timed_out {
+        finished.fail(label, &format!("did not exit within {timeout:?}"));
+    }
+    finished
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching files and process states (where a program has no line to print)
+
+/// Polls until `path` exists or `timeout` passes; returns whether it exists.
+pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if path.exists() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The state letter of process `pid` in `/proc/PID/stat` (`R`, `S`, `T` for stopped, …).
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised command name, which may itself hold ") ".
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Polls until process `pid` is in state `state` or `timeout` passes; returns whether it is.
+pub fn wait_for_state(pid: i32, state: char, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if process_state(pid) == Some(state) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
