@@ -96,11 +96,14 @@ fn checkpoint_and_continue(proc: &mut Proc, signal: i32, after: u64, checkpoint:
     proc.wait_line(&format!("tick {after}"));
     proc.signal(signal);
     let last = ticks_until(proc, "pre", after);
-    let lines = proc.wait_lines(2, TIMEOUT);
-    if lines != ["post".to_owned(), format!("tick {}", last + 1)] {
+    // The image is written by a copy-on-write child while the program goes on ticking;
+    // "post" comes once the file is complete.
+    let during = ticks_until(proc, "post", last);
+    let line = proc.wait_lines(1, TIMEOUT).remove(0);
+    if number_after(&line, "tick ") != Some(during + 1) {
         proc.fail(&format!(
-            "expected \"post\" and \"tick {}\" after \"pre\", got {lines:?}",
-            last + 1
+            "expected \"tick {}\" after \"post\", got {line:?}",
+            during + 1
         ));
     }
     if !checkpoint.is_file() {
@@ -457,12 +460,8 @@ fn option_z_checkpoints_periodically_and_keeps_running() {
     for _ in 0..3 {
         last = ticks_until(&mut proc, "pre", last);
         before_checkpoints.push(last);
-        let line = proc.wait_lines(1, TIMEOUT).remove(0);
-        if line != "post" {
-            proc.fail(&format!(
-                "expected \"post\" after \"pre\" (periodic checkpoints continue), got {line:?}"
-            ));
-        }
+        // Periodic checkpoints continue; the ticks go on while the image is written.
+        last = ticks_until(&mut proc, "post", last);
         if !checkpoint.is_file() {
             proc.fail("the post hook ran but ticker.ckpt does not exist");
         }

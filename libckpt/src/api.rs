@@ -181,10 +181,10 @@ pub unsafe extern "C" fn ckpt_ckpt(name: *const c_char) -> c_int {
     // gets the caller's mask back.
     let mask = sys::sigmask();
     sys::set_sigmask(!0);
-    let outcome = checkpoint::checkpoint(name, Trigger::Call { sigmask: mask });
+    let outcome = checkpoint::checkpoint(name, Trigger::Call { sigmask: mask }, None);
     sys::set_sigmask(mask);
     match outcome {
-        Outcome::Written => CKPT_CKPT_TAKEN,
+        Outcome::Written | Outcome::Forked => CKPT_CKPT_TAKEN,
         Outcome::Restarted => CKPT_CKPT_RESTARTED,
         Outcome::Busy => {
             sys::set_errno(libc::EBUSY);

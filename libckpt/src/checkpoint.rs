@@ -37,6 +37,8 @@ pub struct State {
     pub periodic_installed: bool,
     pub periodic_previous: SigactionRecord,
     pub hooks: Hooks,
+    /// Children writing images (pids; 0 = free slot), reaped at the next checkpoint.
+    pub writers: [i32; 8],
     /// Process state outside memory, captured with each checkpoint and put back after a
     /// restart.
     pub process: ProcessState,
@@ -130,6 +132,8 @@ pub static STATE: Global<Option<State>> = Global::new(None);
 pub enum Outcome {
     /// The image is written and this is the original process.
     Written,
+    /// The original process continues while a copy-on-write child writes the image.
+    Forked,
     /// This is a restarted process, returning from the capture point.
     Restarted,
     /// No image was written; the program keeps running.
@@ -150,6 +154,10 @@ struct Job<'a> {
     /// The signal mask the restarted thread gets back (the mask of the program, not the
     /// one the checkpoint path runs with).
     sigmask: u64,
+    /// Write the image from a forked child, so that the program pauses only for the fork.
+    fork: bool,
+    /// Where to answer a `ckpt checkpoint` request once the image is complete.
+    respond: Option<i32>,
     error: Option<WriteError>,
 }
 
@@ -210,17 +218,19 @@ pub enum Trigger {
 /// Takes a checkpoint of the calling (only) thread with the hooks around it; `name`
 /// overrides the configured name for this checkpoint. Without CKPT_CONTINUE, a successful
 /// non-periodic checkpoint ends the process here. Signal-safe (so are the hooks, by contract).
-pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Outcome {
+pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -> Outcome {
     let Some(mut x) = Exclusive::try_acquire() else {
         return Outcome::Busy;
     };
+    reap_writers(x.state);
     // A copy: the hooks registered when the checkpoint began are the ones that run, in this
     // process and in a restarted one.
     let hooks = x.state.hooks;
     hooks.pre.run(false);
     let continues = x.state.config.continues || trigger == Trigger::Periodic;
     let pending_before = sys::sigpending();
-    let outcome = take(&mut x, name, trigger);
+    let fork = continues && x.state.config.fork && !matches!(trigger, Trigger::Call { .. });
+    let outcome = take(&mut x, name, trigger, fork, respond);
     if let Outcome::Failed(_) = outcome {
         // Writing past RLIMIT_FSIZE raised SIGXFSZ (held back while we ran), whose default
         // action would end the program the failed checkpoint was protecting: drop it.
@@ -233,13 +243,32 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger) -> Outcome {
         Outcome::Restarted => hooks.restart.run(true),
         Outcome::Written if !continues => sys::exit_now(0),
         Outcome::Written | Outcome::Failed(_) => hooks.post.run(false),
+        // The post-checkpoint hooks run when the writer has finished (on_control_signal).
+        Outcome::Forked => {}
         Outcome::Busy => {}
     }
     outcome
 }
 
+/// Collects the exit status of image writers that have finished. They are clone children
+/// (their exit is announced by the control signal, not SIGCHLD, and the program's own
+/// `wait` never sees them). Signal-safe.
+fn reap_writers(state: &mut State) {
+    for slot in state.writers.iter_mut() {
+        if *slot != 0 && sys::reap_nohang(*slot) {
+            *slot = 0;
+        }
+    }
+}
+
 /// The checkpoint itself, under the caller's hold. Signal-safe.
-fn take(x: &mut Exclusive, name: Option<&[u8]>, trigger: Trigger) -> Outcome {
+fn take(
+    x: &mut Exclusive,
+    name: Option<&[u8]>,
+    trigger: Trigger,
+    fork: bool,
+    respond: Option<i32>,
+) -> Outcome {
     let mut name_buf = [0u8; crate::config::MAXNAME];
     let name = match name {
         Some(n) => n,
@@ -258,6 +287,8 @@ fn take(x: &mut Exclusive, name: Option<&[u8]>, trigger: Trigger) -> Outcome {
         arena: &mut *x.arena,
         name,
         sigmask,
+        fork,
+        respond,
         error: None,
     };
     let ctx = &mut job.arena.thread.context as *mut ckpt_image::ResumeContext;
@@ -267,12 +298,21 @@ fn take(x: &mut Exclusive, name: Option<&[u8]>, trigger: Trigger) -> Outcome {
     let r = unsafe { sys::capture_and_run(ctx, run, (&mut job as *mut Job).cast()) };
     if r == RESUMED {
         after_restart(x.state, x.arena);
-        Outcome::Restarted
-    } else if r == 0 {
-        Outcome::Written
-    } else {
-        Outcome::Failed(job.error.unwrap_or(WriteError::Write(libc::EIO)))
+        return Outcome::Restarted;
     }
+    let outcome = match r {
+        0 => Outcome::Written,
+        2 => Outcome::Forked,
+        _ => Outcome::Failed(job.error.unwrap_or(WriteError::Write(libc::EIO))),
+    };
+    if let (Some(fd), Outcome::Written | Outcome::Failed(_)) = (respond, outcome) {
+        let result = match outcome {
+            Outcome::Failed(e) => Err(e),
+            _ => Ok(()),
+        };
+        answer_request(fd, name, result);
+    }
+    outcome
 }
 
 /// The body run below the capture point: everything from here on may be overwritten in
@@ -281,7 +321,8 @@ extern "C" fn run(arg: *mut c_void) -> u64 {
     // SAFETY: `take` passes a pointer to its live Job.
     let job = unsafe { &mut *(arg as *mut Job) };
     match capture_and_write(job) {
-        Ok(()) => 0,
+        Ok(false) => 0,
+        Ok(true) => 2,
         Err(e) => {
             job.error = Some(e);
             1
@@ -289,7 +330,9 @@ extern "C" fn run(arg: *mut c_void) -> u64 {
     }
 }
 
-fn capture_and_write(job: &mut Job) -> Result<(), WriteError> {
+/// Captures the process and writes its image; `Ok(true)` when a forked child does the
+/// writing.
+fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     let arena = &mut *job.arena;
     let state = &mut *job.state;
 
@@ -345,10 +388,43 @@ fn capture_and_write(job: &mut Job) -> Result<(), WriteError> {
         }
     }
 
+    if job.fork {
+        match sys::fork_writer(crate::config::CONTROL_SIGNAL) {
+            Ok(0) => {
+                // The child: a copy-on-write snapshot of the process as it is now.
+                let result = capture_regions_and_write(state, arena, job.name, mm, auxv_words);
+                if let Err(e) = result {
+                    report_failure(job.name, e);
+                }
+                if let Some(fd) = job.respond {
+                    answer_request(fd, job.name, result);
+                }
+                sys::exit_now(if result.is_ok() { 0 } else { 1 });
+            }
+            Ok(pid) => {
+                if let Some(slot) = state.writers.iter_mut().find(|s| **s == 0) {
+                    *slot = pid;
+                }
+                return Ok(true);
+            }
+            // No child: write from here, as without CKPT_FORK.
+            Err(_) => {}
+        }
+    }
+    capture_regions_and_write(state, arena, job.name, mm, auxv_words).map(|()| false)
+}
+
+fn capture_regions_and_write(
+    state: &mut State,
+    arena: &mut Arena,
+    name: &[u8],
+    mm: ckpt_image::MmLayout,
+    auxv_words: usize,
+) -> Result<(), WriteError> {
     let mut cap: Captured = capture::capture_regions(arena).map_err(WriteError::Capture)?;
     cap.auxv_words = auxv_words;
     let cfg = state.config;
-    write::write_image(arena, &cap, job.name, cfg.fsync, mm, &mut state.stub)
+    write::write_image(arena, &cap, name, cfg.fsync, mm, &mut state.stub)
 }
 
 /// Repairs, in a restarted process, what the kernel does not carry over: the stub's memory
@@ -469,16 +545,27 @@ fn errno_name(e: i32) -> &'static str {
 }
 
 /// The handler of the asynchronous checkpoint signal. Signal-safe.
-pub(crate) extern "C" fn on_checkpoint_signal(_sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+pub(crate) extern "C" fn on_checkpoint_signal(
+    _sig: i32,
+    _info: *mut libc::siginfo_t,
+    _ctx: *mut c_void,
+) {
     handle(Trigger::Signal);
 }
 
 /// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
 /// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
-pub(crate) extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+pub(crate) extern "C" fn on_control_signal(
+    _sig: i32,
+    info: *mut libc::siginfo_t,
+    _ctx: *mut c_void,
+) {
     // SAFETY: `info` is what the kernel passed to this SA_SIGINFO handler.
     let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
     match code {
+        // An image writer has finished: the checkpoint is complete (or failed), so the
+        // post-checkpoint hooks run now.
+        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32),
         libc::SI_TIMER => handle(Trigger::Periodic),
         libc::SI_QUEUE => {
             let saved_errno = sys::get_errno();
@@ -487,6 +574,20 @@ pub(crate) extern "C" fn on_control_signal(_sig: i32, info: *mut libc::siginfo_t
         }
         _ => {}
     }
+}
+
+fn writer_finished(pid: i32) {
+    let saved_errno = sys::get_errno();
+    if let Some(x) = Exclusive::try_acquire() {
+        if let Some(slot) = x.state.writers.iter_mut().find(|s| **s == pid && pid != 0) {
+            sys::reap_nohang(pid);
+            *slot = 0;
+            let hooks = x.state.hooks;
+            drop(x);
+            hooks.post.run(false);
+        }
+    }
+    sys::set_errno(saved_errno);
 }
 
 /// Builds `/proc/<pid>/fd/<fd>\0` into `buf`.
@@ -544,12 +645,21 @@ fn serve_request(pid: u32, value: u32) {
     sys::close(req);
     let len = line[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
     let name = (len > 0 && len < crate::config::MAXNAME).then(|| &line[..len]);
-    let outcome = checkpoint(name, Trigger::Periodic);
-    if let Outcome::Restarted = outcome {
+    match checkpoint(name, Trigger::Periodic, Some(resp)) {
         // The requester's pipe belongs to the original process; this one never opened it
         // (and that descriptor number may now be the program's own).
-        return;
+        Outcome::Restarted => return,
+        Outcome::Busy => {
+            let _ = sys::pwrite_all_stream(resp, b"error another checkpoint is in progress\n");
+        }
+        // Answered by whoever finished the image (this process or the writer child).
+        _ => {}
     }
+    sys::close(resp);
+}
+
+/// Answers a `ckpt checkpoint` request: `ok NAME` or `error MESSAGE`. Signal-safe.
+fn answer_request(fd: i32, name: &[u8], result: Result<(), WriteError>) {
     let mut msg = [0u8; crate::config::MAXNAME + 256];
     let mut m = 0;
     let mut put = |b: &[u8]| {
@@ -557,17 +667,12 @@ fn serve_request(pid: u32, value: u32) {
         msg[m..m + k].copy_from_slice(&b[..k]);
         m += k;
     };
-    let mut configured = [0u8; crate::config::MAXNAME];
-    let name = match name {
-        Some(n) => n,
-        None => current_name(&mut configured),
-    };
-    match outcome {
-        Outcome::Written => {
+    match result {
+        Ok(()) => {
             put(b"ok ");
             put(name);
         }
-        Outcome::Failed(e) => {
+        Err(e) => {
             let (what, errno) = e.describe();
             put(b"error ");
             put(what.as_bytes());
@@ -575,33 +680,15 @@ fn serve_request(pid: u32, value: u32) {
                 put(b": ");
                 put(errno_name(errno).as_bytes());
             }
-            report_failure(name, e);
         }
-        _ => put(b"error another checkpoint is in progress"),
     }
     put(b"\n");
-    let _ = sys::pwrite_all_stream(resp, &msg[..m]);
-    sys::close(resp);
-}
-
-/// Copies the configured name into `buf`. Signal-safe.
-fn current_name(buf: &mut [u8; crate::config::MAXNAME]) -> &[u8] {
-    // SAFETY: a read of the configuration while no checkpoint holds the state; it changes
-    // only through ckpt_config, which blocks signals while it holds the state.
-    let n = match unsafe { STATE.get() }.as_ref() {
-        Some(state) => {
-            let n = state.config.name_bytes();
-            buf[..n.len()].copy_from_slice(n);
-            n.len()
-        }
-        None => 0,
-    };
-    &buf[..n]
+    let _ = sys::pwrite_all_stream(fd, &msg[..m]);
 }
 
 fn handle(trigger: Trigger) {
     let saved_errno = sys::get_errno();
-    if let Outcome::Failed(e) = checkpoint(None, trigger) {
+    if let Outcome::Failed(e) = checkpoint(None, trigger, None) {
         // SAFETY: a read-only look at the name after the checkpoint released the state; it
         // changes only through ckpt_config, which blocks signals while it holds the state.
         if let Some(state) = unsafe { STATE.get() }.as_ref() {

@@ -19,6 +19,9 @@ pub struct Config {
     pub msperiod: u32,
     /// fsync the image before renaming it into place (`CKPT_FSYNC`, default on).
     pub fsync: bool,
+    /// When the process continues, write the image from a forked child (`CKPT_FORK`,
+    /// default on).
+    pub fork: bool,
 }
 
 impl Config {
@@ -131,6 +134,7 @@ pub fn from_env() -> Result<Config, String> {
         asyncsig: libc::SIGTSTP,
         msperiod: 0,
         fsync: true,
+        fork: true,
     };
     let var = |k: &str| std::env::var_os(k);
     let text = |k: &str, v: &OsStr| -> Result<String, String> {
@@ -178,6 +182,9 @@ pub fn from_env() -> Result<Config, String> {
     }
     if let Some(v) = var("CKPT_FSYNC") {
         cfg.fsync = text("CKPT_FSYNC", &v)? != "0";
+    }
+    if let Some(v) = var("CKPT_FORK") {
+        cfg.fork = text("CKPT_FORK", &v)? != "0";
     }
     Ok(cfg)
 }

@@ -78,6 +78,7 @@ fn init() {
         periodic_installed: false,
         periodic_previous: Default::default(),
         hooks: Default::default(),
+        writers: [0; 8],
         process: Default::default(),
     };
     // SAFETY: library load runs before any trigger is installed and before the program can

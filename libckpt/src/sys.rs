@@ -740,3 +740,31 @@ pub fn pwrite_all_stream(fd: c_int, mut buf: &[u8]) -> SysResult<()> {
     }
     Ok(())
 }
+
+/// Forks a child that shares nothing but a copy-on-write image of this process, without
+/// glibc's fork handlers (not async-signal-safe). Its exit is announced by `exit_signal`
+/// instead of SIGCHLD, which also keeps it out of the program's own `wait` calls. Returns
+/// 0 in the child and its pid in the parent.
+pub fn fork_writer(exit_signal: c_int) -> SysResult<i32> {
+    // SAFETY: a raw clone with no flags but the exit signal and no new stack behaves like
+    // fork; the child only makes raw system calls (the signal-safe writer) and then _exits.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            exit_signal as usize,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    check(r).map(|p| p as i32)
+}
+
+/// Reaps child `pid` if it has exited; true when it is gone.
+pub fn reap_nohang(pid: i32) -> bool {
+    let mut status = 0;
+    // SAFETY: waits for our own child, without blocking.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
+    r == pid || r < 0
+}

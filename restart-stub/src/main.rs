@@ -348,6 +348,9 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables) {
         die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
     }
     for e in extents {
+        // Fault the pages in with one call instead of one trap per page: the fill below
+        // then copies into memory that is already there.
+        syscall3(SYS_MADVISE, e.addr as usize, e.len as usize, MADV_POPULATE_WRITE);
         read_extent(fd, e);
     }
     if initial != prot && syscall3(SYS_MPROTECT, r.start as usize, r.len as usize, prot) < 0 {

@@ -17,6 +17,7 @@ pub const SYS_RT_SIGACTION: usize = 13;
 pub const SYS_RT_SIGPROCMASK: usize = 14;
 pub const SYS_PREAD64: usize = 17;
 pub const SYS_MREMAP: usize = 25;
+pub const SYS_MADVISE: usize = 28;
 pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_ARCH_PRCTL: usize = 158;
@@ -40,6 +41,7 @@ pub const ARCH_SET_FS: usize = 0x1002;
 pub const PR_SET_MM: usize = 35;
 pub const PR_SET_MM_MAP: usize = 14;
 pub const EINTR: isize = 4;
+pub const MADV_POPULATE_WRITE: usize = 23;
 
 /// Issues system call `n`; returns the raw result (negative errno on failure).
 #[inline(always)]
