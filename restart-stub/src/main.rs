@@ -17,7 +17,7 @@ mod sys;
 use ckpt_image::{
     elf, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
 };
-use restart_stub::{format_hex, parse_maps, Mapping, VdsoFamily};
+use restart_stub::{env_lookup, format_hex, parse_maps, Mapping, VdsoFamily};
 use sys::*;
 
 /// Exit statuses besides the `FormatError` ones (65–71).
@@ -135,9 +135,39 @@ fn file_size(fd: usize) -> u64 {
     st[6]
 }
 
+/// Iterates over the environment the checkpoint file was started with (the restart's own
+/// options live there; the program gets its saved environment back).
+fn environment(initial_sp: *const usize) -> impl Iterator<Item = &'static [u8]> {
+    // SAFETY: the kernel lays out argc, argv[], NULL, envp[], NULL at the initial stack
+    // pointer; the strings are NUL-terminated and stay mapped until the stub unmaps the
+    // kernel's stack, after the options have been read.
+    let mut p = unsafe {
+        let argc = *initial_sp;
+        initial_sp.add(1 + argc + 1)
+    };
+    core::iter::from_fn(move || {
+        // SAFETY: p walks the envp array up to its NULL terminator.
+        let s = unsafe { *p } as *const u8;
+        if s.is_null() {
+            return None;
+        }
+        // SAFETY: as above; each entry is a NUL-terminated string.
+        unsafe {
+            p = p.add(1);
+            let mut n = 0;
+            while *s.add(n) != 0 {
+                n += 1;
+            }
+            Some(core::slice::from_raw_parts(s, n))
+        }
+    })
+}
+
 /// Called from `_start` on the stub's own stack.
 #[no_mangle]
 pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
+    // Restart options, from the restarting environment.
+    let lazy = matches!(env_lookup(environment(initial_sp), b"CKPT_LAZY"), Some(v) if v != b"0" && !v.is_empty());
     // Nothing may interrupt the restore: signals stay pending until the program's handlers
     // are back.
     let all: u64 = !0;
@@ -225,7 +255,7 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
         if r.flags & region_flags::VDSO_FAMILY != 0 {
             continue;
         }
-        restore_region(fd, r, &tables);
+        restore_region(fd, r, &tables, lazy);
     }
 
     // 4. The kernel's view of the layout (brk, stack, arguments, auxv); best effort.
@@ -333,7 +363,7 @@ fn move_vdso_family(cur: &VdsoFamily, saved: &VdsoFamily, park: u64) {
     }
 }
 
-fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables) {
+fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy: bool) {
     let extents = tables.extents_of(r);
     let shared = r.flags & region_flags::SHARED != 0;
     let mut flags = MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE;
@@ -347,11 +377,31 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables) {
     if got != r.start as isize {
         die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
     }
-    for e in extents {
-        // Fault the pages in with one call instead of one trap per page: the fill below
+    // Lazy: private memory is mapped from the checkpoint file and read on first touch.
+    // Shared memory must stay shared anonymous memory, and the stack must keep growing
+    // down, so those are always read.
+    if lazy && !shared && r.flags & region_flags::STACK == 0 {
+        for e in extents {
+            let got = syscall6(
+                SYS_MMAP,
+                e.addr as usize,
+                e.len as usize,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_FIXED,
+                fd,
+                e.file_offset as usize,
+            );
+            if got != e.addr as isize {
+                die("cannot map region contents from the checkpoint", Some(e.addr), EXIT_RESTORE_FAILED);
+            }
+        }
+    } else {
+        for e in extents {
+            // Fault the pages in with one call instead of one trap per page: the fill below
         // then copies into memory that is already there.
-        syscall3(SYS_MADVISE, e.addr as usize, e.len as usize, MADV_POPULATE_WRITE);
-        read_extent(fd, e);
+            syscall3(SYS_MADVISE, e.addr as usize, e.len as usize, MADV_POPULATE_WRITE);
+            read_extent(fd, e);
+        }
     }
     if initial != prot && syscall3(SYS_MPROTECT, r.start as usize, r.len as usize, prot) < 0 {
         die("cannot protect region", Some(r.start), EXIT_RESTORE_FAILED);

@@ -224,3 +224,16 @@ pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 /// stub never unwinds, so this is never called.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// # Safety
+/// `s` must point to a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let mut n = 0;
+    // SAFETY: the caller guarantees a terminator; volatile reads keep the compiler from
+    // turning this loop back into a call to strlen.
+    while unsafe { core::ptr::read_volatile(s.add(n)) } != 0 {
+        n += 1;
+    }
+    n
+}
