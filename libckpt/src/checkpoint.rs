@@ -641,7 +641,7 @@ fn serve_request(pid: u32, value: u32) {
         return;
     };
     let mut line = [0u8; crate::config::MAXNAME + 1];
-    let n = sys::read_full(req, &mut line).unwrap_or(0);
+    let n = sys::read_line_nonblocking(req, &mut line);
     sys::close(req);
     let len = line[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
     let name = (len > 0 && len < crate::config::MAXNAME).then(|| &line[..len]);

@@ -101,6 +101,23 @@ pub fn read_full(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
     Ok(n)
 }
 
+/// Reads from a non-blocking descriptor until a newline, end of file, or no more data
+/// (the writer may keep its end open); returns the bytes read.
+pub fn read_line_nonblocking(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    n
+}
+
 /// Reads a whole (small, /proc) file into `buf` with as few reads as possible.
 pub fn read_file(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
     let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
