@@ -1,4 +1,6 @@
-//! Command-line parsing for `ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] PROG ARGS…`.
+//! Command-line parsing for `ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] PROG ARGS…` and for the
+//! subcommands `ckpt info`, `ckpt verify` and `ckpt checkpoint`, which are recognised only as
+//! the first argument (a program with such a name runs as `ckpt -- info`).
 //!
 //! Parsing is getopt-like: short options may be clustered (`-cn NAME`) and take their value
 //! either attached (`-nfoo`) or as the next argument (`-n foo`). Parsing stops at the first
@@ -11,7 +13,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Request {
     /// `--help`: print the usage text.
     Help,
@@ -19,6 +21,27 @@ pub enum Request {
     Version,
     /// Run a program with checkpointing enabled.
     Run(RunOptions),
+    /// `ckpt info FILE [--json]`: describe a checkpoint file.
+    Info { file: OsString, json: bool },
+    /// `ckpt verify FILE`: check every checksum of a checkpoint file.
+    Verify { file: OsString },
+    /// `ckpt checkpoint PID …`: ask a running program to checkpoint itself.
+    Checkpoint(CheckpointOptions),
+}
+
+/// How long `ckpt checkpoint` waits for the answer unless `--timeout` says otherwise.
+pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+
+/// The options of `ckpt checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]`.
+#[derive(Debug, PartialEq)]
+pub struct CheckpointOptions {
+    pub pid: i32,
+    /// `-n NAME`: the checkpoint name for this request; `None` means the target's own.
+    pub name: Option<OsString>,
+    /// The signal to send once the checkpoint is complete (`--term`, `--kill`, `--signal N`).
+    pub end_signal: Option<i32>,
+    /// Seconds to wait for the answer.
+    pub timeout_secs: f64,
 }
 
 /// The options for running PROG, each one becoming an environment variable that libckpt
@@ -54,6 +77,11 @@ pub enum ArgError {
     UnknownOption(String),
     /// No PROG after the options.
     MissingProgram,
+    /// A subcommand's command line that cannot be used: which subcommand, and why.
+    Subcommand {
+        command: &'static str,
+        message: String,
+    },
 }
 
 impl fmt::Display for ArgError {
@@ -67,6 +95,7 @@ impl fmt::Display for ArgError {
             } => write!(f, "bad value for -{option}: {value:?} ({expected})"),
             ArgError::UnknownOption(option) => write!(f, "unknown option {option}"),
             ArgError::MissingProgram => write!(f, "no program given"),
+            ArgError::Subcommand { command, message } => write!(f, "{command}: {message}"),
         }
     }
 }
@@ -127,6 +156,20 @@ pub fn parse_signal(value: &str) -> Option<u32> {
         .and_then(|&(_, number)| u32::try_from(number).ok())
 }
 
+/// Checks a `--signal` value of `ckpt checkpoint`: a number 1..=64 or any name `-a` takes,
+/// and also KILL and STOP (sent, not caught).
+pub fn parse_end_signal(value: &str) -> Option<i32> {
+    let upper = value.to_ascii_uppercase();
+    match upper.strip_prefix("SIG").unwrap_or(&upper) {
+        "KILL" => return Some(libc::SIGKILL),
+        "STOP" => return Some(libc::SIGSTOP),
+        _ => {}
+    }
+    parse_signal(value)
+        .filter(|&n| n != 0)
+        .and_then(|n| i32::try_from(n).ok())
+}
+
 /// Checks a `-z` value: a non-negative decimal integer of milliseconds.
 pub fn parse_period_ms(value: &str) -> Option<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -140,7 +183,22 @@ pub fn parse<I>(args: I) -> Result<Request, ArgError>
 where
     I: IntoIterator<Item = OsString>,
 {
-    let mut args = args.into_iter();
+    let mut args = args.into_iter().peekable();
+    match args.peek().and_then(|first| first.to_str()) {
+        Some("info") => {
+            args.next();
+            return parse_info(args);
+        }
+        Some("verify") => {
+            args.next();
+            return parse_verify(args);
+        }
+        Some("checkpoint") => {
+            args.next();
+            return parse_checkpoint(args);
+        }
+        _ => {}
+    }
     let mut options = RunOptions::default();
 
     while let Some(arg) = args.next() {
@@ -191,6 +249,212 @@ where
         }
     }
     Err(ArgError::MissingProgram)
+}
+
+fn subcommand_error(command: &'static str, message: impl Into<String>) -> ArgError {
+    ArgError::Subcommand {
+        command,
+        message: message.into(),
+    }
+}
+
+/// `info FILE [--json]`; `--json` may come before or after FILE, `--` ends the options.
+fn parse_info(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+    let mut json = false;
+    let mut file = None;
+    let mut options_done = false;
+    for arg in args {
+        if !options_done && arg.as_bytes().starts_with(b"-") && arg.len() > 1 {
+            match arg.to_str() {
+                Some("--json") => json = true,
+                Some("-h" | "--help") => return Ok(Request::Help),
+                Some("--") => options_done = true,
+                _ => return Err(subcommand_error("info", unknown(&arg))),
+            }
+        } else if file.is_none() {
+            file = Some(arg);
+        } else {
+            return Err(subcommand_error("info", "more than one FILE given"));
+        }
+    }
+    let file = file.ok_or_else(|| subcommand_error("info", "no checkpoint FILE given"))?;
+    Ok(Request::Info { file, json })
+}
+
+/// `verify FILE`.
+fn parse_verify(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+    let mut file = None;
+    let mut options_done = false;
+    for arg in args {
+        if !options_done && arg.as_bytes().starts_with(b"-") && arg.len() > 1 {
+            match arg.to_str() {
+                Some("-h" | "--help") => return Ok(Request::Help),
+                Some("--") => options_done = true,
+                _ => return Err(subcommand_error("verify", unknown(&arg))),
+            }
+        } else if file.is_none() {
+            file = Some(arg);
+        } else {
+            return Err(subcommand_error("verify", "more than one FILE given"));
+        }
+    }
+    let file = file.ok_or_else(|| subcommand_error("verify", "no checkpoint FILE given"))?;
+    Ok(Request::Verify { file })
+}
+
+fn unknown(arg: &OsStr) -> String {
+    format!("unknown option {}", arg.to_string_lossy())
+}
+
+/// Parses `--timeout` seconds: a non-negative decimal number, fractions allowed.
+pub fn parse_timeout(value: &str) -> Option<f64> {
+    let ok_chars = !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && value.bytes().filter(|&b| b == b'.').count() <= 1
+        && value != ".";
+    if !ok_chars {
+        return None;
+    }
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|secs| secs.is_finite() && *secs <= 1e9)
+}
+
+/// `checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]`, options before or
+/// after PID; option values attached (`-nNAME`, `--signal=10`) or as the next argument.
+fn parse_checkpoint(mut args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+    const CMD: &str = "checkpoint";
+    let mut pid = None;
+    let mut name = None;
+    let mut end_signal: Option<(i32, String)> = None;
+    let mut timeout_secs = None;
+    let mut set_end = |signal: i32, how: String| -> Result<(), ArgError> {
+        if let Some((_, earlier)) = &end_signal {
+            return Err(subcommand_error(
+                CMD,
+                format!(
+                    "{how} conflicts with {earlier}: give at most one of --term, --kill, --signal"
+                ),
+            ));
+        }
+        end_signal = Some((signal, how));
+        Ok(())
+    };
+    while let Some(arg) = args.next() {
+        let bytes = arg.as_bytes();
+        if bytes.len() > 1 && bytes[0] == b'-' && !(bytes.len() > 1 && bytes[1].is_ascii_digit()) {
+            // An option; split `--opt=value` and `-nVALUE`.
+            let (option, attached): (String, Option<OsString>) = if bytes.starts_with(b"--") {
+                match bytes.iter().position(|&b| b == b'=') {
+                    Some(eq) => (
+                        String::from_utf8_lossy(&bytes[..eq]).into_owned(),
+                        Some(OsStr::from_bytes(&bytes[eq + 1..]).to_os_string()),
+                    ),
+                    None => (arg.to_string_lossy().into_owned(), None),
+                }
+            } else if bytes[1] == b'n' && bytes.len() > 2 {
+                (
+                    "-n".to_owned(),
+                    Some(OsStr::from_bytes(&bytes[2..]).to_os_string()),
+                )
+            } else {
+                (arg.to_string_lossy().into_owned(), None)
+            };
+            let takes_value = matches!(option.as_str(), "-n" | "--name" | "--signal" | "--timeout");
+            if !takes_value && attached.is_some() {
+                return Err(subcommand_error(
+                    CMD,
+                    format!("option {option} takes no value"),
+                ));
+            }
+            let mut value = || -> Result<OsString, ArgError> {
+                match attached.clone() {
+                    Some(value) => Ok(value),
+                    None => args.next().ok_or_else(|| {
+                        subcommand_error(CMD, format!("option {option} needs a value"))
+                    }),
+                }
+            };
+            match option.as_str() {
+                "-h" | "--help" => return Ok(Request::Help),
+                "-n" | "--name" => {
+                    let value = value()?;
+                    if value.is_empty() || value.as_bytes().contains(&b'\n') {
+                        return Err(subcommand_error(
+                            CMD,
+                            "bad value for -n: expected a file name without a newline",
+                        ));
+                    }
+                    name = Some(value);
+                }
+                "--term" => set_end(libc::SIGTERM, option.clone())?,
+                "--kill" => set_end(libc::SIGKILL, option.clone())?,
+                "--signal" => {
+                    let value = value()?;
+                    let text = value.to_string_lossy().into_owned();
+                    let signal = parse_end_signal(&text).ok_or_else(|| {
+                        subcommand_error(
+                            CMD,
+                            format!(
+                                "bad value for --signal: {text:?} (expected a signal number \
+                                 1..=64 or a name such as TERM or SIGUSR1)"
+                            ),
+                        )
+                    })?;
+                    set_end(signal, format!("--signal {text}"))?;
+                }
+                "--timeout" => {
+                    let value = value()?;
+                    let text = value.to_string_lossy().into_owned();
+                    timeout_secs = Some(parse_timeout(&text).ok_or_else(|| {
+                        subcommand_error(
+                            CMD,
+                            format!(
+                                "bad value for --timeout: {text:?} (expected a number of seconds)"
+                            ),
+                        )
+                    })?);
+                }
+                "--" => {
+                    if let Some(arg) = args.next() {
+                        if pid.is_some() {
+                            return Err(subcommand_error(CMD, "more than one PID given"));
+                        }
+                        pid = Some(parse_pid(&arg)?);
+                    }
+                }
+                _ => return Err(subcommand_error(CMD, format!("unknown option {option}"))),
+            }
+        } else {
+            if pid.is_some() {
+                return Err(subcommand_error(CMD, "more than one PID given"));
+            }
+            pid = Some(parse_pid(&arg)?);
+        }
+    }
+    let pid = pid.ok_or_else(|| subcommand_error(CMD, "no PID given"))?;
+    Ok(Request::Checkpoint(CheckpointOptions {
+        pid,
+        name,
+        end_signal: end_signal.map(|(signal, _)| signal),
+        timeout_secs: timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS),
+    }))
+}
+
+fn parse_pid(arg: &OsStr) -> Result<i32, ArgError> {
+    let text = arg.to_string_lossy();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        if let Ok(pid) = text.parse::<i32>() {
+            if pid > 0 {
+                return Ok(pid);
+            }
+        }
+    }
+    Err(subcommand_error(
+        "checkpoint",
+        format!("bad PID {text:?} (expected a process id, a positive number)"),
+    ))
 }
 
 fn set_value(options: &mut RunOptions, option: char, value: OsString) -> Result<(), ArgError> {
@@ -407,5 +671,145 @@ mod tests {
             panic!("expected Run");
         };
         assert_eq!(options.name.unwrap().as_bytes(), b"na\xffme");
+    }
+
+    fn checkpoint(args: &[&str]) -> CheckpointOptions {
+        match parse_strs(args) {
+            Ok(Request::Checkpoint(options)) => options,
+            other => panic!("expected Checkpoint for {args:?}, got {other:?}"),
+        }
+    }
+
+    fn subcommand_error(args: &[&str]) -> String {
+        match parse_strs(args) {
+            Err(error @ ArgError::Subcommand { .. }) => error.to_string(),
+            other => panic!("expected a subcommand error for {args:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn info_and_verify() {
+        assert_eq!(
+            parse_strs(&["info", "x.ckpt"]),
+            Ok(Request::Info {
+                file: "x.ckpt".into(),
+                json: false
+            })
+        );
+        for args in [
+            &["info", "--json", "x.ckpt"][..],
+            &["info", "x.ckpt", "--json"][..],
+        ] {
+            assert_eq!(
+                parse_strs(args),
+                Ok(Request::Info {
+                    file: "x.ckpt".into(),
+                    json: true
+                })
+            );
+        }
+        assert_eq!(
+            parse_strs(&["info", "--", "-odd.ckpt"]),
+            Ok(Request::Info {
+                file: "-odd.ckpt".into(),
+                json: false
+            })
+        );
+        assert_eq!(
+            parse_strs(&["verify", "x.ckpt"]),
+            Ok(Request::Verify {
+                file: "x.ckpt".into()
+            })
+        );
+        assert!(subcommand_error(&["info"]).starts_with("info: no checkpoint FILE"));
+        assert!(subcommand_error(&["verify"]).starts_with("verify: no checkpoint FILE"));
+        assert!(subcommand_error(&["verify", "a", "b"]).contains("more than one"));
+        assert!(subcommand_error(&["info", "--xml", "a"]).contains("unknown option --xml"));
+        assert_eq!(parse_strs(&["verify", "--help"]), Ok(Request::Help));
+    }
+
+    #[test]
+    fn subcommands_only_as_first_argument() {
+        assert_eq!(run(&["--", "info", "x"]).program, "info");
+        assert_eq!(run(&["-c", "verify"]).program, "verify");
+        let options = run(&["prog", "checkpoint"]);
+        assert_eq!(options.program_args, vec!["checkpoint"]);
+    }
+
+    #[test]
+    fn checkpoint_options() {
+        let options = checkpoint(&["checkpoint", "42"]);
+        assert_eq!(
+            options,
+            CheckpointOptions {
+                pid: 42,
+                name: None,
+                end_signal: None,
+                timeout_secs: DEFAULT_TIMEOUT_SECS
+            }
+        );
+        let options = checkpoint(&[
+            "checkpoint",
+            "-n",
+            "x.ckpt",
+            "--term",
+            "7",
+            "--timeout",
+            "2.5",
+        ]);
+        assert_eq!(options.pid, 7);
+        assert_eq!(options.name.as_deref(), Some(OsStr::new("x.ckpt")));
+        assert_eq!(options.end_signal, Some(libc::SIGTERM));
+        assert_eq!(options.timeout_secs, 2.5);
+        assert_eq!(
+            checkpoint(&["checkpoint", "9", "--kill"]).end_signal,
+            Some(libc::SIGKILL)
+        );
+        assert_eq!(
+            checkpoint(&["checkpoint", "9", "--signal", "10"]).end_signal,
+            Some(10)
+        );
+        assert_eq!(
+            checkpoint(&["checkpoint", "9", "--signal=USR2"]).end_signal,
+            Some(libc::SIGUSR2)
+        );
+        assert_eq!(
+            checkpoint(&["checkpoint", "9", "--signal", "sigkill"]).end_signal,
+            Some(libc::SIGKILL)
+        );
+        assert_eq!(
+            checkpoint(&["checkpoint", "9", "--signal", "STOP"]).end_signal,
+            Some(libc::SIGSTOP)
+        );
+        let options = checkpoint(&["checkpoint", "-nfoo", "--timeout=0", "9"]);
+        assert_eq!(options.name.as_deref(), Some(OsStr::new("foo")));
+        assert_eq!(options.timeout_secs, 0.0);
+        assert_eq!(parse_strs(&["checkpoint", "--help"]), Ok(Request::Help));
+    }
+
+    #[test]
+    fn checkpoint_errors() {
+        assert!(subcommand_error(&["checkpoint"]).contains("no PID"));
+        for bad in ["0", "-5", "abc", "12x", "99999999999"] {
+            let message = subcommand_error(&["checkpoint", "--", bad]);
+            assert!(message.contains("bad PID"), "{bad}: {message}");
+        }
+        assert!(subcommand_error(&["checkpoint", "1", "2"]).contains("more than one PID"));
+        assert!(subcommand_error(&["checkpoint", "1", "--term", "--kill"]).contains("at most one"));
+        assert!(subcommand_error(&["checkpoint", "1", "--signal", "0"])
+            .contains("bad value for --signal"));
+        assert!(subcommand_error(&["checkpoint", "1", "--signal", "FOO"])
+            .contains("bad value for --signal"));
+        for bad in ["", "-1", "1s", "1.2.3", "."] {
+            let message = subcommand_error(&["checkpoint", "1", "--timeout", bad]);
+            assert!(
+                message.contains("bad value for --timeout"),
+                "{bad}: {message}"
+            );
+        }
+        assert!(subcommand_error(&["checkpoint", "1", "--timeout"]).contains("needs a value"));
+        assert!(subcommand_error(&["checkpoint", "1", "-n", "a\nb"]).contains("newline"));
+        assert!(subcommand_error(&["checkpoint", "1", "--term=3"]).contains("takes no value"));
+        assert!(subcommand_error(&["checkpoint", "1", "-x"]).contains("unknown option -x"));
     }
 }

@@ -1,15 +1,24 @@
-//! `ckpt` — run a program with checkpointing enabled.
+//! `ckpt` — run a program with checkpointing enabled, and look after checkpoints.
 //!
-//! The command does no checkpointing itself: it finds `libckpt.so`, puts it first in
+//! `ckpt info`, `ckpt verify` and `ckpt checkpoint` (first argument only) describe a
+//! checkpoint file, check its checksums, and ask a running program to checkpoint itself.
+//!
+//! To run a program, the command does no checkpointing itself: it finds `libckpt.so`, puts it first in
 //! `LD_PRELOAD`, turns its options into the `CKPT_*` variables the library reads when it is
 //! loaded, and replaces itself with PROG (like `execvp`). Everything it refuses, it refuses
 //! before the exec, with one line on stderr and a shell-like exit status:
 //! 2 for a bad command line, 126 for a program it must not or cannot run, 127 for something
 //! that is not there (PROG or the library).
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod args;
+mod checkpoint;
+mod image;
+mod info;
+mod protocol;
+mod sys;
+mod verify;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Write};
@@ -20,9 +29,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use args::{Request, RunOptions};
+use image::Image;
 
 const USAGE: &str = "\
 usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]
+       ckpt info FILE [--json]
+       ckpt verify FILE
+       ckpt checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]
        ckpt --help | --version
 
 Run PROG (searched in PATH when it has no slash) with the checkpoint library
@@ -57,6 +70,33 @@ not found.
 
 A checkpoint file holds the whole memory of the program, secrets included;
 it is created with mode 0700.
+
+subcommands (recognised only as the first argument; run a program named
+like one of them as `ckpt -- info`):
+  info FILE [--json]
+             print what checkpoint FILE holds: program, command line, when it
+             was taken, pid, format version, regions (addresses, protections,
+             backing, bytes stored), threads, sizes; --json prints one JSON
+             object. Validates the header and tables like a restart does.
+  verify FILE
+             everything info checks, plus the ELF header and the CRC-32C of
+             every stored extent; prints `FILE: ok (...)` or the first damage.
+  checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]
+             ask process PID, which must run with libckpt.so, to checkpoint
+             itself now (to NAME, else its own checkpoint name) and keep
+             running; then send it SIGTERM (--term), SIGKILL (--kill) or
+             signal N (--signal N) once the checkpoint is complete. Waits up
+             to S seconds (default 60) for the answer. A process without
+             libckpt is never signalled.
+
+exit status of info and verify (the same as a checkpoint file's restart):
+  0 ok, 64 cannot read the file, 65 not a ckpt checkpoint image,
+  66 unsupported format version, 67 another architecture, 68 header
+  damaged, 69 truncated, 70 tables damaged, 71 tables inconsistent,
+  75 payload damaged (verify)
+exit status of checkpoint: 0 checkpointed, 1 the checkpoint failed or the
+  process ended first, 2 bad command line, 3 no such process, or it does not
+  run with libckpt or cannot be signalled, 124 no answer in time
 ";
 
 /// Exit status for a bad command line.
@@ -81,6 +121,18 @@ fn main() -> ExitCode {
             println!("ckpt {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Ok(Request::Info { file, json }) => info_command(&file, json),
+        Ok(Request::Verify { file }) => verify_command(&file),
+        Ok(Request::Checkpoint(options)) => {
+            let outcome = checkpoint::run(&options);
+            for line in &outcome.stdout {
+                println!("{line}");
+            }
+            for line in &outcome.stderr {
+                let _ = writeln!(io::stderr(), "{line}");
+            }
+            ExitCode::from(outcome.status)
+        }
         Ok(Request::Run(options)) => match run(options) {
             Ok(never) => match never {},
             Err(failure) => {
@@ -97,6 +149,44 @@ fn main() -> ExitCode {
                 );
             }
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// `ckpt info FILE [--json]`.
+fn info_command(file: &OsStr, json: bool) -> ExitCode {
+    let shown = Path::new(file).display().to_string();
+    match Image::open(Path::new(file)) {
+        Ok(image) => {
+            let info = info::Info::gather(&shown, &image);
+            if json {
+                println!("{}", info.json());
+            } else {
+                print!("{}", info.text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(refusal) => {
+            let _ = writeln!(io::stderr(), "ckpt info: {shown}: {}", refusal.message);
+            ExitCode::from(refusal.status)
+        }
+    }
+}
+
+/// `ckpt verify FILE`.
+fn verify_command(file: &OsStr) -> ExitCode {
+    let shown = Path::new(file).display().to_string();
+    match Image::open(Path::new(file)).and_then(|image| verify::verify(&image)) {
+        Ok(verified) => {
+            println!(
+                "{shown}: ok ({} regions, {} extents, {} bytes verified)",
+                verified.regions, verified.extents, verified.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(refusal) => {
+            let _ = writeln!(io::stderr(), "ckpt verify: {shown}: {}", refusal.message);
+            ExitCode::from(refusal.status)
         }
     }
 }

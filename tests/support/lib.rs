@@ -896,3 +896,62 @@ pub fn wait_for_state(pid: i32, state: char, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `ckpt info`/`verify`/`checkpoint`, checkpoint files to damage, and shell wrappers
+
+/// Wraps `command` to run as `sh -c '<prelude>; exec "$0" "$@"' PROGRAM ARGS…`, so that the
+/// prelude (`umask 077`, `ulimit -f 1024`, …) applies to the program. Carries over working
+/// directory and environment changes, like `as_nobody`.
+pub fn in_shell(command: Command, prelude: &str) -> Command {
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
+
+/// `ckpt ARGS…` (a subcommand such as `verify FILE`), working directory `dir`, no inherited
+/// ckpt settings.
+pub fn ckpt_tool<S: AsRef<OsStr>>(dir: &TempDir, args: &[S]) -> Command {
+    let mut command = Command::new(ckpt_bin());
+    command.args(args).current_dir(dir.path());
+    for var in CKPT_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// The counter of `tests/programs/counter.c`.
+pub const COUNTER_SOURCE: &str = include_str!("../programs/counter.c");
+
+/// Compiles the counter into `dir`, runs it under `ckpt` with `args` (the first is the
+/// interval in ms), reads 5 numbers, checkpoints it with SIGTSTP and returns the checkpoint
+/// file, the counter executable and the last number the counter printed.
+#[track_caller]
+pub fn counter_checkpoint(dir: &TempDir, args: &[&str]) -> (PathBuf, PathBuf, u64) {
+    let counter = compile_c(dir, "counter", COUNTER_SOURCE, &[]);
+    let mut proc = Proc::spawn(ckpt_command(dir, &counter, args), "ckpt counter");
+    proc.wait_lines(5, TIMEOUT);
+    let rest = proc.checkpoint_and_collect(TIMEOUT);
+    let last = rest
+        .iter()
+        .chain(proc.seen().iter())
+        .filter_map(|line| line.trim().parse::<u64>().ok())
+        .max()
+        .expect("the counter printed numbers");
+    let checkpoint = checkpoint_path(dir, &counter);
+    expect_checkpoint(&mut proc, &checkpoint);
+    (checkpoint, counter, last)
+}

@@ -1,0 +1,252 @@
+//! Reading a checkpoint file as the restart stub does: the ELF prefix, the image header and
+//! the tables, with the same checks in the same order and the same exit statuses, so that
+//! `ckpt info` and `ckpt verify` refuse exactly what a restart would refuse.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use ckpt_image::{
+    elf, page_up, ExtentRecord, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
+    STUB_FILE_OFFSET,
+};
+
+use crate::sys;
+
+/// The file cannot be read at all (missing, permission, I/O error).
+pub const EXIT_CANNOT_READ: u8 = 64;
+/// A payload extent's checksum does not match its bytes.
+pub const EXIT_PAYLOAD_DAMAGED: u8 = 75;
+
+/// Why a file was refused: the exit status and the one-line reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u8,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn format(error: FormatError) -> Refusal {
+        Refusal {
+            status: error.exit_code() as u8,
+            message: error.message().to_owned(),
+        }
+    }
+
+    pub fn io(what: &str, error: &io::Error) -> Refusal {
+        if error.kind() == io::ErrorKind::UnexpectedEof {
+            return Refusal::format(FormatError::Truncated);
+        }
+        Refusal {
+            status: EXIT_CANNOT_READ,
+            message: format!("{what}: {}", io_message(error)),
+        }
+    }
+}
+
+/// An I/O error as a short phrase ("No such file or directory"), without std's
+/// "(os error 2)" suffix.
+pub fn io_message(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// A checkpoint file whose header and tables passed every check.
+pub struct Image {
+    file: File,
+    /// Length of the file.
+    pub size: u64,
+    /// Where the image header is (from the `PT_CKPT` program header).
+    pub header_offset: u64,
+    pub header: ImageHeader,
+    /// The tables, 8-byte aligned.
+    tables: Vec<u64>,
+}
+
+impl Image {
+    /// Opens `path` and validates it: the ELF prefix, the header (magic, version,
+    /// architecture, checksum, length) and the tables (checksum, consistency).
+    pub fn open(path: &Path) -> Result<Image, Refusal> {
+        let file = File::open(path).map_err(|e| Refusal::io("cannot open", &e))?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| Refusal::io("cannot stat", &e))?;
+        if metadata.is_dir() {
+            return Err(Refusal {
+                status: EXIT_CANNOT_READ,
+                message: "cannot read: Is a directory".to_owned(),
+            });
+        }
+        let size = metadata.len();
+
+        // The ELF prefix: where is the header?
+        let mut first = vec![0u8; size.min(PAGE_SIZE) as usize];
+        file.read_exact_at(&mut first, 0)
+            .map_err(|e| Refusal::io("cannot read", &e))?;
+        let header_offset = match elf::locate_header(&first) {
+            Some(offset) => offset,
+            None if looks_like_cut_elf(&first) => {
+                return Err(Refusal::format(FormatError::Truncated))
+            }
+            None => return Err(Refusal::format(FormatError::BadMagic)),
+        };
+        if header_offset
+            .checked_add(HEADER_SPACE)
+            .is_none_or(|end| end > size)
+        {
+            return Err(Refusal::format(FormatError::Truncated));
+        }
+
+        // The header.
+        let mut page = vec![0u8; HEADER_SPACE as usize];
+        file.read_exact_at(&mut page, header_offset)
+            .map_err(|e| Refusal::io("cannot read", &e))?;
+        let header =
+            ImageHeader::read_from(&page).ok_or(Refusal::format(FormatError::Truncated))?;
+        header.validate(size).map_err(Refusal::format)?;
+        // As the stub: its scratch memory (tables, vDSO parking) must fit its reservation.
+        let scratch_end = header
+            .stub_base
+            .checked_add(page_up(header.stub_mem))
+            .and_then(|s| s.checked_add(page_up(header.tables_len)));
+        let reserve_end = header.stub_base.checked_add(header.stub_reserve);
+        match (scratch_end, reserve_end) {
+            (Some(s), Some(r)) if s <= r => {}
+            _ => return Err(Refusal::format(FormatError::BadTables)),
+        }
+
+        // The tables.
+        let len = header.tables_len as usize;
+        let mut tables = vec![0u64; len.div_ceil(8)];
+        file.read_exact_at(
+            &mut sys::u64s_as_bytes_mut(&mut tables)[..len],
+            header.tables_offset,
+        )
+        .map_err(|e| Refusal::io("cannot read", &e))?;
+        Tables::parse(&header, &sys::u64s_as_bytes(&tables)[..len]).map_err(Refusal::format)?;
+
+        Ok(Image {
+            file,
+            size,
+            header_offset,
+            header,
+            tables,
+        })
+    }
+
+    /// The parsed tables (validated by `open`).
+    pub fn tables(&self) -> Tables<'_> {
+        let bytes = &sys::u64s_as_bytes(&self.tables)[..self.header.tables_len as usize];
+        Tables::parse(&self.header, bytes).expect("tables were validated when opened")
+    }
+
+    /// Checks that the whole first page is what the writer makes of this header: the ELF
+    /// prefix rebuilt from the header and the stub's program header, then zeros. The kernel
+    /// ignores some of these bytes, but a flipped bit in them is damage all the same.
+    pub fn check_prefix(&self) -> Result<(), Refusal> {
+        let mut first = vec![0u8; PAGE_SIZE as usize];
+        self.read_at(&mut first, 0)
+            .map_err(|e| Refusal::io("cannot read", &e))?;
+        let damaged = || Refusal {
+            status: FormatError::HeaderChecksum.exit_code() as u8,
+            message: "the ELF header of the checkpoint is damaged (it does not match the image \
+                      header)"
+                .to_owned(),
+        };
+        let u64_at = |at: usize| u64::from_le_bytes(first[at..at + 8].try_into().unwrap());
+        let entry = u64_at(24);
+        // The first program header is the stub's PT_LOAD: its file size.
+        let stub_file_size = u64_at(elf::EHDR_SIZE + 32);
+        if entry < self.header.stub_base
+            || self.header_offset != STUB_FILE_OFFSET + page_up(stub_file_size)
+        {
+            return Err(damaged());
+        }
+        let placement = elf::StubPlacement {
+            base: self.header.stub_base,
+            file_size: stub_file_size,
+            mem_size: self.header.stub_mem,
+            entry: entry - self.header.stub_base,
+        };
+        let mut expected = vec![0u8; PAGE_SIZE as usize];
+        elf::write_prefix(
+            &mut expected,
+            &placement,
+            self.header_offset,
+            std::mem::size_of::<ImageHeader>() as u64,
+        );
+        if expected != first {
+            return Err(damaged());
+        }
+        Ok(())
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// The stored bytes of memory `[addr, addr + len)`, when every byte of it is in some
+    /// extent; `None` otherwise (or when the file cannot be read).
+    pub fn read_memory(&self, addr: u64, len: u64) -> Option<Vec<u8>> {
+        let tables = self.tables();
+        let mut out = Vec::with_capacity(len.min(1 << 20) as usize);
+        let end = addr.checked_add(len)?;
+        let mut at = addr;
+        while at < end {
+            let e: &ExtentRecord = tables
+                .extents
+                .iter()
+                .find(|e| e.addr <= at && at < e.addr + e.len)?;
+            let n = (e.addr + e.len).min(end) - at;
+            let mut chunk = vec![0u8; n as usize];
+            self.read_at(&mut chunk, e.file_offset + (at - e.addr))
+                .ok()?;
+            out.extend_from_slice(&chunk);
+            at += n;
+        }
+        Some(out)
+    }
+}
+
+/// Whether `first` (all of a file shorter than a page) is the start of an ELF file cut short:
+/// the ELF magic, or a piece of it, and too short to hold the program headers.
+fn looks_like_cut_elf(first: &[u8]) -> bool {
+    const ELF_MAGIC: &[u8] = b"\x7fELF";
+    if first.is_empty() || first.len() >= elf::PREFIX_SIZE {
+        return false;
+    }
+    let n = first.len().min(ELF_MAGIC.len());
+    first[..n] == ELF_MAGIC[..n]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_elf() {
+        assert!(!looks_like_cut_elf(b""));
+        assert!(looks_like_cut_elf(b"\x7f"));
+        assert!(looks_like_cut_elf(b"\x7fEL"));
+        assert!(looks_like_cut_elf(b"\x7fELF\x02\x01"));
+        assert!(!looks_like_cut_elf(b"#!/bin/sh\n"));
+        assert!(!looks_like_cut_elf(&[0x7f, b'X']));
+        assert!(!looks_like_cut_elf(&[0u8; 300]));
+    }
+
+    #[test]
+    fn io_messages_are_short() {
+        let error = io::Error::from_raw_os_error(libc::ENOENT);
+        assert_eq!(io_message(&error), "No such file or directory");
+        let refusal = Refusal::io("cannot open", &error);
+        assert_eq!(refusal.status, EXIT_CANNOT_READ);
+        assert_eq!(refusal.message, "cannot open: No such file or directory");
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(Refusal::io("cannot read", &eof).status, 69);
+    }
+}

@@ -1,0 +1,512 @@
+//! `ckpt info FILE [--json]`: what a checkpoint holds, from its header and tables (and the
+//! few payload bytes of the command line). Payload checksums are `ckpt verify`'s business.
+
+use std::fmt::Write as _;
+
+use ckpt_image::{prot, region_flags as rf, RegionRecord};
+
+use crate::image::Image;
+
+/// How a region's memory is backed, as `ckpt info` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backing {
+    Anonymous,
+    File,
+    Heap,
+    Stack,
+    Vvar,
+    VvarVclock,
+    Vdso,
+    DeletedFile,
+    Memfd,
+}
+
+impl Backing {
+    pub fn of(r: &RegionRecord) -> Backing {
+        if r.flags & rf::VVAR != 0 {
+            Backing::Vvar
+        } else if r.flags & rf::VVAR_VCLOCK != 0 {
+            Backing::VvarVclock
+        } else if r.flags & rf::VDSO != 0 {
+            Backing::Vdso
+        } else if r.flags & rf::HEAP != 0 {
+            Backing::Heap
+        } else if r.flags & rf::STACK != 0 {
+            Backing::Stack
+        } else if r.flags & rf::MEMFD != 0 {
+            Backing::Memfd
+        } else if r.flags & rf::DELETED != 0 {
+            Backing::DeletedFile
+        } else if r.flags & rf::FILE != 0 {
+            Backing::File
+        } else {
+            Backing::Anonymous
+        }
+    }
+
+    /// The word used in both outputs.
+    pub fn word(self) -> &'static str {
+        match self {
+            Backing::Anonymous => "anonymous",
+            Backing::File => "file",
+            Backing::Heap => "heap",
+            Backing::Stack => "stack",
+            Backing::Vvar => "vvar",
+            Backing::VvarVclock => "vvar_vclock",
+            Backing::Vdso => "vdso",
+            Backing::DeletedFile => "deleted file",
+            Backing::Memfd => "memfd",
+        }
+    }
+
+    fn is_file(self) -> bool {
+        matches!(self, Backing::File | Backing::DeletedFile | Backing::Memfd)
+    }
+}
+
+/// How much of a file-backed mapping's contents the checkpoint holds.
+fn contents_word(r: &RegionRecord) -> &'static str {
+    if r.stored == 0 {
+        "none"
+    } else if r.stored >= r.len {
+        "all"
+    } else {
+        "part"
+    }
+}
+
+/// `r-xp`, `rw-s`, `---p` as in /proc/PID/maps.
+pub fn prot_string(r: &RegionRecord) -> String {
+    let mut s = String::with_capacity(4);
+    s.push(if r.prot & prot::READ != 0 { 'r' } else { '-' });
+    s.push(if r.prot & prot::WRITE != 0 { 'w' } else { '-' });
+    s.push(if r.prot & prot::EXEC != 0 { 'x' } else { '-' });
+    s.push(if r.flags & rf::SHARED != 0 { 's' } else { 'p' });
+    s
+}
+
+/// One region, ready to print.
+pub struct RegionInfo {
+    pub start: u64,
+    pub end: u64,
+    pub prot: String,
+    pub backing: Backing,
+    pub name: String,
+    pub stored: u64,
+    pub extents: u32,
+}
+
+/// Everything `ckpt info` prints.
+pub struct Info {
+    pub file: String,
+    pub program: Option<String>,
+    /// The command line, `None` when its bytes are not in the checkpoint.
+    pub args: Option<Vec<String>>,
+    pub taken_at: u64,
+    pub pid: u32,
+    pub version: u32,
+    pub stub_base: u64,
+    pub regions: Vec<RegionInfo>,
+    pub tids: Vec<u32>,
+    pub extents: usize,
+    pub total_stored: u64,
+    pub file_size: u64,
+}
+
+impl Info {
+    pub fn gather(file: &str, image: &Image) -> Info {
+        let tables = image.tables();
+        let header = &image.header;
+        let regions: Vec<RegionInfo> = tables
+            .regions
+            .iter()
+            .map(|r| RegionInfo {
+                start: r.start,
+                end: r.start + r.len,
+                prot: prot_string(r),
+                backing: Backing::of(r),
+                name: String::from_utf8_lossy(tables.name(r)).into_owned(),
+                stored: r.stored,
+                extents: r.extent_count,
+            })
+            .collect();
+        let code = header.mm.start_code;
+        let program = regions
+            .iter()
+            .find(|r| r.start <= code && code < r.end)
+            .map(|r| r.name.clone())
+            .filter(|name| !name.is_empty());
+        let args = if header.mm.arg_end > header.mm.arg_start
+            && header.mm.arg_end - header.mm.arg_start <= 16 << 20
+        {
+            image
+                .read_memory(header.mm.arg_start, header.mm.arg_end - header.mm.arg_start)
+                .map(|bytes| split_args(&bytes))
+        } else {
+            None
+        };
+        Info {
+            file: file.to_owned(),
+            program,
+            args,
+            taken_at: header.taken_at,
+            pid: header.pid,
+            version: header.version,
+            stub_base: header.stub_base,
+            total_stored: tables.regions.iter().map(|r| r.stored).sum(),
+            regions,
+            tids: tables.threads.iter().map(|t| t.tid).collect(),
+            extents: tables.extents.len(),
+            file_size: image.size,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let unknown = "(unknown)".to_owned();
+        let _ = writeln!(out, "checkpoint:    {}", self.file);
+        let _ = writeln!(
+            out,
+            "program:       {}",
+            self.program.as_ref().unwrap_or(&unknown)
+        );
+        let command = match &self.args {
+            Some(args) => args
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => "(not stored)".to_owned(),
+        };
+        let _ = writeln!(out, "command line:  {command}");
+        let _ = writeln!(out, "taken:         {}", format_utc(self.taken_at));
+        let _ = writeln!(out, "pid:           {}", self.pid);
+        let _ = writeln!(out, "format:        version {}", self.version);
+        let _ = writeln!(out, "stub base:     {:#x}", self.stub_base);
+        let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "threads:       {} (tid {})",
+            self.tids.len(),
+            tids.join(", ")
+        );
+        let _ = writeln!(out, "regions:       {}", self.regions.len());
+        for r in &self.regions {
+            let mut what = match r.backing {
+                Backing::Anonymous if r.name.is_empty() => "anonymous".to_owned(),
+                Backing::Anonymous => format!("anonymous {}", r.name),
+                Backing::File => r.name.clone(),
+                Backing::DeletedFile => format!("deleted file {}", r.name),
+                Backing::Memfd => format!("memfd {}", r.name),
+                _ => r.name.clone(),
+            };
+            if r.backing.is_file() {
+                let contents = match contents_word_of(r) {
+                    "all" => "contents stored",
+                    "part" => "contents partly stored",
+                    _ => "contents not stored",
+                };
+                let _ = write!(what, " ({contents})");
+            }
+            let _ = writeln!(
+                out,
+                "  {:#014x}-{:#014x} {:>10} {}  {:>10} stored  {}",
+                r.start,
+                r.end,
+                human_size(r.end - r.start),
+                r.prot,
+                r.stored,
+                what
+            );
+        }
+        let _ = writeln!(
+            out,
+            "stored:        {} bytes ({}) in {} extents",
+            self.total_stored,
+            human_size(self.total_stored),
+            self.extents
+        );
+        let _ = writeln!(
+            out,
+            "file size:     {} bytes ({})",
+            self.file_size,
+            human_size(self.file_size)
+        );
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let mut out = String::from("{");
+        let _ = write!(out, "\"file\":{}", json_string(&self.file));
+        let _ = write!(
+            out,
+            ",\"program\":{}",
+            self.program
+                .as_deref()
+                .map_or("null".to_owned(), json_string)
+        );
+        match &self.args {
+            Some(args) => {
+                let items: Vec<String> = args.iter().map(|a| json_string(a)).collect();
+                let _ = write!(out, ",\"args\":[{}]", items.join(","));
+            }
+            None => out.push_str(",\"args\":null"),
+        }
+        let _ = write!(
+            out,
+            ",\"taken_at\":{},\"taken\":{},\"pid\":{},\"format_version\":{},\"stub_base\":{}",
+            self.taken_at,
+            json_string(&format_utc(self.taken_at)),
+            self.pid,
+            self.version,
+            self.stub_base
+        );
+        out.push_str(",\"regions\":[");
+        for (i, r) in self.regions.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"start\":{},\"end\":{},\"size\":{},\"prot\":{},\"backing\":{},\"name\":{},\
+                 \"stored\":{},\"extents\":{}",
+                r.start,
+                r.end,
+                r.end - r.start,
+                json_string(&r.prot),
+                json_string(r.backing.word()),
+                json_string(&r.name),
+                r.stored,
+                r.extents
+            );
+            if r.backing.is_file() {
+                let _ = write!(out, ",\"contents\":{}", json_string(contents_word_of(r)));
+            }
+            out.push('}');
+        }
+        out.push(']');
+        let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
+        let _ = write!(
+            out,
+            ",\"threads\":{{\"count\":{},\"tids\":[{}]}}",
+            self.tids.len(),
+            tids.join(",")
+        );
+        let _ = write!(
+            out,
+            ",\"extents\":{},\"total_stored\":{},\"file_size\":{}}}",
+            self.extents, self.total_stored, self.file_size
+        );
+        out
+    }
+}
+
+fn contents_word_of(r: &RegionInfo) -> &'static str {
+    contents_word(&RegionRecord {
+        len: r.end - r.start,
+        stored: r.stored,
+        ..Default::default()
+    })
+}
+
+/// The NUL-separated arguments of `/proc/PID/cmdline`-style bytes.
+pub fn split_args(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+/// Quotes an argument for display the way a shell would need it.
+pub fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// 1536 → "1.5 KiB".
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+pub fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
+pub fn format_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Year, month (1–12) and day (1–31) of a count of days since 1970-01-01
+/// (H. Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_utc(86_399), "1970-01-01 23:59:59 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(format_utc(951_868_800), "2000-03-01 00:00:00 UTC");
+        assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(format_utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+        assert_eq!(format_utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+        assert_eq!(format_utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+        // Every day for 600 years: the day after each date is the next date.
+        let mut previous = civil_from_days(-1);
+        assert_eq!(previous, (1969, 12, 31));
+        for days in 0..(600 * 366) {
+            let date = civil_from_days(days);
+            let (y, m, d) = previous;
+            let next_in_month = (y, m, d + 1);
+            let next_month = if m == 12 {
+                (y + 1, 1, 1)
+            } else {
+                (y, m + 1, 1)
+            };
+            assert!(
+                date == next_in_month || date == next_month,
+                "{previous:?} -> {date:?}"
+            );
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let month_len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ];
+            if date == next_month {
+                assert_eq!(d, month_len[m as usize - 1], "{previous:?} -> {date:?}");
+            }
+            previous = date;
+        }
+    }
+
+    #[test]
+    fn json_escaping() {
+        assert_eq!(json_string("plain"), "\"plain\"");
+        assert_eq!(json_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(json_string("l1\nl2\t\r"), "\"l1\\nl2\\t\\r\"");
+        assert_eq!(
+            json_string("\u{1}\u{1f}\u{7f}"),
+            "\"\\u0001\\u001f\\u007f\""
+        );
+        assert_eq!(json_string("é ✓"), "\"é ✓\"");
+    }
+
+    #[test]
+    fn args_and_quoting() {
+        assert_eq!(
+            split_args(b"./prog\0a b\0\0c\0"),
+            vec!["./prog", "a b", "", "c"]
+        );
+        assert_eq!(split_args(b""), Vec::<String>::new());
+        assert_eq!(shell_quote("./counter"), "./counter");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn sizes_and_prot() {
+        assert_eq!(human_size(100), "100 B");
+        assert_eq!(human_size(4096), "4 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3 GiB");
+        let r = RegionRecord {
+            prot: prot::READ | prot::EXEC,
+            flags: rf::FILE,
+            ..Default::default()
+        };
+        assert_eq!(prot_string(&r), "r-xp");
+        assert_eq!(Backing::of(&r), Backing::File);
+        let r = RegionRecord {
+            prot: prot::READ | prot::WRITE,
+            flags: rf::SHARED | rf::FILE | rf::DELETED | rf::MEMFD,
+            ..Default::default()
+        };
+        assert_eq!(prot_string(&r), "rw-s");
+        assert_eq!(Backing::of(&r), Backing::Memfd);
+        assert_eq!(Backing::of(&RegionRecord::default()), Backing::Anonymous);
+        let r = RegionRecord {
+            flags: rf::STACK,
+            ..Default::default()
+        };
+        assert_eq!(prot_string(&r), "---p");
+        assert_eq!(Backing::of(&r), Backing::Stack);
+    }
+}

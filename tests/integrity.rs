@@ -1,0 +1,635 @@
+//! Damaged checkpoint files: one real checkpoint of the counter, and many variants of it —
+//! truncated, bit-flipped in the ELF header, the image header, each table and the payload,
+//! garbage, empty, an ELF that is not a checkpoint. Each is run (it must exit with the
+//! documented status and a one-line `ckpt restart:` reason, never be killed, never hang,
+//! never print the counter's output) and checked with `ckpt verify` and `ckpt info`, which
+//! must give the same status (info reads no payload, so it accepts payload damage).
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ckpt_image::{
+    crc32c::crc32c, elf, ExtentRecord, ImageHeader, RegionRecord, Tables, HEADER_SPACE, REGION_SIZE,
+};
+use ckpt_tests::*;
+
+/// What running a damaged file must do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Run {
+    /// The restart stub runs and exits with this status and one `ckpt restart:` line.
+    Status(i32),
+    /// The stub is not intact (or the file is no ELF at all): the kernel refuses to execute
+    /// it, or kills it while loading, before any of its code runs. Nothing is printed.
+    KernelRefuses,
+    /// Not run (a copy of /bin/true would just succeed).
+    Skipped,
+}
+
+struct Case {
+    name: String,
+    bytes: Vec<u8>,
+    /// The status of `ckpt verify` (and of the restart, unless `run` says otherwise).
+    verify: i32,
+    /// The status of `ckpt info`.
+    info: i32,
+    run: Run,
+    /// A string the verify and restart messages must contain (the damaged extent's address).
+    names: Option<String>,
+}
+
+/// The undamaged checkpoint, and what the tests need to know of its layout.
+struct Base {
+    dir: TempDir,
+    bytes: Vec<u8>,
+    header_offset: usize,
+    header: ImageHeader,
+    regions: Vec<RegionRecord>,
+    extents: Vec<ExtentRecord>,
+    /// Offsets of the tables, relative to the file.
+    layout: ckpt_image::TableLayout,
+}
+
+impl Base {
+    fn new(label: &str) -> Base {
+        let dir = TempDir::new(label);
+        let (checkpoint, _, _) = counter_checkpoint(&dir, &["5"]);
+        let bytes = std::fs::read(&checkpoint).expect("read checkpoint");
+        let header_offset = elf::locate_header(&bytes).expect("PT_CKPT") as usize;
+        let header = ImageHeader::read_from(&bytes[header_offset..]).expect("header");
+        header.validate(bytes.len() as u64).expect("valid header");
+        // Tables::parse wants an 8-byte aligned buffer: copy the tables into one.
+        let start = header.tables_offset as usize;
+        let len = header.tables_len as usize;
+        let words: Vec<u64> = bytes[start..start + len]
+            .chunks(8)
+            .map(|chunk| {
+                let mut word = [0u8; 8];
+                word[..chunk.len()].copy_from_slice(chunk);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        let view = words_as_bytes(&words, len);
+        let tables = Tables::parse(&header, view).expect("valid tables");
+        let regions = tables.regions.to_vec();
+        let extents = tables.extents.to_vec();
+        let layout = header.table_layout().expect("layout");
+        Base {
+            dir,
+            bytes,
+            header_offset,
+            header,
+            regions,
+            extents,
+            layout,
+        }
+    }
+
+    fn with(&self, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut bytes = self.bytes.clone();
+        edit(&mut bytes);
+        bytes
+    }
+
+    fn flip(&self, at: usize, bit: u8) -> Vec<u8> {
+        self.with(|b| b[at] ^= 1 << bit)
+    }
+
+    /// A header field's file offset.
+    fn header_field(&self, offset_in_header: usize) -> usize {
+        self.header_offset + offset_in_header
+    }
+
+    /// The file offset of a table (relative offset from the layout).
+    fn table(&self, relative: usize) -> usize {
+        self.header.tables_offset as usize + relative
+    }
+
+    /// The first extent of the region with `flag`, and its file offset.
+    fn extent_of(&self, flag: u32) -> ExtentRecord {
+        let region = self
+            .regions
+            .iter()
+            .find(|r| r.flags & flag != 0 && r.extent_count > 0)
+            .unwrap_or_else(|| panic!("no stored region with flag {flag:#x}"));
+        let extent = self.extents[region.first_extent as usize];
+        assert_ne!(
+            extent.flags & ckpt_image::EXTENT_HAS_CRC,
+            0,
+            "extent has a CRC"
+        );
+        extent
+    }
+
+    /// A copy with the header rewritten by `edit` and its checksum recomputed.
+    fn with_header(&self, edit: impl FnOnce(&mut ImageHeader)) -> Vec<u8> {
+        let mut header = self.header;
+        edit(&mut header);
+        header.header_crc = header.compute_crc();
+        let at = self.header_offset;
+        self.with(|b| b[at..at + header.as_bytes().len()].copy_from_slice(header.as_bytes()))
+    }
+
+    /// A copy with the tables rewritten by `edit` and both checksums recomputed.
+    fn with_tables(&self, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+        let start = self.header.tables_offset as usize;
+        let len = self.header.tables_len as usize;
+        let mut tables = self.bytes[start..start + len].to_vec();
+        edit(&mut tables);
+        let mut header = self.header;
+        header.tables_crc = crc32c(0, &tables);
+        header.header_crc = header.compute_crc();
+        let at = self.header_offset;
+        self.with(|b| {
+            b[start..start + len].copy_from_slice(&tables);
+            b[at..at + header.as_bytes().len()].copy_from_slice(header.as_bytes());
+        })
+    }
+}
+
+fn words_as_bytes(words: &[u64], len: usize) -> &[u8] {
+    // SAFETY: the bytes of initialised u64s; the view borrows `words` and stays within it.
+    let all = unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8) };
+    &all[..len]
+}
+
+/// Deterministic pseudo-random bytes that are neither ELF nor a `#!` script.
+fn garbage(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    let mut out: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    if let Some(first) = out.first_mut() {
+        *first = b'G';
+    }
+    out
+}
+
+fn cases(base: &Base) -> Vec<Case> {
+    let h = base.header_offset;
+    let file_len = base.bytes.len();
+    let payload_start = h + HEADER_SPACE as usize;
+    let tables_start = base.header.tables_offset as usize;
+    let mut cases = Vec::new();
+    let mut add = |name: String, bytes: Vec<u8>, verify: i32, info: i32, run: Run| {
+        cases.push(Case {
+            name,
+            bytes,
+            verify,
+            info,
+            run,
+            names: None,
+        })
+    };
+
+    // Truncations. Below the header offset the stub itself is cut: the kernel's business.
+    for len in [0usize, 1, 63, 64, 4095, 4096] {
+        let expect = if len == 0 { 65 } else { 69 };
+        add(
+            format!("truncated to {len}"),
+            base.bytes[..len].to_vec(),
+            expect,
+            expect,
+            Run::KernelRefuses,
+        );
+    }
+    for (what, len) in [
+        ("at the header", h),
+        ("header offset + 10", h + 10),
+        ("mid-payload", (payload_start + tables_start) / 2),
+        ("inside the tables", tables_start + 8),
+        ("file_len - 1", file_len - 1),
+    ] {
+        add(
+            format!("truncated {what} ({len})"),
+            base.bytes[..len].to_vec(),
+            69,
+            69,
+            Run::Status(69),
+        );
+    }
+
+    // The ELF header and the PT_CKPT program header.
+    add(
+        "ELF magic flipped".into(),
+        base.flip(1, 0),
+        65,
+        65,
+        Run::KernelRefuses,
+    );
+    let ckpt_phdr = elf::EHDR_SIZE + 2 * elf::PHDR_SIZE;
+    add(
+        "PT_CKPT type flipped".into(),
+        base.flip(ckpt_phdr, 2),
+        65,
+        65,
+        Run::Status(65),
+    );
+    add(
+        "PT_CKPT offset flipped".into(),
+        base.flip(ckpt_phdr + 8, 3),
+        65,
+        65,
+        Run::Status(65),
+    );
+
+    // The image header, field by field (a flip is caught before anything is used).
+    use std::mem::offset_of;
+    for (field, offset, expect) in [
+        ("magic", offset_of!(ImageHeader, magic), 65),
+        ("version", offset_of!(ImageHeader, version), 66),
+        ("arch", offset_of!(ImageHeader, arch), 67),
+        ("header_size", offset_of!(ImageHeader, header_size), 68),
+        ("header_crc", offset_of!(ImageHeader, header_crc), 68),
+        ("file_len", offset_of!(ImageHeader, file_len), 68),
+        ("tables_offset", offset_of!(ImageHeader, tables_offset), 68),
+        ("tables_crc", offset_of!(ImageHeader, tables_crc), 68),
+        ("region_count", offset_of!(ImageHeader, region_count), 68),
+        ("stub_base", offset_of!(ImageHeader, stub_base) + 5, 68),
+        ("mm", offset_of!(ImageHeader, mm) + 8, 68),
+        ("taken_at", offset_of!(ImageHeader, taken_at), 68),
+        ("pid", offset_of!(ImageHeader, pid), 68),
+    ] {
+        add(
+            format!("header {field} flipped"),
+            base.flip(base.header_field(offset), 1),
+            expect,
+            expect,
+            Run::Status(expect),
+        );
+    }
+    add(
+        "header version 2, checksum recomputed".into(),
+        base.with_header(|hd| hd.version = 2),
+        66,
+        66,
+        Run::Status(66),
+    );
+    add(
+        "header arch 183, checksum recomputed".into(),
+        base.with_header(|hd| hd.arch = 183),
+        67,
+        67,
+        Run::Status(67),
+    );
+    add(
+        "header file_len + 4096, checksum recomputed".into(),
+        base.with_header(|hd| hd.file_len += 4096),
+        69,
+        69,
+        Run::Status(69),
+    );
+
+    // Each table.
+    let l = base.layout;
+    let mut tables = vec![
+        ("regions", l.regions, l.extents),
+        ("extents", l.extents, l.threads),
+        ("thread", l.threads, l.sigactions),
+        ("sigactions", l.sigactions, l.auxv),
+        ("auxv", l.auxv, l.names),
+        ("names", l.names, l.total),
+    ];
+    tables.retain(|(_, start, end)| end > start);
+    for (table, start, end) in tables {
+        let middle = base.table((start + end) / 2);
+        add(
+            format!("{table} table flipped"),
+            base.flip(middle, 4),
+            70,
+            70,
+            Run::Status(70),
+        );
+    }
+    // Consistent checksums, impossible contents: the second region starts inside the first.
+    add(
+        "regions overlap, checksums recomputed".into(),
+        base.with_tables(|t| {
+            let second = base.layout.regions + REGION_SIZE;
+            let start = base.regions[0].start.to_le_bytes();
+            t[second..second + 8].copy_from_slice(&start);
+        }),
+        71,
+        71,
+        Run::Status(71),
+    );
+
+    // Payload pages of the stack and of the heap.
+    for (what, flag) in [
+        ("stack", ckpt_image::region_flags::STACK),
+        ("heap", ckpt_image::region_flags::HEAP),
+    ] {
+        let extent = base.extent_of(flag);
+        let at = extent.file_offset as usize + 100;
+        cases.push(Case {
+            name: format!("{what} payload flipped"),
+            bytes: base.flip(at, 6),
+            verify: 75,
+            info: 0,
+            run: Run::Status(75),
+            names: Some(format!("{:#x}", extent.addr)),
+        });
+    }
+
+    // Not checkpoints at all.
+    for (len, seed) in [
+        (1usize, 1u64),
+        (100, 2),
+        (4096, 3),
+        (10_000, 4),
+        (300_000, 5),
+    ] {
+        cases.push(Case {
+            name: format!("garbage of {len} bytes"),
+            bytes: garbage(len, seed),
+            verify: 65,
+            info: 65,
+            run: Run::KernelRefuses,
+            names: None,
+        });
+    }
+    cases.push(Case {
+        name: "empty file".into(),
+        bytes: Vec::new(),
+        verify: 65,
+        info: 65,
+        run: Run::KernelRefuses,
+        names: None,
+    });
+    let true_bin = ["/bin/true", "/usr/bin/true"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .expect("/bin/true exists");
+    cases.push(Case {
+        name: "a copy of /bin/true".into(),
+        bytes: std::fs::read(true_bin).expect("read /bin/true"),
+        verify: 65,
+        info: 65,
+        run: Run::Skipped,
+        names: None,
+    });
+    cases
+}
+
+/// What a run of a damaged file did.
+enum Ran {
+    Refused(std::io::Error),
+    Finished(Finished),
+}
+
+/// Runs `path` with a timeout; an exec error (ENOEXEC) is an outcome, not a failure.
+fn run_file(dir: &TempDir, path: &Path, label: &str) -> Ran {
+    let mut tries = 0;
+    let mut child = loop {
+        let mut command = restart_command(dir, path);
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        match command.spawn() {
+            Ok(child) => break child,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Ran::Refused(e),
+        }
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait().expect("waitpid") {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{label}: did not exit within {TIMEOUT:?}");
+            }
+        }
+    };
+    let output = child.wait_with_output().expect("collect output");
+    Ran::Finished(Finished {
+        status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+fn check_case(base: &Base, index: usize, case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    let path: PathBuf = base.dir.join(format!("damaged-{index}.ckpt"));
+    std::fs::write(&path, &case.bytes).expect("write damaged file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let label = format!("[{}]", case.name);
+    let shown = path.display().to_string();
+
+    // ckpt verify
+    let verify = run_to_end(
+        ckpt_tool(&base.dir, &[Path::new("verify"), &path]),
+        &format!("{label} ckpt verify"),
+        TIMEOUT,
+    );
+    let prefix = format!("ckpt verify: {shown}: ");
+    if verify.status.code() != Some(case.verify) {
+        problems.push(format!(
+            "{label} ckpt verify: expected status {}, got {}; stderr {:?}",
+            case.verify,
+            describe_status(verify.status),
+            verify.stderr
+        ));
+    } else if verify.stderr.lines().count() != 1 || !verify.stderr.starts_with(&prefix) {
+        problems.push(format!(
+            "{label} ckpt verify: expected one line starting {prefix:?}, got {:?}",
+            verify.stderr
+        ));
+    } else if let Some(address) = &case.names {
+        if !verify.stderr.contains(address.as_str()) {
+            problems.push(format!(
+                "{label} ckpt verify does not name {address}: {:?}",
+                verify.stderr
+            ));
+        }
+    }
+
+    // ckpt info
+    let info = run_to_end(
+        ckpt_tool(&base.dir, &[Path::new("info"), &path]),
+        &format!("{label} ckpt info"),
+        TIMEOUT,
+    );
+    if info.status.code() != Some(case.info) {
+        problems.push(format!(
+            "{label} ckpt info: expected status {}, got {}; stderr {:?}",
+            case.info,
+            describe_status(info.status),
+            info.stderr
+        ));
+    } else if case.info != 0 && !info.stderr.starts_with(&format!("ckpt info: {shown}: ")) {
+        problems.push(format!("{label} ckpt info: bad message {:?}", info.stderr));
+    }
+
+    // Running it.
+    match (case.run, run_file(&base.dir, &path, &label)) {
+        (Run::Skipped, _) => {}
+        (Run::KernelRefuses, Ran::Refused(e)) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+            problems.push(format!("{label}: still busy: {e}"))
+        }
+        (Run::KernelRefuses, Ran::Refused(_)) => {}
+        (Run::KernelRefuses, Ran::Finished(f)) => {
+            // The kernel may get as far as loading it and then kill it: no code of the file
+            // ran, nothing is printed.
+            let killed_by_loader = matches!(f.status.signal(), Some(libc::SIGSEGV | libc::SIGBUS));
+            if !killed_by_loader || !f.stdout.is_empty() {
+                problems.push(format!(
+                    "{label}: expected the kernel to refuse it, got {} stdout {:?} stderr {:?}",
+                    describe_status(f.status),
+                    f.stdout,
+                    f.stderr
+                ));
+            }
+        }
+        (Run::Status(code), Ran::Refused(e)) => problems.push(format!(
+            "{label}: expected the stub to exit with {code}, but it could not run: {e}"
+        )),
+        (Run::Status(code), Ran::Finished(f)) => {
+            if f.status.code() != Some(code) {
+                problems.push(format!(
+                    "{label}: restart: expected status {code}, got {}; stdout {:?} stderr {:?}",
+                    describe_status(f.status),
+                    f.stdout,
+                    f.stderr
+                ));
+            } else if !f.stdout.is_empty() {
+                problems.push(format!("{label}: restart printed {:?}", f.stdout));
+            } else if f.stderr.lines().count() != 1 || !f.stderr.starts_with("ckpt restart: ") {
+                problems.push(format!(
+                    "{label}: restart: expected one `ckpt restart:` line, got {:?}",
+                    f.stderr
+                ));
+            } else if let Some(address) = &case.names {
+                if !f.stderr.contains(address.as_str()) {
+                    problems.push(format!(
+                        "{label}: restart does not name {address}: {:?}",
+                        f.stderr
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_damaged_variant_is_refused_with_its_status() {
+    let base = Base::new("integrity");
+    let cases = cases(&base);
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    let mut problems = Vec::new();
+    for (index, case) in cases.iter().enumerate() {
+        problems.extend(check_case(&base, index, case));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} of {} damaged variants misbehaved:\n{}",
+        problems.len(),
+        cases.len(),
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn verify_passes_the_undamaged_file_and_restart_works() {
+    let dir = TempDir::new("integrity-ok");
+    let (checkpoint, _, last) = counter_checkpoint(&dir, &["5"]);
+    let verify = run_to_end(
+        ckpt_tool(&dir, &[Path::new("verify"), &checkpoint]),
+        "ckpt verify",
+        TIMEOUT,
+    );
+    let expected_start = format!("{}: ok (", checkpoint.display());
+    if verify.status.code() != Some(0) || !verify.stdout.starts_with(&expected_start) {
+        verify.fail(
+            "ckpt verify",
+            "expected success on the undamaged checkpoint",
+        );
+    }
+    assert!(
+        verify.stdout.contains(" regions, ") && verify.stdout.contains(" bytes verified)"),
+        "{}",
+        verify.stdout
+    );
+    let mut proc = Proc::spawn(restart_command(&dir, &checkpoint), "restart");
+    let next = proc.next_number();
+    assert_eq!(next, last + 1, "the restart continues the count");
+    proc.kill();
+}
+
+#[test]
+fn payload_damage_is_found_by_verify_but_not_by_info() {
+    let base = Base::new("integrity-payload");
+    let extent = base.extent_of(ckpt_image::region_flags::STACK);
+    let path = base.dir.join("payload.ckpt");
+    std::fs::write(&path, base.flip(extent.file_offset as usize + 8, 0)).unwrap();
+    let info = run_to_end(
+        ckpt_tool(&base.dir, &[Path::new("info"), &path]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    if info.status.code() != Some(0) || !info.stdout.contains("[stack]") {
+        info.fail("ckpt info", "expected info to describe the file");
+    }
+    let verify = run_to_end(
+        ckpt_tool(&base.dir, &[Path::new("verify"), &path]),
+        "ckpt verify",
+        TIMEOUT,
+    );
+    if verify.status.code() != Some(75)
+        || !verify.stderr.contains(&format!("at {:#x}", extent.addr))
+    {
+        verify.fail("ckpt verify", "expected status 75 naming the stack extent");
+    }
+}
+
+#[test]
+fn unreadable_and_missing_files_are_64() {
+    let dir = TempDir::new("integrity-missing");
+    for path in [dir.join("no-such.ckpt"), dir.path().to_path_buf()] {
+        for command in ["verify", "info"] {
+            let output = run_to_end(
+                ckpt_tool(&dir, &[Path::new(command), &path]),
+                command,
+                TIMEOUT,
+            );
+            if output.status.code() != Some(64)
+                || !output
+                    .stderr
+                    .starts_with(&format!("ckpt {command}: {}: ", path.display()))
+            {
+                output.fail(command, "expected status 64 with one line");
+            }
+        }
+    }
+    // Without read permission (only meaningful for an ordinary user).
+    if !running_as_root() {
+        let (checkpoint, _, _) = counter_checkpoint(&dir, &["5"]);
+        std::fs::set_permissions(&checkpoint, std::fs::Permissions::from_mode(0o100)).unwrap();
+        let output = run_to_end(
+            ckpt_tool(&dir, &[Path::new("verify"), &checkpoint]),
+            "verify unreadable",
+            TIMEOUT,
+        );
+        if output.status.code() != Some(64) {
+            output.fail("verify unreadable", "expected status 64");
+        }
+    } else {
+        skip("unreadable file: root reads every file");
+    }
+}
