@@ -189,8 +189,10 @@ fn cases(base: &Base) -> Vec<Case> {
         })
     };
 
-    // Truncations. Below the header offset the stub itself is cut: the kernel's business.
-    for len in [0usize, 1, 63, 64, 4095, 4096] {
+    // Truncations. Cut before the end of the program headers (which follow the length
+    // check at the entry point), the file cannot be executed at all; from there on the
+    // length check refuses it, even when the stub itself is cut.
+    for len in [0usize, 1, 63, 64, elf::PHDRS_AT, elf::PREFIX_SIZE - 1] {
         let expect = if len == 0 { 65 } else { 69 };
         add(
             format!("truncated to {len}"),
@@ -198,6 +200,15 @@ fn cases(base: &Base) -> Vec<Case> {
             expect,
             expect,
             Run::KernelRefuses,
+        );
+    }
+    for len in [elf::PREFIX_SIZE, 4095, 4096, 4096 + 100] {
+        add(
+            format!("truncated inside the stub ({len})"),
+            base.bytes[..len].to_vec(),
+            69,
+            69,
+            Run::Status(69),
         );
     }
     for (what, len) in [
@@ -224,7 +235,7 @@ fn cases(base: &Base) -> Vec<Case> {
         65,
         Run::KernelRefuses,
     );
-    let ckpt_phdr = elf::EHDR_SIZE + 2 * elf::PHDR_SIZE;
+    let ckpt_phdr = elf::PHDRS_AT + 3 * elf::PHDR_SIZE;
     add(
         "PT_CKPT type flipped".into(),
         base.flip(ckpt_phdr, 2),

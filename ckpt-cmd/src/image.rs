@@ -157,27 +157,23 @@ impl Image {
                       header)"
                 .to_owned(),
         };
-        let u64_at = |at: usize| u64::from_le_bytes(first[at..at + 8].try_into().unwrap());
-        let entry = u64_at(24);
-        // The first program header is the stub's PT_LOAD: its file size.
-        let stub_file_size = u64_at(elf::EHDR_SIZE + 32);
-        if entry < self.header.stub_base
-            || self.header_offset != STUB_FILE_OFFSET + page_up(stub_file_size)
+        let Some((placement, file_len)) = elf::read_placement(&first) else {
+            return Err(damaged());
+        };
+        if placement.base != self.header.stub_base
+            || placement.mem_size < self.header.stub_mem
+            || file_len != self.header.file_len
+            || self.header_offset != STUB_FILE_OFFSET + page_up(placement.file_size)
         {
             return Err(damaged());
         }
-        let placement = elf::StubPlacement {
-            base: self.header.stub_base,
-            file_size: stub_file_size,
-            mem_size: self.header.stub_mem,
-            entry: entry - self.header.stub_base,
-        };
         let mut expected = vec![0u8; PAGE_SIZE as usize];
         elf::write_prefix(
             &mut expected,
             &placement,
             self.header_offset,
             std::mem::size_of::<ImageHeader>() as u64,
+            file_len,
         );
         if expected != first {
             return Err(damaged());

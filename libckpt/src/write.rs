@@ -276,22 +276,9 @@ fn write_to(
     // The umask may have narrowed the mode; the image must be executable by its owner only.
     sys::fchmod(fd, 0o700).map_err(w)?;
 
-    // ELF prefix and the stub, relocated for its base.
+    // The stub, relocated for its base (the ELF prefix, which needs the final length,
+    // comes last).
     let header_offset = STUB_FILE_OFFSET + page_up(crate::STUB.len() as u64);
-    let mut prefix = [0u8; elf::PREFIX_SIZE];
-    let placement = elf::StubPlacement {
-        base,
-        file_size: crate::STUB.len() as u64,
-        mem_size: crate::STUB_MEM_SIZE,
-        entry: crate::STUB_ENTRY,
-    };
-    elf::write_prefix(
-        &mut prefix,
-        &placement,
-        header_offset,
-        core::mem::size_of::<ImageHeader>() as u64,
-    );
-    sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
     arena.stub.copy_from_slice(crate::STUB);
     for &off in crate::STUB_RELOCS {
         let at = off as usize;
@@ -384,6 +371,21 @@ fn write_to(
     };
     header.header_crc = header.compute_crc();
     sys::pwrite_all(fd, header.as_bytes(), header_offset).map_err(w)?;
+    let mut prefix = [0u8; elf::PREFIX_SIZE];
+    let placement = elf::StubPlacement {
+        base,
+        file_size: crate::STUB.len() as u64,
+        mem_size: crate::STUB_MEM_SIZE,
+        entry: crate::STUB_ENTRY,
+    };
+    elf::write_prefix(
+        &mut prefix,
+        &placement,
+        header_offset,
+        core::mem::size_of::<ImageHeader>() as u64,
+        at,
+    );
+    sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
     if fsync {
         sys::fsync(fd).map_err(WriteError::Fsync)?;
     }
