@@ -3,7 +3,7 @@
 
 use std::io;
 
-use ckpt_image::{crc32c::crc32c, EXTENT_HAS_CRC};
+use ckpt_image::{crc32c::PayloadChecksum, EXTENT_HAS_CRC};
 
 use crate::image::{Image, Refusal, EXIT_PAYLOAD_DAMAGED};
 
@@ -70,16 +70,16 @@ pub fn verify(image: &Image) -> Result<Verified, Refusal> {
             if e.flags & EXTENT_HAS_CRC == 0 {
                 continue;
             }
-            let mut crc = 0u32;
+            let mut sum = PayloadChecksum::new();
             let mut done = 0u64;
             while done < e.len {
                 let chunk = window
                     .get(e.file_offset + done, e.len - done)
                     .map_err(|error| Refusal::io("cannot read", &error))?;
-                crc = crc32c(crc, chunk);
+                sum.update(chunk);
                 done += chunk.len() as u64;
             }
-            if crc != e.crc {
+            if sum.finish() != e.crc {
                 return Err(Refusal {
                     status: EXIT_PAYLOAD_DAMAGED,
                     message: format!(

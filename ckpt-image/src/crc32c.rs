@@ -118,3 +118,136 @@ mod tests {
         assert_eq!(super::crc32c_portable(0, b"123456789"), 0xe306_9283);
     }
 }
+
+/// The payload checksum of an extent: CRC-32C run as four interleaved lanes (lane `k`
+/// takes the `k`-th 8-byte word of every 32-byte block), the lanes' values then folded with
+/// CRC-32C into one. Independent lanes let the CPU overlap the `crc32` instruction's
+/// latency, about three times the speed of one chain; any damage to a word changes its
+/// lane, so it is caught like a plain CRC-32C would catch it. Bytes may be fed in pieces of
+/// any size.
+#[derive(Clone, Copy, Debug)]
+pub struct PayloadChecksum {
+    lanes: [u32; 4],
+    carry: [u8; 32],
+    carried: usize,
+}
+
+impl Default for PayloadChecksum {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PayloadChecksum {
+    pub const fn new() -> Self {
+        PayloadChecksum {
+            lanes: [!0; 4],
+            carry: [0; 32],
+            carried: 0,
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.carried > 0 {
+            let take = (32 - self.carried).min(data.len());
+            self.carry[self.carried..self.carried + take].copy_from_slice(&data[..take]);
+            self.carried += take;
+            data = &data[take..];
+            if self.carried < 32 {
+                return;
+            }
+            let block = self.carry;
+            self.blocks(&block);
+            self.carried = 0;
+        }
+        let whole = data.len() & !31;
+        self.blocks(&data[..whole]);
+        let rest = &data[whole..];
+        self.carry[..rest.len()].copy_from_slice(rest);
+        self.carried = rest.len();
+    }
+
+    fn blocks(&mut self, data: &[u8]) {
+        if have_sse42() {
+            // SAFETY: the CPU supports SSE4.2 (checked).
+            unsafe { lanes_sse42(&mut self.lanes, data) }
+        } else {
+            for block in data.chunks_exact(32) {
+                for (k, lane) in self.lanes.iter_mut().enumerate() {
+                    *lane = !crc32c_portable(!*lane, &block[8 * k..8 * k + 8]);
+                }
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> u32 {
+        let tail = self.carry;
+        for &b in &tail[..self.carried] {
+            self.lanes[0] = !crc32c_portable(!self.lanes[0], &[b]);
+        }
+        let mut folded = [0u8; 16];
+        for (k, lane) in self.lanes.iter().enumerate() {
+            folded[4 * k..4 * k + 4].copy_from_slice(&lane.to_le_bytes());
+        }
+        crc32c(0, &folded)
+    }
+
+    /// The checksum of `data` in one go.
+    pub fn of(data: &[u8]) -> u32 {
+        let mut c = Self::new();
+        c.update(data);
+        c.finish()
+    }
+}
+
+#[target_feature(enable = "sse4.2")]
+unsafe fn lanes_sse42(lanes: &mut [u32; 4], data: &[u8]) {
+    use core::arch::x86_64::_mm_crc32_u64;
+    let [mut a, mut b, mut c, mut d] = lanes.map(u64::from);
+    for block in data.chunks_exact(32) {
+        let w = |k: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&block[8 * k..8 * k + 8]);
+            u64::from_le_bytes(x)
+        };
+        a = _mm_crc32_u64(a, w(0));
+        b = _mm_crc32_u64(b, w(1));
+        c = _mm_crc32_u64(c, w(2));
+        d = _mm_crc32_u64(d, w(3));
+    }
+    *lanes = [a as u32, b as u32, c as u32, d as u32];
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+
+    #[test]
+    fn pieces_and_paths_agree_and_damage_is_seen() {
+        let data: Vec<u8> = (0..100_003u32).map(|i| (i * 31 + 7) as u8).collect();
+        let whole = PayloadChecksum::of(&data);
+        for split in [1usize, 7, 31, 32, 33, 4096, 50_000] {
+            let mut c = PayloadChecksum::new();
+            for piece in data.chunks(split) {
+                c.update(piece);
+            }
+            assert_eq!(c.finish(), whole, "split {split}");
+        }
+        // The portable path gives the same value.
+        let mut portable = PayloadChecksum::new();
+        for block in data[..data.len() & !31].chunks_exact(32) {
+            for (k, lane) in portable.lanes.iter_mut().enumerate() {
+                *lane = !crc32c_portable(!*lane, &block[8 * k..8 * k + 8]);
+            }
+        }
+        let rest = &data[data.len() & !31..];
+        portable.carry[..rest.len()].copy_from_slice(rest);
+        portable.carried = rest.len();
+        assert_eq!(portable.finish(), whole);
+        for i in [0usize, 8, 16, 24, 31, 99_999, 100_002] {
+            let mut d = data.clone();
+            d[i] ^= 1;
+            assert_ne!(PayloadChecksum::of(&d), whole, "flip at {i}");
+        }
+    }
+}

@@ -166,12 +166,13 @@ pub struct ExtentRecord {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
-    /// CRC-32C of the payload, valid when `flags` has [`EXTENT_HAS_CRC`].
+    /// The payload's checksum ([`crc32c::PayloadChecksum`]), valid when `flags` has
+    /// [`EXTENT_HAS_CRC`].
     pub crc: u32,
     pub flags: u32,
 }
 
-/// `ExtentRecord::flags`: `crc` holds the CRC-32C of the extent's payload bytes.
+/// `ExtentRecord::flags`: `crc` holds the checksum of the extent's payload bytes.
 pub const EXTENT_HAS_CRC: u32 = 1;
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).

@@ -206,7 +206,7 @@ pub fn write_image(
 const CHUNK: u64 = 1 << 20;
 
 /// Writes the extent at `addr` straight from memory to `offset`, in chunks, computing its
-/// CRC-32C. Returns the bytes written (whole pages; fewer than `len` when the rest of the
+/// payload checksum. Returns the bytes written (whole pages; fewer than `len` when the rest of the
 /// mapping cannot be read) and their checksum.
 ///
 /// The memory around the stack pointer changes while the writer runs (its own frames live
@@ -223,7 +223,7 @@ fn write_extent(
     let here = &staging as *const _ as u64;
     let (live_lo, live_hi) = (here.saturating_sub(512 << 10), here + (64 << 10));
     let mut done = 0;
-    let mut crc = 0;
+    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
     while done < len {
         let want = (len - done).min(CHUNK);
         let at = addr + done;
@@ -231,12 +231,12 @@ fn write_extent(
             let copy = &mut staging[..want as usize];
             copy.copy_from_slice(sys::memory(at, want));
             sys::pwrite_all(fd, copy, offset + done)?;
-            crc = ckpt_image::crc32c::crc32c(crc, copy);
+            sum.update(copy);
             want
         } else {
             let n = sys::pwrite_from_memory(fd, at, want, offset + done)? & !(PAGE_SIZE - 1);
             // Only memory the kernel could read is checksummed (reading the rest would fault).
-            crc = ckpt_image::crc32c::crc32c(crc, sys::memory(at, n));
+            sum.update(sys::memory(at, n));
             n
         };
         done += n;
@@ -244,7 +244,7 @@ fn write_extent(
             break;
         }
     }
-    Ok((done, crc))
+    Ok((done, sum.finish()))
 }
 
 fn create_exclusive(path: &[u8]) -> Result<i32, i32> {

@@ -408,11 +408,11 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     }
 }
 
-/// Reads an extent into place in chunks, checking its CRC-32C as it goes (the chunk is
+/// Reads an extent into place in chunks, checking its payload checksum as it goes (the chunk is
 /// still in cache).
 fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
     const CHUNK: u64 = 1 << 20;
-    let mut crc = 0;
+    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
     let mut done = 0;
     while done < e.len {
         let n = (e.len - done).min(CHUNK);
@@ -423,11 +423,11 @@ fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
         if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 {
             // SAFETY: the chunk was just mapped read-write and filled by pread.
             let bytes = unsafe { core::slice::from_raw_parts(at as *const u8, n as usize) };
-            crc = ckpt_image::crc32c::crc32c(crc, bytes);
+            sum.update(bytes);
         }
         done += n;
     }
-    if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && crc != e.crc {
+    if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && sum.finish() != e.crc {
         die("checkpoint payload is damaged (checksum mismatch)", Some(e.addr), EXIT_PAYLOAD_DAMAGED);
     }
 }
