@@ -52,7 +52,7 @@ int main(int argc, char **argv)
         if (p == MAP_FAILED)
             return 1;
         /* 64 KiB pieces spread evenly over the reservation. */
-        size_t pieces = bytes / 65536, stride = span / pieces;
+        size_t pieces = bytes / 65536, stride = (span / pieces) & ~(size_t)4095;
         for (size_t i = 0; i < pieces; i++)
             memset(p + i * stride, (int)(i | 1), 65536);
     } else {

@@ -1,0 +1,107 @@
+//! Every way of taking and restoring a checkpoint brings back the same memory: the image
+//! written in the signal handler or by a copy-on-write child (CKPT_FORK), restored eagerly
+//! (read into anonymous memory, checksums checked) or lazily (CKPT_LAZY=1, mapped from the
+//! file). The program checks 64 MiB of a pattern, a sparse reservation, read-only and
+//! PROT_NONE pages, and a journal it rewrites on every tick, then writes to the restored
+//! memory.
+
+use std::path::Path;
+use std::process::Command;
+
+use ckpt_tests::*;
+
+const MODES_C: &str = include_str!("programs/modes.c");
+
+/// Starts the program with `env`, and checkpoints it with SIGTSTP once it has ticked a bit.
+fn checkpoint(mut command: Command, env: &[(&str, &str)], label: &str) -> Proc {
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut proc = Proc::spawn(command, label);
+    proc.wait_line("ready");
+    proc.wait_line("tick 20");
+    proc.signal(libc::SIGTSTP);
+    proc
+}
+
+/// Restarts `image` (lazily or not) and expects the memory check to pass and the ticks to
+/// go on from where the image was taken.
+fn expect_restart(dir: &TempDir, image: &Path, lazy: bool, label: &str) {
+    let mut command = restart_command(dir, image);
+    if lazy {
+        command.env("CKPT_LAZY", "1");
+    }
+    let mut proc = Proc::spawn(command, label);
+    let line = proc.wait_line_matching("the memory check", TIMEOUT, |l| {
+        l == "memory ok" || l.starts_with("BAD")
+    });
+    if line != "memory ok" {
+        proc.fail(&format!("memory check failed after restart: {line}"));
+    }
+    let mut tick = || {
+        let line = proc.wait_lines(1, TIMEOUT).remove(0);
+        number_after(&line, "tick ")
+    };
+    let (next, after) = (tick(), tick());
+    if next.is_none() || after != next.map(|n| n + 1) {
+        proc.fail(&format!(
+            "ticks do not go on after the check: {next:?} then {after:?}"
+        ));
+    }
+    proc.kill();
+}
+
+fn image_of(dir: &TempDir) -> std::path::PathBuf {
+    dir.join("modes.ckpt")
+}
+
+#[test]
+fn handler_written_image_restores_eagerly_and_lazily() {
+    let dir = TempDir::new("modes-handler");
+    let program = compile_c(&dir, "modes", MODES_C, &[]);
+    let mut proc = checkpoint(ckpt_command(&dir, &program, &[]), &[], "modes");
+    proc.wait_success(TIMEOUT);
+    let image = image_of(&dir);
+    expect_checkpoint(&mut proc, &image);
+    expect_restart(&dir, &image, false, "modes.ckpt (eager)");
+    expect_restart(&dir, &image, true, "modes.ckpt (lazy)");
+    // The same file, eagerly again after a lazy restart used it.
+    expect_restart(&dir, &image, false, "modes.ckpt (eager again)");
+}
+
+#[test]
+fn forked_image_restores_eagerly_and_lazily() {
+    for fork in ["1", "0"] {
+        let dir = TempDir::new(&format!("modes-fork-{fork}"));
+        let program = compile_c(&dir, "modes", MODES_C, &[]);
+        let image = image_of(&dir);
+        let mut proc = checkpoint(
+            ckpt_command(&dir, &program, &[]),
+            &[("CKPT_CONTINUE", "1"), ("CKPT_FORK", fork)],
+            &format!("modes (CKPT_FORK={fork})"),
+        );
+        // The program goes on ticking (and rewriting its journal) while, with
+        // CKPT_FORK=1, a child writes the image of the moment of the checkpoint.
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while !image.is_file() {
+            if std::time::Instant::now() > deadline {
+                proc.fail("no checkpoint file appeared");
+            }
+            proc.wait_lines(1, TIMEOUT);
+        }
+        proc.wait_lines(5, TIMEOUT);
+        proc.kill();
+        expect_restart(
+            &dir,
+            &image,
+            false,
+            &format!("modes.ckpt (fork {fork}, eager)"),
+        );
+        expect_restart(
+            &dir,
+            &image,
+            true,
+            &format!("modes.ckpt (fork {fork}, lazy)"),
+        );
+    }
+}
