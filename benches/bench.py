@@ -8,7 +8,8 @@ Run from the repository root after `cargo build --release --workspace`:
 
 For each size of touched memory it measures, each the median of five runs after a warm-up:
   - checkpoint time, durable (fsync, the default) and not (CKPT_FSYNC=0): from the
-    checkpoint signal to the end of the process that wrote the file;
+    checkpoint signal until the complete file is renamed into place (seen with inotify),
+    and, in brackets, until the process that wrote it has exited (freeing its memory);
   - the pause of a program with CKPT_CONTINUE (a copy-on-write child writes the image): the
     longest gap the program itself sees between two iterations of its loop;
   - the checkpoint file's size;
@@ -19,8 +20,11 @@ and reading them back from the page cache (`cat`'s job; timed with dd to /dev/nu
 with 10 MiB touched.
 """
 
+import ctypes
 import os
+import select
 import shutil
+import struct
 import signal
 import statistics
 import subprocess
@@ -45,9 +49,13 @@ def median(values):
 
 def steady(measure_once):
     """Median of RUNS runs after one discarded warm-up run: the first write after freeing
-    a large file pays for the kernel's reclaim and is several times slower here."""
+    a large file pays for the kernel's reclaim and is several times slower here. Works on
+    numbers and on tuples of numbers (medians taken field by field)."""
     measure_once()
-    return median([measure_once() for _ in range(RUNS)])
+    runs = [measure_once() for _ in range(RUNS)]
+    if isinstance(runs[0], tuple):
+        return tuple(median(field) for field in zip(*runs))
+    return median(runs)
 
 
 def env_with(**extra):
@@ -85,19 +93,56 @@ class Workload:
             die("workload did not finish")
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+IN_MOVED_TO = 0x80
+
+
+class RenameWatch:
+    """inotify on a directory: the moment a file is renamed into place there."""
+
+    def __init__(self, directory):
+        self.fd = LIBC.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0 or LIBC.inotify_add_watch(self.fd, directory.encode(), IN_MOVED_TO) < 0:
+            die("inotify is not available")
+
+    def wait_for(self, name):
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 1.0)
+            if not ready:
+                continue
+            t = time.perf_counter()
+            buf = os.read(self.fd, 65536)
+            at = 0
+            while at < len(buf):
+                _, _, _, length = struct.unpack_from("iIII", buf, at)
+                event_name = buf[at + 16:at + 16 + length].rstrip(b"\0").decode()
+                at += 16 + length
+                if event_name == name:
+                    return t
+        die(f"{name} was never renamed into place")
+
+    def close(self):
+        os.close(self.fd)
+
+
 def checkpoint_time(workdir, mib, extra_args, **env):
+    """(time until the checkpoint file is complete, time until the process has exited)."""
     image = os.path.join(workdir, "workload.ckpt")
     if os.path.exists(image):
         os.unlink(image)
     w = Workload(workdir, [str(mib)] + extra_args, env_with(**env))
+    watch = RenameWatch(workdir)
     os.sync()
     t0 = time.perf_counter()
     w.proc.send_signal(signal.SIGTSTP)
+    complete = watch.wait_for("workload.ckpt") - t0
     status = w.wait()
-    t = time.perf_counter() - t0
+    exited = time.perf_counter() - t0
+    watch.close()
     if status != 0 or not os.path.exists(image):
         die(f"checkpoint failed (status {status}): {w.proc.stderr.read()}")
-    return t
+    return complete, exited
 
 
 def pause_time(workdir, mib, extra_args):
@@ -160,8 +205,8 @@ def measure(workdir, mib, sparse):
     extra = ["sparse"] if sparse else []
     label = f"{mib} MiB touched in a 32 GiB reservation" if sparse else f"{mib} MiB"
     dd_nosync, dd_sync, cat = floor(workdir, mib)
-    durable = steady(lambda: checkpoint_time(workdir, mib, extra))
-    fast = steady(lambda: checkpoint_time(workdir, mib, extra, CKPT_FSYNC=0))
+    durable, durable_exit = steady(lambda: checkpoint_time(workdir, mib, extra))
+    fast, fast_exit = steady(lambda: checkpoint_time(workdir, mib, extra, CKPT_FSYNC=0))
     size = os.path.getsize(os.path.join(workdir, "workload.ckpt"))
     eager = steady(lambda: restart_time(workdir, False))
     lazy = steady(lambda: restart_time(workdir, True))
@@ -170,8 +215,10 @@ def measure(workdir, mib, sparse):
     print(f"  dd (no fsync)            {fmt_t(dd_nosync)}")
     print(f"  dd conv=fsync            {fmt_t(dd_sync)}")
     print(f"  read from page cache     {fmt_t(cat)}")
-    print(f"  checkpoint, durable      {fmt_t(durable)}   {durable / dd_sync:5.2f} x dd+fsync")
-    print(f"  checkpoint, CKPT_FSYNC=0 {fmt_t(fast)}   {fast / dd_nosync:5.2f} x dd")
+    print(f"  checkpoint, durable      {fmt_t(durable)}   {durable / dd_sync:5.2f} x dd+fsync"
+          f"   (process gone after {fmt_t(durable_exit).strip()})")
+    print(f"  checkpoint, CKPT_FSYNC=0 {fmt_t(fast)}   {fast / dd_nosync:5.2f} x dd"
+          f"   (process gone after {fmt_t(fast_exit).strip()})")
     print(f"  pause with CKPT_CONTINUE {fmt_t(pause)}")
     print(f"  file size                {size / 2**20:9.1f} MiB  ({size / (mib * 2**20):.2f} x touched)")
     print(f"  restart, eager           {fmt_t(eager)}   {eager / cat:5.2f} x read")
