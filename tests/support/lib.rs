@@ -955,3 +955,83 @@ pub fn counter_checkpoint(dir: &TempDir, args: &[&str]) -> (PathBuf, PathBuf, u6
     expect_checkpoint(&mut proc, &checkpoint);
     (checkpoint, counter, last)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Feeding a process's standard input, and seeing it block in a system call
+
+impl Proc {
+    /// As `spawn`, but with stdin from a pipe whose write end is returned: the test feeds the
+    /// process through it and closes its input by dropping it.
+    pub fn spawn_with_stdin(mut command: Command, label: &str) -> (Proc, std::fs::File) {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 writes two descriptors into the array of two it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            panic!("{label}: pipe2: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 just created both descriptors; nothing else owns them.
+        let (read_end, write_end) = unsafe {
+            (
+                OwnedFd::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        let raw = read_end.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec and calls only dup2 and
+        // fcntl, which are async-signal-safe; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                // Proc::spawn set stdin to /dev/null; replace it with the pipe (dup2 leaves
+                // the copy without close-on-exec, but does nothing when raw is already 0).
+                let result = if raw == 0 {
+                    libc::fcntl(0, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, 0)
+                };
+                if result < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let proc = Proc::spawn(command, label);
+        drop(read_end);
+        (proc, write_end)
+    }
+
+    /// The system call the process is blocked in (`/proc/PID/syscall`), or `None` while it
+    /// runs or when that file cannot be read.
+    pub fn blocked_syscall(&self) -> Option<i64> {
+        let text = std::fs::read_to_string(format!("/proc/{}/syscall", self.pid())).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    }
+
+    /// Polls until the process is blocked in one of `syscalls` (x86-64 numbers: 0 for read,
+    /// 35 nanosleep, 230 clock_nanosleep, …), so that a signal interrupts exactly that call.
+    /// Fails after `timeout`.
+    #[track_caller]
+    pub fn wait_blocked_in(&mut self, syscalls: &[i64], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self
+                .blocked_syscall()
+                .is_some_and(|nr| syscalls.contains(&nr))
+            {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let now = std::fs::read_to_string(format!("/proc/{}/syscall", self.pid()))
+                    .unwrap_or_else(|e| format!("unreadable: {e}"));
+                self.fail(&format!(
+                    "not blocked in system call {syscalls:?} within {timeout:?} \
+                     (/proc/PID/syscall: {})",
+                    now.trim()
+                ));
+            }
+            // Polling the process state only bounds how long we look.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
