@@ -12,6 +12,7 @@ use ckpt_image::{SigactionRecord, NSIG, RESUMED};
 use crate::arena::{Arena, ARENA};
 use crate::capture::{self, Captured};
 use crate::config::Config;
+use crate::line::Line;
 use crate::sys::{self, Global};
 use crate::write::{self, StubPlace, WriteError};
 
@@ -477,50 +478,26 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
 
 /// Prints `a`, `b`, `c` as one line on stderr. Signal-safe.
 fn report_line(a: &[u8], b: &[u8], c: &[u8]) {
-    let mut buf = [0u8; 1024];
-    let mut n = 0;
-    for part in [a, b, c] {
-        let k = part.len().min(buf.len() - n);
-        buf[n..n + k].copy_from_slice(&part[..k]);
-        n += k;
-    }
-    sys::write_stderr(&buf[..n]);
+    sys::write_stderr(Line::<1024>::new().push(a).push(b).push(c).as_bytes());
 }
 
 /// Prints why a checkpoint failed, in one line. Signal-safe.
 pub fn report_failure(name: &[u8], err: WriteError) {
     let (what, errno) = err.describe();
-    let mut buf = [0u8; 1024];
-    let mut n = 0;
-    let mut put = |b: &[u8]| {
-        let k = b.len().min(buf.len() - n);
-        buf[n..n + k].copy_from_slice(&b[..k]);
-        n += k;
-    };
-    put(b"ckpt: checkpoint to '");
-    put(&name[..name.len().min(512)]);
-    put(b"' failed: ");
-    put(what.as_bytes());
+    let mut line = Line::<1024>::new();
+    line.push(b"ckpt: checkpoint to '")
+        .push(&name[..name.len().min(512)])
+        .push(b"' failed: ")
+        .push(what.as_bytes());
     if errno != 0 {
-        put(b": ");
-        put(errno_name(errno).as_bytes());
-        put(b" (errno ");
-        let mut d = [0u8; 12];
-        let mut k = d.len();
-        let mut v = errno as u32;
-        loop {
-            k -= 1;
-            d[k] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        put(&d[k..]);
-        put(b")");
+        line.push(b": ")
+            .push(errno_name(errno).as_bytes())
+            .push(b" (errno ")
+            .push_decimal(errno as u64)
+            .push(b")");
     }
-    put(b"; the program continues\n");
-    sys::write_stderr(&buf[..n]);
+    line.push(b"; the program continues\n");
+    sys::write_stderr(line.as_bytes());
 }
 
 fn errno_name(e: i32) -> &'static str {
@@ -590,32 +567,15 @@ fn writer_finished(pid: i32) {
     sys::set_errno(saved_errno);
 }
 
-/// Builds `/proc/<pid>/fd/<fd>\0` into `buf`.
-fn proc_fd_path(pid: u32, fd: u32, buf: &mut [u8; 64]) -> &[u8] {
-    let mut n = 0;
-    let mut put = |b: &[u8], n: &mut usize| {
-        buf[*n..*n + b.len()].copy_from_slice(b);
-        *n += b.len();
-    };
-    put(b"/proc/", &mut n);
-    put(decimal(pid, &mut [0; 10]), &mut n);
-    put(b"/fd/", &mut n);
-    put(decimal(fd, &mut [0; 10]), &mut n);
-    put(b"\0", &mut n);
-    &buf[..n]
-}
-
-fn decimal(mut v: u32, d: &mut [u8; 10]) -> &[u8] {
-    let mut k = d.len();
-    loop {
-        k -= 1;
-        d[k] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    &d[k..]
+/// `/proc/<pid>/fd/<fd>`, NUL-terminated.
+fn proc_fd_path(pid: u32, fd: u32) -> Line<64> {
+    let mut path = Line::new();
+    path.push(b"/proc/")
+        .push_decimal(pid.into())
+        .push(b"/fd/")
+        .push_decimal(fd.into())
+        .push(b"\0");
+    path
 }
 
 /// A checkpoint requested by `ckpt checkpoint` (process `pid`): the request line (the
@@ -623,14 +583,13 @@ fn decimal(mut v: u32, d: &mut [u8; 10]) -> &[u8] {
 /// number is in the high half of `value`; the answer, `ok NAME` or `error MESSAGE`, goes to
 /// the pipe in the low half. The process always continues. Signal-safe.
 fn serve_request(pid: u32, value: u32) {
-    let mut path = [0u8; 64];
     let req = sys::open(
-        proc_fd_path(pid, value >> 16, &mut path),
+        proc_fd_path(pid, value >> 16).as_bytes(),
         libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
     );
     let resp = sys::open(
-        proc_fd_path(pid, value & 0xffff, &mut path),
+        proc_fd_path(pid, value & 0xffff).as_bytes(),
         libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
         0,
     );
@@ -660,30 +619,21 @@ fn serve_request(pid: u32, value: u32) {
 
 /// Answers a `ckpt checkpoint` request: `ok NAME` or `error MESSAGE`. Signal-safe.
 fn answer_request(fd: i32, name: &[u8], result: Result<(), WriteError>) {
-    let mut msg = [0u8; crate::config::MAXNAME + 256];
-    let mut m = 0;
-    let mut put = |b: &[u8]| {
-        let k = b.len().min(msg.len() - m);
-        msg[m..m + k].copy_from_slice(&b[..k]);
-        m += k;
-    };
+    let mut msg = Line::<{ crate::config::MAXNAME + 256 }>::new();
     match result {
         Ok(()) => {
-            put(b"ok ");
-            put(name);
+            msg.push(b"ok ").push(name);
         }
         Err(e) => {
             let (what, errno) = e.describe();
-            put(b"error ");
-            put(what.as_bytes());
+            msg.push(b"error ").push(what.as_bytes());
             if errno != 0 {
-                put(b": ");
-                put(errno_name(errno).as_bytes());
+                msg.push(b": ").push(errno_name(errno).as_bytes());
             }
         }
     }
-    put(b"\n");
-    let _ = sys::pwrite_all_stream(fd, &msg[..m]);
+    msg.push(b"\n");
+    let _ = sys::pwrite_all_stream(fd, msg.as_bytes());
 }
 
 fn handle(trigger: Trigger) {

@@ -16,6 +16,7 @@ pub mod arena;
 pub mod capture;
 pub mod checkpoint;
 pub mod config;
+pub mod line;
 pub mod mutex;
 pub mod sys;
 pub mod trigger;

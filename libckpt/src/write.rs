@@ -68,30 +68,19 @@ fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Optio
     })
 }
 
-/// Builds `<target>.tmp.<pid>` next to the target.
+/// Builds `<target>.tmp.<pid>` (NUL-terminated) next to the target into `out`.
 fn temp_name(target: &[u8], out: &mut [u8], pid: u32) -> Option<usize> {
-    let mut n = 0;
-    let mut put = |bytes: &[u8], n: &mut usize| -> Option<()> {
-        out.get_mut(*n..*n + bytes.len())?.copy_from_slice(bytes);
-        *n += bytes.len();
-        Some(())
-    };
-    put(target, &mut n)?;
-    put(b".tmp.", &mut n)?;
-    let mut digits = [0u8; 10];
-    let mut k = digits.len();
-    let mut v = pid;
-    loop {
-        k -= 1;
-        digits[k] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    let mut name = crate::line::Line::<{ crate::arena::PATH_MAX + 32 }>::new();
+    name.push(target)
+        .push(b".tmp.")
+        .push_decimal(pid.into())
+        .push(b"\0");
+    let bytes = name.as_bytes();
+    if !name.fits() || bytes.len() > out.len() {
+        return None;
     }
-    put(&digits[k..], &mut n)?;
-    put(b"\0", &mut n)?;
-    Some(n)
+    out[..bytes.len()].copy_from_slice(bytes);
+    Some(bytes.len())
 }
 
 /// Parses the `mm` layout fields of `/proc/self/stat`.
