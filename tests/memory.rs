@@ -9,6 +9,7 @@ use ckpt_tests::*;
 const MAPPINGS_C: &str = include_str!("programs/mappings.c");
 const SPARSE_C: &str = include_str!("programs/sparse.c");
 const CLOCKS_C: &str = include_str!("programs/clocks.c");
+const OCCUPIED_C: &str = include_str!("programs/occupied.c");
 
 /// A checkpoint of a few touched pages in 64 GiB of reservations must stay below this.
 const SPARSE_LIMIT: u64 = 64 << 20;
@@ -83,4 +84,27 @@ fn vdso_clocks_work_after_restart() {
         }
     }
     proc.kill();
+}
+
+#[test]
+fn stub_finds_room_when_its_usual_places_are_taken() {
+    let dir = TempDir::new("occupied");
+    let program = compile_c(&dir, "occupied", OCCUPIED_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "ckpt occupied", 3);
+    let checkpoint = checkpoint_path(&dir, &program);
+    assert!(
+        checkpoint.is_file(),
+        "no checkpoint file {}",
+        checkpoint.display()
+    );
+    // Twice: the kernel places the new process differently each time.
+    for run in 0..2 {
+        let mut proc = expect_rounds(
+            restart_command(&dir, &checkpoint),
+            &format!("occupied.ckpt (run {run})"),
+            last,
+            3,
+        );
+        proc.kill();
+    }
 }
