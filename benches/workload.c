@@ -59,8 +59,20 @@ int main(int argc, char **argv)
         p = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return 1;
-        for (size_t i = 0; i < bytes; i += 4096)
-            memset(p + i, (int)((i >> 12) | 1), 4096);
+        /* Half of each page is noise, half a repeated word: compressible about 2:1, like
+         * much real memory, and no page is zero. */
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        for (size_t i = 0; i < bytes; i += 4096) {
+            uint64_t *w = (uint64_t *)(p + i);
+            for (int k = 0; k < 256; k++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                w[k] = x;
+            }
+            for (int k = 256; k < 512; k++)
+                w[k] = i | 1;
+        }
     }
     if (ckpt_on_restart)
         ckpt_on_restart(on_restart, 0);

@@ -581,6 +581,8 @@ fn bad_environment_values_are_refused_before_the_program_runs() {
         ("CKPT_ASYNCSIG", "bogus"),
         ("CKPT_ASYNCSIG", ""),
         ("CKPT_MSPERIOD", "abc"),
+        ("CKPT_COMPRESS", "zip"),
+        ("CKPT_FSYNC", ""),
         ("CKPT_NAME", ""),
         ("CKPT_CONTINUE", ""),
     ] {

@@ -1,7 +1,7 @@
 //! Every way of taking and restoring a checkpoint brings back the same memory: the image
-//! written in the signal handler or by a copy-on-write child (CKPT_FORK), restored eagerly
-//! (read into anonymous memory, checksums checked) or lazily (CKPT_LAZY=1, mapped from the
-//! file). The program checks 64 MiB of a pattern, a sparse reservation, read-only and
+//! written in the signal handler or by a copy-on-write child (CKPT_FORK), raw or compressed
+//! (CKPT_COMPRESS=lz4), restored eagerly (read into anonymous memory, checksums checked) or
+//! lazily (CKPT_LAZY=1, mapped from the file; compressed payloads are read). The program checks 64 MiB of a pattern, a sparse reservation, read-only and
 //! PROT_NONE pages, and a journal it rewrites on every tick, then writes to the restored
 //! memory.
 
@@ -103,5 +103,43 @@ fn forked_image_restores_eagerly_and_lazily() {
             true,
             &format!("modes.ckpt (fork {fork}, lazy)"),
         );
+    }
+}
+
+#[test]
+fn compressed_image_restores_eagerly_and_lazily_and_is_smaller() {
+    let dir = TempDir::new("modes-lz4");
+    let program = compile_c(&dir, "modes", MODES_C, &[]);
+    let image = image_of(&dir);
+    let mut raw_size = 0;
+    for compress in ["0", "lz4"] {
+        let mut proc = checkpoint(
+            ckpt_command(&dir, &program, &[]),
+            &[("CKPT_COMPRESS", compress)],
+            &format!("modes (CKPT_COMPRESS={compress})"),
+        );
+        proc.wait_success(TIMEOUT);
+        expect_checkpoint(&mut proc, &image);
+        let size = std::fs::metadata(&image).unwrap().len();
+        if compress == "0" {
+            raw_size = size;
+            continue;
+        }
+        // 64 MiB of a mixed pattern does not compress, but program text and zero runs do.
+        assert!(
+            size < raw_size,
+            "compressed image ({size} bytes) is not smaller than the raw one ({raw_size})"
+        );
+        let verify = Command::new(ckpt_bin())
+            .arg("verify")
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "ckpt verify failed on the compressed image: {verify:?}"
+        );
+        expect_restart(&dir, &image, false, "modes.ckpt (lz4, eager)");
+        expect_restart(&dir, &image, true, "modes.ckpt (lz4, lazy)");
     }
 }

@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ckpt_image::{
-    elf, page_up, ExtentRecord, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
-    STUB_FILE_OFFSET,
+    elf, lz4, page_up, ExtentRecord, FormatError, ImageHeader, Tables, EXTENT_LZ4, HEADER_SPACE,
+    PAGE_SIZE, STUB_FILE_OFFSET,
 };
 
 use crate::sys;
@@ -199,13 +199,49 @@ impl Image {
                 .iter()
                 .find(|e| e.addr <= at && at < e.addr + e.len)?;
             let n = (e.addr + e.len).min(end) - at;
-            let mut chunk = vec![0u8; n as usize];
-            self.read_at(&mut chunk, e.file_offset + (at - e.addr))
-                .ok()?;
-            out.extend_from_slice(&chunk);
+            if e.flags & EXTENT_LZ4 != 0 {
+                let whole = self.decode_lz4(e).ok()??;
+                let from = (at - e.addr) as usize;
+                out.extend_from_slice(&whole[from..from + n as usize]);
+            } else {
+                let mut chunk = vec![0u8; n as usize];
+                self.read_at(&mut chunk, e.file_offset + (at - e.addr))
+                    .ok()?;
+                out.extend_from_slice(&chunk);
+            }
             at += n;
         }
         Some(out)
+    }
+
+    /// The memory bytes of a compressed extent: `Ok(None)` when its frames are damaged.
+    pub fn decode_lz4(&self, e: &ExtentRecord) -> io::Result<Option<Vec<u8>>> {
+        let mut out = vec![0u8; e.len as usize];
+        let mut at = e.file_offset;
+        let mut done = 0usize;
+        let mut packed = Vec::new();
+        while done < out.len() {
+            let mut header = [0u8; lz4::FRAME_HEADER];
+            self.read_at(&mut header, at)?;
+            let (stored, raw) = lz4::frame_header(&header);
+            if !lz4::frame_ok(stored, raw, out.len() - done) {
+                return Ok(None);
+            }
+            let body = at + lz4::FRAME_HEADER as u64;
+            let dst = &mut out[done..done + raw];
+            if stored == raw {
+                self.read_at(dst, body)?;
+            } else {
+                packed.resize(stored, 0);
+                self.read_at(&mut packed, body)?;
+                if lz4::decompress(&packed, dst).is_err() {
+                    return Ok(None);
+                }
+            }
+            at = body + stored as u64;
+            done += raw;
+        }
+        Ok(Some(out))
     }
 }
 

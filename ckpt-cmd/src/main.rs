@@ -58,6 +58,13 @@ environment:
   CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_MSPERIOD
              read by libckpt.so when PROG starts; the options above set them,
              and a variable set in the environment of ckpt applies as well
+  CKPT_FSYNC=0     do not fsync a checkpoint before renaming it into place
+  CKPT_FORK=0      with -c, write the image in PROG instead of a forked copy
+  CKPT_COMPRESS=lz4
+             store memory as LZ4 frames (smaller, slower to write)
+  CKPT_LAZY=1
+             in the environment of a RESTART (./PROG.ckpt): map memory from the
+             checkpoint file and read it when first touched (see README)
   CKPT_LIBRARY
              path of libckpt.so to preload; by default it is looked for beside
              the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use ckpt_image::{crc32c::PayloadChecksum, EXTENT_HAS_CRC};
+use ckpt_image::{crc32c::PayloadChecksum, EXTENT_HAS_CRC, EXTENT_LZ4};
 
 use crate::image::{Image, Refusal, EXIT_PAYLOAD_DAMAGED};
 
@@ -70,6 +70,24 @@ pub fn verify(image: &Image) -> Result<Verified, Refusal> {
             if e.flags & EXTENT_HAS_CRC == 0 {
                 continue;
             }
+            let damaged = || Refusal {
+                status: EXIT_PAYLOAD_DAMAGED,
+                message: format!(
+                    "checkpoint payload is damaged (checksum mismatch) at {:#x}",
+                    e.addr
+                ),
+            };
+            if e.flags & EXTENT_LZ4 != 0 {
+                let memory = image
+                    .decode_lz4(e)
+                    .map_err(|error| Refusal::io("cannot read", &error))?
+                    .ok_or_else(damaged)?;
+                if PayloadChecksum::of(&memory) != e.crc {
+                    return Err(damaged());
+                }
+                bytes += e.len;
+                continue;
+            }
             let mut sum = PayloadChecksum::new();
             let mut done = 0u64;
             while done < e.len {
@@ -80,13 +98,7 @@ pub fn verify(image: &Image) -> Result<Verified, Refusal> {
                 done += chunk.len() as u64;
             }
             if sum.finish() != e.crc {
-                return Err(Refusal {
-                    status: EXIT_PAYLOAD_DAMAGED,
-                    message: format!(
-                        "checkpoint payload is damaged (checksum mismatch) at {:#x}",
-                        e.addr
-                    ),
-                });
+                return Err(damaged());
             }
             bytes += e.len;
         }

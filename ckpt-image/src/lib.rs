@@ -20,6 +20,7 @@
 
 pub mod crc32c;
 pub mod elf;
+pub mod lz4;
 
 pub const PAGE_SIZE: u64 = 4096;
 
@@ -174,6 +175,9 @@ pub struct ExtentRecord {
 
 /// `ExtentRecord::flags`: `crc` holds the checksum of the extent's payload bytes.
 pub const EXTENT_HAS_CRC: u32 = 1;
+/// `ExtentRecord::flags`: the payload is a sequence of [`lz4`] frames starting at
+/// `file_offset` (not page aligned); its length in the file is that of its frames.
+pub const EXTENT_LZ4: u32 = 2;
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).
 pub const CONTROL_SIGNAL: i32 = 63;
@@ -470,13 +474,19 @@ impl<'a> Tables<'a> {
                     Some(x) => x,
                     None => return bad,
                 };
+                let compressed = e.flags & EXTENT_LZ4 != 0;
+                // A compressed extent's frames are checked as they are read.
+                let in_file = if compressed {
+                    e.file_offset + lz4::FRAME_HEADER as u64 <= header.file_len
+                } else {
+                    e.file_offset % PAGE_SIZE == 0 && f_end <= header.file_len
+                };
                 if e.addr < prev_ext_end
                     || e_end > end
                     || e.addr % PAGE_SIZE != 0
                     || e.len % PAGE_SIZE != 0
-                    || e.file_offset % PAGE_SIZE != 0
                     || e.file_offset < payload_start
-                    || f_end > header.file_len
+                    || !in_file
                 {
                     return bad;
                 }

@@ -21,6 +21,9 @@ pub struct Arena {
     pub stub: &'static mut [u8],
     /// Copies of the chunks of memory that change while they are written (see write.rs).
     pub staging: &'static mut [u8],
+    /// Compressed frames on their way to the file, and the compressor's hash table.
+    pub packed: &'static mut [u8],
+    pub lz4_table: [u32; ckpt_image::lz4::TABLE_SIZE],
     /// `/proc/self/stat` and other small reads.
     pub misc: &'static mut [u8],
     pub auxv: &'static mut [u64],
@@ -44,7 +47,9 @@ impl Arena {
             pagemap: sys::as_records(sys::reserve(64 << 10)),
             residency: sys::reserve(64 << 10),
             stub: sys::reserve(crate::STUB.len()),
-            staging: sys::reserve(1 << 20),
+            staging: sys::reserve(ckpt_image::lz4::FRAME_MAX),
+            packed: sys::reserve(ckpt_image::lz4::bound(ckpt_image::lz4::FRAME_MAX)),
+            lz4_table: [0; ckpt_image::lz4::TABLE_SIZE],
             misc: sys::reserve(64 << 10),
             auxv: sys::as_records(sys::reserve(4096)),
             sigactions: [SigactionRecord::default(); NSIG],

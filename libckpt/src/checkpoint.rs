@@ -425,7 +425,11 @@ fn capture_regions_and_write(
     let mut cap: Captured = capture::capture_regions(arena).map_err(WriteError::Capture)?;
     cap.auxv_words = auxv_words;
     let cfg = state.config;
-    write::write_image(arena, &cap, name, cfg.fsync, mm, &mut state.stub)
+    let opts = write::WriteOptions {
+        fsync: cfg.fsync,
+        compress: cfg.compress,
+    };
+    write::write_image(arena, &cap, name, opts, mm, &mut state.stub)
 }
 
 /// Repairs, in a restarted process, what the kernel does not carry over: the stub's memory

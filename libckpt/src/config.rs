@@ -22,6 +22,8 @@ pub struct Config {
     /// When the process continues, write the image from a forked child (`CKPT_FORK`,
     /// default on).
     pub fork: bool,
+    /// Compress payloads with LZ4 (`CKPT_COMPRESS=lz4`, default off).
+    pub compress: bool,
 }
 
 impl Config {
@@ -135,6 +137,7 @@ pub fn from_env() -> Result<Config, String> {
         msperiod: 0,
         fsync: true,
         fork: true,
+        compress: false,
     };
     let var = |k: &str| std::env::var_os(k);
     let text = |k: &str, v: &OsStr| -> Result<String, String> {
@@ -185,6 +188,17 @@ pub fn from_env() -> Result<Config, String> {
     }
     if let Some(v) = var("CKPT_FORK") {
         cfg.fork = text("CKPT_FORK", &v)? != "0";
+    }
+    if let Some(v) = var("CKPT_COMPRESS") {
+        cfg.compress = match text("CKPT_COMPRESS", &v)?.to_ascii_lowercase().as_str() {
+            "lz4" | "1" => true,
+            "0" | "none" | "off" => false,
+            other => {
+                return Err(format!(
+                    "CKPT_COMPRESS: '{other}' is not a compression (lz4, or 0 for none)"
+                ))
+            }
+        };
     }
     Ok(cfg)
 }

@@ -785,3 +785,29 @@ pub fn reap_nohang(pid: i32) -> bool {
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
     r == pid || r < 0
 }
+
+/// `pread` into `buf` until it is full, the end, or an error after some data; returns the
+/// bytes read (an error before any data is returned as such). Reading `/proc/self/mem` stops
+/// short at memory that cannot be read (a file mapping past the end of its file).
+pub fn pread_some(fd: c_int, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf[n..].as_mut_ptr().cast(),
+                buf.len() - n,
+                (offset + n as u64) as libc::off_t,
+            )
+        };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}

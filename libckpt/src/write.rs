@@ -6,7 +6,7 @@
 //! a complete checkpoint. Everything here is signal-safe.
 
 use ckpt_image::{
-    elf, page_up, prot, region_flags as rf, ImageHeader, MmLayout, EM_X86_64, FORMAT_VERSION,
+    elf, lz4, page_up, prot, region_flags as rf, ImageHeader, MmLayout, EM_X86_64, FORMAT_VERSION,
     HEADER_SPACE, MAGIC, PAGE_SIZE, STUB_FILE_OFFSET,
 };
 
@@ -133,11 +133,20 @@ pub struct StubPlace {
 }
 
 /// Writes the image of the captured process to the configured name.
+/// How an image is written.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// fsync before the rename.
+    pub fsync: bool,
+    /// LZ4 frames instead of page-aligned raw payloads.
+    pub compress: bool,
+}
+
 pub fn write_image(
     arena: &mut Arena,
     cap: &Captured,
     name: &[u8],
-    fsync: bool,
+    opts: WriteOptions,
     mm: MmLayout,
     stub_place: &mut StubPlace,
 ) -> Result<(), WriteError> {
@@ -175,7 +184,7 @@ pub fn write_image(
         Err(e) => return Err(WriteError::Create(e)),
     };
     let result = write_to(
-        fd, arena, cap, base, reserve, tables_len, auxv_words, mm, fsync,
+        fd, arena, cap, base, reserve, tables_len, auxv_words, mm, opts,
     );
     sys::close(fd);
     let temp = &arena.temp_path[..temp_len];
@@ -236,6 +245,51 @@ fn write_extent(
     Ok((done, sum.finish()))
 }
 
+/// Writes the extent at `addr` as LZ4 frames at `offset`, reading memory through `mem`
+/// (`/proc/self/mem`) into `staging`. Returns the memory bytes stored (whole pages; fewer
+/// than `len` when the rest cannot be read), the bytes written to the file, and the
+/// payload checksum of the memory bytes.
+#[allow(clippy::too_many_arguments)]
+fn write_extent_lz4(
+    fd: i32,
+    mem: i32,
+    addr: u64,
+    len: u64,
+    offset: u64,
+    staging: &mut [u8],
+    packed: &mut [u8],
+    table: &mut [u32; lz4::TABLE_SIZE],
+) -> Result<(u64, u64, u32), i32> {
+    let mut done = 0;
+    let mut at = offset;
+    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
+    while done < len {
+        let want = (len - done).min(lz4::FRAME_MAX as u64) as usize;
+        let n = match sys::pread_some(mem, &mut staging[..want], addr + done) {
+            Ok(n) => n & !(PAGE_SIZE as usize - 1),
+            Err(libc::EIO) | Err(libc::EFAULT) => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        let data = &staging[..n];
+        sum.update(data);
+        let stored = match lz4::compress(data, packed, table) {
+            Some(c) if c < n => &packed[..c],
+            _ => data,
+        };
+        sys::pwrite_all(fd, &lz4::write_frame_header(stored.len(), n), at)?;
+        sys::pwrite_all(fd, stored, at + lz4::FRAME_HEADER as u64)?;
+        at += (lz4::FRAME_HEADER + stored.len()) as u64;
+        done += n as u64;
+        if n < want {
+            break;
+        }
+    }
+    Ok((done, at - offset, sum.finish()))
+}
+
 fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     match sys::open(path, flags, 0o700) {
@@ -259,7 +313,37 @@ fn write_to(
     tables_len: u64,
     auxv_words: usize,
     mm: MmLayout,
-    fsync: bool,
+    opts: WriteOptions,
+) -> Result<(), WriteError> {
+    let w = WriteError::Write;
+    // Compression reads memory through /proc/self/mem, which stops short (instead of
+    // faulting) at pages that cannot be read.
+    let mem = if opts.compress {
+        Some(sys::open(b"/proc/self/mem\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).map_err(w)?)
+    } else {
+        None
+    };
+    let result = write_payloads_and_tables(
+        fd, mem, arena, cap, base, reserve, tables_len, auxv_words, mm, opts,
+    );
+    if let Some(m) = mem {
+        sys::close(m);
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_payloads_and_tables(
+    fd: i32,
+    mem: Option<i32>,
+    arena: &mut Arena,
+    cap: &Captured,
+    base: u64,
+    reserve: u64,
+    tables_len: u64,
+    auxv_words: usize,
+    mm: MmLayout,
+    opts: WriteOptions,
 ) -> Result<(), WriteError> {
     let w = WriteError::Write;
     // The umask may have narrowed the mode; the image must be executable by its owner only.
@@ -291,14 +375,38 @@ fn write_to(
         let first = r.first_extent as usize;
         let mut res = Ok(());
         for e in &mut arena.extents[first..first + r.extent_count as usize] {
+            // The vDSO image stays raw: the stub compares it with the running kernel's
+            // before it has anywhere to decompress to. Raw payloads sit on page boundaries.
+            let mem = mem.filter(|_| r.flags & rf::VDSO == 0);
+            if mem.is_none() {
+                offset = page_up(offset);
+            }
             e.file_offset = offset;
-            match write_extent(fd, e.addr, e.len, offset, arena.staging) {
-                Ok((n, crc)) => {
+            let written = match mem {
+                Some(mem) => {
+                    e.flags |= ckpt_image::EXTENT_LZ4;
+                    write_extent_lz4(
+                        fd,
+                        mem,
+                        e.addr,
+                        e.len,
+                        offset,
+                        arena.staging,
+                        arena.packed,
+                        &mut arena.lz4_table,
+                    )
+                }
+                None => write_extent(fd, e.addr, e.len, offset, arena.staging)
+                    .map(|(n, crc)| (n, n, crc)),
+            };
+            match written {
+                Ok((n, in_file, crc)) => {
                     // Short: the rest is unreadable (a file mapping past the end of its file);
                     // the readable whole pages are kept.
                     e.len = n;
                     e.crc = crc;
                     e.flags |= ckpt_image::EXTENT_HAS_CRC;
+                    offset += in_file;
                 }
                 Err(err) => {
                     res = Err(w(err));
@@ -306,7 +414,6 @@ fn write_to(
                 }
             }
             stored += e.len;
-            offset += e.len;
         }
         if unreadable {
             sys::mprotect(r.start, r.len, r.prot).map_err(w)?;
@@ -375,7 +482,7 @@ fn write_to(
         at,
     );
     sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
-    if fsync {
+    if opts.fsync {
         sys::fsync(fd).map_err(WriteError::Fsync)?;
     }
     Ok(())

@@ -15,7 +15,7 @@
 mod sys;
 
 use ckpt_image::{
-    elf, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
+    elf, lz4, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
 };
 use restart_stub::{env_lookup, format_hex, parse_maps, Mapping, VdsoFamily};
 use sys::*;
@@ -382,6 +382,11 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     // down, so those are always read.
     if lazy && !shared && r.flags & region_flags::STACK == 0 {
         for e in extents {
+            if e.flags & ckpt_image::EXTENT_LZ4 != 0 {
+                // Compressed payloads cannot be mapped; they are read.
+                read_extent(fd, e);
+                continue;
+            }
             let got = syscall6(
                 SYS_MMAP,
                 e.addr as usize,
@@ -411,6 +416,9 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
 /// Reads an extent into place in chunks, checking its payload checksum as it goes (the chunk is
 /// still in cache).
 fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
+    if e.flags & ckpt_image::EXTENT_LZ4 != 0 {
+        return read_extent_lz4(fd, e);
+    }
     const CHUNK: u64 = 1 << 20;
     let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
     let mut done = 0;
@@ -426,6 +434,54 @@ fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
             sum.update(bytes);
         }
         done += n;
+    }
+    if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && sum.finish() != e.crc {
+        die("checkpoint payload is damaged (checksum mismatch)", Some(e.addr), EXIT_PAYLOAD_DAMAGED);
+    }
+}
+
+/// Compressed frames on their way into place.
+static mut PACKED: [u8; lz4::bound(lz4::FRAME_MAX)] = [0; lz4::bound(lz4::FRAME_MAX)];
+
+/// Reads a compressed extent frame by frame, each decoded straight into place and checked
+/// as a whole against the extent's checksum; a damaged frame is reported like a damaged
+/// payload.
+fn read_extent_lz4(fd: usize, e: &ckpt_image::ExtentRecord) {
+    let damaged = || -> ! { die("checkpoint payload is damaged (bad compressed data)", Some(e.addr), EXIT_PAYLOAD_DAMAGED) };
+    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
+    let mut at = e.file_offset;
+    let mut done = 0u64;
+    // SAFETY: single-threaded; PACKED is only used here.
+    let packed = unsafe { &mut *(&raw mut PACKED) };
+    while done < e.len {
+        let mut header = [0u8; lz4::FRAME_HEADER];
+        if !pread_full(fd, header.as_mut_ptr() as usize, header.len(), at) {
+            fail(FormatError::Truncated);
+        }
+        let (stored, raw) = lz4::frame_header(&header);
+        if !lz4::frame_ok(stored, raw, (e.len - done) as usize) {
+            damaged();
+        }
+        let dst_addr = e.addr + done;
+        // SAFETY: [dst_addr, +raw) lies inside the extent (raw <= len - done), which the
+        // caller mapped read-write.
+        let dst = unsafe { core::slice::from_raw_parts_mut(dst_addr as *mut u8, raw) };
+        let body = at + lz4::FRAME_HEADER as u64;
+        if stored == raw {
+            if !pread_full(fd, dst.as_mut_ptr() as usize, raw, body) {
+                fail(FormatError::Truncated);
+            }
+        } else {
+            if !pread_full(fd, packed.as_mut_ptr() as usize, stored, body) {
+                fail(FormatError::Truncated);
+            }
+            if lz4::decompress(&packed[..stored], dst).is_err() {
+                damaged();
+            }
+        }
+        sum.update(dst);
+        at = body + stored as u64;
+        done += raw as u64;
     }
     if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && sum.finish() != e.crc {
         die("checkpoint payload is damaged (checksum mismatch)", Some(e.addr), EXIT_PAYLOAD_DAMAGED);

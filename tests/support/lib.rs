@@ -30,6 +30,10 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_CONTINUE",
     "CKPT_ASYNCSIG",
     "CKPT_MSPERIOD",
+    "CKPT_FSYNC",
+    "CKPT_FORK",
+    "CKPT_COMPRESS",
+    "CKPT_LAZY",
     "CKPT_LIBRARY",
     "LD_PRELOAD",
 ];
