@@ -710,3 +710,62 @@ fn expect_lines(proc: &mut Proc, expected: &[&str]) {
         proc.fail(&format!("expected {expected:?}, got {lines:?}"));
     }
 }
+
+#[test]
+fn checkpoint_signals_during_a_checkpoint_are_not_lost_and_do_not_corrupt_it() {
+    let dir = TempDir::new("signal-burst");
+    let ticker = ticker(&dir);
+    let checkpoint = checkpoint_path(&dir, &ticker);
+    let mut proc = start(ckpt_with(&["-c"], &dir, &ticker), "ckpt -c ticker (burst)");
+    proc.wait_line("tick 5");
+    // More signals while the first checkpoint is being taken: they are held back and taken
+    // after it (signals pending together merge into one, so at least one more checkpoint).
+    proc.signal(libc::SIGTSTP);
+    proc.wait_line("pre");
+    proc.signal(libc::SIGTSTP);
+    proc.signal(libc::SIGTSTP);
+    let mut pre = 1;
+    let mut post = 0;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    // At least two checkpoints, each completed ("post" after its file is renamed).
+    while post < 2 || post < pre {
+        if std::time::Instant::now() > deadline {
+            proc.fail(&format!(
+                "{pre} checkpoints began but only {post} completed"
+            ));
+        }
+        match proc.wait_lines(1, TIMEOUT).remove(0).as_str() {
+            "pre" => pre += 1,
+            "post" => post += 1,
+            _ => {}
+        }
+    }
+    proc.wait_lines(3, TIMEOUT);
+    proc.kill();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temp files left behind: {leftovers:?}"
+    );
+    let verify = Command::new(ckpt_bin())
+        .arg("verify")
+        .arg(&checkpoint)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "the last checkpoint does not verify: {verify:?}"
+    );
+    let mut restarted = Proc::spawn(restart_command(&dir, &checkpoint), "ticker.ckpt (burst)");
+    let line = restarted.wait_lines(1, TIMEOUT).remove(0);
+    if line != "restart" {
+        restarted.fail(&format!("expected \"restart\" first, got {line:?}"));
+    }
+    restarted.wait_lines(2, TIMEOUT);
+    restarted.kill();
+}
