@@ -72,7 +72,8 @@ environment:
 
 exit status: that of PROG; or 2 for a bad command line, 126 when PROG cannot
 or must not be run (set-user-ID or set-group-ID programs are refused: the
-dynamic loader ignores LD_PRELOAD for them), 127 when PROG or libckpt.so is
+dynamic loader ignores LD_PRELOAD for them; so are statically linked programs,
+which no library can be loaded into), 127 when PROG or libckpt.so is
 not found.
 
 A checkpoint file holds the whole memory of the program, secrets included;
@@ -221,6 +222,7 @@ impl Failure {
 fn run(options: RunOptions) -> Result<std::convert::Infallible, Failure> {
     let program = resolve_program(&options.program)?;
     refuse_set_id(&program)?;
+    refuse_static(&program)?;
     let library = find_library()?;
 
     let mut command = Command::new(&program);
@@ -333,6 +335,56 @@ fn refuse_set_id(program: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Refuses statically linked ELF programs: nothing loads a preloaded library into them, so
+/// the checkpoint signal would merely stop them. (Scripts and other files are left to the
+/// kernel: an interpreter started for them is dynamically linked as usual.)
+fn refuse_static(program: &Path) -> Result<(), Failure> {
+    let Ok(bytes) =
+        std::fs::read(program).map(|b| b.into_iter().take(64 * 1024).collect::<Vec<u8>>())
+    else {
+        return Ok(());
+    };
+    // A checkpoint file is static too, but it needs no library: it carries its own.
+    if is_static_elf(&bytes) && ckpt_image::elf::locate_header(&bytes).is_none() {
+        return Err(Failure::new(
+            EXIT_CANNOT_RUN,
+            format!(
+                "{} is statically linked; the checkpoint library cannot be loaded into it \
+                 (build it as a dynamically linked program)",
+                program.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `head` (the start of a file) is a 64-bit ELF executable without a program
+/// interpreter (`PT_INTERP`), i.e. one the dynamic loader never sees.
+fn is_static_elf(head: &[u8]) -> bool {
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
+        return false;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(head[32..40].try_into().unwrap_or([0; 8])) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    if phentsize < 4 {
+        return false;
+    }
+    let mut saw_load = false;
+    for i in 0..phnum {
+        let at = phoff + i * phentsize;
+        let Some(ty) = head.get(at..at + 4) else {
+            return false; // headers beyond what was read: do not guess
+        };
+        match u32::from_le_bytes(ty.try_into().unwrap_or([0; 4])) {
+            3 => return false, // PT_INTERP
+            1 => saw_load = true,
+            _ => {}
+        }
+    }
+    saw_load
+}
+
 /// Finds libckpt.so: `$CKPT_LIBRARY` if set, else beside the ckpt executable, else in
 /// `../lib/` or `../lib/ckpt/` relative to it. The result is absolute: a relative LD_PRELOAD
 /// entry would be looked up again, relative to whatever directory PROG or its children are in.
@@ -420,6 +472,28 @@ fn preload_value(library: &Path, existing: Option<OsString>) -> OsString {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn static_elf_detection() {
+        // A minimal ELF64 header with two program headers of the given types.
+        let elf = |types: &[u32]| {
+            let mut b = vec![0u8; 64 + 56 * types.len()];
+            b[..4].copy_from_slice(b"\x7fELF");
+            b[4] = 2;
+            b[32..40].copy_from_slice(&64u64.to_le_bytes());
+            b[54..56].copy_from_slice(&56u16.to_le_bytes());
+            b[56..58].copy_from_slice(&(types.len() as u16).to_le_bytes());
+            for (i, t) in types.iter().enumerate() {
+                b[64 + 56 * i..68 + 56 * i].copy_from_slice(&t.to_le_bytes());
+            }
+            b
+        };
+        assert!(super::is_static_elf(&elf(&[1, 1])));
+        assert!(!super::is_static_elf(&elf(&[6, 3, 1])));
+        assert!(!super::is_static_elf(b"#!/bin/sh\necho hi\n"));
+        let own = std::fs::read("/bin/sh").unwrap_or_default();
+        assert!(!super::is_static_elf(&own), "/bin/sh is dynamically linked");
+    }
+
     use super::*;
 
     #[test]
