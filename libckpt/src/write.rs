@@ -204,7 +204,8 @@ pub fn write_image(
 const CHUNK: u64 = 1 << 20;
 
 /// Writes the extent at `addr` straight from memory to `offset`, in chunks, computing its
-/// payload checksum. Returns the bytes written (whole pages; fewer than `len` when the rest of the
+/// payload checksum; `readable` says that every page of it can be read (anonymous memory,
+/// made readable if need be). Returns the bytes written (whole pages; fewer than `len` when the rest of the
 /// mapping cannot be read) and their checksum.
 ///
 /// The memory around the stack pointer changes while the writer runs (its own frames live
@@ -217,6 +218,7 @@ fn write_extent(
     len: u64,
     offset: u64,
     staging: &mut [u8],
+    readable: bool,
 ) -> Result<(u64, u32), i32> {
     let here = &staging as *const _ as u64;
     let (live_lo, live_hi) = (here.saturating_sub(512 << 10), here + (64 << 10));
@@ -230,6 +232,15 @@ fn write_extent(
             copy.copy_from_slice(sys::memory(at, want));
             sys::pwrite_all(fd, copy, offset + done)?;
             sum.update(copy);
+            want
+        } else if readable {
+            // Memory known to be readable: checksumming first pulls the chunk into the
+            // cache, from where the kernel then copies it into the file (the checksum then
+            // costs almost nothing: 0.14 s instead of 0.17 s per GiB here).
+            sum.update(sys::memory(at, want));
+            if sys::pwrite_from_memory(fd, at, want, offset + done)? != want {
+                return Err(libc::EIO);
+            }
             want
         } else {
             let n = sys::pwrite_from_memory(fd, at, want, offset + done)? & !(PAGE_SIZE - 1);
@@ -396,8 +407,17 @@ fn write_payloads_and_tables(
                         &mut arena.lz4_table,
                     )
                 }
-                None => write_extent(fd, e.addr, e.len, offset, arena.staging)
-                    .map(|(n, crc)| (n, n, crc)),
+                // File mappings may end in pages past the end of their file, which only the
+                // kernel's copy can detect without a fault: those are written first.
+                None => write_extent(
+                    fd,
+                    e.addr,
+                    e.len,
+                    offset,
+                    arena.staging,
+                    r.flags & rf::FILE == 0,
+                )
+                .map(|(n, crc)| (n, n, crc)),
             };
             match written {
                 Ok((n, in_file, crc)) => {
