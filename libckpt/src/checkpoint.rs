@@ -32,11 +32,12 @@ pub struct State {
     /// for that signal before.
     pub async_installed: bool,
     pub async_previous: SigactionRecord,
-    /// The periodic timer (kernel id), whether its handler is installed, and the previous
-    /// action of its signal.
+    /// The periodic timer (kernel id).
     pub periodic_timer: Option<i32>,
-    pub periodic_installed: bool,
-    pub periodic_previous: SigactionRecord,
+    /// Whether ckpt's handler is installed for the control signal (periodic and requested
+    /// checkpoints, writers finishing), and the program's action for it before.
+    pub control_installed: bool,
+    pub control_previous: SigactionRecord,
     pub hooks: Hooks,
     /// Children writing images (pids; 0 = free slot), reaped at the next checkpoint.
     pub writers: [i32; 8],

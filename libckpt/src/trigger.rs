@@ -53,9 +53,9 @@ pub fn arm_periodic(state: &mut State) -> SysResult<()> {
 
 /// Installs the handler of the control signal (once).
 pub fn install_control(state: &mut State) -> SysResult<()> {
-    if !state.periodic_installed {
-        state.periodic_previous = sys::install_handler(CONTROL_SIGNAL, on_control_signal)?;
-        state.periodic_installed = true;
+    if !state.control_installed {
+        state.control_previous = sys::install_handler(CONTROL_SIGNAL, on_control_signal)?;
+        state.control_installed = true;
     }
     Ok(())
 }

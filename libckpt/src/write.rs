@@ -23,7 +23,6 @@ pub enum WriteError {
     Fsync(i32),
     Rename(i32),
     NoRoomForStub,
-    Unreadable(u64),
     MultiThreaded,
 }
 
@@ -37,7 +36,6 @@ impl WriteError {
             WriteError::Fsync(e) => ("cannot sync the checkpoint file to disk", e),
             WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
-            WriteError::Unreadable(_) => ("a mapping could not be read", 0),
             WriteError::MultiThreaded => ("multi-threaded programs are not supported yet", 0),
         }
     }
