@@ -558,6 +558,39 @@ fn read_from_stdin_goes_on_after_restart() {
 }
 
 #[test]
+fn select_waits_again_after_restart() {
+    let dir = TempDir::new("blocked-select");
+    let program = build_glibc_state(&dir);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let command = ckpt_command(&dir, &program, &["select"]);
+    let (mut proc, stdin) = Proc::spawn_with_stdin(command, "ckpt glibc_state select");
+    proc.wait_line("selecting");
+    proc.wait_blocked_in(&[libc::SYS_select, libc::SYS_pselect6], TIMEOUT);
+    let rest = proc.checkpoint_and_collect(TIMEOUT);
+    if !rest.is_empty() {
+        proc.fail(&format!("printed {rest:?} when checkpointed"));
+    }
+    expect_checkpoint(&mut proc, &checkpoint);
+    drop(stdin);
+    let (mut proc, mut stdin) = Proc::spawn_with_stdin(
+        restart_command(&dir, &checkpoint),
+        "glibc_state.ckpt (select)",
+    );
+    // The interrupted select() returns EINTR in the restarted process (as after any handled
+    // signal); the program waits again, on the new stdin.
+    feed(&mut proc, &mut stdin, "after");
+    let line = proc.wait_line_matching("the line read after the restart", TIMEOUT, |l| {
+        l.starts_with("got ") || l.starts_with("BAD")
+    });
+    if line != "got after" {
+        proc.fail(&format!("expected \"got after\", got {line:?}"));
+    }
+    drop(stdin);
+    proc.wait_line("eof");
+    proc.wait_success(TIMEOUT);
+}
+
+#[test]
 fn sleep_finishes_after_restart() {
     let dir = TempDir::new("blocked-sleep");
     let program = build_glibc_state(&dir);

@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/select.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -818,6 +819,41 @@ static int read_mode(void)
     }
 }
 
+/* Waits for input with select() (5 s timeout), reads a line, says "got LINE"; a select
+ * cut short by a signal says so and waits again. */
+static int select_mode(void)
+{
+    say("selecting");
+    char buffer[512];
+    for (;;) {
+        fd_set in;
+        FD_ZERO(&in);
+        FD_SET(0, &in);
+        struct timeval timeout = { 5, 0 };
+        int ready = select(1, &in, NULL, NULL, &timeout);
+        if (ready < 0 && errno == EINTR) {
+            say("select interrupted");
+            continue;
+        }
+        if (ready < 0) {
+            say("BAD select: %s", strerror(errno));
+            return 1;
+        }
+        if (ready == 0) {
+            say("select timeout");
+            continue;
+        }
+        ssize_t n = read(0, buffer, sizeof buffer - 1);
+        if (n <= 0) {
+            say("eof");
+            return 0;
+        }
+        buffer[n] = 0;
+        buffer[strcspn(buffer, "\n")] = 0;
+        say("got %s", buffer);
+    }
+}
+
 static int sleep_mode(void)
 {
     for (int round = 1; round <= 3; round++) {
@@ -859,6 +895,8 @@ int main(int argc, char **argv)
         return read_mode();
     if (strcmp(mode, "sleep") == 0)
         return sleep_mode();
+    if (strcmp(mode, "select") == 0)
+        return select_mode();
     fprintf(stderr, "usage: glibc_state state|check|read|sleep\n");
     return 2;
 }
