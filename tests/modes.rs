@@ -143,3 +143,24 @@ fn compressed_image_restores_eagerly_and_lazily_and_is_smaller() {
         expect_restart(&dir, &image, true, "modes.ckpt (lz4, lazy)");
     }
 }
+
+#[test]
+fn lazily_restarted_process_checkpoints_and_restarts_again() {
+    let dir = TempDir::new("modes-lazy-chain");
+    let program = compile_c(&dir, "modes", MODES_C, &[]);
+    let mut proc = checkpoint(ckpt_command(&dir, &program, &[]), &[], "modes");
+    proc.wait_success(TIMEOUT);
+    let image = image_of(&dir);
+    expect_checkpoint(&mut proc, &image);
+    // Restarted lazily, its memory is mapped from the file; the next checkpoint must store
+    // that memory (the file it maps is replaced by the new checkpoint meanwhile).
+    let mut command = restart_command(&dir, &image);
+    command.env("CKPT_LAZY", "1");
+    let mut lazy = Proc::spawn(command, "modes.ckpt (lazy)");
+    lazy.wait_line("memory ok");
+    lazy.wait_lines(3, TIMEOUT);
+    lazy.signal(libc::SIGTSTP);
+    lazy.wait_success(TIMEOUT);
+    expect_restart(&dir, &image, false, "modes.ckpt (second image, eager)");
+    expect_restart(&dir, &image, true, "modes.ckpt (second image, lazy)");
+}
