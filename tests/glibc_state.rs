@@ -558,6 +558,33 @@ fn read_from_stdin_goes_on_after_restart() {
 }
 
 #[test]
+fn read_from_a_terminal_goes_on_after_restart() {
+    let dir = TempDir::new("blocked-tty-read");
+    let program = build_glibc_state(&dir);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let command = ckpt_command(&dir, &program, &["read"]);
+    let (mut proc, mut tty) = Proc::spawn_with_terminal(command, "ckpt glibc_state read (tty)");
+    proc.wait_line("reading");
+    feed(&mut proc, &mut tty, "first");
+    expect_next(&mut proc, "got first");
+    proc.wait_blocked_in(&[libc::SYS_read], TIMEOUT);
+    let rest = proc.checkpoint_and_collect(TIMEOUT);
+    if !rest.is_empty() {
+        proc.fail(&format!("printed {rest:?} when checkpointed"));
+    }
+    expect_checkpoint(&mut proc, &checkpoint);
+    drop(tty);
+    // Restarted on another terminal: the interrupted read() goes on there.
+    let (mut proc, mut tty) = Proc::spawn_with_terminal(
+        restart_command(&dir, &checkpoint),
+        "glibc_state.ckpt (new terminal)",
+    );
+    feed(&mut proc, &mut tty, "second");
+    expect_next(&mut proc, "got second");
+    proc.kill();
+}
+
+#[test]
 fn select_waits_again_after_restart() {
     let dir = TempDir::new("blocked-select");
     let program = build_glibc_state(&dir);

@@ -1005,6 +1005,53 @@ impl Proc {
         (proc, write_end)
     }
 
+    /// Like `spawn`, with stdin a new pseudo-terminal (not the controlling terminal);
+    /// returns the process and the terminal's master side, to type into.
+    pub fn spawn_with_terminal(mut command: Command, label: &str) -> (Proc, std::fs::File) {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            panic!("{label}: openpty: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: openpty just created both descriptors; nothing else owns them.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                OwnedFd::from_raw_fd(slave),
+            )
+        };
+        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+            // SAFETY: marks our own descriptors close-on-exec.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        let raw = slave.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec and calls only dup2,
+        // which is async-signal-safe; it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::dup2(raw, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let proc = Proc::spawn(command, label);
+        drop(slave);
+        (proc, master)
+    }
+
     /// The system call the process is blocked in (`/proc/PID/syscall`), or `None` while it
     /// runs or when that file cannot be read.
     pub fn blocked_syscall(&self) -> Option<i64> {
