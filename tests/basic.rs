@@ -70,46 +70,38 @@ fn c_counter(dir: &TempDir) -> PathBuf {
     compile_c(dir, "counter", COUNTER_C, &[])
 }
 
+/// Runs `counter` under ckpt, checkpoints it after a few lines, and expects the restart to
+/// go on with the next number.
+fn counter_round_trip(dir: &TempDir, counter: &Path, label: &str) {
+    let last = count_then_checkpoint(
+        ckpt_command(dir, counter, &["10"]),
+        &format!("ckpt {label}"),
+        0,
+        LINES_BEFORE,
+    );
+    let checkpoint = require_checkpoint(dir, counter);
+    expect_resume(dir, &checkpoint, last, &format!("{label}.ckpt"));
+}
+
 #[test]
 fn c_counter_continues_without_gap_or_repeat() {
     let dir = TempDir::new("c-counter");
     let counter = c_counter(&dir);
-    let last = count_then_checkpoint(
-        ckpt_command(&dir, &counter, &["10"]),
-        "ckpt counter",
-        0,
-        LINES_BEFORE,
-    );
-    let checkpoint = require_checkpoint(&dir, &counter);
-    expect_resume(&dir, &checkpoint, last, "counter.ckpt");
+    counter_round_trip(&dir, &counter, "counter");
 }
 
 #[test]
 fn non_pie_c_counter_continues() {
     let dir = TempDir::new("no-pie");
     let counter = compile_c_no_pie(&dir, "counter", COUNTER_C, &[]);
-    let last = count_then_checkpoint(
-        ckpt_command(&dir, &counter, &["10"]),
-        "ckpt counter (no-pie)",
-        0,
-        LINES_BEFORE,
-    );
-    let checkpoint = require_checkpoint(&dir, &counter);
-    expect_resume(&dir, &checkpoint, last, "counter.ckpt (no-pie)");
+    counter_round_trip(&dir, &counter, "counter (no-pie)");
 }
 
 #[test]
 fn rust_counter_continues() {
     let dir = TempDir::new("rust-counter");
     let counter = compile_rust(&dir, "rcounter", COUNTER_RS);
-    let last = count_then_checkpoint(
-        ckpt_command(&dir, &counter, &["10"]),
-        "ckpt rcounter",
-        0,
-        LINES_BEFORE,
-    );
-    let checkpoint = require_checkpoint(&dir, &counter);
-    expect_resume(&dir, &checkpoint, last, "rcounter.ckpt");
+    counter_round_trip(&dir, &counter, "rcounter");
 }
 
 #[test]

@@ -181,9 +181,14 @@ pub fn write_image(
         Ok(fd) => fd,
         Err(e) => return Err(WriteError::Create(e)),
     };
-    let result = write_to(
-        fd, arena, cap, base, reserve, tables_len, auxv_words, mm, opts,
-    );
+    let plan = Plan {
+        stub: StubPlace { base, reserve },
+        tables_len,
+        auxv_words,
+        mm,
+        opts,
+    };
+    let result = write_to(fd, arena, cap, &plan);
     sys::close(fd);
     let temp = &arena.temp_path[..temp_len];
     if let Err(e) = result {
@@ -312,49 +317,46 @@ fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_to(
-    fd: i32,
-    arena: &mut Arena,
-    cap: &Captured,
-    base: u64,
-    reserve: u64,
+/// What was decided before the file is written.
+struct Plan {
+    stub: StubPlace,
     tables_len: u64,
     auxv_words: usize,
     mm: MmLayout,
     opts: WriteOptions,
-) -> Result<(), WriteError> {
+}
+
+fn write_to(fd: i32, arena: &mut Arena, cap: &Captured, plan: &Plan) -> Result<(), WriteError> {
     let w = WriteError::Write;
     // Compression reads memory through /proc/self/mem, which stops short (instead of
     // faulting) at pages that cannot be read.
-    let mem = if opts.compress {
+    let mem = if plan.opts.compress {
         Some(sys::open(b"/proc/self/mem\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).map_err(w)?)
     } else {
         None
     };
-    let result = write_payloads_and_tables(
-        fd, mem, arena, cap, base, reserve, tables_len, auxv_words, mm, opts,
-    );
+    let result = write_payloads_and_tables(fd, mem, arena, cap, plan);
     if let Some(m) = mem {
         sys::close(m);
     }
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_payloads_and_tables(
     fd: i32,
     mem: Option<i32>,
     arena: &mut Arena,
     cap: &Captured,
-    base: u64,
-    reserve: u64,
-    tables_len: u64,
-    auxv_words: usize,
-    mm: MmLayout,
-    opts: WriteOptions,
+    plan: &Plan,
 ) -> Result<(), WriteError> {
     let w = WriteError::Write;
+    let Plan {
+        stub: StubPlace { base, reserve },
+        tables_len,
+        auxv_words,
+        mm,
+        opts,
+    } = *plan;
     // The umask may have narrowed the mode; the image must be executable by its owner only.
     sys::fchmod(fd, 0o700).map_err(w)?;
 

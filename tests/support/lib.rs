@@ -273,9 +273,19 @@ pub fn as_nobody(command: Command) -> Command {
     if !running_as_root() {
         return command;
     }
-    let mut wrapped = Command::new("setpriv");
+    wrap(
+        &command,
+        "setpriv",
+        &["--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+    )
+}
+
+/// `program LEADING… PROG ARGS…` for `command` = `PROG ARGS…`, with the command's working
+/// directory and environment changes carried over (not `env_clear`).
+fn wrap(command: &Command, program: &str, leading: &[&str]) -> Command {
+    let mut wrapped = Command::new(program);
     wrapped
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(leading)
         .arg(command.get_program())
         .args(command.get_args());
     if let Some(dir) = command.get_current_dir() {
@@ -908,22 +918,8 @@ pub fn wait_for_state(pid: i32, state: char, timeout: Duration) -> bool {
 /// prelude (`umask 077`, `ulimit -f 1024`, …) applies to the program. Carries over working
 /// directory and environment changes, like `as_nobody`.
 pub fn in_shell(command: Command, prelude: &str) -> Command {
-    let mut wrapped = Command::new("sh");
-    wrapped
-        .arg("-c")
-        .arg(format!("{prelude}; exec \"$0\" \"$@\""))
-        .arg(command.get_program())
-        .args(command.get_args());
-    if let Some(dir) = command.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    wrapped
+    let script = format!("{prelude}; exec \"$0\" \"$@\"");
+    wrap(&command, "sh", &["-c", &script])
 }
 
 /// `ckpt ARGS…` (a subcommand such as `verify FILE`), working directory `dir`, no inherited
