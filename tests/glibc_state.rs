@@ -510,7 +510,9 @@ fn output_moves_from_a_file_to_a_pipe() {
 /// Writes one line to a process's stdin.
 #[track_caller]
 fn feed(proc: &mut Proc, stdin: &mut std::fs::File, line: &str) {
-    if let Err(e) = writeln!(stdin, "{line}") {
+    // One write: `writeln!` on an unbuffered file may write the line and its newline
+    // separately, and the program would then read two lines.
+    if let Err(e) = stdin.write_all(format!("{line}\n").as_bytes()) {
         proc.fail(&format!("cannot write {line:?} to its stdin: {e}"));
     }
 }

@@ -204,7 +204,8 @@ const ROWS: u64 = 10_000;
 /// Writes SQL to sqlite3's stdin.
 #[track_caller]
 fn feed(proc: &mut Proc, stdin: &mut std::fs::File, sql: &str) {
-    if let Err(e) = writeln!(stdin, "{sql}") {
+    // One write (`writeln!` may split the text and its newline into two).
+    if let Err(e) = stdin.write_all(format!("{sql}\n").as_bytes()) {
         proc.fail(&format!("cannot write {sql:?} to its stdin: {e}"));
     }
 }
