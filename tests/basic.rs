@@ -70,16 +70,21 @@ fn c_counter(dir: &TempDir) -> PathBuf {
     compile_c(dir, "counter", COUNTER_C, &[])
 }
 
-/// Runs `counter` under ckpt, checkpoints it after a few lines, and expects the restart to
-/// go on with the next number.
-fn counter_round_trip(dir: &TempDir, counter: &Path, label: &str) {
+/// Runs `counter` under ckpt and checkpoints it after a few lines; returns the last number
+/// it printed and the checkpoint file.
+fn checkpoint_counter(dir: &TempDir, counter: &Path, label: &str) -> (u64, PathBuf) {
     let last = count_then_checkpoint(
         ckpt_command(dir, counter, &["10"]),
         &format!("ckpt {label}"),
         0,
         LINES_BEFORE,
     );
-    let checkpoint = require_checkpoint(dir, counter);
+    (last, require_checkpoint(dir, counter))
+}
+
+/// Checkpoints `counter` and expects the restart to go on with the next number.
+fn counter_round_trip(dir: &TempDir, counter: &Path, label: &str) {
+    let (last, checkpoint) = checkpoint_counter(dir, counter, label);
     expect_resume(dir, &checkpoint, last, &format!("{label}.ckpt"));
 }
 
@@ -174,13 +179,7 @@ fn chain_of_two_checkpoints() {
 fn same_checkpoint_restarts_twice() {
     let dir = TempDir::new("twice");
     let counter = c_counter(&dir);
-    let last = count_then_checkpoint(
-        ckpt_command(&dir, &counter, &["10"]),
-        "ckpt counter",
-        0,
-        LINES_BEFORE,
-    );
-    let checkpoint = require_checkpoint(&dir, &counter);
+    let (last, checkpoint) = checkpoint_counter(&dir, &counter, "counter");
     expect_resume(&dir, &checkpoint, last, "counter.ckpt (first run)");
     expect_resume(&dir, &checkpoint, last, "counter.ckpt (second run)");
 }
@@ -189,13 +188,7 @@ fn same_checkpoint_restarts_twice() {
 fn restart_without_the_original_executable() {
     let dir = TempDir::new("deleted-exe");
     let counter = c_counter(&dir);
-    let last = count_then_checkpoint(
-        ckpt_command(&dir, &counter, &["10"]),
-        "ckpt counter",
-        0,
-        LINES_BEFORE,
-    );
-    let checkpoint = require_checkpoint(&dir, &counter);
+    let (last, checkpoint) = checkpoint_counter(&dir, &counter, "counter");
     std::fs::remove_file(&counter).expect("remove the original executable");
     // Also move the checkpoint: nothing may depend on where it was written.
     let moved = dir.join("elsewhere.ckpt");

@@ -517,6 +517,18 @@ fn feed(proc: &mut Proc, stdin: &mut std::fs::File, line: &str) {
     }
 }
 
+/// Waits until `proc` is blocked in one of `syscalls`, checkpoints it there, and expects
+/// it to print nothing more and to leave `checkpoint`.
+#[track_caller]
+fn checkpoint_while_blocked(proc: &mut Proc, syscalls: &[i64], checkpoint: &Path) {
+    proc.wait_blocked_in(syscalls, TIMEOUT);
+    let rest = proc.checkpoint_and_collect(TIMEOUT);
+    if !rest.is_empty() {
+        proc.fail(&format!("printed {rest:?} when checkpointed"));
+    }
+    expect_checkpoint(proc, checkpoint);
+}
+
 /// The next line, which must be `expected`.
 #[track_caller]
 fn expect_next(proc: &mut Proc, expected: &str) {
@@ -539,12 +551,7 @@ fn read_from_stdin_goes_on_after_restart() {
 
     for (cycle, line) in [(1, "second"), (2, "third")] {
         // Checkpoint it while it sits in read(), then take its input away.
-        proc.wait_blocked_in(&[libc::SYS_read], TIMEOUT);
-        let rest = proc.checkpoint_and_collect(TIMEOUT);
-        if !rest.is_empty() {
-            proc.fail(&format!("printed {rest:?} when checkpointed"));
-        }
-        expect_checkpoint(&mut proc, &checkpoint);
+        checkpoint_while_blocked(&mut proc, &[libc::SYS_read], &checkpoint);
         drop(stdin);
         let running = dir.join(format!("restart{cycle}.ckpt"));
         std::fs::rename(&checkpoint, &running).unwrap();
@@ -569,12 +576,7 @@ fn read_from_a_terminal_goes_on_after_restart() {
     proc.wait_line("reading");
     feed(&mut proc, &mut tty, "first");
     expect_next(&mut proc, "got first");
-    proc.wait_blocked_in(&[libc::SYS_read], TIMEOUT);
-    let rest = proc.checkpoint_and_collect(TIMEOUT);
-    if !rest.is_empty() {
-        proc.fail(&format!("printed {rest:?} when checkpointed"));
-    }
-    expect_checkpoint(&mut proc, &checkpoint);
+    checkpoint_while_blocked(&mut proc, &[libc::SYS_read], &checkpoint);
     drop(tty);
     // Restarted on another terminal: the interrupted read() goes on there.
     let (mut proc, mut tty) = Proc::spawn_with_terminal(
@@ -594,12 +596,11 @@ fn select_waits_again_after_restart() {
     let command = ckpt_command(&dir, &program, &["select"]);
     let (mut proc, stdin) = Proc::spawn_with_stdin(command, "ckpt glibc_state select");
     proc.wait_line("selecting");
-    proc.wait_blocked_in(&[libc::SYS_select, libc::SYS_pselect6], TIMEOUT);
-    let rest = proc.checkpoint_and_collect(TIMEOUT);
-    if !rest.is_empty() {
-        proc.fail(&format!("printed {rest:?} when checkpointed"));
-    }
-    expect_checkpoint(&mut proc, &checkpoint);
+    checkpoint_while_blocked(
+        &mut proc,
+        &[libc::SYS_select, libc::SYS_pselect6],
+        &checkpoint,
+    );
     drop(stdin);
     let (mut proc, mut stdin) = Proc::spawn_with_stdin(
         restart_command(&dir, &checkpoint),
@@ -631,12 +632,11 @@ fn sleep_finishes_after_restart() {
     proc.wait_line("sleeping 1");
     // Round 1 sleeps with sleep(), round 2 with nanosleep(): checkpoint each while it sleeps.
     for cycle in 1..=2 {
-        proc.wait_blocked_in(&[libc::SYS_nanosleep, libc::SYS_clock_nanosleep], TIMEOUT);
-        let rest = proc.checkpoint_and_collect(TIMEOUT);
-        if !rest.is_empty() {
-            proc.fail(&format!("printed {rest:?} when checkpointed"));
-        }
-        expect_checkpoint(&mut proc, &checkpoint);
+        checkpoint_while_blocked(
+            &mut proc,
+            &[libc::SYS_nanosleep, libc::SYS_clock_nanosleep],
+            &checkpoint,
+        );
         let running = dir.join(format!("restart{cycle}.ckpt"));
         std::fs::rename(&checkpoint, &running).unwrap();
 

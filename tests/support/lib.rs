@@ -508,33 +508,7 @@ impl Proc {
     /// Waits for the process to exit; on timeout kills it and fails.
     #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        if let Some(status) = self.status {
-            return status;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => {
-                    self.status = Some(status);
-                    return status;
-                }
-                Ok(None) if self.stopped() => self.fail(
-                    "was stopped by a signal instead of exiting: no checkpoint handler \
-                     (is libckpt.so preloaded and working?)",
-                ),
-                Ok(None) if self.reported_checkpoint_failure() => self.fail(
-                    "the library reported a failed checkpoint (see stderr) and the program \
-                     kept running",
-                ),
-                Ok(None) if Instant::now() < deadline => {
-                    // Polling the exit status is not synchronisation with the program's
-                    // output; it only bounds how long we look.
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Ok(None) => self.fail(&format!("did not exit within {timeout:?}")),
-                Err(e) => self.fail(&format!("waitpid failed: {e}")),
-            }
-        }
+        self.wait_exit_watching(timeout, true)
     }
 
     /// Waits for the process to exit, whatever it printed on stderr; on timeout kills it and
@@ -542,6 +516,13 @@ impl Proc {
     /// failure; use this where stderr is expected to hold other messages from the library.)
     #[track_caller]
     pub fn wait_exit_only(&mut self, timeout: Duration) -> ExitStatus {
+        self.wait_exit_watching(timeout, false)
+    }
+
+    /// The exit wait; with `give_up_early`, a stopped process or a reported checkpoint
+    /// failure ends it at once instead of at the timeout.
+    #[track_caller]
+    fn wait_exit_watching(&mut self, timeout: Duration, give_up_early: bool) -> ExitStatus {
         if let Some(status) = self.status {
             return status;
         }
@@ -552,7 +533,17 @@ impl Proc {
                     self.status = Some(status);
                     return status;
                 }
+                Ok(None) if give_up_early && self.stopped() => self.fail(
+                    "was stopped by a signal instead of exiting: no checkpoint handler \
+                     (is libckpt.so preloaded and working?)",
+                ),
+                Ok(None) if give_up_early && self.reported_checkpoint_failure() => self.fail(
+                    "the library reported a failed checkpoint (see stderr) and the program \
+                     kept running",
+                ),
                 Ok(None) if Instant::now() < deadline => {
+                    // Polling the exit status is not synchronisation with the program's
+                    // output; it only bounds how long we look.
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Ok(None) => self.fail(&format!("did not exit within {timeout:?}")),
