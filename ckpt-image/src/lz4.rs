@@ -14,11 +14,19 @@ pub const FRAME_MAX: usize = 1 << 20;
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
 /// Entries of the compressor's hash table.
-pub const TABLE_SIZE: usize = 1 << 12;
+pub const TABLE_SIZE: usize = 1 << HASH_LOG;
+const HASH_LOG: u32 = 12;
 
 const MIN_MATCH: usize = 4;
-/// The compressor leaves the last bytes of a block as literals.
-const TAIL: usize = 12;
+/// LZ4's end-of-block rules: the last match starts at least `MF_LIMIT` bytes before the
+/// end, and the last `LAST_LITERALS` bytes are literals.
+const MF_LIMIT: usize = 12;
+const LAST_LITERALS: usize = 5;
+/// Farthest a match may reach back.
+const MAX_OFFSET: usize = 0xffff;
+/// Through data that does not match, the search step grows by one every `1 << SKIP`
+/// misses.
+const SKIP: u32 = 6;
 
 /// Largest size a block of `n` bytes can compress to.
 pub const fn bound(n: usize) -> usize {
@@ -29,8 +37,33 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-fn hash(v: u32) -> usize {
-    (v.wrapping_mul(2_654_435_761) >> 20) as usize & (TABLE_SIZE - 1)
+fn read_u64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Hashes the five bytes at the bottom of `v`.
+fn hash(v: u64) -> usize {
+    ((v << 24).wrapping_mul(0xcf1b_bcdc_bb00_0000) >> (64 - HASH_LOG)) as usize
+}
+
+/// How many bytes at `a` equal those at `b` (`b < a`), not looking at or past `limit`.
+fn common(src: &[u8], mut a: usize, mut b: usize, limit: usize) -> usize {
+    let start = a;
+    while a + 8 <= limit {
+        let diff = read_u64(src, a) ^ read_u64(src, b);
+        if diff != 0 {
+            return a - start + (diff.trailing_zeros() / 8) as usize;
+        }
+        a += 8;
+        b += 8;
+    }
+    while a < limit && src[a] == src[b] {
+        a += 1;
+        b += 1;
+    }
+    a - start
 }
 
 /// Compresses `src` into `dst` (at least `bound(src.len())` bytes) using `table` as scratch;
@@ -39,30 +72,47 @@ pub fn compress(src: &[u8], dst: &mut [u8], table: &mut [u32; TABLE_SIZE]) -> Op
     if dst.len() < bound(src.len()) {
         return None;
     }
-    table.fill(0);
     let n = src.len();
+    if n < MF_LIMIT + 1 {
+        return Some(emit(dst, 0, src, None));
+    }
+    // Entries are positions; a stale or never-set entry (0) is harmless, because every
+    // candidate is compared before it is used.
+    table.fill(0);
+    let match_limit = n - LAST_LITERALS;
+    let search_limit = n - MF_LIMIT;
     let mut out = 0;
     let mut anchor = 0;
-    let mut i = 0;
-    let limit = n.saturating_sub(TAIL);
-    while i < limit {
-        let seq = read_u32(src, i);
-        let h = hash(seq);
-        // Entries hold position + 1; 0 is empty.
-        let cand = table[h] as usize;
-        table[h] = (i + 1) as u32;
-        if cand != 0 && i - (cand - 1) <= 0xffff && read_u32(src, cand - 1) == seq {
-            let cand = cand - 1;
-            let mut len = MIN_MATCH;
-            while i + len < limit && src[cand + len] == src[i + len] {
-                len += 1;
+    let mut i = 1;
+    'blocks: loop {
+        // Find the next match.
+        let mut misses = 1 << SKIP;
+        let mut cand;
+        loop {
+            if i > search_limit {
+                break 'blocks;
             }
-            out = emit(dst, out, &src[anchor..i], Some(((i - cand) as u16, len)));
-            i += len;
-            anchor = i;
-        } else {
-            // Skip faster through data that does not match.
-            i += 1 + ((i - anchor) >> 6);
+            let seq = read_u64(src, i);
+            let h = hash(seq);
+            cand = table[h] as usize;
+            table[h] = i as u32;
+            if cand < i && i - cand <= MAX_OFFSET && read_u32(src, cand) == seq as u32 {
+                break;
+            }
+            i += misses >> SKIP;
+            misses += 1;
+        }
+        // Take in equal bytes before it, then as many after it as there are.
+        while i > anchor && cand > 0 && src[i - 1] == src[cand - 1] {
+            i -= 1;
+            cand -= 1;
+        }
+        let len = MIN_MATCH + common(src, i + MIN_MATCH, cand + MIN_MATCH, match_limit);
+        out = emit(dst, out, &src[anchor..i], Some(((i - cand) as u16, len)));
+        i += len;
+        anchor = i;
+        if i <= search_limit {
+            table[hash(read_u64(src, i - 2))] = (i - 2) as u32;
         }
     }
     Some(emit(dst, out, &src[anchor..], None))
@@ -115,7 +165,18 @@ fn read_len(src: &[u8], s: &mut usize, mut len: usize) -> Result<usize, Damaged>
     }
 }
 
+/// Copies 16 bytes from `from` to `to` in `b` (the ranges must not overlap).
+fn copy16(b: &mut [u8], from: usize, to: usize) {
+    let mut w = [0u8; 16];
+    w.copy_from_slice(&b[from..from + 16]);
+    b[to..to + 16].copy_from_slice(&w);
+}
+
 /// Decompresses the block `src` into exactly `dst`; any inconsistency is `Damaged`.
+///
+/// Where there is room, short literal runs and matches are copied 16 bytes at a time,
+/// past their end: what lands beyond is overwritten by the bytes that follow, and a block
+/// is only good once it has filled `dst` exactly.
 pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result<(), Damaged> {
     let mut s: usize = 0;
     let mut d: usize = 0;
@@ -123,18 +184,26 @@ pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result<(), Damaged> {
         let token = *src.get(s).ok_or(Damaged)?;
         s += 1;
         let mut lit = (token >> 4) as usize;
-        if lit == 15 {
-            lit = read_len(src, &mut s, lit)?;
+        if lit < 15 && s + 16 <= src.len() && d + 16 <= dst.len() {
+            dst[d..d + 16].copy_from_slice(&src[s..s + 16]);
+        } else {
+            if lit == 15 {
+                lit = read_len(src, &mut s, lit)?;
+            }
+            let lit_end = s.checked_add(lit).ok_or(Damaged)?;
+            let out_end = d.checked_add(lit).ok_or(Damaged)?;
+            dst.get_mut(d..out_end)
+                .ok_or(Damaged)?
+                .copy_from_slice(src.get(s..lit_end).ok_or(Damaged)?);
         }
-        let lit_end = s.checked_add(lit).ok_or(Damaged)?;
-        let out_end = d.checked_add(lit).ok_or(Damaged)?;
-        dst.get_mut(d..out_end)
-            .ok_or(Damaged)?
-            .copy_from_slice(src.get(s..lit_end).ok_or(Damaged)?);
-        s = lit_end;
-        d = out_end;
-        if s == src.len() {
-            return if d == dst.len() { Ok(()) } else { Err(Damaged) };
+        s += lit;
+        d += lit;
+        if s >= src.len() {
+            return if s == src.len() && d == dst.len() {
+                Ok(())
+            } else {
+                Err(Damaged)
+            };
         }
         let off = src.get(s..s + 2).ok_or(Damaged)?;
         let offset = u16::from_le_bytes([off[0], off[1]]) as usize;
@@ -144,20 +213,30 @@ pub fn decompress(src: &[u8], dst: &mut [u8]) -> Result<(), Damaged> {
             len = read_len(src, &mut s, len)?;
         }
         len += MIN_MATCH;
-        if offset == 0 || offset > d || d.checked_add(len).is_none_or(|e| e > dst.len()) {
+        let end = d.checked_add(len).ok_or(Damaged)?;
+        if offset == 0 || offset > d || end > dst.len() {
             return Err(Damaged);
         }
-        // The match may overlap what it produces (offset < len): it repeats the `offset`
-        // bytes before it. Copying from there in steps that stay multiples of `offset`
-        // doubles what can be copied each time (runs of one byte take log(len) copies).
         let from = d - offset;
-        let mut done = 0;
-        while done < len {
-            let step = (len - done).min(done + offset);
-            dst.copy_within(from..from + step, d + done);
-            done += step;
+        if offset >= 16 && end + 16 <= dst.len() {
+            let mut k = 0;
+            while k < len {
+                copy16(dst, from + k, d + k);
+                k += 16;
+            }
+        } else {
+            // The match may overlap what it produces (offset < len): it repeats the
+            // `offset` bytes before it. Copying from there in steps that stay multiples
+            // of `offset` doubles what can be copied each time (runs of one byte take
+            // log(len) copies).
+            let mut done = 0;
+            while done < len {
+                let step = (len - done).min(done + offset);
+                dst.copy_within(from..from + step, d + done);
+                done += step;
+            }
         }
-        d += len;
+        d = end;
     }
 }
 
@@ -224,6 +303,86 @@ mod tests {
         let mut mixed = noise(200_000, 9);
         mixed[50_000..120_000].fill(0);
         round_trip(&mixed);
+    }
+
+    /// Decodes a valid stream one byte at a time: the reference for `decompress`.
+    fn plain_decode(src: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut s = 0;
+        loop {
+            let token = src[s];
+            s += 1;
+            let lit = read_len_plain(src, &mut s, (token >> 4) as usize);
+            out.extend_from_slice(&src[s..s + lit]);
+            s += lit;
+            if s == src.len() {
+                return out;
+            }
+            let offset = u16::from_le_bytes([src[s], src[s + 1]]) as usize;
+            s += 2;
+            let len = read_len_plain(src, &mut s, (token & 15) as usize) + MIN_MATCH;
+            for _ in 0..len {
+                out.push(out[out.len() - offset]);
+            }
+        }
+    }
+
+    fn read_len_plain(src: &[u8], s: &mut usize, len: usize) -> usize {
+        if len < 15 {
+            return len;
+        }
+        read_len(src, s, len).unwrap()
+    }
+
+    #[test]
+    fn matches_of_every_offset_and_length_decode_like_the_reference() {
+        // Streams made of sequences with every short offset (overlapping copies) and
+        // lengths around the 16-byte steps, with literal runs of every length, ending
+        // close to and far from the end of the output.
+        let mut x = 0x1234_5678u64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for round in 0..3000 {
+            let mut stream = vec![0u8; 1 << 16];
+            let mut out = 0;
+            let mut produced = 0usize;
+            for _ in 0..1 + next(12) {
+                let lits: Vec<u8> = (0..next(40) + if produced == 0 { 1 } else { 0 })
+                    .map(|_| next(256) as u8)
+                    .collect();
+                produced += lits.len();
+                let offset = if round % 2 == 0 { 1 + next(40) } else { 1 + next(300) } as usize;
+                let offset = offset.min(produced);
+                let len = MIN_MATCH + next(70) as usize;
+                out = emit(&mut stream, out, &lits, Some((offset as u16, len)));
+                produced += len;
+            }
+            let tail: Vec<u8> = (0..next(30)).map(|_| next(256) as u8).collect();
+            out = emit(&mut stream, out, &tail, None);
+            let stream = &stream[..out];
+            let want = plain_decode(stream);
+            let mut got = vec![0u8; want.len()];
+            decompress(stream, &mut got).unwrap();
+            assert_eq!(got, want, "round {round}");
+        }
+    }
+
+    #[test]
+    fn inputs_of_every_small_length_round_trip() {
+        for n in 0..400 {
+            let mut data = noise(n, n as u64 + 1);
+            for (i, b) in data.iter_mut().enumerate() {
+                if i % 7 < 4 {
+                    *b = (i % 5) as u8;
+                }
+            }
+            round_trip(&data);
+            round_trip(&vec![9u8; n]);
+        }
     }
 
     #[test]
