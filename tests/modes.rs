@@ -1,6 +1,6 @@
 //! Every way of taking and restoring a checkpoint brings back the same memory: the image
 //! written in the signal handler or by a copy-on-write child (CKPT_FORK), raw or compressed
-//! (CKPT_COMPRESS=lz4), restored eagerly (read into anonymous memory, checksums checked) or
+//! (CKPT_COMPRESS: 0, code by default, lz4), restored eagerly (read into anonymous memory, checksums checked) or
 //! lazily (CKPT_LAZY=1, mapped from the file; compressed payloads are read). The program checks 64 MiB of a pattern, a sparse reservation, read-only and
 //! PROT_NONE pages, and a journal it rewrites on every tick, then writes to the restored
 //! memory.
@@ -106,29 +106,70 @@ fn forked_image_restores_eagerly_and_lazily() {
     }
 }
 
+/// The regions of `image` as `ckpt info --json` lists them.
+fn regions_of(image: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(ckpt_bin())
+        .args(["info", "--json"])
+        .arg(image)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ckpt info failed: {out:?}");
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    info["regions"].as_array().unwrap().clone()
+}
+
 #[test]
-fn compressed_image_restores_eagerly_and_lazily_and_is_smaller() {
+fn compressed_images_restore_eagerly_and_lazily_and_are_smaller() {
     let dir = TempDir::new("modes-lz4");
     let program = compile_c(&dir, "modes", MODES_C, &[]);
     let image = image_of(&dir);
-    let mut raw_size = 0;
-    for compress in ["0", "lz4"] {
+    let mut last_size = u64::MAX;
+    // None, the default (program and library images: CKPT_COMPRESS unset), then all memory.
+    for compress in ["0", "default", "lz4"] {
+        let env: &[(&str, &str)] = match compress {
+            "default" => &[],
+            _ => &[("CKPT_COMPRESS", compress)],
+        };
         let mut proc = checkpoint(
             ckpt_command(&dir, &program, &[]),
-            &[("CKPT_COMPRESS", compress)],
+            env,
             &format!("modes (CKPT_COMPRESS={compress})"),
         );
         proc.wait_success(TIMEOUT);
         expect_checkpoint(&mut proc, &image);
         let size = std::fs::metadata(&image).unwrap().len();
-        if compress == "0" {
-            raw_size = size;
-            continue;
-        }
         // 64 MiB of a mixed pattern does not compress, but program text and zero runs do.
         assert!(
-            size < raw_size,
-            "compressed image ({size} bytes) is not smaller than the raw one ({raw_size})"
+            size < last_size,
+            "CKPT_COMPRESS={compress}: image ({size} bytes) not smaller than the last ({last_size})"
+        );
+        last_size = size;
+        let regions = regions_of(&image);
+        let compressed = |r: &serde_json::Value| r["compressed"].as_bool().unwrap();
+        let is = |r: &serde_json::Value, what: &str| {
+            r["name"].as_str().unwrap().contains(what) && r["stored"].as_u64().unwrap() > 0
+        };
+        let libc_text = regions
+            .iter()
+            .find(|r| is(r, "libc.so") && r["prot"] == "r-xp")
+            .expect("libc's text in the image");
+        let heap = regions.iter().find(|r| is(r, "[heap]")).expect("a heap");
+        assert_eq!(
+            (compressed(libc_text), compressed(heap)),
+            match compress {
+                "0" => (false, false),
+                "default" => (true, false),
+                _ => (true, true),
+            },
+            "CKPT_COMPRESS={compress}: (libc text, heap) compressed"
+        );
+        if compress == "0" {
+            continue;
+        }
+        let in_file = libc_text["in_file"].as_u64().unwrap();
+        assert!(
+            in_file < libc_text["stored"].as_u64().unwrap() * 3 / 4,
+            "libc's text does not compress: {libc_text}"
         );
         let verify = Command::new(ckpt_bin())
             .arg("verify")
@@ -139,8 +180,18 @@ fn compressed_image_restores_eagerly_and_lazily_and_is_smaller() {
             verify.status.success(),
             "ckpt verify failed on the compressed image: {verify:?}"
         );
-        expect_restart(&dir, &image, false, "modes.ckpt (lz4, eager)");
-        expect_restart(&dir, &image, true, "modes.ckpt (lz4, lazy)");
+        expect_restart(
+            &dir,
+            &image,
+            false,
+            &format!("modes.ckpt ({compress}, eager)"),
+        );
+        expect_restart(
+            &dir,
+            &image,
+            true,
+            &format!("modes.ckpt ({compress}, lazy)"),
+        );
     }
 }
 

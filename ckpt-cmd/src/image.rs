@@ -214,6 +214,27 @@ impl Image {
         Some(out)
     }
 
+    /// The bytes extent `e` takes in the file: its memory bytes, or for a compressed extent
+    /// the sum of its frames (`None` when a frame header is damaged or cannot be read).
+    pub fn bytes_in_file(&self, e: &ExtentRecord) -> Option<u64> {
+        if e.flags & EXTENT_LZ4 == 0 {
+            return Some(e.len);
+        }
+        let mut at = e.file_offset;
+        let mut done = 0u64;
+        while done < e.len {
+            let mut header = [0u8; lz4::FRAME_HEADER];
+            self.read_at(&mut header, at).ok()?;
+            let (stored, raw) = lz4::frame_header(&header);
+            if !lz4::frame_ok(stored, raw, (e.len - done) as usize) {
+                return None;
+            }
+            at += (lz4::FRAME_HEADER + stored) as u64;
+            done += raw as u64;
+        }
+        Some(at - e.file_offset)
+    }
+
     /// The memory bytes of a compressed extent: `Ok(None)` when its frames are damaged.
     pub fn decode_lz4(&self, e: &ExtentRecord) -> io::Result<Option<Vec<u8>>> {
         let mut out = vec![0u8; e.len as usize];

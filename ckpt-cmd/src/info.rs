@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use ckpt_image::{prot, region_flags as rf, RegionRecord};
+use ckpt_image::{prot, region_flags as rf, RegionRecord, EXTENT_LZ4};
 
 use crate::image::Image;
 
@@ -94,6 +94,10 @@ pub struct RegionInfo {
     pub name: String,
     pub stored: u64,
     pub extents: u32,
+    /// Whether its payloads are LZ4 frames, and the bytes they take in the file (`None`
+    /// when a frame header is damaged).
+    pub compressed: bool,
+    pub in_file: Option<u64>,
 }
 
 /// Everything `ckpt info` prints.
@@ -120,14 +124,19 @@ impl Info {
         let regions: Vec<RegionInfo> = tables
             .regions
             .iter()
-            .map(|r| RegionInfo {
-                start: r.start,
-                end: r.start + r.len,
-                prot: prot_string(r),
-                backing: Backing::of(r),
-                name: String::from_utf8_lossy(tables.name(r)).into_owned(),
-                stored: r.stored,
-                extents: r.extent_count,
+            .map(|r| {
+                let extents = tables.extents_of(r);
+                RegionInfo {
+                    start: r.start,
+                    end: r.start + r.len,
+                    prot: prot_string(r),
+                    backing: Backing::of(r),
+                    name: String::from_utf8_lossy(tables.name(r)).into_owned(),
+                    stored: r.stored,
+                    extents: r.extent_count,
+                    compressed: extents.iter().any(|e| e.flags & EXTENT_LZ4 != 0),
+                    in_file: extents.iter().map(|e| image.bytes_in_file(e)).sum(),
+                }
             })
             .collect();
         let code = header.mm.start_code;
@@ -208,6 +217,12 @@ impl Info {
                 };
                 let _ = write!(what, " ({contents})");
             }
+            if r.compressed {
+                let _ = match r.in_file {
+                    Some(n) => write!(what, " [lz4: {}]", human_size(n)),
+                    None => write!(what, " [lz4: damaged]"),
+                };
+            }
             let _ = writeln!(
                 out,
                 "  {:#014x}-{:#014x} {:>10} {}  {:>10} stored  {}",
@@ -282,6 +297,12 @@ impl Info {
             if r.backing.is_file() {
                 let _ = write!(out, ",\"contents\":{}", json_string(contents_word_of(r)));
             }
+            let in_file = r.in_file.map_or("null".to_owned(), |n| n.to_string());
+            let _ = write!(
+                out,
+                ",\"compressed\":{},\"in_file\":{in_file}",
+                r.compressed
+            );
             out.push('}');
         }
         out.push(']');

@@ -60,8 +60,9 @@ environment:
              and a variable set in the environment of ckpt applies as well
   CKPT_FSYNC=0     do not fsync a checkpoint before renaming it into place
   CKPT_FORK=0      with -c, write the image in PROG instead of a forked copy
-  CKPT_COMPRESS=lz4
-             store memory as LZ4 frames (smaller, slower to write)
+  CKPT_COMPRESS=code|lz4|0
+             what is stored as LZ4 frames: program and library images (the
+             default), all memory (smaller, slower to write), or nothing
   CKPT_LAZY=1
              in the environment of a RESTART (./PROG.ckpt): map memory from the
              checkpoint file and read it when first touched (see README)

@@ -355,7 +355,11 @@ mod tests {
                     .map(|_| next(256) as u8)
                     .collect();
                 produced += lits.len();
-                let offset = if round % 2 == 0 { 1 + next(40) } else { 1 + next(300) } as usize;
+                let offset = if round % 2 == 0 {
+                    1 + next(40)
+                } else {
+                    1 + next(300)
+                } as usize;
                 let offset = offset.min(produced);
                 let len = MIN_MATCH + next(70) as usize;
                 out = emit(&mut stream, out, &lits, Some((offset as u16, len)));

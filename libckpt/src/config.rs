@@ -1,6 +1,7 @@
 //! Configuration: the parameters of the original ckpt, read once from the environment when
 //! the library loads, and changed later only through the API.
 
+use crate::write::Compression;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
@@ -22,8 +23,9 @@ pub struct Config {
     /// When the process continues, write the image from a forked child (`CKPT_FORK`,
     /// default on).
     pub fork: bool,
-    /// Compress payloads with LZ4 (`CKPT_COMPRESS=lz4`, default off).
-    pub compress: bool,
+    /// Which payloads are stored as LZ4 frames (`CKPT_COMPRESS`: `code`, the default;
+    /// `lz4` for all memory; `0` for none).
+    pub compress: Compression,
 }
 
 impl Config {
@@ -137,7 +139,7 @@ pub fn from_env() -> Result<Config, String> {
         msperiod: 0,
         fsync: true,
         fork: true,
-        compress: false,
+        compress: Compression::Code,
     };
     let var = |k: &str| std::env::var_os(k);
     let text = |k: &str, v: &OsStr| -> Result<String, String> {
@@ -191,11 +193,13 @@ pub fn from_env() -> Result<Config, String> {
     }
     if let Some(v) = var("CKPT_COMPRESS") {
         cfg.compress = match text("CKPT_COMPRESS", &v)?.to_ascii_lowercase().as_str() {
-            "lz4" | "1" => true,
-            "0" | "none" | "off" => false,
+            "lz4" | "1" | "all" => Compression::All,
+            "code" => Compression::Code,
+            "0" | "none" | "off" => Compression::Off,
             other => {
                 return Err(format!(
-                    "CKPT_COMPRESS: '{other}' is not a compression (lz4, or 0 for none)"
+                    "CKPT_COMPRESS: '{other}' is not a compression \
+                     (code, the default; lz4 for all memory; 0 for none)"
                 ))
             }
         };

@@ -130,14 +130,43 @@ pub struct StubPlace {
     pub reserve: u64,
 }
 
-/// Writes the image of the captured process to the configured name.
+/// Which payloads are stored as LZ4 frames instead of page-aligned raw bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    /// None: every payload can be mapped by a lazy restart.
+    Off,
+    /// The program's and its libraries' images (private mappings of a file that is also
+    /// mapped executable): text compresses about 2:1, is a few MiB however big the
+    /// program's data, and is the bulk of a small program's checkpoint.
+    Code,
+    /// All memory but the vDSO.
+    All,
+}
+
+impl Compression {
+    /// Whether region `r` of `regions` is stored compressed.
+    fn applies(self, r: &ckpt_image::RegionRecord, regions: &[ckpt_image::RegionRecord]) -> bool {
+        match self {
+            Compression::Off => false,
+            Compression::All => r.flags & rf::VDSO == 0,
+            Compression::Code => {
+                r.flags & (rf::FILE | rf::SHARED) == rf::FILE
+                    && regions.iter().any(|o| {
+                        o.flags & rf::FILE != 0
+                            && o.prot & prot::EXEC != 0
+                            && (o.inode, o.dev) == (r.inode, r.dev)
+                    })
+            }
+        }
+    }
+}
+
 /// How an image is written.
 #[derive(Clone, Copy, Debug)]
 pub struct WriteOptions {
     /// fsync before the rename.
     pub fsync: bool,
-    /// LZ4 frames instead of page-aligned raw payloads.
-    pub compress: bool,
+    pub compress: Compression,
 }
 
 pub fn write_image(
@@ -330,7 +359,7 @@ fn write_to(fd: i32, arena: &mut Arena, cap: &Captured, plan: &Plan) -> Result<(
     let w = WriteError::Write;
     // Compression reads memory through /proc/self/mem, which stops short (instead of
     // faulting) at pages that cannot be read.
-    let mem = if plan.opts.compress {
+    let mem = if plan.opts.compress != Compression::Off {
         Some(sys::open(b"/proc/self/mem\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).map_err(w)?)
     } else {
         None
@@ -378,6 +407,7 @@ fn write_payloads_and_tables(
         if r.extent_count == 0 {
             continue;
         }
+        let compress = opts.compress.applies(&r, &arena.regions[..cap.regions]);
         let unreadable = r.prot & prot::READ == 0;
         if unreadable {
             sys::mprotect(r.start, r.len, r.prot | prot::READ).map_err(w)?;
@@ -388,7 +418,7 @@ fn write_payloads_and_tables(
         for e in &mut arena.extents[first..first + r.extent_count as usize] {
             // The vDSO image stays raw: the stub compares it with the running kernel's
             // before it has anywhere to decompress to. Raw payloads sit on page boundaries.
-            let mem = mem.filter(|_| r.flags & rf::VDSO == 0);
+            let mem = mem.filter(|_| compress);
             if mem.is_none() {
                 offset = page_up(offset);
             }
