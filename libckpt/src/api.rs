@@ -4,6 +4,7 @@
 //! These functions are called from C; the ones taking pointers are `unsafe` and say what a
 //! caller must guarantee (the same words are in ckpt.h).
 
+use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 use crate::checkpoint::{self, Exclusive, Hook, Outcome, Trigger};

@@ -1,9 +1,12 @@
 //! Configuration: the parameters of the original ckpt, read once from the environment when
 //! the library loads, and changed later only through the API.
 
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::sys;
 use crate::write::Compression;
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
 
 /// Longest checkpoint name, including the terminating NUL (`CKPT_MAXNAME` in ckpt.h).
 pub const MAXNAME: usize = 1024;
@@ -117,16 +120,21 @@ pub fn parse_signal(s: &str) -> Option<i32> {
 }
 
 fn program_basename() -> Vec<u8> {
-    let cmdline = std::fs::read("/proc/self/cmdline").unwrap_or_default();
+    let cmdline = sys::read_whole_file(b"/proc/self/cmdline\0").unwrap_or_default();
     let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or(&[]);
     let base = argv0.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
     if !base.is_empty() {
         return base.to_vec();
     }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()))
-        .unwrap_or_else(|| b"a.out".to_vec())
+    let mut exe = [0u8; 4096];
+    match sys::readlink(b"/proc/self/exe\0", &mut exe) {
+        Ok(n) if n > 0 => exe[..n]
+            .rsplit(|&c| c == b'/')
+            .next()
+            .unwrap_or(&[])
+            .to_vec(),
+        _ => b"a.out".to_vec(),
+    }
 }
 
 /// Reads the configuration from the environment. An empty or malformed value is an error
@@ -141,11 +149,10 @@ pub fn from_env() -> Result<Config, String> {
         fork: true,
         compress: Compression::Code,
     };
-    let var = |k: &str| std::env::var_os(k);
-    let text = |k: &str, v: &OsStr| -> Result<String, String> {
-        let s = v
-            .to_str()
-            .ok_or_else(|| format!("{k} is not valid UTF-8"))?
+    let var = |k: &core::ffi::CStr| sys::getenv(k);
+    let text = |k: &str, v: &[u8]| -> Result<String, String> {
+        let s = core::str::from_utf8(v)
+            .map_err(|_| format!("{k} is not valid UTF-8"))?
             .trim()
             .to_string();
         if s.is_empty() {
@@ -153,11 +160,9 @@ pub fn from_env() -> Result<Config, String> {
         }
         Ok(s)
     };
-    match var("CKPT_NAME") {
-        Some(v) if v.is_empty() => return Err("CKPT_NAME is set but empty".into()),
-        Some(v) => cfg
-            .set_name(v.as_bytes())
-            .map_err(|e| format!("CKPT_NAME: {e}"))?,
+    match var(c"CKPT_NAME") {
+        Some([]) => return Err("CKPT_NAME is set but empty".into()),
+        Some(v) => cfg.set_name(v).map_err(|e| format!("CKPT_NAME: {e}"))?,
         None => {
             let mut name = program_basename();
             name.extend_from_slice(b".ckpt");
@@ -165,11 +170,11 @@ pub fn from_env() -> Result<Config, String> {
                 .map_err(|e| format!("default checkpoint name: {e}"))?;
         }
     }
-    if let Some(v) = var("CKPT_CONTINUE") {
-        cfg.continues = text("CKPT_CONTINUE", &v)? != "0";
+    if let Some(v) = var(c"CKPT_CONTINUE") {
+        cfg.continues = text("CKPT_CONTINUE", v)? != "0";
     }
-    if let Some(v) = var("CKPT_ASYNCSIG") {
-        let s = text("CKPT_ASYNCSIG", &v)?;
+    if let Some(v) = var(c"CKPT_ASYNCSIG") {
+        let s = text("CKPT_ASYNCSIG", v)?;
         cfg.asyncsig = parse_signal(&s).ok_or_else(|| {
             format!(
                 "CKPT_ASYNCSIG: '{s}' is not a signal (a number 0-64 or a name such as SIGUSR1)"
@@ -177,22 +182,22 @@ pub fn from_env() -> Result<Config, String> {
         })?;
         check_asyncsig(cfg.asyncsig).map_err(|e| format!("CKPT_ASYNCSIG: {e}"))?;
     }
-    if let Some(v) = var("CKPT_MSPERIOD") {
-        let s = text("CKPT_MSPERIOD", &v)?;
+    if let Some(v) = var(c"CKPT_MSPERIOD") {
+        let s = text("CKPT_MSPERIOD", v)?;
         cfg.msperiod = s.parse::<u32>().map_err(|_| {
             format!(
                 "CKPT_MSPERIOD: '{s}' is not a period in milliseconds (a whole number, 0 for none)"
             )
         })?;
     }
-    if let Some(v) = var("CKPT_FSYNC") {
-        cfg.fsync = text("CKPT_FSYNC", &v)? != "0";
+    if let Some(v) = var(c"CKPT_FSYNC") {
+        cfg.fsync = text("CKPT_FSYNC", v)? != "0";
     }
-    if let Some(v) = var("CKPT_FORK") {
-        cfg.fork = text("CKPT_FORK", &v)? != "0";
+    if let Some(v) = var(c"CKPT_FORK") {
+        cfg.fork = text("CKPT_FORK", v)? != "0";
     }
-    if let Some(v) = var("CKPT_COMPRESS") {
-        cfg.compress = match text("CKPT_COMPRESS", &v)?.to_ascii_lowercase().as_str() {
+    if let Some(v) = var(c"CKPT_COMPRESS") {
+        cfg.compress = match text("CKPT_COMPRESS", v)?.to_ascii_lowercase().as_str() {
             "lz4" | "1" | "all" => Compression::All,
             "code" => Compression::Code,
             "0" | "none" | "off" => Compression::Off,

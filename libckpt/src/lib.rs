@@ -9,7 +9,23 @@
 //! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
 //! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
 //! every system call and all unsafe code.
+//!
+//! The library is `no_std`: it lives inside someone else's process, so it brings no runtime
+//! of its own (no unwinder, no backtrace symbolizer, no libgcc_s), only what it uses. That
+//! keeps it small, and a small library is cheap to carry in every checkpoint. Its few
+//! allocations (configuration, API calls) use the program's `malloc`.
+#![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+extern crate alloc;
+
+/// `eprintln!` for a library without std: one `write` to fd 2 (not signal-safe: it
+/// allocates).
+macro_rules! eprintln {
+    ($($arg:tt)*) => {
+        $crate::sys::write_stderr(alloc::format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
 
 pub mod api;
 pub mod arena;
@@ -28,6 +44,49 @@ include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
 pub static STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stub/restart-stub.bin"));
 
 use checkpoint::{State, STATE};
+
+// The C library the program runs on: malloc, getenv, dlsym and the system call wrappers.
+#[link(name = "c")]
+extern "C" {}
+
+#[cfg(not(test))]
+#[global_allocator]
+static HEAP: sys::Malloc = sys::Malloc;
+
+// The precompiled `core` and `alloc` have landing pads that name the unwinder's entry
+// points. Panics abort here (the workspace's profiles), so nothing unwinds and those are
+// never called; these stand-ins trap if they ever were. They are hidden (and rustc's export
+// list for a cdylib leaves them out too): exported, they would take the place of the real
+// ones in a C++ or Rust program that unwinds (tests/unwinding.rs).
+#[cfg(not(test))]
+core::arch::global_asm!(
+    ".globl _Unwind_Resume",
+    ".hidden _Unwind_Resume",
+    ".type _Unwind_Resume, @function",
+    "_Unwind_Resume:",
+    "ud2",
+    ".globl rust_eh_personality",
+    ".hidden rust_eh_personality",
+    ".type rust_eh_personality, @function",
+    "rust_eh_personality:",
+    "ud2",
+);
+
+/// A bug in the library: say where, and abort (the program cannot safely go on).
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    let mut line = line::Line::<256>::new();
+    line.push(b"ckpt: internal error");
+    if let Some(at) = info.location() {
+        line.push(b" at ")
+            .push(at.file().as_bytes())
+            .push(b":")
+            .push_decimal(at.line().into());
+    }
+    sys::write_stderr(line.push(b"\n").as_bytes());
+    sys::abort()
+}
 
 /// Finds the offset of glibc's cached thread id in the calling thread's control block by
 /// looking for the thread's id in it.
@@ -59,7 +118,7 @@ fn init() {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("ckpt: {msg}");
-            std::process::exit(2);
+            sys::exit(2);
         }
     };
     // Settle the checksum's CPU check now, not in the middle of writing an image.
@@ -95,20 +154,20 @@ fn init() {
             "ckpt: cannot install the handler for signal {}: errno {e}",
             config.asyncsig
         );
-        std::process::exit(2);
+        sys::exit(2);
     }
     if let Err(e) = trigger::install_control(state) {
         eprintln!(
             "ckpt: cannot install the handler for signal {}: errno {e}",
             config::CONTROL_SIGNAL
         );
-        std::process::exit(2);
+        sys::exit(2);
     }
     if let Err(e) = trigger::arm_periodic(state) {
         eprintln!(
             "ckpt: cannot set up periodic checkpoints every {} ms: errno {e}",
             config.msperiod
         );
-        std::process::exit(2);
+        sys::exit(2);
     }
 }

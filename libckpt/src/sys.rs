@@ -420,6 +420,88 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Ends the process through `exit` (exit handlers and stdio flushes run): for refusing to
+/// start.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: exit never returns.
+    unsafe { libc::exit(code) }
+}
+
+/// Kills the process with SIGABRT, for the panic handler.
+pub fn abort() -> ! {
+    // SAFETY: abort never returns.
+    unsafe { libc::abort() }
+}
+
+/// The value of environment variable `name`, as bytes (at library load or from API calls:
+/// the environment is not changed by another thread then).
+pub fn getenv(name: &core::ffi::CStr) -> Option<&'static [u8]> {
+    // SAFETY: getenv with a NUL-terminated name; the result, when not null, points to a
+    // NUL-terminated string in the environment, which lives as long as the process.
+    unsafe {
+        let p = libc::getenv(name.as_ptr());
+        (!p.is_null()).then(|| core::ffi::CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// The whole of a file of unknown size (`/proc` files), read at library load.
+pub fn read_whole_file(path: &[u8]) -> SysResult<alloc::vec::Vec<u8>> {
+    let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let mut out = alloc::vec::Vec::new();
+    let mut chunk = [0u8; 4096];
+    let r = loop {
+        match read_full(fd, &mut chunk) {
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    break Ok(out);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    close(fd);
+    r
+}
+
+/// Seconds since the epoch (signal-safe).
+pub fn realtime_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec.max(0) as u64
+}
+
+/// The heap of the library's own allocations (configuration and API calls, never the
+/// signal handler): the program's `malloc`.
+pub struct Malloc;
+
+// SAFETY: malloc returns memory aligned for any fundamental type (16 bytes here) or null;
+// larger alignments go through posix_memalign; free takes what either returned.
+unsafe impl core::alloc::GlobalAlloc for Malloc {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        if layout.align() <= 16 {
+            // SAFETY: see the impl.
+            unsafe { libc::malloc(layout.size()).cast() }
+        } else {
+            let mut p = core::ptr::null_mut();
+            // SAFETY: see the impl; p is written only on success.
+            match unsafe { libc::posix_memalign(&mut p, layout.align(), layout.size()) } {
+                0 => p.cast(),
+                _ => core::ptr::null_mut(),
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: core::alloc::Layout) {
+        // SAFETY: ptr came from alloc above.
+        unsafe { libc::free(ptr.cast()) }
+    }
+}
+
 pub fn write_stderr(msg: &[u8]) {
     // SAFETY: writes from a live buffer to fd 2; a failure to report is ignored.
     unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };

@@ -540,10 +540,7 @@ fn write_payloads_and_tables(
 
 /// Seconds since the epoch (clock_gettime: signal-safe).
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    sys::realtime_secs()
 }
 
 #[cfg(test)]

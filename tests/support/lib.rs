@@ -188,6 +188,23 @@ pub fn compile_c(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) 
     output
 }
 
+/// Compiles C++ `source` into `<dir>/<name>` with `$CXX` (default `c++`) `-O1 -g`; like
+/// `compile_c`, `#include "common.h"` works.
+pub fn compile_cxx(dir: &TempDir, name: &str, source: &str) -> PathBuf {
+    std::fs::write(dir.join("common.h"), COMMON_HEADER).expect("write common.h");
+    let source_path = dir.join(format!("{name}.cpp"));
+    std::fs::write(&source_path, source).expect("write C++ source");
+    let output = dir.join(name);
+    let compiler = std::env::var_os("CXX").unwrap_or_else(|| OsString::from("c++"));
+    let mut command = Command::new(compiler);
+    command
+        .args(["-O1", "-g", "-Wall", "-o"])
+        .arg(&output)
+        .arg(&source_path);
+    run_compiler(command, name);
+    output
+}
+
 /// As `compile_c`, as a position-dependent executable (`-no-pie`).
 pub fn compile_c_no_pie(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
     let mut flags = vec!["-no-pie", "-fno-pie"];
