@@ -15,7 +15,10 @@ For each size of touched memory it measures, each the median of five runs after 
   - the checkpoint file's size;
   - eager and lazy (CKPT_LAZY=1) restart time: from starting the checkpoint file to the
     first thing the resumed program does (its restart hook reads the clock);
-and, with CKPT_COMPRESS=lz4, the durable checkpoint time, size and eager restart; it prints
+and, with CKPT_COMPRESS=0 (program and library images stored raw, not compressed as by
+default) and CKPT_COMPRESS=lz4 (all memory compressed), the durable checkpoint time, size and
+eager restart; for the memory in transparent huge pages (MADV_HUGEPAGE), the eager restart;
+it prints
 each as a ratio against `dd` writing the same bytes (with and without fsync)
 and reading them back from the page cache (`cat`'s job; timed with dd to /dev/null). The sparse case is a 32 GiB reservation
 with 10 MiB touched.
@@ -211,9 +214,15 @@ def measure(workdir, mib, sparse):
     size = os.path.getsize(os.path.join(workdir, "workload.ckpt"))
     eager = steady(lambda: restart_time(workdir, False))
     lazy = steady(lambda: restart_time(workdir, True))
-    packed, _ = steady(lambda: checkpoint_time(workdir, mib, extra, CKPT_COMPRESS="lz4"))
-    packed_size = os.path.getsize(os.path.join(workdir, "workload.ckpt"))
-    packed_restart = steady(lambda: restart_time(workdir, False))
+    variants = []
+    for setting in ["0", "lz4"]:
+        t, _ = steady(lambda: checkpoint_time(workdir, mib, extra, CKPT_COMPRESS=setting))
+        variant_size = os.path.getsize(os.path.join(workdir, "workload.ckpt"))
+        variants.append((setting, t, variant_size, steady(lambda: restart_time(workdir, False))))
+    huge_restart = None
+    if not sparse:
+        steady(lambda: checkpoint_time(workdir, mib, ["huge"]))
+        huge_restart = steady(lambda: restart_time(workdir, False))
     pause = steady(lambda: pause_time(workdir, mib, extra))
     print(f"\n== {label}")
     print(f"  dd (no fsync)            {fmt_t(dd_nosync)}")
@@ -227,8 +236,12 @@ def measure(workdir, mib, sparse):
     print(f"  file size                {size / 2**20:9.1f} MiB  ({size / (mib * 2**20):.2f} x touched)")
     print(f"  restart, eager           {fmt_t(eager)}   {eager / cat:5.2f} x read")
     print(f"  restart, lazy            {fmt_t(lazy)}   {lazy / cat:5.2f} x read")
-    print(f"  CKPT_COMPRESS=lz4        {fmt_t(packed)} durable checkpoint, "
-          f"{packed_size / 2**20:.1f} MiB, restart {fmt_t(packed_restart).strip()}")
+    if huge_restart is not None:
+        print(f"  restart, eager, THP      {fmt_t(huge_restart)}   {huge_restart / cat:5.2f} x read"
+              f"   (memory in transparent huge pages)")
+    for setting, t, variant_size, restart in variants:
+        print(f"  CKPT_COMPRESS={setting:<10} {fmt_t(t)} durable checkpoint, "
+              f"{variant_size / 2**20:.1f} MiB, restart {fmt_t(restart).strip()}")
 
 
 def main():

@@ -1,5 +1,6 @@
 /* The benchmark's workload: touches MIB mebibytes of memory (or, with "sparse", reserves
- * 32 GiB and touches MIB mebibytes scattered over it), prints "ready", then spins,
+ * 32 GiB and touches MIB mebibytes scattered over it; with "huge", asks for transparent huge
+ * pages for it with MADV_HUGEPAGE), prints "ready", then spins,
  * recording the longest gap between two loop iterations (the pause a checkpoint costs).
  * SIGUSR1 makes it print "pause <max gap in ns>" and exit. After a restart the restart
  * hook prints "restarted <CLOCK_REALTIME ns>" first thing. */
@@ -44,6 +45,7 @@ int main(int argc, char **argv)
 {
     size_t mib = argc > 1 ? strtoul(argv[1], 0, 10) : 16;
     int sparse = argc > 2 && strcmp(argv[2], "sparse") == 0;
+    int huge = argc > 2 && strcmp(argv[2], "huge") == 0;
     size_t bytes = mib << 20;
     unsigned char *p;
     if (sparse) {
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
         p = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             return 1;
+        if (huge)
+            madvise(p, bytes, MADV_HUGEPAGE);
         /* Half of each page is noise, half a repeated word: compressible about 2:1, like
          * much real memory, and no page is zero. */
         uint64_t x = 0x9e3779b97f4a7c15u;

@@ -1,7 +1,9 @@
 //! Memory beyond plain private read-write pages: protections (read-only, PROT_NONE with
 //! contents, untouched guard reservations), shared anonymous memory, memfd and deleted-file
-//! mappings, huge sparse reservations (stored by their touched pages only), and the vDSO.
+//! mappings, huge sparse reservations (stored by their touched pages only), transparent huge
+//! pages, and the vDSO.
 
+use std::ffi::OsStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ckpt_tests::*;
@@ -10,6 +12,7 @@ const MAPPINGS_C: &str = include_str!("programs/mappings.c");
 const SPARSE_C: &str = include_str!("programs/sparse.c");
 const CLOCKS_C: &str = include_str!("programs/clocks.c");
 const OCCUPIED_C: &str = include_str!("programs/occupied.c");
+const HUGE_C: &str = include_str!("programs/huge.c");
 
 /// A checkpoint of a few touched pages in 64 GiB of reservations must stay below this.
 const SPARSE_LIMIT: u64 = 64 << 20;
@@ -50,6 +53,61 @@ fn sparse_reservation_is_stored_by_touched_pages() {
     }
     let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "sparse.ckpt", last, 3);
     proc.kill();
+}
+
+#[test]
+fn transparent_huge_pages_come_back_as_huge_pages() {
+    let dir = TempDir::new("thp");
+    let program = compile_c(&dir, "huge", HUGE_C, &[]);
+    let mut proc = Proc::spawn(ckpt_command(&dir, &program, &[]), "huge");
+    let ready = proc.wait_line_matching("the ready line", TIMEOUT, |l| {
+        l.starts_with("ready") || l.starts_with("BAD")
+    });
+    proc.assert_no_bad_lines();
+    if number_after(&ready, "ready huge ").unwrap_or(0) == 0 {
+        proc.kill();
+        return skip(
+            "this system gives no transparent huge pages (see /sys/kernel/mm/transparent_hugepage)",
+        );
+    }
+    proc.wait_line_matching("ok 3", TIMEOUT, |l| {
+        l.starts_with("ok 3 ") || l.starts_with("BAD")
+    });
+    proc.checkpoint_and_collect(TIMEOUT);
+    proc.assert_no_bad_lines();
+    let checkpoint = checkpoint_path(&dir, &program);
+    let info = run_to_end(
+        ckpt_tool(
+            &dir,
+            &[
+                OsStr::new("info"),
+                OsStr::new("--json"),
+                checkpoint.as_os_str(),
+            ],
+        ),
+        "ckpt info --json",
+        TIMEOUT,
+    );
+    let value: serde_json::Value = serde_json::from_str(info.stdout.trim()).unwrap();
+    let huge = value["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["huge_pages"] == true)
+        .count();
+    assert_eq!(huge, 1, "regions marked as huge pages: {}", info.stdout);
+
+    let mut restarted = Proc::spawn(restart_command(&dir, &checkpoint), "huge.ckpt");
+    let line = restarted.wait_lines(1, TIMEOUT).remove(0);
+    restarted.assert_no_bad_lines();
+    let kb = line
+        .split_once(" huge ")
+        .and_then(|(_, k)| k.parse::<i64>().ok())
+        .unwrap_or_else(|| restarted.fail(&format!("unexpected line {line:?}")));
+    if kb <= 0 {
+        restarted.fail(&format!("no huge pages after the restart: {line:?}"));
+    }
+    restarted.kill();
 }
 
 #[test]

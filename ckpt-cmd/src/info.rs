@@ -98,6 +98,8 @@ pub struct RegionInfo {
     /// when a frame header is damaged).
     pub compressed: bool,
     pub in_file: Option<u64>,
+    /// It had transparent huge pages (restored with `MADV_HUGEPAGE`).
+    pub huge: bool,
 }
 
 /// Everything `ckpt info` prints.
@@ -136,6 +138,7 @@ impl Info {
                     extents: r.extent_count,
                     compressed: extents.iter().any(|e| e.flags & EXTENT_LZ4 != 0),
                     in_file: extents.iter().map(|e| image.bytes_in_file(e)).sum(),
+                    huge: r.flags & rf::HUGE != 0,
                 }
             })
             .collect();
@@ -216,6 +219,9 @@ impl Info {
                     _ => "contents not stored",
                 };
                 let _ = write!(what, " ({contents})");
+            }
+            if r.huge {
+                what.push_str(" [huge pages]");
             }
             if r.compressed {
                 let _ = match r.in_file {
@@ -300,8 +306,8 @@ impl Info {
             let in_file = r.in_file.map_or("null".to_owned(), |n| n.to_string());
             let _ = write!(
                 out,
-                ",\"compressed\":{},\"in_file\":{in_file}",
-                r.compressed
+                ",\"compressed\":{},\"in_file\":{in_file},\"huge_pages\":{}",
+                r.compressed, r.huge
             );
             out.push('}');
         }

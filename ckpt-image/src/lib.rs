@@ -128,6 +128,10 @@ pub mod region_flags {
     pub const VDSO: u32 = 1 << 8;
     /// Any of the three kernel-provided vDSO mappings.
     pub const VDSO_FAMILY: u32 = VVAR | VVAR_VCLOCK | VDSO;
+    /// Some of its memory was in transparent huge pages: it was eligible for them (by the
+    /// system's setting or the program's `MADV_HUGEPAGE`), and the restart asks for them
+    /// again with `MADV_HUGEPAGE`.
+    pub const HUGE: u32 = 1 << 9;
 }
 
 /// Protection bits as in `mmap` (`PROT_READ` = 1, `PROT_WRITE` = 2, `PROT_EXEC` = 4).

@@ -228,11 +228,12 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
     for i in 0..out.regions {
         let first = out.extents;
         let r = arena.regions[i];
+        let mut huge = false;
         let step = match method(&r) {
             Method::Nothing => Ok(()),
             Method::Whole => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
             Method::Present => match pagemap {
-                Some(fd) => present_pages(fd, &r, arena, &mut out.extents, &mut scan_ok),
+                Some(fd) => present_pages(fd, &r, arena, &mut out.extents, &mut scan_ok, &mut huge),
                 None => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
             },
             Method::Resident => resident_pages(&r, arena, &mut out.extents),
@@ -242,6 +243,9 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
             break;
         }
         let reg = &mut arena.regions[i];
+        if huge {
+            reg.flags |= rf::HUGE;
+        }
         reg.first_extent = first as u32;
         reg.extent_count = (out.extents - first) as u32;
         reg.stored = arena.extents[first..out.extents]
@@ -286,14 +290,17 @@ fn push_extent(
 const PAGE_IS_PRESENT: u64 = 1 << 3;
 const PAGE_IS_SWAPPED: u64 = 1 << 4;
 const PAGE_IS_PFNZERO: u64 = 1 << 5;
+const PAGE_IS_HUGE: u64 = 1 << 6;
 
-/// Pages of `r` that hold data: present or swapped, and not the shared zero page.
+/// Pages of `r` that hold data: present or swapped, and not the shared zero page. Sets
+/// `huge` when some are in transparent huge pages (only `PAGEMAP_SCAN` tells).
 fn present_pages(
     fd: i32,
     r: &RegionRecord,
     arena: &mut Arena,
     n: &mut usize,
     scan_ok: &mut bool,
+    huge: &mut bool,
 ) -> Result<(), CaptureError> {
     let base_n = *n;
     let end = r.start + r.len;
@@ -306,13 +313,16 @@ fn present_pages(
                 category_inverted: PAGE_IS_PFNZERO,
                 category_mask: PAGE_IS_PFNZERO,
                 category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE,
                 ..Default::default()
             };
             match sys::pagemap_scan(fd, &mut arg, arena.scan) {
                 Ok(got) => {
                     for pr in &arena.scan[..got] {
                         push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start)?;
+                        if pr.categories & PAGE_IS_HUGE != 0 {
+                            *huge = true;
+                        }
                     }
                     // walk_end is not trustworthy on this kernel: a full buffer means "more".
                     if got < arena.scan.len() {

@@ -377,6 +377,12 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     if got != r.start as isize {
         die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
     }
+    // The region had transparent huge pages: ask for them again before filling it, so that
+    // it is filled in 2 MiB pages (and stays eligible). Where the kernel refuses (THP off),
+    // small pages do.
+    if r.flags & region_flags::HUGE != 0 {
+        syscall3(SYS_MADVISE, r.start as usize, r.len as usize, MADV_HUGEPAGE);
+    }
     // Lazy: private memory is mapped from the checkpoint file and read on first touch.
     // Shared memory must stay shared anonymous memory, and the stack must keep growing
     // down, so those are always read.
