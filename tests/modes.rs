@@ -11,6 +11,7 @@ use std::process::Command;
 use ckpt_tests::*;
 
 const MODES_C: &str = include_str!("programs/modes.c");
+const FORKADVICE_C: &str = include_str!("programs/forkadvice.c");
 
 /// Starts the program with `env`, and checkpoints it with SIGTSTP once it has ticked a bit.
 fn checkpoint(mut command: Command, env: &[(&str, &str)], label: &str) -> Proc {
@@ -214,4 +215,59 @@ fn lazily_restarted_process_checkpoints_and_restarts_again() {
     lazy.wait_success(TIMEOUT);
     expect_restart(&dir, &image, false, "modes.ckpt (second image, eager)");
     expect_restart(&dir, &image, true, "modes.ckpt (second image, lazy)");
+}
+
+/// Checkpoints `forkadvice <advice>` with CKPT_CONTINUE (and `env`), restarts the image and
+/// returns the state its memory is in ("intact" or "zero").
+fn state_after_restart(advice: &str, env: &[(&str, &str)]) -> String {
+    let dir = TempDir::new(&format!("modes-{advice}"));
+    let program = compile_c(&dir, "forkadvice", FORKADVICE_C, &[]);
+    let mut command = ckpt_command(&dir, &program, &[advice]);
+    command.env("CKPT_CONTINUE", "1");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let label = format!("forkadvice {advice} {env:?}");
+    let mut proc = Proc::spawn(command, &label);
+    proc.wait_line("ready");
+    proc.wait_line("tick 3 intact");
+    proc.signal(libc::SIGTSTP);
+    let image = dir.join("forkadvice.ckpt");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !image.is_file() {
+        if std::time::Instant::now() > deadline {
+            proc.fail("no checkpoint file appeared");
+        }
+        proc.wait_lines(1, TIMEOUT);
+    }
+    // The program goes on, its memory as it was.
+    proc.wait_lines(3, TIMEOUT);
+    proc.assert_no_bad_lines();
+    proc.kill();
+    let mut restarted = Proc::spawn(
+        restart_command(&dir, &image),
+        &format!("{label}, restarted"),
+    );
+    let line = restarted.wait_lines(1, TIMEOUT).remove(0);
+    restarted.kill();
+    line.rsplit(' ').next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn memory_a_fork_does_not_copy_is_still_checkpointed() {
+    // MADV_DONTFORK memory is not in a forked writer at all: the image is written by the
+    // process itself, and the memory comes back.
+    assert_eq!(state_after_restart("dontfork", &[]), "intact");
+    assert_eq!(
+        state_after_restart("dontfork", &[("CKPT_FORK", "0")]),
+        "intact"
+    );
+    // MADV_WIPEONFORK memory is zero in any copy of the process, a forked writer's too (that
+    // is what it is for: keys and random state that copies must not share); written by the
+    // process itself, it is kept.
+    assert_eq!(state_after_restart("wipeonfork", &[]), "zero");
+    assert_eq!(
+        state_after_restart("wipeonfork", &[("CKPT_FORK", "0")]),
+        "intact"
+    );
 }

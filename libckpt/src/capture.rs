@@ -201,6 +201,18 @@ pub struct Captured {
     pub auxv_words: usize,
 }
 
+/// Bytes of address space that `maps` (the text of `/proc/<pid>/maps`) lists. Signal-safe.
+pub fn mapped_bytes(maps: &[u8]) -> u64 {
+    maps.split(|&c| c == b'\n')
+        .filter_map(|line| {
+            let range = line.split(|&c| c == b' ').next()?;
+            let dash = range.iter().position(|&c| c == b'-')?;
+            let (lo, hi) = (parse_hex(&range[..dash])?, parse_hex(&range[dash + 1..])?);
+            hi.checked_sub(lo)
+        })
+        .sum()
+}
+
 /// Reads the maps and plans what each region stores. Signal-safe.
 pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
     let len = sys::read_file(b"/proc/self/maps\0", arena.maps).map_err(CaptureError::ReadMaps)?;
@@ -394,6 +406,14 @@ fn resident_pages(r: &RegionRecord, arena: &mut Arena, n: &mut usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_mapped_bytes() {
+        let maps = b"00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n\
+            7ffd1000-7ffd3000 rw-p 00000000 00:00 0 [stack]\n";
+        assert_eq!(mapped_bytes(maps), 0x52000 + 0x2000);
+        assert_eq!(mapped_bytes(b""), 0);
+    }
 
     #[test]
     fn parses_lines() {

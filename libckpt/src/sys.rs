@@ -860,6 +860,32 @@ pub fn fork_writer(exit_signal: c_int) -> SysResult<i32> {
     check(r).map(|p| p as i32)
 }
 
+/// A pipe (read end, write end), close-on-exec.
+pub fn pipe() -> SysResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Writes one byte to `fd` (errors ignored: the reader then sees the end of the pipe).
+pub fn write_byte(fd: c_int, b: u8) {
+    // SAFETY: writes one byte from a live local.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+}
+
+/// Waits for child `pid` to exit and reaps it.
+pub fn reap(pid: i32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r >= 0 || errno() != libc::EINTR {
+            return;
+        }
+    }
+}
+
 /// Reaps child `pid` if it has exited; true when it is gone.
 pub fn reap_nohang(pid: i32) -> bool {
     let mut status = 0;
