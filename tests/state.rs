@@ -1,12 +1,14 @@
 //! Process state beyond memory contents: every register (vector, general, flags, MXCSR, x87
 //! control word) across an asynchronous checkpoint, the signal disposition, mask and
-//! alternate stack, glibc's cached thread id, and a working heap.
+//! alternate stack, glibc's cached thread id, a working heap, and a process that made itself
+//! not dumpable.
 
 use ckpt_tests::*;
 
 const REGISTERS_C: &str = include_str!("programs/registers.c");
 const SIGNALS_C: &str = include_str!("programs/signals.c");
 const HEAP_C: &str = include_str!("programs/heap.c");
+const UNDUMPABLE_C: &str = include_str!("programs/undumpable.c");
 
 /// Checkpoints `program` (run under ckpt with `args`) after `before` rounds, restarts it and
 /// expects `after` more rounds in sequence; then checkpoints the restarted process again and
@@ -96,4 +98,30 @@ fn heap_survives_in_a_non_pie_program() {
         10,
     );
     proc.kill();
+}
+
+#[test]
+fn undumpable_program_is_checkpointed_by_an_ordinary_user_and_stays_undumpable() {
+    let dir = TempDir::new("undumpable");
+    dir.make_world_writable();
+    let ckpt = world_runnable_ckpt(&dir);
+    let program = compile_c(&dir, "undumpable", UNDUMPABLE_C, &[]);
+    let (_, last) = rounds_then_checkpoint(
+        as_nobody(ckpt_command_with(&ckpt, &dir, &program, &[])),
+        "undumpable (as nobody)",
+        10,
+    );
+    let checkpoint = checkpoint_path(&dir, &program);
+    let mut restarted = expect_rounds(
+        as_nobody(restart_command(&dir, &checkpoint)),
+        "undumpable.ckpt (as nobody)",
+        last,
+        5,
+    );
+    for line in restarted.seen().to_vec() {
+        if !line.ends_with(" dumpable 0") {
+            restarted.fail(&format!("dumpable again after the restart: {line:?}"));
+        }
+    }
+    restarted.kill();
 }

@@ -55,6 +55,9 @@ pub struct ProcessState {
     pub itimers: [(u64, u64); 3],
     /// Signals pending at the checkpoint, raised again after a restart.
     pub pending: u64,
+    /// Whether the program had made itself not dumpable (`PR_SET_DUMPABLE` 0: ssh-agent,
+    /// gpg-agent, programs holding keys); a restarted one is made so again.
+    pub undumpable: bool,
 }
 
 impl Default for ProcessState {
@@ -64,6 +67,7 @@ impl Default for ProcessState {
             umask: 0o022,
             itimers: [(0, 0); 3],
             pending: 0,
+            undumpable: false,
         }
     }
 }
@@ -293,6 +297,14 @@ fn take(
         respond,
         error: None,
     };
+    // A process that is not dumpable cannot open its own /proc/self/auxv, pagemap or mem
+    // (they belong to root then). It is dumpable while its checkpoint is taken, which
+    // exposes nothing the checkpoint file itself does not hold.
+    let undumpable = sys::dumpable() != 1;
+    job.state.process.undumpable = undumpable;
+    if undumpable {
+        sys::set_dumpable(true);
+    }
     let ctx = &mut job.arena.thread.context as *mut ckpt_image::ResumeContext;
     // SAFETY: ctx points into the arena, valid for writes; `run` is called with a pointer to
     // `job`, which outlives the call. In a restarted process the call returns RESUMED into
@@ -301,6 +313,9 @@ fn take(
     if r == RESUMED {
         after_restart(x.state, x.arena);
         return Outcome::Restarted;
+    }
+    if undumpable {
+        sys::set_dumpable(false);
     }
     let outcome = match r {
         0 => Outcome::Written,
@@ -372,15 +387,15 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     debug_assert_eq!(arena.sigactions.len(), NSIG);
 
     // The kernel's view of the layout, and a refusal for what we cannot restore yet.
-    let n = sys::read_file(b"/proc/self/stat\0", arena.misc).map_err(WriteError::Write)?;
+    let n = sys::read_file(b"/proc/self/stat\0", arena.misc).map_err(WriteError::ReadProc)?;
     let (mut mm, threads) =
-        write::parse_stat(&arena.misc[..n]).ok_or(WriteError::Write(libc::EIO))?;
+        write::parse_stat(&arena.misc[..n]).ok_or(WriteError::ReadProc(libc::EIO))?;
     if threads > 1 {
         return Err(WriteError::MultiThreaded);
     }
     mm.brk = sys::current_brk();
     let auxv_bytes = sys::words_as_bytes(arena.auxv);
-    let n = sys::read_file(b"/proc/self/auxv\0", auxv_bytes).map_err(WriteError::Write)?;
+    let n = sys::read_file(b"/proc/self/auxv\0", auxv_bytes).map_err(WriteError::ReadProc)?;
     let mut auxv_words = 0;
     while auxv_words + 1 < n / 8 {
         let key = arena.auxv[auxv_words];
@@ -503,6 +518,9 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
         );
     }
     sys::set_umask(p.umask);
+    if p.undumpable {
+        sys::set_dumpable(false);
+    }
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
         if value != 0 {
             sys::set_itimer(which, interval, value);

@@ -860,6 +860,19 @@ pub fn fork_writer(exit_signal: c_int) -> SysResult<i32> {
     check(r).map(|p| p as i32)
 }
 
+/// `PR_GET_DUMPABLE`: 1 when the process may be dumped and its `/proc/self` files are its
+/// user's, 0 (or 2) when they belong to root.
+pub fn dumpable() -> i32 {
+    // SAFETY: prctl with an integer option and no pointers.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE) }
+}
+
+/// `PR_SET_DUMPABLE` to 0 or 1.
+pub fn set_dumpable(on: bool) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong) };
+}
+
 /// A pipe (read end, write end), close-on-exec.
 pub fn pipe() -> SysResult<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];

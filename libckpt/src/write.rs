@@ -20,6 +20,8 @@ pub enum WriteError {
     NameTooLong,
     Create(i32),
     Write(i32),
+    /// `/proc/self/stat` or `/proc/self/auxv` could not be read.
+    ReadProc(i32),
     Fsync(i32),
     Rename(i32),
     NoRoomForStub,
@@ -33,6 +35,7 @@ impl WriteError {
             WriteError::NameTooLong => ("checkpoint name too long", 0),
             WriteError::Create(e) => ("cannot create the checkpoint file", e),
             WriteError::Write(e) => ("cannot write the checkpoint file", e),
+            WriteError::ReadProc(e) => ("cannot read the process's state in /proc/self", e),
             WriteError::Fsync(e) => ("cannot sync the checkpoint file to disk", e),
             WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
