@@ -83,13 +83,7 @@ fn forked_image_restores_eagerly_and_lazily() {
         );
         // The program goes on ticking (and rewriting its journal) while, with
         // CKPT_FORK=1, a child writes the image of the moment of the checkpoint.
-        let deadline = std::time::Instant::now() + TIMEOUT;
-        while !image.is_file() {
-            if std::time::Instant::now() > deadline {
-                proc.fail("no checkpoint file appeared");
-            }
-            proc.wait_lines(1, TIMEOUT);
-        }
+        proc.wait_for_file(&image);
         proc.wait_lines(5, TIMEOUT);
         proc.kill();
         expect_restart(
@@ -233,13 +227,7 @@ fn state_after_restart(advice: &str, env: &[(&str, &str)]) -> String {
     proc.wait_line("tick 3 intact");
     proc.signal(libc::SIGTSTP);
     let image = dir.join("forkadvice.ckpt");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while !image.is_file() {
-        if std::time::Instant::now() > deadline {
-            proc.fail("no checkpoint file appeared");
-        }
-        proc.wait_lines(1, TIMEOUT);
-    }
+    proc.wait_for_file(&image);
     // The program goes on, its memory as it was.
     proc.wait_lines(3, TIMEOUT);
     proc.assert_no_bad_lines();

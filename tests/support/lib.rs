@@ -169,15 +169,22 @@ fn run_compiler(mut command: Command, what: &str) {
 /// The header the programs in `tests/programs/` include; written beside every C source.
 const COMMON_HEADER: &str = include_str!("../programs/common.h");
 
-/// Compiles C `source` into `<dir>/<name>` with `$CC` (default `cc`) `-O1 -g`, plus
-/// `extra_flags` (after the source file, so `-l…` works). `#include "common.h"` finds
-/// `tests/programs/common.h`. Returns the executable's path.
-pub fn compile_c(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+/// Writes `source` as `<dir>/<name>.<ext>` beside `common.h` and compiles it into
+/// `<dir>/<name>` with `$<compiler_var>` (default `default`) `-O1 -g -Wall`, plus `extra_flags`
+/// after the source file.
+fn compile_with_common_header(
+    dir: &TempDir,
+    name: &str,
+    ext: &str,
+    source: &str,
+    (compiler_var, default): (&str, &str),
+    extra_flags: &[&str],
+) -> PathBuf {
     std::fs::write(dir.join("common.h"), COMMON_HEADER).expect("write common.h");
-    let source_path = dir.join(format!("{name}.c"));
-    std::fs::write(&source_path, source).expect("write C source");
+    let source_path = dir.join(format!("{name}.{ext}"));
+    std::fs::write(&source_path, source).expect("write source");
     let output = dir.join(name);
-    let compiler = std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc"));
+    let compiler = std::env::var_os(compiler_var).unwrap_or_else(|| OsString::from(default));
     let mut command = Command::new(compiler);
     command
         .args(["-O1", "-g", "-Wall", "-o"])
@@ -188,21 +195,17 @@ pub fn compile_c(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) 
     output
 }
 
+/// Compiles C `source` into `<dir>/<name>` with `$CC` (default `cc`) `-O1 -g`, plus
+/// `extra_flags` (after the source file, so `-l…` works). `#include "common.h"` finds
+/// `tests/programs/common.h`. Returns the executable's path.
+pub fn compile_c(dir: &TempDir, name: &str, source: &str, extra_flags: &[&str]) -> PathBuf {
+    compile_with_common_header(dir, name, "c", source, ("CC", "cc"), extra_flags)
+}
+
 /// Compiles C++ `source` into `<dir>/<name>` with `$CXX` (default `c++`) `-O1 -g`; like
 /// `compile_c`, `#include "common.h"` works.
 pub fn compile_cxx(dir: &TempDir, name: &str, source: &str) -> PathBuf {
-    std::fs::write(dir.join("common.h"), COMMON_HEADER).expect("write common.h");
-    let source_path = dir.join(format!("{name}.cpp"));
-    std::fs::write(&source_path, source).expect("write C++ source");
-    let output = dir.join(name);
-    let compiler = std::env::var_os("CXX").unwrap_or_else(|| OsString::from("c++"));
-    let mut command = Command::new(compiler);
-    command
-        .args(["-O1", "-g", "-Wall", "-o"])
-        .arg(&output)
-        .arg(&source_path);
-    run_compiler(command, name);
-    output
+    compile_with_common_header(dir, name, "cpp", source, ("CXX", "c++"), &[])
 }
 
 /// As `compile_c`, as a position-dependent executable (`-no-pie`).
@@ -483,6 +486,19 @@ impl Proc {
         self.wait_line_matching(&format!("line {expected:?}"), TIMEOUT, |line| {
             line == expected
         })
+    }
+
+    /// Reads the process's lines (so that it never blocks on a full pipe) until `path`
+    /// exists; fails after `TIMEOUT`.
+    #[track_caller]
+    pub fn wait_for_file(&mut self, path: &Path) {
+        let deadline = Instant::now() + TIMEOUT;
+        while !path.is_file() {
+            if Instant::now() > deadline {
+                self.fail(&format!("{} never appeared", path.display()));
+            }
+            self.wait_lines(1, TIMEOUT);
+        }
     }
 
     /// The next `n` lines.
