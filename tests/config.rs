@@ -90,9 +90,15 @@ fn checkpoint_and_exit(proc: &mut Proc, signal: i32, after: u64, checkpoint: &Pa
 
 /// Waits for "tick {after}", sends `signal`, and expects a checkpoint after which the process
 /// goes on: "pre", "post", the next tick, the file `checkpoint`. Returns the last tick before
-/// the checkpoint (the restarted process prints the one after it).
+/// the checkpoint (the restarted process prints the one after it) and the last tick read
+/// (the image is written while the program ticks on, so ticks may come before "post").
 #[track_caller]
-fn checkpoint_and_continue(proc: &mut Proc, signal: i32, after: u64, checkpoint: &Path) -> u64 {
+fn checkpoint_and_continue(
+    proc: &mut Proc,
+    signal: i32,
+    after: u64,
+    checkpoint: &Path,
+) -> (u64, u64) {
     proc.wait_line(&format!("tick {after}"));
     proc.signal(signal);
     let last = ticks_until(proc, "pre", after);
@@ -112,7 +118,7 @@ fn checkpoint_and_continue(proc: &mut Proc, signal: i32, after: u64, checkpoint:
             checkpoint.display()
         ));
     }
-    last
+    (last, during + 1)
 }
 
 /// Restarts `checkpoint`: "restart", then the ticks after `last`.
@@ -185,12 +191,12 @@ fn continue_from_the_environment_keeps_running_and_checkpoints_again() {
     command.env("CKPT_CONTINUE", "1");
     let mut proc = start(command, "CKPT_CONTINUE=1 ticker");
     let checkpoint = checkpoint_path(&dir, &ticker);
-    let first_last = checkpoint_and_continue(&mut proc, libc::SIGTSTP, 3, &checkpoint);
+    let (first_last, seen) = checkpoint_and_continue(&mut proc, libc::SIGTSTP, 3, &checkpoint);
     let first = dir.join("first.ckpt");
     std::fs::rename(&checkpoint, &first).expect("rename the first checkpoint");
     // It goes on counting; the second checkpoint comes at the tick after the next three.
-    let after = expect_ticks(&mut proc, 3, first_last + 1) + 1;
-    let second_last = checkpoint_and_continue(&mut proc, libc::SIGTSTP, after, &checkpoint);
+    let after = expect_ticks(&mut proc, 3, seen) + 1;
+    let (second_last, _) = checkpoint_and_continue(&mut proc, libc::SIGTSTP, after, &checkpoint);
     proc.kill();
     expect_restart(&dir, &first, first_last);
     expect_restart(&dir, &checkpoint, second_last);
@@ -392,8 +398,8 @@ fn option_c_keeps_running_after_a_checkpoint() {
     command.env("CKPT_CONTINUE", "0"); // the option wins over the environment
     let mut proc = start(command, "ckpt -c ticker");
     let checkpoint = checkpoint_path(&dir, &ticker);
-    let last = checkpoint_and_continue(&mut proc, libc::SIGTSTP, 3, &checkpoint);
-    expect_ticks(&mut proc, 2, last + 1);
+    let (last, seen) = checkpoint_and_continue(&mut proc, libc::SIGTSTP, 3, &checkpoint);
+    expect_ticks(&mut proc, 2, seen);
     proc.kill();
     expect_restart(&dir, &checkpoint, last);
 }
