@@ -564,6 +564,7 @@ impl Proc {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     self.status = Some(status);
+                    self.settle_stderr();
                     return status;
                 }
                 Ok(None) if give_up_early && self.stopped() => self.fail(
@@ -626,6 +627,24 @@ impl Proc {
             rest.push(line);
         }
         rest
+    }
+
+    /// Once the process has exited, lets the stderr reader take in what is left in the pipe,
+    /// so that `stderr()` holds all of it. A bounded wait: a child the process left behind
+    /// may hold the pipe open.
+    fn settle_stderr(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while let Some(reader) = &self.stderr_reader {
+            if reader.is_finished() {
+                if let Some(reader) = self.stderr_reader.take() {
+                    let _ = reader.join();
+                }
+            } else if Instant::now() > deadline {
+                return;
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
 
     /// Kills the process (SIGKILL) and reaps it.
