@@ -462,11 +462,21 @@ fn fork_complete_copy(arena: &mut Arena) -> Option<i32> {
         return Some(0);
     }
     sys::close(tell);
-    let pid = forked.ok()?;
+    let Ok(pid) = forked else {
+        sys::close(answer);
+        return None;
+    };
+    // The child answers within microseconds; one that does not within seconds is stuck, and
+    // must not hold the program in its signal handler.
     let mut verdict = [0u8; 1];
-    let complete = matches!(sys::read_full(answer, &mut verdict), Ok(1)) && verdict[0] == 1;
+    let answered = sys::wait_readable(answer, 5000);
+    let complete =
+        answered && matches!(sys::read_full(answer, &mut verdict), Ok(1)) && verdict[0] == 1;
     sys::close(answer);
     if !complete {
+        if !answered {
+            sys::kill_child(pid);
+        }
         sys::reap(pid);
         return None;
     }

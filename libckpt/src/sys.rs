@@ -881,6 +881,28 @@ pub fn pipe() -> SysResult<(c_int, c_int)> {
     Ok((fds[0], fds[1]))
 }
 
+/// Whether `fd` becomes readable (or reaches its end) within `ms` milliseconds.
+pub fn wait_readable(fd: c_int, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll(2) on one pollfd that lives across the call.
+        match unsafe { libc::poll(&mut p, 1, ms) } {
+            -1 if errno() == libc::EINTR => continue,
+            r => return r > 0,
+        }
+    }
+}
+
+/// Sends SIGKILL to our child `pid`.
+pub fn kill_child(pid: i32) {
+    // SAFETY: kill(2) with a plain signal number, aimed at our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
 /// Writes one byte to `fd` (errors ignored: the reader then sees the end of the pipe).
 pub fn write_byte(fd: c_int, b: u8) {
     // SAFETY: writes one byte from a live local.
