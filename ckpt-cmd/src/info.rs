@@ -114,6 +114,9 @@ pub struct Info {
     pub stub_base: u64,
     pub regions: Vec<RegionInfo>,
     pub tids: Vec<u32>,
+    /// The checkpoint signal found the thread inside the vDSO (such a checkpoint restarts
+    /// only under a kernel with the same vDSO).
+    pub in_vdso: bool,
     pub extents: usize,
     pub total_stored: u64,
     pub file_size: u64,
@@ -168,6 +171,10 @@ impl Info {
             total_stored: tables.regions.iter().map(|r| r.stored).sum(),
             regions,
             tids: tables.threads.iter().map(|t| t.tid).collect(),
+            in_vdso: tables
+                .threads
+                .iter()
+                .any(|t| t.flags & ckpt_image::THREAD_IN_VDSO != 0),
             extents: tables.extents.len(),
             file_size: image.size,
         }
@@ -198,9 +205,14 @@ impl Info {
         let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
         let _ = writeln!(
             out,
-            "threads:       {} (tid {})",
+            "threads:       {} (tid {}){}",
             self.tids.len(),
-            tids.join(", ")
+            tids.join(", "),
+            if self.in_vdso {
+                "; taken inside the vDSO: restarts only under a kernel with the same vDSO"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(out, "regions:       {}", self.regions.len());
         for r in &self.regions {
@@ -315,9 +327,10 @@ impl Info {
         let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
         let _ = write!(
             out,
-            ",\"threads\":{{\"count\":{},\"tids\":[{}]}}",
+            ",\"threads\":{{\"count\":{},\"tids\":[{}],\"in_vdso\":{}}}",
             self.tids.len(),
-            tids.join(",")
+            tids.join(","),
+            self.in_vdso
         );
         let _ = write!(
             out,

@@ -212,6 +212,7 @@ pub const RESUMED: u64 = 0x5245_5354_4152_5400; // "RESTART\0"
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadRecord {
     pub tid: u32,
+    /// `THREAD_IN_VDSO` and nothing else yet.
     pub flags: u32,
     pub fs_base: u64,
     pub gs_base: u64,
@@ -229,6 +230,15 @@ pub struct ThreadRecord {
     pub robust_list_len: u64,
     pub clear_child_tid: u64,
 }
+
+/// Free address space the writer keeps on each side of the stub's reservation. After the
+/// reservation the restart may keep this kernel's vDSO when it differs from the saved one.
+pub const STUB_GAP: u64 = 16 << 20;
+
+/// `ThreadRecord::flags`: the checkpoint signal interrupted the thread inside the vDSO, so it
+/// resumes in vDSO code that reads the kernel's data pages directly: such a checkpoint
+/// restarts only under a kernel with the same vDSO.
+pub const THREAD_IN_VDSO: u32 = 1;
 
 /// A signal's action in the kernel's x86-64 `struct sigaction` layout, for `rt_sigaction`.
 #[repr(C)]

@@ -164,6 +164,8 @@ struct Job<'a> {
     fork: bool,
     /// Where to answer a `ckpt checkpoint` request once the image is complete.
     respond: Option<i32>,
+    /// Where the signal that started this checkpoint interrupted the program (0: none).
+    interrupted_pc: u64,
     error: Option<WriteError>,
 }
 
@@ -295,6 +297,10 @@ fn take(
         sigmask,
         fork,
         respond,
+        interrupted_pc: match trigger {
+            Trigger::Call { .. } => 0,
+            _ => INTERRUPTED_PC.load(Ordering::Relaxed),
+        },
         error: None,
     };
     // A process that is not dumpable cannot open its own /proc/self/auxv, pagemap or mem
@@ -409,7 +415,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
         match fork_complete_copy(arena) {
             Some(0) => {
                 // The child: a copy-on-write snapshot of the process as it is now.
-                let result = capture_regions_and_write(state, arena, job.name, mm, auxv_words);
+                let result = capture_regions_and_write(job, mm, auxv_words);
                 if let Err(e) = result {
                     report_failure(job.name, e);
                 }
@@ -429,7 +435,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
             None => {}
         }
     }
-    capture_regions_and_write(state, arena, job.name, mm, auxv_words).map(|()| false)
+    capture_regions_and_write(job, mm, auxv_words).map(|()| false)
 }
 
 /// Forks the writer child, if it sees all of the process's memory: `Some(0)` in the child,
@@ -484,14 +490,22 @@ fn fork_complete_copy(arena: &mut Arena) -> Option<i32> {
 }
 
 fn capture_regions_and_write(
-    state: &mut State,
-    arena: &mut Arena,
-    name: &[u8],
+    job: &mut Job,
     mm: ckpt_image::MmLayout,
     auxv_words: usize,
 ) -> Result<(), WriteError> {
+    let (state, arena, name) = (&mut *job.state, &mut *job.arena, job.name);
     let mut cap: Captured = capture::capture_regions(arena).map_err(WriteError::Capture)?;
     cap.auxv_words = auxv_words;
+    let pc = job.interrupted_pc;
+    let in_vdso = arena.regions[..cap.regions].iter().any(|r| {
+        r.flags & ckpt_image::region_flags::VDSO != 0 && (r.start..r.start + r.len).contains(&pc)
+    });
+    arena.thread.flags = if in_vdso {
+        ckpt_image::THREAD_IN_VDSO
+    } else {
+        0
+    };
     let cfg = state.config;
     let opts = write::WriteOptions {
         fsync: cfg.fsync,
@@ -600,20 +614,28 @@ fn errno_name(e: i32) -> &'static str {
 pub(crate) extern "C" fn on_checkpoint_signal(
     _sig: i32,
     _info: *mut libc::siginfo_t,
-    _ctx: *mut c_void,
+    ctx: *mut c_void,
 ) {
+    // SAFETY: ctx is what the kernel passed to this SA_SIGINFO handler.
+    INTERRUPTED_PC.store(unsafe { sys::interrupted_pc(ctx) }, Ordering::Relaxed);
     handle(Trigger::Signal);
 }
+
+/// Where the signal that started the checkpoint under way interrupted the program (0 for
+/// `ckpt_ckpt()`): a checkpoint taken inside the vDSO is marked so (`THREAD_IN_VDSO`).
+static INTERRUPTED_PC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
 /// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
 /// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
 pub(crate) extern "C" fn on_control_signal(
     _sig: i32,
     info: *mut libc::siginfo_t,
-    _ctx: *mut c_void,
+    ctx: *mut c_void,
 ) {
-    // SAFETY: `info` is what the kernel passed to this SA_SIGINFO handler.
+    // SAFETY: `info` and `ctx` are what the kernel passed to this SA_SIGINFO handler.
     let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
+    // SAFETY: as above.
+    INTERRUPTED_PC.store(unsafe { sys::interrupted_pc(ctx) }, Ordering::Relaxed);
     match code {
         // An image writer has finished: the checkpoint is complete (or failed), so the
         // post-checkpoint hooks run now.

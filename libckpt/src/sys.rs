@@ -881,6 +881,19 @@ pub fn pipe() -> SysResult<(c_int, c_int)> {
     Ok((fds[0], fds[1]))
 }
 
+/// The instruction pointer a signal interrupted, from the `ucontext_t` a SA_SIGINFO handler
+/// receives (0 when there is none).
+///
+/// # Safety
+/// `ctx` is null or the context pointer the kernel passed to the running handler.
+pub unsafe fn interrupted_pc(ctx: *const c_void) -> u64 {
+    if ctx.is_null() {
+        return 0;
+    }
+    // SAFETY: per the contract, ctx points to the kernel's ucontext_t for this signal.
+    unsafe { (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as u64 }
+}
+
 /// Whether `fd` becomes readable (or reaches its end) within `ms` milliseconds.
 pub fn wait_readable(fd: c_int, ms: i32) -> bool {
     let mut p = libc::pollfd {

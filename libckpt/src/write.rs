@@ -56,8 +56,7 @@ const STUB_CANDIDATES: [u64; 8] = [
     0x4000_0000_0000,
     0x5000_0000_0000,
 ];
-/// Free space kept around the stub's reservation.
-const STUB_GAP: u64 = 16 << 20;
+use ckpt_image::STUB_GAP;
 
 fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Option<u64> {
     STUB_CANDIDATES.iter().copied().find(|&base| {

@@ -17,7 +17,9 @@ mod sys;
 use ckpt_image::{
     elf, lz4, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
 };
-use restart_stub::{env_lookup, format_hex, parse_maps, Mapping, VdsoFamily};
+use restart_stub::{
+    env_lookup, format_hex, jump_to, parse_maps, vdso_functions, Mapping, VdsoFamily,
+};
 use sys::*;
 
 /// Exit statuses besides the `FormatError` ones (65–71).
@@ -225,14 +227,38 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     let current = current_mappings();
     let cur_family = VdsoFamily::from_mappings(current);
     let saved_family = VdsoFamily::from_regions(tables.regions);
-    if !cur_family.compatible_with(&saved_family) {
-        die(
-            "this kernel's vDSO layout differs from the checkpointed one (another kernel?)",
-            None,
-            EXIT_OTHER_KERNEL,
-        );
-    }
-    check_vdso_image(fd, &tables, &cur_family);
+    // The same vDSO as at the checkpoint: it moves to the saved addresses. Another one (a
+    // checkpoint from another kernel): it stays, just past the stub's reservation, and the
+    // saved image comes back at its old address with every function forwarded to it.
+    let same_vdso = cur_family.compatible_with(&saved_family)
+        && vdso_image_matches(fd, &tables, &cur_family);
+    let saved_vdso = tables
+        .regions
+        .iter()
+        .find(|r| r.flags & region_flags::VDSO != 0);
+    let vdso_home = if same_vdso {
+        saved_family.span().map(|(lo, _)| lo)
+    } else {
+        if tables.threads[0].flags & ckpt_image::THREAD_IN_VDSO != 0 {
+            die(
+                "this kernel's vDSO differs, and the checkpoint was taken inside the old one",
+                None,
+                EXIT_OTHER_KERNEL,
+            );
+        }
+        match (cur_family.span(), cur_family.parts[2], saved_vdso) {
+            (Some((lo, hi)), Some(_), Some(saved))
+                if hi - lo <= ckpt_image::STUB_GAP && saved.stored == saved.len =>
+            {
+                Some(reserve_end)
+            }
+            _ => die(
+                "this kernel's vDSO differs from the checkpointed one and cannot stand in for it",
+                None,
+                EXIT_OTHER_KERNEL,
+            ),
+        }
+    };
     if let Some((lo, hi)) = cur_family.span() {
         if park + (hi - lo) > reserve_end {
             fail(FormatError::BadTables);
@@ -248,14 +274,25 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
         }
         syscall3(SYS_MUNMAP, m.start as usize, (m.end - m.start) as usize, 0);
     }
-    move_vdso_family(&cur_family, &saved_family, park);
+    move_vdso_family(&cur_family, vdso_home, park);
 
-    // 3. Map and fill every saved region.
+    // 3. Map and fill every saved region (the saved vDSO image too when this kernel's is
+    //    another: it then forwards to this one).
     for r in tables.regions {
-        if r.flags & region_flags::VDSO_FAMILY != 0 {
+        let kernel_provided = r.flags & region_flags::VDSO_FAMILY != 0;
+        if kernel_provided && (same_vdso || r.flags & region_flags::VDSO == 0) {
             continue;
         }
         restore_region(fd, r, &tables, lazy);
+    }
+    if let (false, Some(saved), Some(home), Some((cur_lo, _)), Some((vdso_at, vdso_len))) = (
+        same_vdso,
+        saved_vdso,
+        vdso_home,
+        cur_family.span(),
+        cur_family.parts[2],
+    ) {
+        forward_vdso(saved, home + (vdso_at - cur_lo), vdso_len);
     }
 
     // 4. The kernel's view of the layout (brk, stack, arguments, auxv); best effort.
@@ -298,13 +335,16 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     unsafe { resume(&thread.context) }
 }
 
-/// Refuses to continue when the saved vDSO image is not the one this kernel provides: the
-/// program's cached vDSO function pointers would jump into different code.
-fn check_vdso_image(fd: usize, tables: &Tables, cur: &VdsoFamily) {
+/// Whether the saved vDSO image is the one this kernel provides (a program's cached vDSO
+/// function pointers then still point at the same code).
+fn vdso_image_matches(fd: usize, tables: &Tables, cur: &VdsoFamily) -> bool {
     let Some(saved) = tables.regions.iter().find(|r| r.flags & region_flags::VDSO != 0) else {
-        return;
+        return true;
     };
-    let Some((cur_start, _)) = cur.parts[2] else { return };
+    let Some((cur_start, cur_len)) = cur.parts[2] else { return false };
+    if cur_len != saved.len {
+        return false;
+    }
     // SAFETY: single-threaded; PAGE is free again once the header was copied out.
     let page = unsafe { &mut (*(&raw mut PAGE)).0 };
     for e in tables.extents_of(saved) {
@@ -315,48 +355,95 @@ fn check_vdso_image(fd: usize, tables: &Tables, cur: &VdsoFamily) {
             }
             let at = cur_start + (e.addr - saved.start) + off;
             // SAFETY: `at` lies inside the current [vdso] mapping (same size as the saved one,
-            // checked by compatible_with), which is readable.
+            // checked above), which is readable.
             let live = unsafe { core::slice::from_raw_parts(at as *const u8, PAGE_SIZE as usize) };
             if live != &page[..] {
-                die(
-                    "this kernel's vDSO differs from the checkpointed one (another kernel?)",
-                    None,
-                    EXIT_OTHER_KERNEL,
-                );
+                return false;
             }
             off += PAGE_SIZE;
         }
     }
+    true
 }
 
-/// Moves the kernel's vvar/vvar_vclock/vdso to the saved addresses, keeping their spacing,
-/// through a parking spot in the stub's reservation so that old and new never overlap.
-fn move_vdso_family(cur: &VdsoFamily, saved: &VdsoFamily, park: u64) {
+/// Patches the saved vDSO image, restored at its old address, so that each of its functions
+/// jumps to the function of the same name in this kernel's vDSO (`len` bytes at `new`); a
+/// function this kernel lacks returns -ENOSYS. The program's cached pointers into the old
+/// image then reach this kernel's code, which finds its data where this kernel put it.
+fn forward_vdso(old: &ckpt_image::RegionRecord, new: u64, len: u64) {
+    const MAX: usize = 64;
+    let mut patches = [(0u64, [0u8; 12]); MAX];
+    let mut count = 0;
+    // SAFETY: the old image was just restored at old.start (old.len bytes, readable); this
+    // kernel's [vdso] is mapped readable at new (len bytes). Both views end before the
+    // patching below.
+    let (old_image, new_image) = unsafe {
+        (
+            core::slice::from_raw_parts(old.start as *const u8, old.len as usize),
+            core::slice::from_raw_parts(new as *const u8, len as usize),
+        )
+    };
+    let parsed = vdso_functions(old_image, |name, off| {
+        let mut target = None;
+        let _ = vdso_functions(new_image, |n, o| {
+            if n == name {
+                target = Some(new + o);
+            }
+        });
+        let code = match target {
+            Some(t) => jump_to(t),
+            // mov rax, -ENOSYS; ret
+            None => [0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc],
+        };
+        if count < MAX && off + 12 <= old.len {
+            patches[count] = (off, code);
+            count += 1;
+        }
+    });
+    if parsed.is_none() || count == MAX {
+        die("cannot read the checkpointed vDSO's functions", Some(old.start), EXIT_OTHER_KERNEL);
+    }
+    if syscall3(SYS_MPROTECT, old.start as usize, old.len as usize, PROT_READ | PROT_WRITE) < 0 {
+        die("cannot protect region", Some(old.start), EXIT_RESTORE_FAILED);
+    }
+    for (off, code) in &patches[..count] {
+        // SAFETY: off + 12 <= old.len: inside the old image, writable now.
+        let dst = unsafe { core::slice::from_raw_parts_mut((old.start + off) as *mut u8, 12) };
+        dst.copy_from_slice(code);
+    }
+    if syscall3(SYS_MPROTECT, old.start as usize, old.len as usize, old.prot as usize) < 0 {
+        die("cannot protect region", Some(old.start), EXIT_RESTORE_FAILED);
+    }
+}
+
+/// Moves the kernel's vvar/vvar_vclock/vdso to `home` (the lowest of them lands there),
+/// keeping their spacing, through a parking spot in the stub's reservation so that old and
+/// new never overlap; with no home, unmaps them.
+fn move_vdso_family(cur: &VdsoFamily, home: Option<u64>, park: u64) {
     let Some((cur_lo, _)) = cur.span() else { return };
-    let Some((saved_lo, _)) = saved.span() else {
+    let Some(home) = home else {
         for (s, l) in cur.parts.iter().flatten() {
             syscall3(SYS_MUNMAP, *s as usize, *l as usize, 0);
         }
         return;
     };
-    if cur_lo == saved_lo {
+    if cur_lo == home {
         return;
     }
-    for dest_lo in [park, saved_lo] {
-        for (i, (s, l)) in cur.parts.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))) {
-            let from = if dest_lo == park { s } else { park + (s - cur_lo) };
+    for dest_lo in [park, home] {
+        for (s, l) in cur.parts.iter().flatten() {
+            let from = if dest_lo == park { *s } else { park + (s - cur_lo) };
             let to = dest_lo + (s - cur_lo);
             let r = syscall6(
                 SYS_MREMAP,
                 from as usize,
-                l as usize,
-                l as usize,
+                *l as usize,
+                *l as usize,
                 MREMAP_MAYMOVE | MREMAP_FIXED,
                 to as usize,
                 0,
             );
             if r != to as isize {
-                let _ = i;
                 die("cannot move the vDSO", Some(to), EXIT_RESTORE_FAILED);
             }
         }

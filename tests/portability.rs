@@ -1,0 +1,195 @@
+//! A checkpoint restarts under a kernel whose vDSO differs from the one it was taken under
+//! (another machine, a kernel update): this kernel's vDSO stays where the restart puts it,
+//! and the saved image comes back at its old address with each function forwarded to this
+//! kernel's. There is one kernel here, so the test makes the checkpoint's vDSO image differ
+//! (a byte past the end of its ELF contents, which no code reads) and seals the file again.
+//! A checkpoint taken while the program was inside the vDSO cannot be forwarded like this
+//! and is refused (exit 72) under another vDSO; under the same one it restarts.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use ckpt_image::crc32c::{crc32c, PayloadChecksum};
+use ckpt_image::{elf, region_flags, ImageHeader, Tables, EXTENT_SIZE, REGION_SIZE};
+use ckpt_tests::*;
+
+const CLOCKS_C: &str = include_str!("programs/clocks.c");
+const VDSOLOOP_C: &str = include_str!("programs/vdsoloop.c");
+
+/// Where the saved vDSO region starts, and a copy of the file with that image changed past
+/// the end of its ELF contents and `thread_flags` or'ed into the thread record; every
+/// checksum is made right again, so only the vDSO comparison tells the difference.
+fn with_other_vdso(checkpoint: &Path, thread_flags: u32) -> (u64, Vec<u8>) {
+    let mut bytes = std::fs::read(checkpoint).unwrap();
+    let header_at = elf::locate_header(&bytes[..4096]).expect("a header") as usize;
+    let mut header = ImageHeader::read_from(&bytes[header_at..]).expect("a header");
+    let (t0, tlen) = (header.tables_offset as usize, header.tables_len as usize);
+    let tables_copy = bytes[t0..t0 + tlen].to_vec();
+    let tables = Tables::parse(&header, &tables_copy).expect("tables");
+    let (ri, vdso) = tables
+        .regions
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.flags & region_flags::VDSO != 0)
+        .expect("a vDSO region");
+    assert_eq!(vdso.extent_count, 1, "{vdso:?}");
+    let ei = vdso.first_extent as usize;
+    let e = tables.extents[ei];
+    let payload = &mut bytes[e.file_offset as usize..(e.file_offset + e.len) as usize];
+    // The ELF file ends with its section headers; past them is padding to the page.
+    let shoff = u64::from_le_bytes(payload[0x28..0x30].try_into().unwrap()) as usize;
+    let shnum = u16::from_le_bytes(payload[0x3c..0x3e].try_into().unwrap()) as usize;
+    let elf_end = shoff + shnum * 64;
+    assert!(
+        elf_end < payload.len(),
+        "no padding after the vDSO's ELF contents"
+    );
+    payload[payload.len() - 1] ^= 0x5a;
+    let crc = PayloadChecksum::of(payload);
+    let _ = ri;
+    // Extents follow the regions; crc is at byte 24 of an extent record. The thread record
+    // follows the extents; its flags are at byte 4.
+    let extent_at = t0 + tables.regions.len() * REGION_SIZE + ei * EXTENT_SIZE;
+    bytes[extent_at + 24..extent_at + 28].copy_from_slice(&crc.to_le_bytes());
+    let thread_at = t0 + tables.regions.len() * REGION_SIZE + tables.extents.len() * EXTENT_SIZE;
+    let flags = u32::from_le_bytes(bytes[thread_at + 4..thread_at + 8].try_into().unwrap());
+    bytes[thread_at + 4..thread_at + 8].copy_from_slice(&(flags | thread_flags).to_le_bytes());
+    header.tables_crc = crc32c(0, &bytes[t0..t0 + tlen]);
+    header.header_crc = header.compute_crc();
+    let hb = header.as_bytes().to_vec();
+    bytes[header_at..header_at + hb.len()].copy_from_slice(&hb);
+    (vdso.start, bytes)
+}
+
+/// Writes `bytes` as an executable checkpoint file.
+fn write_image(path: &Path, bytes: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+/// The line of `/proc/<pid>/maps` that starts at `addr`, and the `[vdso]` line.
+fn maps_of(pid: i32, addr: u64) -> (Option<String>, Option<String>) {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let at = maps
+        .lines()
+        .find(|l| l.starts_with(&format!("{addr:x}-")))
+        .map(str::to_owned);
+    let vdso = maps
+        .lines()
+        .find(|l| l.ends_with("[vdso]"))
+        .map(str::to_owned);
+    (at, vdso)
+}
+
+#[test]
+fn checkpoint_restarts_under_another_vdso_through_forwarded_functions() {
+    let dir = TempDir::new("other-vdso");
+    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let (old_vdso, bytes) = with_other_vdso(&checkpoint, 0);
+    let other = dir.join("other.ckpt");
+    write_image(&other, &bytes);
+
+    let mut proc = expect_rounds(restart_command(&dir, &other), "other.ckpt", last, 3);
+    proc.assert_no_bad_lines();
+    // The clocks work and tell the time (clocks.c checks monotonic order and that the wall
+    // clocks agree; the last field is CLOCK_REALTIME's seconds).
+    let line = proc.seen().last().unwrap().clone();
+    let secs: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(secs.abs_diff(now) <= 2, "{line:?} at {now}");
+    // The forwarding image is at the old address, this kernel's vDSO elsewhere.
+    let (at, vdso) = maps_of(proc.pid(), old_vdso);
+    let at = at.unwrap_or_else(|| proc.fail(&format!("nothing at the old vDSO {old_vdso:#x}")));
+    assert!(at.contains(" r-xp ") && !at.contains("[vdso]"), "{at}");
+    let vdso = vdso.unwrap_or_else(|| proc.fail("no [vdso]"));
+    assert!(!vdso.starts_with(&format!("{old_vdso:x}-")), "{vdso}");
+    proc.kill();
+
+    // Lazily restarted (the old image is then a private mapping of the file, patched).
+    let mut lazy = restart_command(&dir, &other);
+    lazy.env("CKPT_LAZY", "1");
+    let mut proc = expect_rounds(lazy, "other.ckpt (lazy)", last, 3);
+    proc.assert_no_bad_lines();
+    proc.kill();
+
+    // The forwarded process is checkpointed again (its vDSO now where this restart put it)
+    // and that checkpoint restarts too.
+    let mut proc = Proc::spawn(restart_command(&dir, &other), "other.ckpt (again)");
+    proc.wait_lines(3, TIMEOUT);
+    proc.checkpoint_and_collect(TIMEOUT);
+    proc.assert_no_bad_lines();
+    let again = proc
+        .seen()
+        .iter()
+        .rev()
+        .find_map(|l| number_after(l, "ok "))
+        .unwrap();
+    let mut proc = expect_rounds(
+        restart_command(&dir, &checkpoint),
+        "clocks.ckpt (2)",
+        again,
+        3,
+    );
+    proc.assert_no_bad_lines();
+    proc.kill();
+}
+
+#[test]
+fn checkpoint_taken_inside_the_vdso_is_marked_and_refused_only_under_another() {
+    let dir = TempDir::new("in-vdso");
+    let program = compile_c(&dir, "vdsoloop", VDSOLOOP_C, &[]);
+    let checkpoint = checkpoint_path(&dir, &program);
+    // The loop spends nearly all its time in the vDSO; a checkpoint may still land outside.
+    let mut marked = false;
+    for attempt in 0..20 {
+        let mut proc = Proc::spawn(
+            ckpt_command(&dir, &program, &[]),
+            &format!("vdsoloop (attempt {attempt})"),
+        );
+        proc.wait_line("ok 2");
+        proc.checkpoint_and_collect(TIMEOUT);
+        proc.assert_no_bad_lines();
+        let info = run_to_end(
+            ckpt_tool(
+                &dir,
+                &[
+                    OsStr::new("info"),
+                    OsStr::new("--json"),
+                    checkpoint.as_os_str(),
+                ],
+            ),
+            "ckpt info --json",
+            TIMEOUT,
+        );
+        let value: serde_json::Value = serde_json::from_str(info.stdout.trim()).unwrap();
+        if value["threads"]["in_vdso"] == true {
+            marked = true;
+            break;
+        }
+    }
+    assert!(
+        marked,
+        "no checkpoint of a program looping in the vDSO was marked in_vdso"
+    );
+
+    // Under the same vDSO it restarts and goes on.
+    let mut proc = Proc::spawn(restart_command(&dir, &checkpoint), "vdsoloop.ckpt");
+    proc.wait_lines(2, TIMEOUT);
+    proc.assert_no_bad_lines();
+    proc.kill();
+
+    // Under another it is refused, saying why.
+    let (_, bytes) = with_other_vdso(&checkpoint, 0);
+    let other = dir.join("other.ckpt");
+    write_image(&other, &bytes);
+    let finished = run_to_end(restart_command(&dir, &other), "other.ckpt", TIMEOUT);
+    if finished.status.code() != Some(72) || !finished.stderr.contains("inside the old one") {
+        finished.fail("other.ckpt", "expected exit status 72, naming the vDSO");
+    }
+}
