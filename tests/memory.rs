@@ -3,7 +3,6 @@
 //! mappings, huge sparse reservations (stored by their touched pages only), transparent huge
 //! pages, and the vDSO.
 
-use std::ffi::OsStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ckpt_tests::*;
@@ -76,26 +75,14 @@ fn transparent_huge_pages_come_back_as_huge_pages() {
     proc.checkpoint_and_collect(TIMEOUT);
     proc.assert_no_bad_lines();
     let checkpoint = checkpoint_path(&dir, &program);
-    let info = run_to_end(
-        ckpt_tool(
-            &dir,
-            &[
-                OsStr::new("info"),
-                OsStr::new("--json"),
-                checkpoint.as_os_str(),
-            ],
-        ),
-        "ckpt info --json",
-        TIMEOUT,
-    );
-    let value: serde_json::Value = serde_json::from_str(info.stdout.trim()).unwrap();
+    let value = info_json(&checkpoint);
     let huge = value["regions"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["huge_pages"] == true)
         .count();
-    assert_eq!(huge, 1, "regions marked as huge pages: {}", info.stdout);
+    assert_eq!(huge, 1, "regions marked as huge pages: {value}");
 
     let mut restarted = Proc::spawn(restart_command(&dir, &checkpoint), "huge.ckpt");
     let line = restarted.wait_lines(1, TIMEOUT).remove(0);

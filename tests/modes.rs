@@ -103,14 +103,7 @@ fn forked_image_restores_eagerly_and_lazily() {
 
 /// The regions of `image` as `ckpt info --json` lists them.
 fn regions_of(image: &Path) -> Vec<serde_json::Value> {
-    let out = Command::new(ckpt_bin())
-        .args(["info", "--json"])
-        .arg(image)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ckpt info failed: {out:?}");
-    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    info["regions"].as_array().unwrap().clone()
+    info_json(image)["regions"].as_array().unwrap().clone()
 }
 
 #[test]

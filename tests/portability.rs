@@ -6,7 +6,6 @@
 //! A checkpoint taken while the program was inside the vDSO cannot be forwarded like this
 //! and is refused (exit 72) under another vDSO; under the same one it restarts.
 
-use std::ffi::OsStr;
 use std::path::Path;
 
 use ckpt_image::crc32c::{crc32c, PayloadChecksum};
@@ -124,12 +123,7 @@ fn checkpoint_restarts_under_another_vdso_through_forwarded_functions() {
     proc.wait_lines(3, TIMEOUT);
     proc.checkpoint_and_collect(TIMEOUT);
     proc.assert_no_bad_lines();
-    let again = proc
-        .seen()
-        .iter()
-        .rev()
-        .find_map(|l| number_after(l, "ok "))
-        .unwrap();
+    let again = proc.last_number_after("ok ");
     let mut proc = expect_rounds(
         restart_command(&dir, &checkpoint),
         "clocks.ckpt (2)",
@@ -155,19 +149,7 @@ fn checkpoint_taken_inside_the_vdso_is_marked_and_refused_only_under_another() {
         proc.wait_line("ok 2");
         proc.checkpoint_and_collect(TIMEOUT);
         proc.assert_no_bad_lines();
-        let info = run_to_end(
-            ckpt_tool(
-                &dir,
-                &[
-                    OsStr::new("info"),
-                    OsStr::new("--json"),
-                    checkpoint.as_os_str(),
-                ],
-            ),
-            "ckpt info --json",
-            TIMEOUT,
-        );
-        let value: serde_json::Value = serde_json::from_str(info.stdout.trim()).unwrap();
+        let value = info_json(&checkpoint);
         if value["threads"]["in_vdso"] == true {
             marked = true;
             break;

@@ -664,6 +664,15 @@ impl Proc {
         self.rest_of_output()
     }
 
+    /// The number after `prefix` in the last line seen that has one.
+    #[track_caller]
+    pub fn last_number_after(&mut self, prefix: &str) -> u64 {
+        match self.seen.iter().rev().find_map(|l| number_after(l, prefix)) {
+            Some(n) => n,
+            None => self.fail(&format!("no line starting with {prefix:?} was seen")),
+        }
+    }
+
     /// Fails if any line seen so far starts with `BAD`: the test programs report a broken
     /// invariant that way.
     #[track_caller]
@@ -747,13 +756,21 @@ pub fn rounds_then_checkpoint(command: Command, label: &str, rounds: u64) -> (Pr
     proc.assert_no_bad_lines();
     proc.checkpoint_and_collect(TIMEOUT);
     proc.assert_no_bad_lines();
-    let last = proc
-        .seen()
-        .iter()
-        .rev()
-        .find_map(|line| number_after(line, "ok "))
-        .expect("an ok line was seen");
+    let last = proc.last_number_after("ok ");
     (proc, last)
+}
+
+/// What `ckpt info --json` says of `checkpoint`.
+#[track_caller]
+pub fn info_json(checkpoint: &Path) -> serde_json::Value {
+    let mut command = Command::new(ckpt_bin());
+    command.args(["info", "--json"]).arg(checkpoint);
+    let info = run_to_end(command, "ckpt info --json", TIMEOUT);
+    if info.status.code() != Some(0) {
+        info.fail("ckpt info --json", "expected success");
+    }
+    serde_json::from_str(info.stdout.trim())
+        .unwrap_or_else(|e| info.fail("ckpt info --json", &format!("not JSON: {e}")))
 }
 
 /// Runs `command` (usually a restart) and expects exactly `ok {last + 1}` … `ok {last + rounds}`
