@@ -4,60 +4,102 @@
 //! kernel's. There is one kernel here, so the test makes the checkpoint's vDSO image differ
 //! (a byte past the end of its ELF contents, which no code reads) and seals the file again.
 //! A checkpoint taken while the program was inside the vDSO cannot be forwarded like this
-//! and is refused (exit 72) under another vDSO; under the same one it restarts.
+//! and is refused (exit 72) under another vDSO; under the same one it restarts. A checkpoint
+//! from a CPU with register state this one lacks (AVX-512, AMX …) is refused with exit 76.
 
+use std::mem::offset_of;
 use std::path::Path;
 
 use ckpt_image::crc32c::{crc32c, PayloadChecksum};
-use ckpt_image::{elf, region_flags, ImageHeader, Tables, EXTENT_SIZE, REGION_SIZE};
+use ckpt_image::{
+    elf, region_flags, ExtentRecord, ImageHeader, RegionRecord, Tables, ThreadRecord, EXTENT_SIZE,
+    REGION_SIZE,
+};
 use ckpt_tests::*;
 
 const CLOCKS_C: &str = include_str!("programs/clocks.c");
 const VDSOLOOP_C: &str = include_str!("programs/vdsoloop.c");
 
+/// A checkpoint file's bytes and where its tables are, to change and seal again.
+struct Image {
+    bytes: Vec<u8>,
+    header_at: usize,
+    header: ImageHeader,
+    regions: Vec<RegionRecord>,
+    extents: Vec<ExtentRecord>,
+}
+
+impl Image {
+    fn read(checkpoint: &Path) -> Image {
+        let bytes = std::fs::read(checkpoint).unwrap();
+        let header_at = elf::locate_header(&bytes[..4096]).expect("a header") as usize;
+        let header = ImageHeader::read_from(&bytes[header_at..]).expect("a header");
+        let t0 = header.tables_offset as usize;
+        let tables =
+            Tables::parse(&header, &bytes[t0..t0 + header.tables_len as usize]).expect("tables");
+        let (regions, extents) = (tables.regions.to_vec(), tables.extents.to_vec());
+        Image {
+            bytes,
+            header_at,
+            header,
+            regions,
+            extents,
+        }
+    }
+
+    /// Where in the file the thread record's field at `field` (its offset) is.
+    fn thread_field(&self, field: usize) -> usize {
+        self.header.tables_offset as usize
+            + self.regions.len() * REGION_SIZE
+            + self.extents.len() * EXTENT_SIZE
+            + field
+    }
+
+    fn put_u32(&mut self, at: usize, v: u32) {
+        self.bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// The bytes with the tables' and header's checksums made right again.
+    fn seal(mut self) -> Vec<u8> {
+        let t0 = self.header.tables_offset as usize;
+        let t1 = t0 + self.header.tables_len as usize;
+        self.header.tables_crc = crc32c(0, &self.bytes[t0..t1]);
+        self.header.header_crc = self.header.compute_crc();
+        let hb = self.header.as_bytes().to_vec();
+        self.bytes[self.header_at..self.header_at + hb.len()].copy_from_slice(&hb);
+        self.bytes
+    }
+}
+
 /// Where the saved vDSO region starts, and a copy of the file with that image changed past
-/// the end of its ELF contents and `thread_flags` or'ed into the thread record; every
-/// checksum is made right again, so only the vDSO comparison tells the difference.
-fn with_other_vdso(checkpoint: &Path, thread_flags: u32) -> (u64, Vec<u8>) {
-    let mut bytes = std::fs::read(checkpoint).unwrap();
-    let header_at = elf::locate_header(&bytes[..4096]).expect("a header") as usize;
-    let mut header = ImageHeader::read_from(&bytes[header_at..]).expect("a header");
-    let (t0, tlen) = (header.tables_offset as usize, header.tables_len as usize);
-    let tables_copy = bytes[t0..t0 + tlen].to_vec();
-    let tables = Tables::parse(&header, &tables_copy).expect("tables");
-    let (ri, vdso) = tables
+/// the end of its ELF contents (which no code reads), sealed again: only the comparison
+/// with this kernel's vDSO tells the difference.
+fn with_other_vdso(checkpoint: &Path) -> (u64, Vec<u8>) {
+    let mut image = Image::read(checkpoint);
+    let vdso = *image
         .regions
         .iter()
-        .enumerate()
-        .find(|(_, r)| r.flags & region_flags::VDSO != 0)
+        .find(|r| r.flags & region_flags::VDSO != 0)
         .expect("a vDSO region");
     assert_eq!(vdso.extent_count, 1, "{vdso:?}");
     let ei = vdso.first_extent as usize;
-    let e = tables.extents[ei];
-    let payload = &mut bytes[e.file_offset as usize..(e.file_offset + e.len) as usize];
+    let e = image.extents[ei];
+    let payload = &mut image.bytes[e.file_offset as usize..(e.file_offset + e.len) as usize];
     // The ELF file ends with its section headers; past them is padding to the page.
     let shoff = u64::from_le_bytes(payload[0x28..0x30].try_into().unwrap()) as usize;
     let shnum = u16::from_le_bytes(payload[0x3c..0x3e].try_into().unwrap()) as usize;
-    let elf_end = shoff + shnum * 64;
     assert!(
-        elf_end < payload.len(),
+        shoff + shnum * 64 < payload.len(),
         "no padding after the vDSO's ELF contents"
     );
     payload[payload.len() - 1] ^= 0x5a;
     let crc = PayloadChecksum::of(payload);
-    let _ = ri;
-    // Extents follow the regions; crc is at byte 24 of an extent record. The thread record
-    // follows the extents; its flags are at byte 4.
-    let extent_at = t0 + tables.regions.len() * REGION_SIZE + ei * EXTENT_SIZE;
-    bytes[extent_at + 24..extent_at + 28].copy_from_slice(&crc.to_le_bytes());
-    let thread_at = t0 + tables.regions.len() * REGION_SIZE + tables.extents.len() * EXTENT_SIZE;
-    let flags = u32::from_le_bytes(bytes[thread_at + 4..thread_at + 8].try_into().unwrap());
-    bytes[thread_at + 4..thread_at + 8].copy_from_slice(&(flags | thread_flags).to_le_bytes());
-    header.tables_crc = crc32c(0, &bytes[t0..t0 + tlen]);
-    header.header_crc = header.compute_crc();
-    let hb = header.as_bytes().to_vec();
-    bytes[header_at..header_at + hb.len()].copy_from_slice(&hb);
-    (vdso.start, bytes)
+    let extent_at = image.header.tables_offset as usize
+        + image.regions.len() * REGION_SIZE
+        + ei * EXTENT_SIZE
+        + offset_of!(ExtentRecord, crc);
+    image.put_u32(extent_at, crc);
+    (vdso.start, image.seal())
 }
 
 /// Writes `bytes` as an executable checkpoint file.
@@ -87,7 +129,7 @@ fn checkpoint_restarts_under_another_vdso_through_forwarded_functions() {
     let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
     let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
     let checkpoint = checkpoint_path(&dir, &program);
-    let (old_vdso, bytes) = with_other_vdso(&checkpoint, 0);
+    let (old_vdso, bytes) = with_other_vdso(&checkpoint);
     let other = dir.join("other.ckpt");
     write_image(&other, &bytes);
 
@@ -167,11 +209,42 @@ fn checkpoint_taken_inside_the_vdso_is_marked_and_refused_only_under_another() {
     proc.kill();
 
     // Under another it is refused, saying why.
-    let (_, bytes) = with_other_vdso(&checkpoint, 0);
+    let (_, bytes) = with_other_vdso(&checkpoint);
     let other = dir.join("other.ckpt");
     write_image(&other, &bytes);
     let finished = run_to_end(restart_command(&dir, &other), "other.ckpt", TIMEOUT);
     if finished.status.code() != Some(72) || !finished.stderr.contains("inside the old one") {
         finished.fail("other.ckpt", "expected exit status 72, naming the vDSO");
     }
+}
+
+#[test]
+fn checkpoint_from_a_cpu_with_more_register_state_is_refused() {
+    let here = ckpt_image::xcr0();
+    if here == 0 {
+        return skip("this CPU has no XSAVE");
+    }
+    let dir = TempDir::new("other-cpu");
+    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let mut image = Image::read(&checkpoint);
+    let at = image.thread_field(offset_of!(ThreadRecord, xcr0));
+    let saved = u32::from_le_bytes(image.bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(saved, here, "the checkpoint records this CPU's XCR0");
+    // A state component this CPU does not have (AMX tile data, or the lowest one missing).
+    let missing = (0..32).map(|b| 1u32 << b).find(|b| here & b == 0).unwrap();
+    image.put_u32(at, here | missing);
+    let other = dir.join("other.ckpt");
+    write_image(&other, &image.seal());
+    let finished = run_to_end(restart_command(&dir, &other), "other.ckpt", TIMEOUT);
+    if finished.status.code() != Some(76) || !finished.stderr.contains(&format!("{missing:#x}")) {
+        finished.fail(
+            "other.ckpt",
+            "expected exit status 76 naming the missing XCR0 bits",
+        );
+    }
+    // The untouched checkpoint restarts.
+    let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "clocks.ckpt", last, 2);
+    proc.kill();
 }

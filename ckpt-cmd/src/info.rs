@@ -117,6 +117,8 @@ pub struct Info {
     /// The checkpoint signal found the thread inside the vDSO (such a checkpoint restarts
     /// only under a kernel with the same vDSO).
     pub in_vdso: bool,
+    /// The register state the CPU had enabled (XCR0, low half; 0: not recorded).
+    pub xcr0: u32,
     pub extents: usize,
     pub total_stored: u64,
     pub file_size: u64,
@@ -175,6 +177,7 @@ impl Info {
                 .threads
                 .iter()
                 .any(|t| t.flags & ckpt_image::THREAD_IN_VDSO != 0),
+            xcr0: tables.threads.first().map_or(0, |t| t.xcr0),
             extents: tables.extents.len(),
             file_size: image.size,
         }
@@ -214,6 +217,13 @@ impl Info {
                 ""
             }
         );
+        let _ = match self.xcr0 {
+            0 => writeln!(out, "cpu state:     not recorded"),
+            x => writeln!(
+                out,
+                "cpu state:     XCR0 {x:#x} (a restart needs a CPU with at least these)"
+            ),
+        };
         let _ = writeln!(out, "regions:       {}", self.regions.len());
         for r in &self.regions {
             let mut what = match r.backing {
@@ -327,10 +337,11 @@ impl Info {
         let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
         let _ = write!(
             out,
-            ",\"threads\":{{\"count\":{},\"tids\":[{}],\"in_vdso\":{}}}",
+            ",\"threads\":{{\"count\":{},\"tids\":[{}],\"in_vdso\":{}}},\"xcr0\":{}",
             self.tids.len(),
             tids.join(","),
-            self.in_vdso
+            self.in_vdso,
+            self.xcr0
         );
         let _ = write!(
             out,

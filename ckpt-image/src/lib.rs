@@ -225,7 +225,10 @@ pub struct ThreadRecord {
     pub rseq_len: u32,
     pub rseq_area: u64,
     pub rseq_sig: u32,
-    pub _pad: u32,
+    /// The low half of XCR0 where the checkpoint was taken: the register state the CPU and
+    /// kernel enabled (SSE, AVX, AVX-512, PKRU, AMX …), which the program may use and which
+    /// the saved signal frame holds. 0: not recorded.
+    pub xcr0: u32,
     pub robust_list_head: u64,
     pub robust_list_len: u64,
     pub clear_child_tid: u64,
@@ -234,6 +237,25 @@ pub struct ThreadRecord {
 /// Free address space the writer keeps on each side of the stub's reservation. After the
 /// reservation the restart may keep this kernel's vDSO when it differs from the saved one.
 pub const STUB_GAP: u64 = 16 << 20;
+
+/// XCR0 (the register state enabled on this CPU): the low half, 0 when there is no XSAVE.
+pub fn xcr0() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // CPUID.1:ECX.OSXSAVE says that XGETBV may be used.
+        let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
+        if osxsave {
+            let (lo, _hi): (u32, u32);
+            // SAFETY: XGETBV with ECX = 0 reads XCR0; OSXSAVE (checked) makes it legal.
+            unsafe {
+                core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi,
+                    options(nomem, nostack, preserves_flags));
+            }
+            return lo;
+        }
+    }
+    0
+}
 
 /// `ThreadRecord::flags`: the checkpoint signal interrupted the thread inside the vDSO, so it
 /// resumes in vDSO code that reads the kernel's data pages directly: such a checkpoint

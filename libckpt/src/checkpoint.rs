@@ -364,6 +364,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     let t = &mut arena.thread;
     t.tid = sys::gettid();
     t.fs_base = fs;
+    t.xcr0 = ckpt_image::xcr0();
     t.sigmask = job.sigmask;
     (t.altstack_sp, t.altstack_flags, t.altstack_size) = sys::sigaltstack();
     (t.robust_list_head, t.robust_list_len) = sys::robust_list();

@@ -28,6 +28,7 @@ const EXIT_OTHER_KERNEL: i32 = 72;
 const EXIT_LAYOUT: i32 = 73;
 const EXIT_RESTORE_FAILED: i32 = 74;
 const EXIT_PAYLOAD_DAMAGED: i32 = 75;
+const EXIT_OTHER_CPU: i32 = 76;
 
 fn die(what: &str, addr: Option<u64>, code: i32) -> ! {
     write_all(2, b"ckpt restart: ");
@@ -223,6 +224,18 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
         core::slice::from_raw_parts(scratch as *const u8, header.tables_len as usize)
     };
     let tables = Tables::parse(&header, bytes).unwrap_or_else(|e| fail(e));
+
+    // The program may use, and its saved signal frame holds, the register state its CPU
+    // had enabled (AVX, AVX-512, AMX …): a CPU without some of it would stop it with SIGILL
+    // or SIGSEGV later. Said now instead, naming the missing XCR0 bits.
+    let missing = tables.threads[0].xcr0 & !ckpt_image::xcr0();
+    if tables.threads[0].xcr0 != 0 && missing != 0 {
+        let mut b = [0u8; 18];
+        write_all(2, b"ckpt restart: this CPU lacks register state the checkpointed program used (XCR0 bits ");
+        write_all(2, format_hex(missing as u64, &mut b));
+        write_all(2, b" missing; AVX-512 is bits 0xe0, AMX 0x60000)\n");
+        exit(EXIT_OTHER_CPU);
+    }
 
     let current = current_mappings();
     let cur_family = VdsoFamily::from_mappings(current);
