@@ -201,6 +201,16 @@ pub struct Captured {
     pub auxv_words: usize,
 }
 
+/// The `[vdso]` range that `maps` (the text of `/proc/<pid>/maps`) lists. Signal-safe.
+pub fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
+    let line = maps
+        .split(|&c| c == b'\n')
+        .find(|l| l.ends_with(b"[vdso]"))?;
+    let range = line.split(|&c| c == b' ').next()?;
+    let dash = range.iter().position(|&c| c == b'-')?;
+    Some((parse_hex(&range[..dash])?, parse_hex(&range[dash + 1..])?))
+}
+
 /// Bytes of address space that `maps` (the text of `/proc/<pid>/maps`) lists. Signal-safe.
 pub fn mapped_bytes(maps: &[u8]) -> u64 {
     maps.split(|&c| c == b'\n')
@@ -413,6 +423,10 @@ mod tests {
             7ffd1000-7ffd3000 rw-p 00000000 00:00 0 [stack]\n";
         assert_eq!(mapped_bytes(maps), 0x52000 + 0x2000);
         assert_eq!(mapped_bytes(b""), 0);
+        let with_vdso = b"7ffd1000-7ffd3000 rw-p 00000000 00:00 0 [stack]\n\
+            7ffe5000-7ffe7000 r-xp 00000000 00:00 0                          [vdso]\n";
+        assert_eq!(vdso_range(with_vdso), Some((0x7ffe5000, 0x7ffe7000)));
+        assert_eq!(vdso_range(maps), None);
     }
 
     #[test]

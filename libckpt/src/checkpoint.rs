@@ -561,6 +561,7 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     }
     // Kernel timers do not survive; the periodic one is created again for this process.
     state.periodic_timer = None;
+    note_vdso(arena);
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);
     }
@@ -618,8 +619,99 @@ pub(crate) extern "C" fn on_checkpoint_signal(
     ctx: *mut c_void,
 ) {
     // SAFETY: ctx is what the kernel passed to this SA_SIGINFO handler.
-    INTERRUPTED_PC.store(unsafe { sys::interrupted_pc(ctx) }, Ordering::Relaxed);
+    let pc = unsafe { sys::interrupted_pc(ctx) };
+    if defer_inside_vdso(pc, Retry::Signal) {
+        return;
+    }
+    INTERRUPTED_PC.store(pc, Ordering::Relaxed);
     handle(Trigger::Signal);
+}
+
+/// The vDSO's address range, to tell a signal that interrupted the program inside it. Set at
+/// library load and after each restart. Signal-safe.
+pub fn note_vdso(arena: &mut Arena) {
+    let range = match sys::read_file(b"/proc/self/maps\0", arena.maps) {
+        Ok(n) if n < arena.maps.len() => capture::vdso_range(&arena.maps[..n]),
+        _ => None,
+    };
+    let (lo, hi) = range.unwrap_or((0, 0));
+    VDSO_RANGE[0].store(lo, Ordering::Relaxed);
+    VDSO_RANGE[1].store(hi, Ordering::Relaxed);
+    RETRY_TIMER.store(-1, Ordering::Relaxed);
+}
+
+static VDSO_RANGE: [core::sync::atomic::AtomicU64; 2] = [
+    core::sync::atomic::AtomicU64::new(0),
+    core::sync::atomic::AtomicU64::new(0),
+];
+/// The one-shot timer that tries a checkpoint again (-1: not created in this process), the
+/// tries so far, and what to try: `RETRY_SIGNAL`, `RETRY_PERIODIC`, or a request (the
+/// requester's pid and value, as `ckpt checkpoint` sent them).
+static RETRY_TIMER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+static RETRIES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static RETRY_WHAT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static RETRY_REQUEST: [core::sync::atomic::AtomicU32; 2] = [
+    core::sync::atomic::AtomicU32::new(0),
+    core::sync::atomic::AtomicU32::new(0),
+];
+const RETRY_SIGNAL: u32 = 1;
+const RETRY_PERIODIC: u32 = 2;
+const RETRY_REQUEST_WHAT: u32 = 3;
+
+/// What a deferred checkpoint is.
+#[derive(Clone, Copy)]
+enum Retry {
+    Signal,
+    Periodic,
+    /// A `ckpt checkpoint` request: the requester's pid and the signal's value.
+    Request(u32, u32),
+}
+/// The control signal's value when it comes from the retry timer.
+const RETRY_VALUE: i32 = 0x5254_5259;
+/// Tries are 250 µs apart, at most 200 of them (50 ms): a program in a tight loop of clock
+/// calls is outside the vDSO a tenth of the time or more, so one of them finds it there.
+const RETRY_NS: u64 = 250_000;
+const MAX_RETRIES: u32 = 200;
+
+/// A checkpoint that would catch the program inside the vDSO is tried again a little later:
+/// a thread interrupted there resumes in vDSO code reading the kernel's data directly, which
+/// only works under a kernel with the same vDSO, while one interrupted anywhere else restarts
+/// under any (the stub forwards the old vDSO's functions). True when the try is put off; after
+/// MAX_RETRIES the checkpoint is taken anyway (and marked `THREAD_IN_VDSO`). Signal-safe.
+fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
+    let (lo, hi) = (
+        VDSO_RANGE[0].load(Ordering::Relaxed),
+        VDSO_RANGE[1].load(Ordering::Relaxed),
+    );
+    if !(lo..hi).contains(&pc) || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
+        RETRIES.store(0, Ordering::Relaxed);
+        return false;
+    }
+    let saved_errno = sys::get_errno();
+    let mut id = RETRY_TIMER.load(Ordering::Relaxed);
+    if id < 0 {
+        id =
+            sys::timer_create_for_thread(crate::config::CONTROL_SIGNAL, sys::gettid(), RETRY_VALUE)
+                .unwrap_or(-1);
+        RETRY_TIMER.store(id, Ordering::Relaxed);
+    }
+    let armed = id >= 0 && sys::timer_fire_in(id, RETRY_NS).is_ok();
+    sys::set_errno(saved_errno);
+    if !armed {
+        RETRIES.store(0, Ordering::Relaxed);
+        return false;
+    }
+    let code = match what {
+        Retry::Signal => RETRY_SIGNAL,
+        Retry::Periodic => RETRY_PERIODIC,
+        Retry::Request(pid, value) => {
+            RETRY_REQUEST[0].store(pid, Ordering::Relaxed);
+            RETRY_REQUEST[1].store(value, Ordering::Relaxed);
+            RETRY_REQUEST_WHAT
+        }
+    };
+    RETRY_WHAT.store(code, Ordering::Relaxed);
+    true
 }
 
 /// Where the signal that started the checkpoint under way interrupted the program (0 for
@@ -635,17 +727,37 @@ pub(crate) extern "C" fn on_control_signal(
 ) {
     // SAFETY: `info` and `ctx` are what the kernel passed to this SA_SIGINFO handler.
     let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
-    // SAFETY: as above.
-    INTERRUPTED_PC.store(unsafe { sys::interrupted_pc(ctx) }, Ordering::Relaxed);
     match code {
         // An image writer has finished: the checkpoint is complete (or failed), so the
         // post-checkpoint hooks run now.
         libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32),
-        libc::SI_TIMER => handle(Trigger::Periodic),
+        libc::SI_TIMER => {
+            let what = match (value, RETRY_WHAT.load(Ordering::Relaxed)) {
+                (RETRY_VALUE, RETRY_SIGNAL) => Retry::Signal,
+                (RETRY_VALUE, RETRY_REQUEST_WHAT) => Retry::Request(
+                    RETRY_REQUEST[0].load(Ordering::Relaxed),
+                    RETRY_REQUEST[1].load(Ordering::Relaxed),
+                ),
+                _ => Retry::Periodic,
+            };
+            // SAFETY: as above.
+            let pc = unsafe { sys::interrupted_pc(ctx) };
+            if !defer_inside_vdso(pc, what) {
+                INTERRUPTED_PC.store(pc, Ordering::Relaxed);
+                match what {
+                    Retry::Signal => handle(Trigger::Signal),
+                    Retry::Periodic => handle(Trigger::Periodic),
+                    Retry::Request(pid, value) => serve(pid, value),
+                }
+            }
+        }
         libc::SI_QUEUE => {
-            let saved_errno = sys::get_errno();
-            serve_request(pid, value as u32);
-            sys::set_errno(saved_errno);
+            // SAFETY: as above.
+            let pc = unsafe { sys::interrupted_pc(ctx) };
+            if !defer_inside_vdso(pc, Retry::Request(pid, value as u32)) {
+                INTERRUPTED_PC.store(pc, Ordering::Relaxed);
+                serve(pid, value as u32);
+            }
         }
         _ => {}
     }
@@ -662,6 +774,13 @@ fn writer_finished(pid: i32) {
             hooks.post.run(false);
         }
     }
+    sys::set_errno(saved_errno);
+}
+
+/// Serves a `ckpt checkpoint` request, keeping the program's errno. Signal-safe.
+fn serve(pid: u32, value: u32) {
+    let saved_errno = sys::get_errno();
+    serve_request(pid, value);
     sys::set_errno(saved_errno);
 }
 

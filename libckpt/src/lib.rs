@@ -144,7 +144,11 @@ fn init() {
     // SAFETY: library load runs before any trigger is installed and before the program can
     // call the API, so nothing else uses the state or the arena yet.
     let state = unsafe {
-        *arena::ARENA.get() = Some(arena::Arena::reserve());
+        let arena = arena::ARENA.get();
+        *arena = Some(arena::Arena::reserve());
+        if let Some(arena) = arena.as_mut() {
+            checkpoint::note_vdso(arena);
+        }
         let slot = STATE.get();
         *slot = Some(state);
         slot.as_mut().expect("state was just set")

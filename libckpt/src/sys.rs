@@ -558,9 +558,9 @@ const SIGEV_THREAD_ID: c_int = 4;
 
 /// Creates a CLOCK_MONOTONIC POSIX timer that delivers `sig` to thread `tid`; returns the
 /// kernel's timer id. Raw system call: signal-safe.
-pub fn timer_create_for_thread(sig: c_int, tid: u32) -> SysResult<i32> {
+pub fn timer_create_for_thread(sig: c_int, tid: u32, value: i32) -> SysResult<i32> {
     let ev = KernelSigevent {
-        value: 0,
+        value: value as u32 as u64,
         signo: sig,
         notify: SIGEV_THREAD_ID,
         tid: tid as c_int,
@@ -581,6 +581,31 @@ pub fn timer_set_period(id: i32, period_ms: u32) -> SysResult<()> {
     let spec = libc::itimerspec {
         it_interval: ts,
         it_value: ts,
+    };
+    // SAFETY: the kernel reads the itimerspec; no old value is requested.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_timer_settime,
+            id,
+            0,
+            &spec,
+            core::ptr::null_mut::<libc::itimerspec>(),
+        )
+    })
+    .map(drop)
+}
+
+/// Arms a timer created by `timer_create_for_thread` to fire once, `ns` nanoseconds from now.
+pub fn timer_fire_in(id: i32, ns: u64) -> SysResult<()> {
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        },
     };
     // SAFETY: the kernel reads the itimerspec; no old value is requested.
     check(unsafe {

@@ -43,7 +43,7 @@ pub fn arm_periodic(state: &mut State) -> SysResult<()> {
     let id = match state.periodic_timer {
         Some(id) => id,
         None => {
-            let id = sys::timer_create_for_thread(CONTROL_SIGNAL, sys::gettid())?;
+            let id = sys::timer_create_for_thread(CONTROL_SIGNAL, sys::gettid(), 0)?;
             state.periodic_timer = Some(id);
             id
         }
