@@ -574,38 +574,23 @@ pub fn timer_create_for_thread(sig: c_int, tid: u32, value: i32) -> SysResult<i3
 
 /// Arms (period > 0) or disarms (0) a timer created by `timer_create_for_thread`.
 pub fn timer_set_period(id: i32, period_ms: u32) -> SysResult<()> {
-    let ts = libc::timespec {
-        tv_sec: (period_ms / 1000) as libc::time_t,
-        tv_nsec: ((period_ms % 1000) * 1_000_000) as libc::c_long,
-    };
-    let spec = libc::itimerspec {
-        it_interval: ts,
-        it_value: ts,
-    };
-    // SAFETY: the kernel reads the itimerspec; no old value is requested.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_timer_settime,
-            id,
-            0,
-            &spec,
-            core::ptr::null_mut::<libc::itimerspec>(),
-        )
-    })
-    .map(drop)
+    let ns = period_ms as u64 * 1_000_000;
+    timer_settime(id, ns, ns)
 }
 
 /// Arms a timer created by `timer_create_for_thread` to fire once, `ns` nanoseconds from now.
 pub fn timer_fire_in(id: i32, ns: u64) -> SysResult<()> {
+    timer_settime(id, 0, ns)
+}
+
+fn timer_settime(id: i32, interval_ns: u64, value_ns: u64) -> SysResult<()> {
+    let ts = |ns: u64| libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
     let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: (ns / 1_000_000_000) as libc::time_t,
-            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-        },
+        it_interval: ts(interval_ns),
+        it_value: ts(value_ns),
     };
     // SAFETY: the kernel reads the itimerspec; no old value is requested.
     check(unsafe {
