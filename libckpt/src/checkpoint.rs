@@ -668,10 +668,11 @@ enum Retry {
 }
 /// The control signal's value when it comes from the retry timer.
 const RETRY_VALUE: i32 = 0x5254_5259;
-/// Tries are 250 µs apart, at most 200 of them (50 ms): a program in a tight loop of clock
-/// calls is outside the vDSO a tenth of the time or more, so one of them finds it there.
-const RETRY_NS: u64 = 250_000;
-const MAX_RETRIES: u32 = 200;
+/// Tries are 20 µs apart, for at most 50 ms: a program in a tight loop of clock calls is
+/// outside the vDSO a tenth of the time or more, so a try finds it there within a few
+/// hundred microseconds.
+const RETRY_NS: u64 = 20_000;
+const MAX_RETRIES: u32 = 2500;
 
 /// A checkpoint that would catch the program inside the vDSO is tried again a little later:
 /// a thread interrupted there resumes in vDSO code reading the kernel's data directly, which
