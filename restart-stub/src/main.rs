@@ -413,8 +413,15 @@ fn forward_vdso(old: &ckpt_image::RegionRecord, new: u64, len: u64) {
             count += 1;
         }
     });
-    if parsed.is_none() || count == MAX {
-        die("cannot read the checkpointed vDSO's functions", Some(old.start), EXIT_OTHER_KERNEL);
+    // Two functions closer than a jump's length (aliases share one address) cannot both be
+    // forwarded.
+    let crowded = patches[..count].iter().any(|(a, _)| {
+        patches[..count]
+            .iter()
+            .any(|(b, _)| a < b && b - a < 12)
+    });
+    if parsed.is_none() || count == MAX || crowded {
+        die("cannot forward the checkpointed vDSO's functions", Some(old.start), EXIT_OTHER_KERNEL);
     }
     if syscall3(SYS_MPROTECT, old.start as usize, old.len as usize, PROT_READ | PROT_WRITE) < 0 {
         die("cannot protect region", Some(old.start), EXIT_RESTORE_FAILED);
