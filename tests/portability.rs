@@ -20,6 +20,7 @@ use ckpt_tests::*;
 
 const CLOCKS_C: &str = include_str!("programs/clocks.c");
 const VDSOLOOP_C: &str = include_str!("programs/vdsoloop.c");
+const FORKTIMER_C: &str = include_str!("programs/forktimer.c");
 
 /// A checkpoint file's bytes and where its tables are, to change and seal again.
 struct Image {
@@ -291,5 +292,47 @@ fn checkpoint_from_a_cpu_with_more_register_state_is_refused() {
     }
     // The untouched checkpoint restarts.
     let mut proc = expect_rounds(restart_command(&dir, &checkpoint), "clocks.ckpt", last, 2);
+    proc.kill();
+}
+
+#[test]
+fn a_child_timer_is_never_taken_for_the_parents_retry_timer() {
+    let dir = TempDir::new("fork-timer");
+    let program = compile_c(&dir, "forktimer", FORKTIMER_C, &[]);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let mut command = ckpt_command(&dir, &program, &[]);
+    command.env("CKPT_CONTINUE", "1");
+    let mut proc = Proc::spawn(command, "forktimer");
+    proc.wait_line("ready");
+    // A checkpoint of the parent, in its clock loop: put off at least once, which makes the
+    // retry timer.
+    proc.signal(libc::SIGTSTP);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !checkpoint.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of the parent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::remove_file(&checkpoint).unwrap();
+    proc.signal(libc::SIGUSR2);
+    let ready = proc.wait_line_matching("the child", TIMEOUT, |l| {
+        l.starts_with("child ready") || l.starts_with("BAD")
+    });
+    proc.assert_no_bad_lines();
+    let child: i32 = number_after(&ready, "child ready ").unwrap() as i32;
+    // A checkpoint of the child, in its clock loop, is put off too: with its own retry timer,
+    // not with the id inherited from the parent, which names the child's own timer.
+    // SAFETY: kill(2) of the child process the program just reported.
+    unsafe { libc::kill(child, libc::SIGTSTP) };
+    proc.wait_for_file(&checkpoint);
+    proc.wait_line_matching("the child going on", TIMEOUT, |l| {
+        l.starts_with("child ok") || l.starts_with("BAD")
+    });
+    proc.wait_lines(1, TIMEOUT);
+    proc.assert_no_bad_lines();
+    // SAFETY: as above.
+    unsafe { libc::kill(child, libc::SIGKILL) };
     proc.kill();
 }

@@ -33,7 +33,8 @@ pub struct State {
     pub async_installed: bool,
     pub async_previous: SigactionRecord,
     /// The periodic timer (kernel id).
-    pub periodic_timer: Option<i32>,
+    /// The periodic timer's id and the pid of the process that made it.
+    pub periodic_timer: Option<(i32, u32)>,
     /// Whether ckpt's handler is installed for the control signal (periodic and requested
     /// checkpoints, writers finishing), and the program's action for it before.
     pub control_installed: bool,
@@ -648,6 +649,7 @@ static VDSO_RANGE: [core::sync::atomic::AtomicU64; 2] = [
 /// tries so far, and what to try: `RETRY_SIGNAL`, `RETRY_PERIODIC`, or a request (the
 /// requester's pid and value, as `ckpt checkpoint` sent them).
 static RETRY_TIMER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+static RETRY_TIMER_PID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static RETRIES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static RETRY_WHAT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
 static RETRY_REQUEST: [core::sync::atomic::AtomicU32; 2] = [
@@ -690,11 +692,14 @@ fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
     }
     let saved_errno = sys::get_errno();
     let mut id = RETRY_TIMER.load(Ordering::Relaxed);
-    if id < 0 {
+    // Timers are not inherited: in a child, the id is stale (and may name one of its own).
+    let pid = sys::getpid();
+    if id < 0 || RETRY_TIMER_PID.load(Ordering::Relaxed) != pid {
         id =
             sys::timer_create_for_thread(crate::config::CONTROL_SIGNAL, sys::gettid(), RETRY_VALUE)
                 .unwrap_or(-1);
         RETRY_TIMER.store(id, Ordering::Relaxed);
+        RETRY_TIMER_PID.store(pid, Ordering::Relaxed);
     }
     let armed = id >= 0 && sys::timer_fire_in(id, RETRY_NS).is_ok();
     sys::set_errno(saved_errno);

@@ -33,18 +33,24 @@ pub fn set_async_signal(state: &mut State, sig: i32) -> SysResult<()> {
 /// timer and installing its handler the first time. Signal-safe.
 pub fn arm_periodic(state: &mut State) -> SysResult<()> {
     let period = state.config.msperiod;
+    // Timers are not inherited: in a child of the process that made it, the id is stale (and
+    // may name a timer of the child's own), so it is forgotten, never used.
+    let pid = sys::getpid();
+    if state.periodic_timer.is_some_and(|(_, owner)| owner != pid) {
+        state.periodic_timer = None;
+    }
     if period == 0 {
-        if let Some(id) = state.periodic_timer.take() {
+        if let Some((id, _)) = state.periodic_timer.take() {
             sys::timer_delete(id);
         }
         return Ok(());
     }
     install_control(state)?;
     let id = match state.periodic_timer {
-        Some(id) => id,
+        Some((id, _)) => id,
         None => {
             let id = sys::timer_create_for_thread(CONTROL_SIGNAL, sys::gettid(), 0)?;
-            state.periodic_timer = Some(id);
+            state.periodic_timer = Some((id, pid));
             id
         }
     };
