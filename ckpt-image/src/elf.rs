@@ -13,6 +13,7 @@
 //! file size is a whole number of pages, so the kernel never has to clear a partial page
 //! past the end of a truncated file while loading it.
 
+use crate::le::{u32 as get32, u64 as get64};
 use crate::{page_up, PT_CKPT, STUB_FILE_OFFSET};
 
 pub const EHDR_SIZE: usize = 64;
@@ -112,14 +113,6 @@ fn put64(b: &mut [u8], at: usize, v: u64) {
 }
 fn get16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn get64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
 }
 
 /// Where the first page (headers and length check) is loaded: just below the stub, in the

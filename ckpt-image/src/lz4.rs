@@ -9,6 +9,8 @@
 //! does not compress). The block format is LZ4's: sequences of a token, literals, a 16-bit
 //! offset and a match length; the last sequence has literals only.
 
+use crate::le::{u32 as read_u32, u64 as read_u64};
+
 /// Most memory bytes one frame holds.
 pub const FRAME_MAX: usize = 1 << 20;
 /// Bytes of a frame header.
@@ -31,16 +33,6 @@ const SKIP: u32 = 6;
 /// Largest size a block of `n` bytes can compress to.
 pub const fn bound(n: usize) -> usize {
     n + n / 255 + 16
-}
-
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn read_u64(b: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 /// Hashes the five bytes at the bottom of `v`.
