@@ -408,16 +408,7 @@ fn option_c_keeps_running_after_a_checkpoint() {
 /// inherited ckpt settings.
 fn with_ckpt_args(mut command: Command, dir: &TempDir, ticker: &Path) -> Command {
     command.arg(ticker).current_dir(dir.path());
-    for var in [
-        "CKPT_NAME",
-        "CKPT_CONTINUE",
-        "CKPT_ASYNCSIG",
-        "CKPT_MSPERIOD",
-        "CKPT_LIBRARY",
-        "LD_PRELOAD",
-    ] {
-        command.env_remove(var);
-    }
+    clear_ckpt_settings(&mut command);
     command
 }
 

@@ -260,17 +260,24 @@ fn glibc_state() -> &'static Cycles {
 fn glibc_state_checks_pass_without_ckpt() {
     let dir = TempDir::new("glibc-state-plain");
     let program = build_glibc_state(&dir);
-    let mut command = Command::new(&program);
+    check_without_ckpt(&dir, &program, "glibc_state check (no ckpt)");
+}
+
+/// Runs `program check` without libckpt and expects it to pass: the checks themselves hold
+/// before any checkpoint is involved.
+fn check_without_ckpt(dir: &TempDir, program: &Path, label: &str) -> Proc {
+    let mut command = Command::new(program);
     command
         .arg("check")
         .current_dir(dir.path())
         .env("CKPT_TEST_MARK", original_mark())
         .env_remove("LD_PRELOAD")
         .env_remove("CKPT_TEST_RESTART_ONLY");
-    let mut proc = Proc::spawn(command, "glibc_state check (no ckpt)");
+    let mut proc = Proc::spawn(command, label);
     proc.wait_line("checked 0");
     proc.wait_success(TIMEOUT);
     proc.assert_no_bad_lines();
+    proc
 }
 
 #[test]
@@ -676,17 +683,7 @@ const STD_ITEMS: &[&str] = &[
 fn std_state_checks_pass_without_ckpt() {
     let dir = TempDir::new("std-state-plain");
     let program = compile_rust(&dir, "std_state", STD_STATE_RS);
-    let mut command = Command::new(&program);
-    command
-        .arg("check")
-        .current_dir(dir.path())
-        .env("CKPT_TEST_MARK", original_mark())
-        .env_remove("LD_PRELOAD")
-        .env_remove("CKPT_TEST_RESTART_ONLY");
-    let mut proc = Proc::spawn(command, "std_state check (no ckpt)");
-    proc.wait_line("checked 0");
-    proc.wait_success(TIMEOUT);
-    proc.assert_no_bad_lines();
+    let mut proc = check_without_ckpt(&dir, &program, "std_state check (no ckpt)");
     for item in STD_ITEMS {
         if !proc.seen().iter().any(|line| *line == format!("ok {item}")) {
             proc.fail(&format!("no \"ok {item}\" line"));

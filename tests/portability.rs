@@ -9,7 +9,7 @@
 //! (AVX-512, AMX …) is refused with exit 76.
 
 use std::mem::offset_of;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ckpt_image::crc32c::{crc32c, PayloadChecksum};
 use ckpt_image::{
@@ -77,7 +77,13 @@ impl Image {
 /// the end of its ELF contents (which no code reads), sealed again: only the comparison
 /// with this kernel's vDSO tells the difference.
 fn with_other_vdso(checkpoint: &Path) -> (u64, Vec<u8>) {
-    let mut image = Image::read(checkpoint);
+    let (start, image) = other_vdso(Image::read(checkpoint));
+    (start, image.seal())
+}
+
+/// `image` with its saved vDSO image changed as `with_other_vdso` says, and where that
+/// region starts.
+fn other_vdso(mut image: Image) -> (u64, Image) {
     let vdso = *image
         .regions
         .iter()
@@ -101,7 +107,15 @@ fn with_other_vdso(checkpoint: &Path) -> (u64, Vec<u8>) {
         + ei * EXTENT_SIZE
         + offset_of!(ExtentRecord, crc);
     image.put_u32(extent_at, crc);
-    (vdso.start, image.seal())
+    (vdso.start, image)
+}
+
+/// Runs `clocks` under ckpt for three rounds and checkpoints it: the checkpoint's path and
+/// the last round before it.
+fn clocks_checkpoint(dir: &TempDir) -> (PathBuf, u64) {
+    let program = compile_c(dir, "clocks", CLOCKS_C, &[]);
+    let (_, last) = rounds_then_checkpoint(ckpt_command(dir, &program, &[]), "clocks", 3);
+    (checkpoint_path(dir, &program), last)
 }
 
 /// Writes `bytes` as an executable checkpoint file.
@@ -128,9 +142,7 @@ fn maps_of(pid: i32, addr: u64) -> (Option<String>, Option<String>) {
 #[test]
 fn checkpoint_restarts_under_another_vdso_through_forwarded_functions() {
     let dir = TempDir::new("other-vdso");
-    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
-    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
-    let checkpoint = checkpoint_path(&dir, &program);
+    let (checkpoint, last) = clocks_checkpoint(&dir);
     let (old_vdso, bytes) = with_other_vdso(&checkpoint);
     let other = dir.join("other.ckpt");
     write_image(&other, &bytes);
@@ -233,24 +245,18 @@ fn checkpoints_of_a_program_living_in_the_vdso_wait_until_it_is_out() {
 #[test]
 fn checkpoint_marked_as_taken_inside_the_vdso_is_refused_under_another() {
     let dir = TempDir::new("marked-in-vdso");
-    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
-    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
-    let checkpoint = checkpoint_path(&dir, &program);
-    for other_vdso in [false, true] {
+    let (checkpoint, last) = clocks_checkpoint(&dir);
+    for under_other in [false, true] {
         let mut image = Image::read(&checkpoint);
         let at = image.thread_field(offset_of!(ThreadRecord, flags));
         image.put_u32(at, ckpt_image::THREAD_IN_VDSO);
-        let bytes = image.seal();
+        if under_other {
+            image = other_vdso(image).1;
+        }
         let marked = dir.join("marked.ckpt");
-        write_image(&marked, &bytes);
-        let bytes = if other_vdso {
-            with_other_vdso(&marked).1
-        } else {
-            bytes
-        };
-        write_image(&marked, &bytes);
+        write_image(&marked, &image.seal());
         assert!(in_vdso(&marked));
-        if other_vdso {
+        if under_other {
             let finished = run_to_end(restart_command(&dir, &marked), "marked.ckpt", TIMEOUT);
             if finished.status.code() != Some(72) || !finished.stderr.contains("inside the old one")
             {
@@ -271,9 +277,7 @@ fn checkpoint_from_a_cpu_with_more_register_state_is_refused() {
         return skip("this CPU has no XSAVE");
     }
     let dir = TempDir::new("other-cpu");
-    let program = compile_c(&dir, "clocks", CLOCKS_C, &[]);
-    let (_, last) = rounds_then_checkpoint(ckpt_command(&dir, &program, &[]), "clocks", 3);
-    let checkpoint = checkpoint_path(&dir, &program);
+    let (checkpoint, last) = clocks_checkpoint(&dir);
     let mut image = Image::read(&checkpoint);
     let at = image.thread_field(offset_of!(ThreadRecord, xcr0));
     let saved = u32::from_le_bytes(image.bytes[at..at + 4].try_into().unwrap());

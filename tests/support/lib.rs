@@ -38,6 +38,15 @@ const CKPT_VARIABLES: &[&str] = &[
     "LD_PRELOAD",
 ];
 
+/// Removes the checkpoint configuration variables (and `LD_PRELOAD`) from `command`'s
+/// environment, so that only what a test sets reaches the process.
+pub fn clear_ckpt_settings(command: &mut Command) -> &mut Command {
+    for var in CKPT_VARIABLES {
+        command.env_remove(var);
+    }
+    command
+}
+
 // ---------------------------------------------------------------------------------------------
 // Artifacts
 
@@ -242,9 +251,7 @@ pub fn ckpt_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
 pub fn ckpt_command_with(ckpt: &Path, dir: &TempDir, program: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(ckpt);
     command.arg(program).args(args).current_dir(dir.path());
-    for var in CKPT_VARIABLES {
-        command.env_remove(var);
-    }
+    clear_ckpt_settings(&mut command);
     command
 }
 
@@ -253,9 +260,7 @@ pub fn ckpt_command_with(ckpt: &Path, dir: &TempDir, program: &Path, args: &[&st
 pub fn restart_command(dir: &TempDir, checkpoint: &Path) -> Command {
     let mut command = Command::new(checkpoint);
     command.current_dir(dir.path());
-    for var in CKPT_VARIABLES {
-        command.env_remove(var);
-    }
+    clear_ckpt_settings(&mut command);
     command
 }
 
@@ -809,9 +814,7 @@ pub fn compile_c_with_api(dir: &TempDir, name: &str, source: &str) -> PathBuf {
 pub fn direct_command(dir: &TempDir, program: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(program);
     command.args(args).current_dir(dir.path());
-    for var in CKPT_VARIABLES {
-        command.env_remove(var);
-    }
+    clear_ckpt_settings(&mut command);
     command
 }
 
@@ -987,9 +990,7 @@ pub fn in_shell(command: Command, prelude: &str) -> Command {
 pub fn ckpt_tool<S: AsRef<OsStr>>(dir: &TempDir, args: &[S]) -> Command {
     let mut command = Command::new(ckpt_bin());
     command.args(args).current_dir(dir.path());
-    for var in CKPT_VARIABLES {
-        command.env_remove(var);
-    }
+    clear_ckpt_settings(&mut command);
     command
 }
 
