@@ -621,11 +621,21 @@ pub(crate) extern "C" fn on_checkpoint_signal(
 ) {
     // SAFETY: ctx is what the kernel passed to this SA_SIGINFO handler.
     let pc = unsafe { sys::interrupted_pc(ctx) };
-    if defer_inside_vdso(pc, Retry::Signal) {
+    run_outside_vdso(pc, Retry::Signal);
+}
+
+/// Takes the checkpoint `what` asks for, unless `pc` (where its signal interrupted the
+/// program) is inside the vDSO: then it is put off (`defer_inside_vdso`). Signal-safe.
+fn run_outside_vdso(pc: u64, what: Retry) {
+    if defer_inside_vdso(pc, what) {
         return;
     }
     INTERRUPTED_PC.store(pc, Ordering::Relaxed);
-    handle(Trigger::Signal);
+    match what {
+        Retry::Signal => handle(Trigger::Signal),
+        Retry::Periodic => handle(Trigger::Periodic),
+        Retry::Request(pid, value) => serve(pid, value),
+    }
 }
 
 /// The vDSO's address range, to tell a signal that interrupted the program inside it. Set at
@@ -732,7 +742,7 @@ pub(crate) extern "C" fn on_control_signal(
     ctx: *mut c_void,
 ) {
     // SAFETY: `info` and `ctx` are what the kernel passed to this SA_SIGINFO handler.
-    let (code, pid, value) = unsafe { sys::siginfo_fields(info) };
+    let ((code, pid, value), pc) = unsafe { (sys::siginfo_fields(info), sys::interrupted_pc(ctx)) };
     match code {
         // An image writer has finished: the checkpoint is complete (or failed), so the
         // post-checkpoint hooks run now.
@@ -746,25 +756,9 @@ pub(crate) extern "C" fn on_control_signal(
                 ),
                 _ => Retry::Periodic,
             };
-            // SAFETY: as above.
-            let pc = unsafe { sys::interrupted_pc(ctx) };
-            if !defer_inside_vdso(pc, what) {
-                INTERRUPTED_PC.store(pc, Ordering::Relaxed);
-                match what {
-                    Retry::Signal => handle(Trigger::Signal),
-                    Retry::Periodic => handle(Trigger::Periodic),
-                    Retry::Request(pid, value) => serve(pid, value),
-                }
-            }
+            run_outside_vdso(pc, what);
         }
-        libc::SI_QUEUE => {
-            // SAFETY: as above.
-            let pc = unsafe { sys::interrupted_pc(ctx) };
-            if !defer_inside_vdso(pc, Retry::Request(pid, value as u32)) {
-                INTERRUPTED_PC.store(pc, Ordering::Relaxed);
-                serve(pid, value as u32);
-            }
-        }
+        libc::SI_QUEUE => run_outside_vdso(pc, Retry::Request(pid, value as u32)),
         _ => {}
     }
 }
