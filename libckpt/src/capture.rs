@@ -110,8 +110,9 @@ fn parse_line(
     names: &mut [u8],
     names_len: &mut usize,
 ) -> Result<Option<RegionRecord>, CaptureError> {
+    let (start, end) = line_range(line).ok_or(CaptureError::BadMaps)?;
     let mut rest = line;
-    let range = field(&mut rest);
+    let _range = field(&mut rest);
     let perms = field(&mut rest);
     let offset = field(&mut rest);
     let dev = field(&mut rest);
@@ -120,12 +121,6 @@ fn parse_line(
         let s = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
         &rest[s..]
     };
-    let dash = range
-        .iter()
-        .position(|&c| c == b'-')
-        .ok_or(CaptureError::BadMaps)?;
-    let start = parse_hex(&range[..dash]).ok_or(CaptureError::BadMaps)?;
-    let end = parse_hex(&range[dash + 1..]).ok_or(CaptureError::BadMaps)?;
     if perms.len() != 4 || end <= start {
         return Err(CaptureError::BadMaps);
     }
@@ -206,6 +201,11 @@ pub fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
     let line = maps
         .split(|&c| c == b'\n')
         .find(|l| l.ends_with(b"[vdso]"))?;
+    line_range(line)
+}
+
+/// The `start-end` addresses a maps line begins with.
+fn line_range(line: &[u8]) -> Option<(u64, u64)> {
     let range = line.split(|&c| c == b' ').next()?;
     let dash = range.iter().position(|&c| c == b'-')?;
     Some((parse_hex(&range[..dash])?, parse_hex(&range[dash + 1..])?))
@@ -215,9 +215,7 @@ pub fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
 pub fn mapped_bytes(maps: &[u8]) -> u64 {
     maps.split(|&c| c == b'\n')
         .filter_map(|line| {
-            let range = line.split(|&c| c == b' ').next()?;
-            let dash = range.iter().position(|&c| c == b'-')?;
-            let (lo, hi) = (parse_hex(&range[..dash])?, parse_hex(&range[dash + 1..])?);
+            let (lo, hi) = line_range(line)?;
             hi.checked_sub(lo)
         })
         .sum()
