@@ -15,6 +15,7 @@
 //!
 //! Everything here runs in the checkpoint signal handler: signal-safe, no allocation.
 
+use ckpt_image::maps::{line_range, parse_hex};
 use ckpt_image::{prot, region_flags as rf, ExtentRecord, RegionRecord, PAGE_SIZE};
 
 use crate::arena::Arena;
@@ -74,15 +75,6 @@ fn method(r: &RegionRecord) -> Method {
     } else {
         Method::Present
     }
-}
-
-fn parse_hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |v, &c| {
-        Some((v << 4) | (c as char).to_digit(16)? as u64)
-    })
 }
 
 fn parse_dec(s: &[u8]) -> Option<u64> {
@@ -202,13 +194,6 @@ pub fn vdso_range(maps: &[u8]) -> Option<(u64, u64)> {
         .split(|&c| c == b'\n')
         .find(|l| l.ends_with(b"[vdso]"))?;
     line_range(line)
-}
-
-/// The `start-end` addresses a maps line begins with.
-fn line_range(line: &[u8]) -> Option<(u64, u64)> {
-    let range = line.split(|&c| c == b' ').next()?;
-    let dash = range.iter().position(|&c| c == b'-')?;
-    Some((parse_hex(&range[..dash])?, parse_hex(&range[dash + 1..])?))
 }
 
 /// Bytes of address space that `maps` (the text of `/proc/<pid>/maps`) lists. Signal-safe.

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use ckpt_image::maps::line_range;
 use ckpt_image::{region_flags, RegionRecord};
 
 /// One line of `/proc/self/maps`, reduced to what the stub needs.
@@ -18,32 +19,9 @@ pub struct Mapping {
     pub vdso_kind: u32,
 }
 
-fn parse_hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | d as u64;
-    }
-    Some(v)
-}
-
 /// Parses one `/proc/self/maps` line (without its newline).
 pub fn parse_maps_line(line: &[u8]) -> Option<Mapping> {
-    let dash = line.iter().position(|&c| c == b'-')?;
-    let sp = line.iter().position(|&c| c == b' ')?;
-    if sp < dash {
-        return None;
-    }
-    let start = parse_hex(&line[..dash])?;
-    let end = parse_hex(&line[dash + 1..sp])?;
+    let (start, end) = line_range(line)?;
     // The name is the sixth field: skip five fields and the blanks after them.
     let mut fields = 0;
     let mut i = 0;
