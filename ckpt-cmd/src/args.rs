@@ -260,46 +260,46 @@ fn subcommand_error(command: &'static str, message: impl Into<String>) -> ArgErr
 
 /// `info FILE [--json]`; `--json` may come before or after FILE, `--` ends the options.
 fn parse_info(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+    Ok(match parse_one_file("info", args, true)? {
+        Some((file, json)) => Request::Info { file, json },
+        None => Request::Help,
+    })
+}
+
+/// `verify FILE`.
+fn parse_verify(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+    Ok(match parse_one_file("verify", args, false)? {
+        Some((file, _)) => Request::Verify { file },
+        None => Request::Help,
+    })
+}
+
+/// The arguments of a subcommand that takes one FILE (and `--json` where `json_ok`): the
+/// file and whether `--json` was given, or `None` for `-h`/`--help`.
+fn parse_one_file(
+    sub: &'static str,
+    args: impl Iterator<Item = OsString>,
+    json_ok: bool,
+) -> Result<Option<(OsString, bool)>, ArgError> {
     let mut json = false;
     let mut file = None;
     let mut options_done = false;
     for arg in args {
         if !options_done && arg.as_bytes().starts_with(b"-") && arg.len() > 1 {
             match arg.to_str() {
-                Some("--json") => json = true,
-                Some("-h" | "--help") => return Ok(Request::Help),
+                Some("--json") if json_ok => json = true,
+                Some("-h" | "--help") => return Ok(None),
                 Some("--") => options_done = true,
-                _ => return Err(subcommand_error("info", unknown(&arg))),
+                _ => return Err(subcommand_error(sub, unknown(&arg))),
             }
         } else if file.is_none() {
             file = Some(arg);
         } else {
-            return Err(subcommand_error("info", "more than one FILE given"));
+            return Err(subcommand_error(sub, "more than one FILE given"));
         }
     }
-    let file = file.ok_or_else(|| subcommand_error("info", "no checkpoint FILE given"))?;
-    Ok(Request::Info { file, json })
-}
-
-/// `verify FILE`.
-fn parse_verify(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
-    let mut file = None;
-    let mut options_done = false;
-    for arg in args {
-        if !options_done && arg.as_bytes().starts_with(b"-") && arg.len() > 1 {
-            match arg.to_str() {
-                Some("-h" | "--help") => return Ok(Request::Help),
-                Some("--") => options_done = true,
-                _ => return Err(subcommand_error("verify", unknown(&arg))),
-            }
-        } else if file.is_none() {
-            file = Some(arg);
-        } else {
-            return Err(subcommand_error("verify", "more than one FILE given"));
-        }
-    }
-    let file = file.ok_or_else(|| subcommand_error("verify", "no checkpoint FILE given"))?;
-    Ok(Request::Verify { file })
+    let file = file.ok_or_else(|| subcommand_error(sub, "no checkpoint FILE given"))?;
+    Ok(Some((file, json)))
 }
 
 fn unknown(arg: &OsStr) -> String {
