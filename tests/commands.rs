@@ -472,18 +472,33 @@ fn subcommand_names_run_as_programs_after_double_dash() {
     }
 }
 
-/// A program that blocks libckpt's control signal (63), so a request is never served.
-const BLOCKS_63_C: &str = r#"
-#include <signal.h>
+/// A program that waits; the tests stop it (SIGSTOP), so that a request stays unanswered.
+const WAITS_C: &str = r#"
 #include <stdio.h>
 #include <unistd.h>
 
 int main(void)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, 63);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+"#;
+
+/// A program that blocks libckpt's control signal (63) with a raw system call, past the
+/// library's wrappers: a request could never be served.
+const BLOCKS_63_RAW_C: &str = r#"
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int main(void)
+{
+    uint64_t set = 1ULL << (63 - 1);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof set);
     printf("ready\n");
     fflush(stdout);
     for (;;)
@@ -507,12 +522,23 @@ fn signal_pending(pid: i32, signal: u32) -> bool {
     })
 }
 
+/// A program under ckpt, stopped with SIGSTOP once it is ready: it cannot answer.
+fn stopped_target(dir: &TempDir) -> Proc {
+    let program = compile_c(dir, "waits", WAITS_C, &[]);
+    let mut proc = Proc::spawn(ckpt_command(dir, &program, &[]), "ckpt waits");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGSTOP);
+    assert!(
+        wait_for_state(proc.pid(), 'T', TIMEOUT),
+        "the target did not stop"
+    );
+    proc
+}
+
 #[test]
 fn no_answer_times_out_without_ending_signal() {
     let dir = TempDir::new("cmd-timeout");
-    let program = compile_c(&dir, "blocks63", BLOCKS_63_C, &[]);
-    let mut proc = Proc::spawn(ckpt_command(&dir, &program, &[]), "ckpt blocks63");
-    proc.wait_line("ready");
+    let mut proc = stopped_target(&dir);
     let pid = proc.pid();
     let started = std::time::Instant::now();
     let result = run_to_end(
@@ -528,19 +554,14 @@ fn no_answer_times_out_without_ending_signal() {
     }
     assert!(started.elapsed() >= Duration::from_millis(500));
     assert!(signal_pending(pid, 63), "the request is still pending");
-    assert!(
-        matches!(process_state(pid), Some('S') | Some('R')),
-        "no SIGKILL after a timeout"
-    );
+    assert_eq!(process_state(pid), Some('T'), "no SIGKILL after a timeout");
     proc.kill();
 }
 
 #[test]
 fn target_that_ends_before_answering() {
     let dir = TempDir::new("cmd-dies");
-    let program = compile_c(&dir, "blocks63", BLOCKS_63_C, &[]);
-    let mut target = Proc::spawn(ckpt_command(&dir, &program, &[]), "ckpt blocks63");
-    target.wait_line("ready");
+    let mut target = stopped_target(&dir);
     let pid = target.pid();
     let mut request = Proc::spawn(
         ckpt_tool(&dir, &["checkpoint", &pid.to_string(), "--timeout", "30"]),
@@ -564,6 +585,34 @@ fn target_that_ends_before_answering() {
         started.elapsed() < Duration::from_secs(5),
         "noticed quickly"
     );
+}
+
+#[test]
+fn a_control_signal_blocked_past_the_library_is_refused_at_once() {
+    let dir = TempDir::new("cmd-blocked");
+    let program = compile_c(&dir, "blocks63", BLOCKS_63_RAW_C, &[]);
+    let mut proc = Proc::spawn(ckpt_command(&dir, &program, &[]), "ckpt blocks63");
+    proc.wait_line("ready");
+    let pid = proc.pid();
+    let started = std::time::Instant::now();
+    let result = run_to_end(
+        ckpt_tool(&dir, &["checkpoint", &pid.to_string(), "--kill"]),
+        "ckpt checkpoint",
+        TIMEOUT,
+    );
+    if result.status.code() != Some(3)
+        || result.stderr.lines().count() != 1
+        || !result.stderr.contains("blocks signal 63")
+    {
+        result.fail("ckpt checkpoint", "expected a refusal naming signal 63");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused at once"
+    );
+    assert!(!signal_pending(pid, 63), "never signalled");
+    assert!(matches!(process_state(pid), Some('S') | Some('R')));
+    proc.kill();
 }
 
 fn wait_until(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {

@@ -1,17 +1,22 @@
 //! `ckpt checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]`: ask a
 //! program that runs with libckpt to checkpoint itself and keep running, like BLCR's
-//! `cr_checkpoint`. The protocol is in [`crate::protocol`].
+//! `cr_checkpoint`. The request protocol is [`ckpt_image::request`]: the program learns
+//! who asks from the kernel, through a socket this command listens on.
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use ckpt_image::request::{self, Answer};
+
 use crate::args::CheckpointOptions;
 use crate::image::io_message;
-use crate::protocol::{self, Response};
+use crate::protocol;
 use crate::sys;
 
 /// The checkpoint failed, or the target ended before it answered.
@@ -23,6 +28,8 @@ pub const EXIT_TIMEOUT: u8 = 124;
 
 /// How often the target's existence is checked while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long to wait before asking again when the target is busy with another checkpoint.
+const BUSY_RETRY: Duration = Duration::from_millis(50);
 
 /// The outcome: the exit status, and lines for stdout and stderr.
 pub struct Outcome {
@@ -62,8 +69,8 @@ fn is_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
-/// Checks the target before anything is sent: it exists, we may signal it, and it has
-/// libckpt mapped. Returns its start time.
+/// Checks the target before anything is sent: it exists, we may signal it, it has libckpt
+/// mapped, and the library can hear and answer a request. Returns its start time.
 fn check_target(pid: i32) -> Result<u64, Outcome> {
     let missing = || {
         Outcome::error(
@@ -104,7 +111,60 @@ fn check_target(pid: i32) -> Result<u64, Outcome> {
             ),
         ));
     }
+    if let Some(problem) = control_signal_problem(pid) {
+        return Err(Outcome::error(
+            EXIT_NO_TARGET,
+            format!("process {pid} {problem}; not signalling it"),
+        ));
+    }
     Ok(start)
+}
+
+/// Why the library in process `pid` could not hear or answer a request, if it could not:
+/// the program took the control signal away with raw system calls (the library's wrappers
+/// keep it otherwise), or lives in another network namespace (the request socket is an
+/// abstract unix socket, which is per network namespace).
+fn control_signal_problem(pid: i32) -> Option<String> {
+    let sig = ckpt_image::CONTROL_SIGNAL;
+    let bit = 1u64 << (sig - 1);
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    let caught = protocol::status_mask(&status, "SigCgt")?;
+    let ignored = protocol::status_mask(&status, "SigIgn").unwrap_or(0);
+    if caught & bit == 0 || ignored & bit != 0 {
+        return Some(format!(
+            "does not catch signal {sig}, ckpt's control signal (the program replaced its \
+             handler, bypassing libckpt)"
+        ));
+    }
+    // The signal goes to any thread that does not block it.
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut all_block = true;
+    for task in tasks.flatten() {
+        let status = std::fs::read(task.path().join("status")).unwrap_or_default();
+        match protocol::status_mask(&status, "SigBlk") {
+            Some(blocked) if blocked & bit != 0 => {}
+            // Gone meanwhile, unreadable, or not blocking it.
+            _ => {
+                all_block = false;
+                break;
+            }
+        }
+    }
+    if all_block {
+        return Some(format!(
+            "blocks signal {sig}, ckpt's control signal, in every thread (bypassing libckpt)"
+        ));
+    }
+    let ours = std::fs::read_link("/proc/self/ns/net").ok()?;
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+    if ours != theirs {
+        return Some(
+            "runs in another network namespace, where it cannot reach this command's \
+             request socket (run ckpt checkpoint inside it, e.g. with nsenter --net)"
+                .to_owned(),
+        );
+    }
+    None
 }
 
 /// Resolves the name the target wrote against its working directory.
@@ -125,6 +185,109 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
+/// Listens for the target's connection: an abstract unix socket named after this process
+/// and a random nonce. Returns the listener and the nonce.
+fn listen() -> io::Result<(UnixListener, u32)> {
+    let mut tries = 0;
+    loop {
+        let nonce = sys::random_u32()?;
+        let mut name = [0u8; request::SOCKET_NAME_MAX];
+        let len = request::socket_name(std::process::id(), nonce, &mut name);
+        let address = SocketAddr::from_abstract_name(&name[..len])?;
+        match UnixListener::bind_addr(&address) {
+            Ok(listener) => {
+                listener.set_nonblocking(true)?;
+                return Ok((listener, nonce));
+            }
+            // Someone holds that name (another request of ours, or a squatter): another nonce.
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && tries < 8 => tries += 1,
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Why waiting for the target stopped.
+enum Stop {
+    Deadline,
+    Ended,
+    Failed(String),
+}
+
+/// Waits until `ready` says the work is done, polling `fd` for input and checking every
+/// interval that the target still lives.
+fn wait_on<T>(
+    fd: i32,
+    target: (i32, u64),
+    deadline: Instant,
+    mut ready: impl FnMut() -> io::Result<Option<T>>,
+) -> Result<T, Stop> {
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Stop::Deadline);
+        }
+        let readable = sys::poll_readable(fd, (deadline - now).min(POLL_INTERVAL))
+            .map_err(|e| Stop::Failed(format!("cannot wait for the answer: {}", io_message(&e))))?;
+        if readable {
+            match ready() {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    return Err(Stop::Failed(format!(
+                        "cannot read the answer: {}",
+                        io_message(&e)
+                    )))
+                }
+            }
+        }
+        if !is_alive(target.0, target.1) {
+            return Err(Stop::Ended);
+        }
+    }
+}
+
+/// Accepts the target's connection (any other process's is dropped).
+fn accept_target(
+    listener: &UnixListener,
+    target: (i32, u64),
+    deadline: Instant,
+) -> Result<UnixStream, Stop> {
+    wait_on(listener.as_raw_fd(), target, deadline, || {
+        let (stream, _) = listener.accept()?;
+        match sys::peer_credentials(stream.as_raw_fd()) {
+            Ok((pid, _)) if pid == target.0 => Ok(Some(stream)),
+            _ => Ok(None),
+        }
+    })
+}
+
+/// Reads the answer line; `Ok(None)` when the target closed the connection without one.
+fn read_answer(
+    stream: &mut UnixStream,
+    target: (i32, u64),
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, Stop> {
+    stream
+        .set_nonblocking(true)
+        .map_err(|e| Stop::Failed(io_message(&e)))?;
+    let mut line = Vec::new();
+    let fd = stream.as_raw_fd();
+    wait_on(fd, target, deadline, || {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(Some(None));
+        }
+        line.extend_from_slice(&chunk[..n]);
+        Ok(line
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|end| Some(line[..end].to_vec())))
+    })
+}
+
 /// Runs the whole request and says what to print and how to exit.
 pub fn run(options: &CheckpointOptions) -> Outcome {
     let pid = options.pid;
@@ -132,112 +295,86 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
         Ok(start) => start,
         Err(outcome) => return outcome,
     };
-    let request = match protocol::request_line(options.name.as_deref()) {
-        Ok(line) => line,
-        Err(message) => return Outcome::error(2, message.to_owned()),
+    let target = (pid, start_time);
+    let mut request_buf = [0u8; request::MAX_REQUEST];
+    let name = options.name.as_deref().map(OsStr::as_bytes);
+    let request_len = match request::request_line(name, &mut request_buf) {
+        Ok(len) => len,
+        Err(request::RequestError::BadName) => {
+            return Outcome::error(
+                2,
+                "the checkpoint name must not contain a newline or a NUL".to_owned(),
+            )
+        }
+        Err(request::RequestError::TooLong) => {
+            return Outcome::error(2, "the checkpoint name is too long".to_owned())
+        }
     };
-
-    let pipes = sys::pipe_cloexec().and_then(|req| Ok((req, sys::pipe_cloexec()?)));
-    let ((req_read, req_write), (resp_read, resp_write)) = match pipes {
-        Ok(pipes) => pipes,
+    let (listener, nonce) = match listen() {
+        Ok(listening) => listening,
         Err(error) => {
             return Outcome::error(
                 EXIT_FAILED,
-                format!("cannot create pipes: {}", io_message(&error)),
+                format!("cannot make the request socket: {}", io_message(&error)),
             )
         }
     };
-    // The whole line fits in the pipe's buffer. Our write end is closed right away, so that
-    // the target reads the line and then end-of-file, however it reads; the read end stays
-    // open for the target to reach through /proc.
-    let mut req_file = std::fs::File::from(req_write);
-    if let Err(error) = req_file.write_all(&request) {
-        return Outcome::error(
-            EXIT_FAILED,
-            format!("cannot write the request: {}", io_message(&error)),
-        );
-    }
-    drop(req_file);
-    let Some(value) = protocol::encode_value(req_read.as_raw_fd(), resp_write.as_raw_fd()) else {
-        return Outcome::error(
-            EXIT_FAILED,
-            "descriptor numbers too large for the request".to_owned(),
-        );
-    };
-    if let Err(error) = sys::sigqueue(pid, ckpt_image::CONTROL_SIGNAL, value) {
-        return Outcome::error(
-            EXIT_NO_TARGET,
-            format!("cannot signal process {pid}: {}", io_message(&error)),
-        );
-    }
-
-    // Wait for the answer; our own write end of `resp` stays open (the target reaches it
-    // through /proc), so the target's death shows as silence: check it every interval.
     let deadline = Instant::now() + Duration::from_secs_f64(options.timeout_secs);
-    let mut resp = std::fs::File::from(resp_read);
-    let mut buffer = protocol::LineBuffer::default();
+    let stopped = |stop: Stop| match stop {
+        Stop::Deadline => Outcome::error(
+            EXIT_TIMEOUT,
+            format!(
+                "{pid}: no answer within {} seconds; not signalling it",
+                options.timeout_secs
+            ),
+        ),
+        Stop::Ended => Outcome::error(
+            EXIT_FAILED,
+            format!("{pid}: the process ended before it answered"),
+        ),
+        Stop::Failed(message) => Outcome::error(EXIT_FAILED, format!("{pid}: {message}")),
+    };
+    // Ask until the answer is something other than "busy" (another checkpoint was being
+    // taken), or the time is up.
     let line = loop {
-        let now = Instant::now();
-        if now >= deadline {
+        if let Err(error) = sys::sigqueue(pid, ckpt_image::CONTROL_SIGNAL, nonce as i32) {
             return Outcome::error(
-                EXIT_TIMEOUT,
-                format!(
-                    "{pid}: no answer within {} seconds; not signalling it",
-                    options.timeout_secs
-                ),
+                EXIT_NO_TARGET,
+                format!("cannot signal process {pid}: {}", io_message(&error)),
             );
         }
-        let wait = (deadline - now).min(POLL_INTERVAL);
-        match sys::poll_readable(resp.as_raw_fd(), wait) {
-            Ok(true) => {
-                let mut chunk = [0u8; 4096];
-                match resp.read(&mut chunk) {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        if let Some(line) = buffer.push(&chunk[..n]) {
-                            break line;
-                        }
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(error) => {
-                        return Outcome::error(
-                            EXIT_FAILED,
-                            format!("{pid}: cannot read the answer: {}", io_message(&error)),
-                        )
-                    }
-                }
-            }
-            Ok(false) => {}
-            Err(error) => {
-                return Outcome::error(
-                    EXIT_FAILED,
-                    format!("{pid}: cannot wait for the answer: {}", io_message(&error)),
-                )
-            }
-        }
-        if !is_alive(pid, start_time) {
-            // It may have answered just before it ended.
-            let mut chunk = [0u8; 4096];
-            if sys::poll_readable(resp.as_raw_fd(), Duration::ZERO).unwrap_or(false) {
-                if let Ok(n) = resp.read(&mut chunk) {
-                    if let Some(line) = buffer.push(&chunk[..n]) {
-                        break line;
-                    }
-                }
-            }
+        let mut stream = match accept_target(&listener, target, deadline) {
+            Ok(stream) => stream,
+            Err(stop) => return stopped(stop),
+        };
+        if let Err(error) = stream.write_all(&request_buf[..request_len]) {
             return Outcome::error(
                 EXIT_FAILED,
-                format!("{pid}: the process ended before it answered"),
+                format!("{pid}: cannot send the request: {}", io_message(&error)),
             );
         }
+        match read_answer(&mut stream, target, deadline) {
+            Ok(Some(line)) if Answer::parse(&line) == Some(Answer::Busy) => {
+                std::thread::sleep(
+                    BUSY_RETRY.min(deadline.saturating_duration_since(Instant::now())),
+                );
+            }
+            Ok(Some(line)) => break line,
+            Ok(None) => {
+                return Outcome::error(
+                    EXIT_FAILED,
+                    format!("{pid}: the process refused the request (its stderr says why)"),
+                )
+            }
+            Err(stop) => return stopped(stop),
+        }
     };
-    drop((req_read, resp_write));
 
-    match protocol::parse_response(&line) {
-        Ok(Response::Ok(name)) => {
-            let shown = String::from_utf8_lossy(&name).into_owned();
-            let mut stdout = vec![match absolute_name(pid, &name) {
-                Some(path) if path.as_os_str().as_bytes() != name.as_slice() => format!(
+    match Answer::parse(&line) {
+        Some(Answer::Ok(name)) => {
+            let shown = String::from_utf8_lossy(name).into_owned();
+            let mut stdout = vec![match absolute_name(pid, name) {
+                Some(path) if path.as_os_str().as_bytes() != name => format!(
                     "ckpt checkpoint: {pid} checkpointed to {shown} ({})",
                     path.display()
                 ),
@@ -263,7 +400,13 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
                 stderr,
             }
         }
-        Ok(Response::Error(message)) => {
+        Some(Answer::Error(message)) => {
+            let message = String::from_utf8_lossy(message).trim().to_owned();
+            let message = if message.is_empty() {
+                "the checkpoint failed".to_owned()
+            } else {
+                message
+            };
             let mut outcome = Outcome::error(EXIT_FAILED, format!("{pid}: {message}"));
             if options.end_signal.is_some() {
                 outcome
@@ -272,7 +415,13 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
             }
             outcome
         }
-        Err(message) => Outcome::error(EXIT_FAILED, format!("{pid}: {message}")),
+        _ => Outcome::error(
+            EXIT_FAILED,
+            format!(
+                "{pid}: unexpected answer from the target: {:?}",
+                String::from_utf8_lossy(&line)
+            ),
+        ),
     }
 }
 

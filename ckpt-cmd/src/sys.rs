@@ -1,21 +1,45 @@
 //! The few system calls the command needs beyond std, each wrapped once with its safety
-//! argument: pipes, queued signals, `kill`, `poll`, and a byte view of aligned buffers.
+//! argument: peer credentials, random bits, queued signals, `kill`, `poll`, and a byte view
+//! of aligned buffers.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// A pipe made with `O_CLOEXEC`: `(read end, write end)`.
-pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1i32; 2];
-    // SAFETY: pipe2 writes two descriptors into the array it is given, which has room for two.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+/// The credentials the kernel vouches for at the other end of a connected unix socket
+/// (`SO_PEERCRED`): `(pid, uid)`.
+pub fn peer_credentials(fd: i32) -> io::Result<(i32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `cred`, which has that size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: both descriptors were just created by pipe2 and are owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok((cred.pid, cred.uid))
+}
+
+/// 32 random bits from the kernel.
+pub fn random_u32() -> io::Result<u32> {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most 4 bytes into the 4-byte buffer.
+    let r = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if r != bytes.len() as isize {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u32::from_ne_bytes(bytes))
 }
 
 /// `sigqueue(pid, signal, value)` with our own pid and uid in the `siginfo` (as glibc's

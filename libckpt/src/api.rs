@@ -187,7 +187,8 @@ pub unsafe extern "C" fn ckpt_ckpt(name: *const c_char) -> c_int {
     match outcome {
         Outcome::Written | Outcome::Forked => CKPT_CKPT_TAKEN,
         Outcome::Restarted => CKPT_CKPT_RESTARTED,
-        Outcome::Busy => {
+        // (A call is never coalesced: it writes from this process.)
+        Outcome::Busy | Outcome::Coalesced => {
             sys::set_errno(libc::EBUSY);
             CKPT_CKPT_FAILED
         }

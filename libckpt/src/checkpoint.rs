@@ -40,8 +40,11 @@ pub struct State {
     pub control_installed: bool,
     pub control_previous: SigactionRecord,
     pub hooks: Hooks,
-    /// Children writing images (pids; 0 = free slot), reaped at the next checkpoint.
-    pub writers: [i32; 8],
+    /// The child writing an image, while it runs: at most one at a time.
+    pub writer: Option<i32>,
+    /// A checkpoint asked for while the writer ran, taken when it has finished: signals and
+    /// timer ticks that arrive meanwhile coalesce into this one.
+    pub pending: Option<Trigger>,
     /// Process state outside memory, captured with each checkpoint and put back after a
     /// restart.
     pub process: ProcessState,
@@ -147,6 +150,9 @@ pub enum Outcome {
     Failed(WriteError),
     /// Another checkpoint was in progress.
     Busy,
+    /// A forked writer was still writing the previous image: this checkpoint is taken once
+    /// it has finished.
+    Coalesced,
 }
 
 /// RSEQ_SIG on x86-64, as glibc registers it.
@@ -218,8 +224,10 @@ impl Drop for Exclusive {
 pub enum Trigger {
     /// The asynchronous signal: continue or exit as configured.
     Signal,
-    /// A periodic checkpoint or one requested by `ckpt checkpoint`: always continue.
+    /// A periodic checkpoint: always continue.
     Periodic,
+    /// A checkpoint requested by `ckpt checkpoint`: always continue, and answer.
+    Request,
     /// `ckpt_ckpt()`: continue or exit as configured; `sigmask` is the caller's mask.
     Call { sigmask: u64 },
 }
@@ -231,12 +239,27 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
     let Some(mut x) = Exclusive::try_acquire() else {
         return Outcome::Busy;
     };
-    reap_writers(x.state);
+    if writer_running(x.state) {
+        // One writer at a time: a storm of checkpoint signals must not fork a storm of
+        // writers. Signals and ticks wait for it (at most one more checkpoint); a request
+        // is told to ask again; `ckpt_ckpt` writes from this process, as always.
+        match trigger {
+            Trigger::Signal | Trigger::Periodic => {
+                if x.state.pending != Some(Trigger::Signal) {
+                    x.state.pending = Some(trigger);
+                }
+                return Outcome::Coalesced;
+            }
+            Trigger::Request => return Outcome::Busy,
+            Trigger::Call { .. } => {}
+        }
+    }
     // A copy: the hooks registered when the checkpoint began are the ones that run, in this
     // process and in a restarted one.
     let hooks = x.state.hooks;
     hooks.pre.run(false);
-    let continues = x.state.config.continues || trigger == Trigger::Periodic;
+    let continues =
+        x.state.config.continues || matches!(trigger, Trigger::Periodic | Trigger::Request);
     let pending_before = sys::sigpending();
     let fork = continues && x.state.config.fork && !matches!(trigger, Trigger::Call { .. });
     let outcome = take(&mut x, name, trigger, fork, respond);
@@ -254,19 +277,23 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         Outcome::Written | Outcome::Failed(_) => hooks.post.run(false),
         // The post-checkpoint hooks run when the writer has finished (on_control_signal).
         Outcome::Forked => {}
-        Outcome::Busy => {}
+        Outcome::Busy | Outcome::Coalesced => {}
     }
     outcome
 }
 
-/// Collects the exit status of image writers that have finished. They are clone children
-/// (their exit is announced by the control signal, not SIGCHLD, and the program's own
-/// `wait` never sees them). Signal-safe.
-fn reap_writers(state: &mut State) {
-    for slot in state.writers.iter_mut() {
-        if *slot != 0 && sys::reap_nohang(*slot) {
-            *slot = 0;
+/// Whether the image writer child is still running; one that has finished is reaped. It is
+/// a clone child (its exit is announced by the control signal, not SIGCHLD, and the
+/// program's own `wait` never sees it); reaping it here as well covers an exit signal the
+/// kernel could not queue. Signal-safe.
+fn writer_running(state: &mut State) -> bool {
+    match state.writer {
+        Some(pid) if sys::reap_nohang(pid) => {
+            state.writer = None;
+            false
         }
+        Some(_) => true,
+        None => false,
     }
 }
 
@@ -334,7 +361,7 @@ fn take(
             Outcome::Failed(e) => Err(e),
             _ => Ok(()),
         };
-        answer_request(fd, name, result);
+        crate::request::answer(fd, name, result);
     }
     outcome
 }
@@ -422,14 +449,12 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
                     report_failure(job.name, e);
                 }
                 if let Some(fd) = job.respond {
-                    answer_request(fd, job.name, result);
+                    crate::request::answer(fd, job.name, result);
                 }
                 sys::exit_now(if result.is_ok() { 0 } else { 1 });
             }
             Some(pid) => {
-                if let Some(slot) = state.writers.iter_mut().find(|s| **s == 0) {
-                    *slot = pid;
-                }
+                state.writer = Some(pid);
                 return Ok(true);
             }
             // No child, or one that does not see all of the process: write from here, as
@@ -562,6 +587,9 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     }
     // Kernel timers do not survive; the periodic one is created again for this process.
     state.periodic_timer = None;
+    // The original process's writer child is not this process's.
+    state.writer = None;
+    state.pending = None;
     note_vdso(arena);
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);
@@ -592,7 +620,7 @@ pub fn report_failure(name: &[u8], err: WriteError) {
     sys::write_stderr(line.as_bytes());
 }
 
-fn errno_name(e: i32) -> &'static str {
+pub fn errno_name(e: i32) -> &'static str {
     match e {
         libc::ENOSPC => "no space left on device",
         libc::EACCES => "permission denied",
@@ -609,6 +637,8 @@ fn errno_name(e: i32) -> &'static str {
         libc::EISDIR => "is a directory",
         libc::ENOMEM => "out of memory",
         libc::EINVAL => "invalid argument",
+        libc::ECONNREFUSED => "connection refused",
+        libc::ETIMEDOUT => "timed out",
         _ => "system error",
     }
 }
@@ -634,7 +664,7 @@ fn run_outside_vdso(pc: u64, what: Retry) {
     match what {
         Retry::Signal => handle(Trigger::Signal),
         Retry::Periodic => handle(Trigger::Periodic),
-        Retry::Request(pid, value) => serve(pid, value),
+        Retry::Request(pid, value) => crate::request::serve(pid, value),
     }
 }
 
@@ -734,8 +764,9 @@ fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
 /// `ckpt_ckpt()`): a checkpoint taken inside the vDSO is marked so (`THREAD_IN_VDSO`).
 static INTERRUPTED_PC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// The handler of the control signal: the periodic timer (`SI_TIMER`) and checkpoint
-/// requests from `ckpt checkpoint` (`SI_QUEUE`). Signal-safe.
+/// The handler of the control signal: the periodic timer and the retry timer (`SI_TIMER`),
+/// checkpoint requests from `ckpt checkpoint` (`SI_QUEUE`), and the image writer's exit.
+/// Signal-safe.
 pub(crate) extern "C" fn on_control_signal(
     _sig: i32,
     info: *mut libc::siginfo_t,
@@ -745,112 +776,54 @@ pub(crate) extern "C" fn on_control_signal(
     let ((code, pid, value), pc) = unsafe { (sys::siginfo_fields(info), sys::interrupted_pc(ctx)) };
     match code {
         // An image writer has finished: the checkpoint is complete (or failed), so the
-        // post-checkpoint hooks run now.
-        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32),
+        // post-checkpoint hooks run now. (Only the kernel can send a positive si_code to
+        // another process, so this cannot be forged.)
+        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32, pc),
+        // Anyone who may signal the program can queue a fake timer signal; it can do no more
+        // than the checkpoint signal itself, and only what the library has armed.
         libc::SI_TIMER => {
-            let what = match (value, RETRY_WHAT.load(Ordering::Relaxed)) {
+            let retry = RETRY_WHAT.swap(0, Ordering::Relaxed);
+            let what = match (value, retry) {
                 (RETRY_VALUE, RETRY_SIGNAL) => Retry::Signal,
+                (RETRY_VALUE, RETRY_PERIODIC) => Retry::Periodic,
                 (RETRY_VALUE, RETRY_REQUEST_WHAT) => Retry::Request(
                     RETRY_REQUEST[0].load(Ordering::Relaxed),
                     RETRY_REQUEST[1].load(Ordering::Relaxed),
                 ),
-                _ => Retry::Periodic,
+                _ if crate::trigger::PERIODIC.load(Ordering::Relaxed) => Retry::Periodic,
+                _ => return,
             };
             run_outside_vdso(pc, what);
         }
+        // Who asks is learnt from the kernel, not from the signal (request.rs).
         libc::SI_QUEUE => run_outside_vdso(pc, Retry::Request(pid, value as u32)),
         _ => {}
     }
 }
 
-fn writer_finished(pid: i32) {
+/// The writer child `pid` has exited: reap it, run the post-checkpoint hooks, and take the
+/// checkpoint that was asked for meanwhile, if any (`pc`: where the signal interrupted the
+/// program). Its image is either complete under its name or gone: an unfinished one has no
+/// name (write.rs). Signal-safe.
+fn writer_finished(pid: i32, pc: u64) {
     let saved_errno = sys::get_errno();
+    let mut next = None;
     if let Some(x) = Exclusive::try_acquire() {
-        if let Some(slot) = x.state.writers.iter_mut().find(|s| **s == pid && pid != 0) {
+        if pid != 0 && x.state.writer == Some(pid) {
             sys::reap_nohang(pid);
-            *slot = 0;
+            x.state.writer = None;
+            next = x.state.pending.take();
             let hooks = x.state.hooks;
             drop(x);
             hooks.post.run(false);
         }
     }
-    sys::set_errno(saved_errno);
-}
-
-/// Serves a `ckpt checkpoint` request, keeping the program's errno. Signal-safe.
-fn serve(pid: u32, value: u32) {
-    let saved_errno = sys::get_errno();
-    serve_request(pid, value);
-    sys::set_errno(saved_errno);
-}
-
-/// `/proc/<pid>/fd/<fd>`, NUL-terminated.
-fn proc_fd_path(pid: u32, fd: u32) -> Line<64> {
-    let mut path = Line::new();
-    path.push(b"/proc/")
-        .push_decimal(pid.into())
-        .push(b"/fd/")
-        .push_decimal(fd.into())
-        .push(b"\0");
-    path
-}
-
-/// A checkpoint requested by `ckpt checkpoint` (process `pid`): the request line (the
-/// name, or empty for the configured one) is read from the requester's pipe, whose fd
-/// number is in the high half of `value`; the answer, `ok NAME` or `error MESSAGE`, goes to
-/// the pipe in the low half. The process always continues. Signal-safe.
-fn serve_request(pid: u32, value: u32) {
-    let req = sys::open(
-        proc_fd_path(pid, value >> 16).as_bytes(),
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        0,
-    );
-    let resp = sys::open(
-        proc_fd_path(pid, value & 0xffff).as_bytes(),
-        libc::O_WRONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        0,
-    );
-    let (Ok(req), Ok(resp)) = (req, resp) else {
-        for fd in [req, resp].into_iter().flatten() {
-            sys::close(fd);
-        }
-        return;
-    };
-    let mut line = [0u8; crate::config::MAXNAME + 1];
-    let n = sys::read_line_nonblocking(req, &mut line);
-    sys::close(req);
-    let len = line[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
-    let name = (len > 0 && len < crate::config::MAXNAME).then(|| &line[..len]);
-    match checkpoint(name, Trigger::Periodic, Some(resp)) {
-        // The requester's pipe belongs to the original process; this one never opened it
-        // (and that descriptor number may now be the program's own).
-        Outcome::Restarted => return,
-        Outcome::Busy => {
-            let _ = sys::pwrite_all_stream(resp, b"error another checkpoint is in progress\n");
-        }
-        // Answered by whoever finished the image (this process or the writer child).
-        _ => {}
+    match next {
+        Some(Trigger::Signal) => run_outside_vdso(pc, Retry::Signal),
+        Some(_) => run_outside_vdso(pc, Retry::Periodic),
+        None => {}
     }
-    sys::close(resp);
-}
-
-/// Answers a `ckpt checkpoint` request: `ok NAME` or `error MESSAGE`. Signal-safe.
-fn answer_request(fd: i32, name: &[u8], result: Result<(), WriteError>) {
-    let mut msg = Line::<{ crate::config::MAXNAME + 256 }>::new();
-    match result {
-        Ok(()) => {
-            msg.push(b"ok ").push(name);
-        }
-        Err(e) => {
-            let (what, errno) = e.describe();
-            msg.push(b"error ").push(what.as_bytes());
-            if errno != 0 {
-                msg.push(b": ").push(errno_name(errno).as_bytes());
-            }
-        }
-    }
-    msg.push(b"\n");
-    let _ = sys::pwrite_all_stream(fd, msg.as_bytes());
+    sys::set_errno(saved_errno);
 }
 
 fn handle(trigger: Trigger) {

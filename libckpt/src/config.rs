@@ -119,12 +119,17 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     None
 }
 
-fn program_basename() -> Vec<u8> {
-    let cmdline = sys::read_whole_file(b"/proc/self/cmdline\0").unwrap_or_default();
-    let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or(&[]);
-    let base = argv0.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
-    if !base.is_empty() {
-        return base.to_vec();
+/// The program's name for its default checkpoint name: the basename of `argv[0]`, or of
+/// the executable when `trust_argv0` is false (in secure-execution mode `argv[0]` is
+/// whatever the invoking user chose).
+fn program_basename(trust_argv0: bool) -> Vec<u8> {
+    if trust_argv0 {
+        let cmdline = sys::read_whole_file(b"/proc/self/cmdline\0").unwrap_or_default();
+        let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or(&[]);
+        let base = argv0.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
+        if !base.is_empty() {
+            return base.to_vec();
+        }
     }
     let mut exe = [0u8; 4096];
     match sys::readlink(b"/proc/self/exe\0", &mut exe) {
@@ -137,9 +142,8 @@ fn program_basename() -> Vec<u8> {
     }
 }
 
-/// Reads the configuration from the environment. An empty or malformed value is an error
-/// naming the variable.
-pub fn from_env() -> Result<Config, String> {
+/// The configuration a program gets with nothing set.
+fn defaults(secure: bool) -> Result<Config, String> {
     let mut cfg = Config {
         name: [0; MAXNAME],
         continues: false,
@@ -149,6 +153,25 @@ pub fn from_env() -> Result<Config, String> {
         fork: true,
         compress: Compression::Code,
     };
+    let mut name = program_basename(!secure);
+    name.extend_from_slice(b".ckpt");
+    cfg.set_name(&name)
+        .map_err(|e| format!("default checkpoint name: {e}"))?;
+    Ok(cfg)
+}
+
+/// Reads the configuration from the environment. An empty or malformed value is an error
+/// naming the variable.
+///
+/// In secure-execution mode (`AT_SECURE`: a set-user-ID or set-group-ID program, or one
+/// that gained capabilities at exec) the environment belongs to the invoking user, not to
+/// the program's owner: it is not read at all, and the program gets the built-in defaults
+/// (its checkpoint named after its executable, in its working directory, on SIGTSTP).
+pub fn from_env() -> Result<Config, String> {
+    if sys::secure_execution() {
+        return defaults(true);
+    }
+    let mut cfg = defaults(false)?;
     let var = |k: &core::ffi::CStr| sys::getenv(k);
     let text = |k: &str, v: &[u8]| -> Result<String, String> {
         let s = core::str::from_utf8(v)
@@ -163,12 +186,7 @@ pub fn from_env() -> Result<Config, String> {
     match var(c"CKPT_NAME") {
         Some([]) => return Err("CKPT_NAME is set but empty".into()),
         Some(v) => cfg.set_name(v).map_err(|e| format!("CKPT_NAME: {e}"))?,
-        None => {
-            let mut name = program_basename();
-            name.extend_from_slice(b".ckpt");
-            cfg.set_name(&name)
-                .map_err(|e| format!("default checkpoint name: {e}"))?;
-        }
+        None => {}
     }
     if let Some(v) = var(c"CKPT_CONTINUE") {
         cfg.continues = text("CKPT_CONTINUE", v)? != "0";

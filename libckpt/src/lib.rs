@@ -34,6 +34,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod line;
 pub mod mutex;
+pub mod request;
 pub mod sys;
 pub mod trigger;
 pub mod write;
@@ -114,6 +115,10 @@ fn rseq_offset() -> Option<i64> {
 /// Library initialisation: configuration, reserved memory, the triggers.
 #[ctor::ctor]
 fn init() {
+    request::SECURE.store(
+        sys::secure_execution(),
+        core::sync::atomic::Ordering::Relaxed,
+    );
     let config = match config::from_env() {
         Ok(c) => c,
         Err(msg) => {
@@ -138,7 +143,8 @@ fn init() {
         control_installed: false,
         control_previous: Default::default(),
         hooks: Default::default(),
-        writers: [0; 8],
+        writer: None,
+        pending: None,
         process: Default::default(),
     };
     // SAFETY: library load runs before any trigger is installed and before the program can

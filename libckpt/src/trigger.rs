@@ -10,6 +10,10 @@ use crate::checkpoint::{on_checkpoint_signal, on_control_signal, State};
 use crate::config::CONTROL_SIGNAL;
 use crate::sys::{self, SysResult};
 
+/// Whether the periodic timer is armed in this process: a timer signal that is neither
+/// the periodic timer's nor a retry is not acted on.
+pub static PERIODIC: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Makes `sig` the asynchronous checkpoint signal (0: none), giving the previous one back
 /// to the program.
 pub fn set_async_signal(state: &mut State, sig: i32) -> SysResult<()> {
@@ -39,6 +43,7 @@ pub fn arm_periodic(state: &mut State) -> SysResult<()> {
     if state.periodic_timer.is_some_and(|(_, owner)| owner != pid) {
         state.periodic_timer = None;
     }
+    PERIODIC.store(period != 0, core::sync::atomic::Ordering::Relaxed);
     if period == 0 {
         if let Some((id, _)) = state.periodic_timer.take() {
             sys::timer_delete(id);

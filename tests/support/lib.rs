@@ -1109,6 +1109,19 @@ impl Proc {
         (proc, master)
     }
 
+    /// Waits until the process's stderr contains `text`; fails after `timeout`.
+    #[track_caller]
+    pub fn wait_stderr(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.stderr().contains(text) {
+            if Instant::now() >= deadline {
+                self.fail(&format!("stderr never said {text:?} within {timeout:?}"));
+            }
+            // The stderr reader is a thread of its own; this only bounds how long we look.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// The system call the process is blocked in (`/proc/PID/syscall`), or `None` while it
     /// runs or when that file cannot be read.
     pub fn blocked_syscall(&self) -> Option<i64> {
