@@ -363,7 +363,7 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
             Ok(None) => {
                 return Outcome::error(
                     EXIT_FAILED,
-                    format!("{pid}: the process refused the request (its stderr says why)"),
+                    format!("{pid}: the process closed the request without an answer (its stderr may say why)"),
                 )
             }
             Err(stop) => return stopped(stop),

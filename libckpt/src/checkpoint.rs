@@ -41,13 +41,22 @@ pub struct State {
     pub control_previous: SigactionRecord,
     pub hooks: Hooks,
     /// The child writing an image, while it runs: at most one at a time.
-    pub writer: Option<i32>,
+    pub writer: Option<Writer>,
     /// A checkpoint asked for while the writer ran, taken when it has finished: signals and
     /// timer ticks that arrive meanwhile coalesce into this one.
     pub pending: Option<Trigger>,
     /// Process state outside memory, captured with each checkpoint and put back after a
     /// restart.
     pub process: ProcessState,
+}
+
+/// A forked image writer.
+#[derive(Clone, Copy)]
+pub struct Writer {
+    pub pid: i32,
+    /// The socket of the `ckpt checkpoint` request it answers: kept open here too, so that
+    /// the requester hears of a writer that was killed before it could answer.
+    pub answer: Option<i32>,
 }
 
 /// What a new process does not inherit and libckpt puts back itself.
@@ -287,13 +296,36 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
 /// program's own `wait` never sees it); reaping it here as well covers an exit signal the
 /// kernel could not queue. Signal-safe.
 fn writer_running(state: &mut State) -> bool {
-    match state.writer {
-        Some(pid) if sys::reap_nohang(pid) => {
-            state.writer = None;
+    let Some(writer) = state.writer else {
+        return false;
+    };
+    match sys::reap_nohang(writer.pid) {
+        None => true,
+        Some(status) => {
+            writer_gone(state, status);
             false
         }
-        Some(_) => true,
-        None => false,
+    }
+}
+
+/// The writer has exited with wait status `status` (and was reaped): one killed before it
+/// finished has no image (it was never named, see write.rs), and a requester waiting for
+/// its answer is told so. Signal-safe.
+fn writer_gone(state: &mut State, status: i32) {
+    let Some(writer) = state.writer.take() else {
+        return;
+    };
+    if let Some(fd) = writer.answer {
+        if libc::WIFSIGNALED(status) {
+            let mut why = Line::<128>::new();
+            why.push(b"the image writer (process ")
+                .push_decimal(writer.pid as u64)
+                .push(b") was killed by signal ")
+                .push_decimal(libc::WTERMSIG(status) as u64)
+                .push(b"; no checkpoint was written");
+            crate::request::refuse(fd, why.as_bytes());
+        }
+        sys::close(fd);
     }
 }
 
@@ -454,7 +486,10 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
                 sys::exit_now(if result.is_ok() { 0 } else { 1 });
             }
             Some(pid) => {
-                state.writer = Some(pid);
+                state.writer = Some(Writer {
+                    pid,
+                    answer: job.respond,
+                });
                 return Ok(true);
             }
             // No child, or one that does not see all of the process: write from here, as
@@ -587,7 +622,8 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     }
     // Kernel timers do not survive; the periodic one is created again for this process.
     state.periodic_timer = None;
-    // The original process's writer child is not this process's.
+    // The original process's writer child is not this process's (nor is the socket it
+    // answered on: that descriptor number may be the program's own now).
     state.writer = None;
     state.pending = None;
     note_vdso(arena);
@@ -809,9 +845,9 @@ fn writer_finished(pid: i32, pc: u64) {
     let saved_errno = sys::get_errno();
     let mut next = None;
     if let Some(x) = Exclusive::try_acquire() {
-        if pid != 0 && x.state.writer == Some(pid) {
-            sys::reap_nohang(pid);
-            x.state.writer = None;
+        if x.state.writer.is_some_and(|w| w.pid == pid) {
+            let status = sys::reap_nohang(pid).unwrap_or(0);
+            writer_gone(x.state, status);
             next = x.state.pending.take();
             let hooks = x.state.hooks;
             drop(x);

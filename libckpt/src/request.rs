@@ -84,18 +84,25 @@ fn serve_authenticated(fd: i32, uid: u32, pid: u32) {
         _ => None,
     };
     if let Some(message) = refusal {
-        send(fd, Answer::Error(message));
+        refuse(fd, message);
         return sys::close(fd);
     }
     match checkpoint(name, Trigger::Request, Some(fd)) {
         // The socket belongs to the original process; this one never opened it (and that
         // descriptor number may now be the program's own).
         Outcome::Restarted => return,
+        // The writer child answers; the socket stays open here until it has exited.
+        Outcome::Forked => return,
         Outcome::Busy | Outcome::Coalesced => send(fd, Answer::Busy),
-        // Answered by whoever finished the image (this process or the writer child).
-        _ => {}
+        // Answered already, by this process.
+        Outcome::Written | Outcome::Failed(_) => {}
     }
     sys::close(fd);
+}
+
+/// Answers a request with `error MESSAGE`. Signal-safe.
+pub fn refuse(fd: i32, message: &[u8]) {
+    send(fd, Answer::Error(message));
 }
 
 /// Answers a request: `ok NAME` or `error MESSAGE`. Signal-safe.

@@ -944,12 +944,17 @@ pub fn reap(pid: i32) {
     }
 }
 
-/// Reaps child `pid` if it has exited; true when it is gone.
-pub fn reap_nohang(pid: i32) -> bool {
+/// Reaps child `pid` if it has exited: `Some(wait status)` when it is gone (`Some(0)` when
+/// it is no child of ours any more), `None` while it runs. Signal-safe.
+pub fn reap_nohang(pid: i32) -> Option<i32> {
     let mut status = 0;
     // SAFETY: waits for our own child, without blocking.
     let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG | libc::__WALL) };
-    r == pid || r < 0
+    match r {
+        0 => None,
+        r if r == pid => Some(status),
+        _ => Some(0),
+    }
 }
 
 /// `pread` into `buf` until it is full, the end, or an error after some data; returns the
@@ -1094,4 +1099,38 @@ pub fn getuid() -> u32 {
 pub fn secure_execution() -> bool {
     // SAFETY: getauxval reads the auxiliary vector; no pointers involved.
     unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Gives the unnamed file `fd` (`O_TMPFILE`) the name `path` (NUL-terminated), replacing a
+/// leftover file of that name. Signal-safe.
+pub fn link_fd(fd: c_int, path: &[u8]) -> SysResult<()> {
+    assert_nul(path);
+    let mut proc_path = crate::line::Line::<32>::new();
+    proc_path
+        .push(b"/proc/self/fd/")
+        .push_decimal(fd as u64)
+        .push(b"\0");
+    let from = proc_path.as_bytes();
+    let link = || {
+        // SAFETY: both paths are NUL-terminated buffers alive for the call.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        } as libc::c_long)
+        .map(drop)
+    };
+    match link() {
+        Err(libc::EEXIST) => {
+            // A leftover temp file of an earlier process with our pid (unlink never
+            // follows a symlink).
+            unlink(path);
+            link()
+        }
+        r => r,
+    }
 }

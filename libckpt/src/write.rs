@@ -208,10 +208,11 @@ pub fn write_image(
     let base = choose_stub_base(regions, reserve).ok_or(WriteError::NoRoomForStub)?;
     *stub_place = StubPlace { base, reserve };
 
-    let fd = match create_exclusive(&arena.temp_path[..temp_len]) {
-        Ok(fd) => fd,
-        Err(e) => return Err(WriteError::Create(e)),
-    };
+    let (fd, named) = create_temp(
+        &arena.target_path[..target_len],
+        &arena.temp_path[..temp_len],
+    )
+    .map_err(WriteError::Create)?;
     let plan = Plan {
         stub: StubPlace { base, reserve },
         tables_len,
@@ -219,11 +220,16 @@ pub fn write_image(
         mm,
         opts,
     };
-    let result = write_to(fd, arena, cap, &plan);
-    sys::close(fd);
+    let mut result = write_to(fd, arena, cap, &plan);
     let temp = &arena.temp_path[..temp_len];
+    if result.is_ok() && !named {
+        result = sys::link_fd(fd, temp).map_err(WriteError::Create);
+    }
+    sys::close(fd);
     if let Err(e) = result {
-        sys::unlink(temp);
+        if named {
+            sys::unlink(temp);
+        }
         return Err(e);
     }
     if let Err(e) = sys::rename(temp, &arena.target_path[..target_len]) {
@@ -333,6 +339,34 @@ fn write_extent_lz4(
         }
     }
     Ok((done, at - offset, sum.finish()))
+}
+
+/// Opens the file the image is written into: `(fd, named)`. Preferably an unnamed file in
+/// the target's directory (`O_TMPFILE`), named only once it is complete: a writer that is
+/// killed half-way (a forked writer, or the whole process) then leaves nothing behind.
+/// Where the file system has no unnamed files, the temp name itself. Signal-safe.
+fn create_temp(target: &[u8], temp: &[u8]) -> Result<(i32, bool), i32> {
+    let name = &target[..target.len() - 1];
+    let dir: &[u8] = match name.iter().rposition(|&c| c == b'/') {
+        Some(0) => b"/",
+        Some(i) => &name[..i],
+        None => b".",
+    };
+    let mut dir_path = [0u8; crate::arena::PATH_MAX];
+    dir_path[..dir.len()].copy_from_slice(dir);
+    let dir_len = dir.len();
+    match sys::open(
+        &dir_path[..dir_len + 1],
+        libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+        0o700,
+    ) {
+        Ok(fd) => Ok((fd, false)),
+        // No unnamed files here (or no directory: the named create says which).
+        Err(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT) => {
+            create_exclusive(temp).map(|fd| (fd, true))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
