@@ -119,7 +119,10 @@ fn info_describes_a_real_checkpoint() {
         "{out}"
     );
     assert!(line_with("pid:").ends_with(&pid.to_string()), "{out}");
-    assert!(line_with("format:").contains("version 1"), "{out}");
+    assert!(
+        line_with("format:").contains(&format!("version {}", ckpt_image::FORMAT_VERSION)),
+        "{out}"
+    );
     let taken = line_with("taken:");
     assert!(taken.ends_with(" UTC") && taken.contains('-'), "{taken}");
     assert!(

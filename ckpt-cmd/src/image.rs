@@ -197,6 +197,7 @@ impl Image {
             let e: &ExtentRecord = tables
                 .extents
                 .iter()
+                .filter(|e| e.flags & ckpt_image::EXTENT_GUARD == 0)
                 .find(|e| e.addr <= at && at < e.addr + e.len)?;
             let n = (e.addr + e.len).min(end) - at;
             if e.flags & EXTENT_LZ4 != 0 {

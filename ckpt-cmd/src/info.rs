@@ -100,6 +100,8 @@ pub struct RegionInfo {
     pub in_file: Option<u64>,
     /// It had transparent huge pages (restored with `MADV_HUGEPAGE`).
     pub huge: bool,
+    /// Bytes of guard pages (`MADV_GUARD_INSTALL`), installed again at restart.
+    pub guard: u64,
 }
 
 /// Everything `ckpt info` prints.
@@ -132,7 +134,7 @@ impl Info {
             .regions
             .iter()
             .map(|r| {
-                let extents = tables.extents_of(r);
+                let extents: Vec<_> = tables.stored_extents_of(r).collect();
                 RegionInfo {
                     start: r.start,
                     end: r.start + r.len,
@@ -144,6 +146,7 @@ impl Info {
                     compressed: extents.iter().any(|e| e.flags & EXTENT_LZ4 != 0),
                     in_file: extents.iter().map(|e| image.bytes_in_file(e)).sum(),
                     huge: r.flags & rf::HUGE != 0,
+                    guard: tables.guards_of(r).map(|e| e.len).sum(),
                 }
             })
             .collect();
@@ -245,6 +248,9 @@ impl Info {
             if r.huge {
                 what.push_str(" [huge pages]");
             }
+            if r.guard > 0 {
+                let _ = write!(what, " [guard pages: {}]", human_size(r.guard));
+            }
             if r.compressed {
                 let _ = match r.in_file {
                     Some(n) => write!(what, " [lz4: {}]", human_size(n)),
@@ -328,8 +334,8 @@ impl Info {
             let in_file = r.in_file.map_or("null".to_owned(), |n| n.to_string());
             let _ = write!(
                 out,
-                ",\"compressed\":{},\"in_file\":{in_file},\"huge_pages\":{}",
-                r.compressed, r.huge
+                ",\"compressed\":{},\"in_file\":{in_file},\"huge_pages\":{},\"guard_bytes\":{}",
+                r.compressed, r.huge, r.guard
             );
             out.push('}');
         }

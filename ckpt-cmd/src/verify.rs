@@ -66,7 +66,7 @@ pub fn verify(image: &Image) -> Result<Verified, Refusal> {
     let mut window = Window::new(image);
     let mut bytes = 0u64;
     for r in tables.regions {
-        for e in tables.extents_of(r) {
+        for e in tables.stored_extents_of(r) {
             if e.flags & EXTENT_HAS_CRC == 0 {
                 continue;
             }

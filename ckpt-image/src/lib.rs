@@ -65,7 +65,7 @@ pub const STUB_FILE_OFFSET: u64 = PAGE_SIZE;
 pub const PT_CKPT: u32 = 0x636b_7074;
 
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const EM_X86_64: u32 = 62;
 
 /// Largest number of signals whose actions are saved (Linux: 1..=64).
@@ -216,6 +216,10 @@ pub const EXTENT_HAS_CRC: u32 = 1;
 /// `ExtentRecord::flags`: the payload is a sequence of [`lz4`] frames starting at
 /// `file_offset` (not page aligned); its length in the file is that of its frames.
 pub const EXTENT_LZ4: u32 = 2;
+/// `ExtentRecord::flags`: no payload; these pages were guard pages
+/// (`MADV_GUARD_INSTALL`: any access faults), installed again at restart. The only flag of
+/// such an extent, whose `file_offset` and `crc` are zero.
+pub const EXTENT_GUARD: u32 = 4;
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).
 pub const CONTROL_SIGNAL: i32 = 63;
@@ -540,6 +544,21 @@ impl<'a> Tables<'a> {
                     Some(x) => x,
                     None => return bad,
                 };
+                if e.flags & EXTENT_GUARD != 0 {
+                    if e.flags != EXTENT_GUARD
+                        || e.file_offset != 0
+                        || e.crc != 0
+                        || e.addr < prev_ext_end
+                        || e_end > end
+                        || e.addr % PAGE_SIZE != 0
+                        || e.len % PAGE_SIZE != 0
+                        || e.len == 0
+                    {
+                        return bad;
+                    }
+                    prev_ext_end = e_end;
+                    continue;
+                }
                 let f_end = match e.file_offset.checked_add(e.len) {
                     Some(x) => x,
                     None => return bad,
@@ -589,6 +608,23 @@ impl<'a> Tables<'a> {
         let s = r.first_extent as usize;
         &self.extents[s..s + r.extent_count as usize]
     }
+
+    /// The extents of `r` that hold stored bytes (not its guard pages).
+    pub fn stored_extents_of(
+        &self,
+        r: &RegionRecord,
+    ) -> impl Iterator<Item = &'a ExtentRecord> + use<'a> {
+        self.extents_of(r)
+            .iter()
+            .filter(|e| e.flags & EXTENT_GUARD == 0)
+    }
+
+    /// The guard-page extents of `r`.
+    pub fn guards_of(&self, r: &RegionRecord) -> impl Iterator<Item = &'a ExtentRecord> + use<'a> {
+        self.extents_of(r)
+            .iter()
+            .filter(|e| e.flags & EXTENT_GUARD != 0)
+    }
 }
 
 const _: () = {
@@ -632,7 +668,7 @@ mod tests {
         bad.magic[0] ^= 1;
         assert_eq!(bad.validate(0x10000), Err(FormatError::BadMagic));
         let mut bad = h;
-        bad.version = 2;
+        bad.version = FORMAT_VERSION + 1;
         assert_eq!(bad.validate(0x10000), Err(FormatError::NewerVersion));
         let mut bad = h;
         bad.pid ^= 4;

@@ -13,10 +13,13 @@
 //! | shared file that exists                  | everything readable                          |
 //! | shared anonymous, memfd, deleted shared  | pages resident in the shared object          |
 //!
+//! Guard pages (`MADV_GUARD_INSTALL`: any access faults; `PAGEMAP_SCAN` reports them) are
+//! never read: they become extents without payload, installed again at restart.
+//!
 //! Everything here runs in the checkpoint signal handler: signal-safe, no allocation.
 
 use ckpt_image::maps::{line_range, parse_hex};
-use ckpt_image::{prot, region_flags as rf, ExtentRecord, RegionRecord, PAGE_SIZE};
+use ckpt_image::{prot, region_flags as rf, ExtentRecord, RegionRecord, EXTENT_GUARD, PAGE_SIZE};
 
 use crate::arena::Arena;
 use crate::sys::{self, PmScanArg};
@@ -228,7 +231,10 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
     }
 
     let pagemap = sys::open(b"/proc/self/pagemap\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok();
-    let mut scan_ok = pagemap.is_some();
+    let mut scan = Scan {
+        ok: pagemap.is_some(),
+        guard_ok: true,
+    };
     let mut result = Ok(());
     for i in 0..out.regions {
         let first = out.extents;
@@ -236,10 +242,15 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
         let mut huge = false;
         let step = match method(&r) {
             Method::Nothing => Ok(()),
-            Method::Whole => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
+            Method::Whole => match pagemap {
+                Some(fd) if scan.ok && scan.guard_ok => {
+                    whole_but_guards(fd, &r, arena, &mut out.extents, &mut scan)
+                }
+                _ => push_extent(arena.extents, &mut out.extents, first, r.start, r.len, 0),
+            },
             Method::Present => match pagemap {
-                Some(fd) => present_pages(fd, &r, arena, &mut out.extents, &mut scan_ok, &mut huge),
-                None => push_extent(arena.extents, &mut out.extents, first, r.start, r.len),
+                Some(fd) => present_pages(fd, &r, arena, &mut out.extents, &mut scan, &mut huge),
+                None => push_extent(arena.extents, &mut out.extents, first, r.start, r.len, 0),
             },
             Method::Resident => resident_pages(&r, arena, &mut out.extents),
         };
@@ -255,6 +266,7 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
         reg.extent_count = (out.extents - first) as u32;
         reg.stored = arena.extents[first..out.extents]
             .iter()
+            .filter(|e| e.flags & EXTENT_GUARD == 0)
             .map(|e| e.len)
             .sum();
     }
@@ -264,21 +276,23 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
     result.map(|()| out)
 }
 
-/// Appends an extent, merging it with the previous one when they touch and both belong to
-/// the region whose extents start at `first`.
+/// Appends an extent with `flags` (0 or `EXTENT_GUARD`), merging it with the previous one
+/// when they touch, are of the same kind and both belong to the region whose extents start
+/// at `first`.
 fn push_extent(
     extents: &mut [ExtentRecord],
     n: &mut usize,
     first: usize,
     addr: u64,
     len: u64,
+    flags: u32,
 ) -> Result<(), CaptureError> {
     if len == 0 {
         return Ok(());
     }
     if *n > first {
         let prev = &mut extents[*n - 1];
-        if prev.addr + prev.len == addr {
+        if prev.addr + prev.len == addr && prev.flags == flags {
             prev.len += len;
             return Ok(());
         }
@@ -286,6 +300,7 @@ fn push_extent(
     *extents.get_mut(*n).ok_or(CaptureError::TooManyExtents)? = ExtentRecord {
         addr,
         len,
+        flags,
         ..Default::default()
     };
     *n += 1;
@@ -296,57 +311,122 @@ const PAGE_IS_PRESENT: u64 = 1 << 3;
 const PAGE_IS_SWAPPED: u64 = 1 << 4;
 const PAGE_IS_PFNZERO: u64 = 1 << 5;
 const PAGE_IS_HUGE: u64 = 1 << 6;
+const PAGE_IS_GUARD: u64 = 1 << 8;
 
-/// Pages of `r` that hold data: present or swapped, and not the shared zero page. Sets
-/// `huge` when some are in transparent huge pages (only `PAGEMAP_SCAN` tells).
+/// What this kernel's `PAGEMAP_SCAN` can do, learnt from its first answers.
+struct Scan {
+    /// `PAGEMAP_SCAN` exists.
+    ok: bool,
+    /// It knows `PAGE_IS_GUARD` (Linux 6.14+); older kernels have no guard pages either.
+    guard_ok: bool,
+}
+
+/// All of `r` but its guard pages, which become guard extents. Signal-safe.
+fn whole_but_guards(
+    fd: i32,
+    r: &RegionRecord,
+    arena: &mut Arena,
+    n: &mut usize,
+    scan: &mut Scan,
+) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    let mut at = r.start;
+    let mut stored_to = r.start;
+    while at < end {
+        let mut arg = PmScanArg {
+            start: at,
+            end,
+            category_anyof_mask: PAGE_IS_GUARD,
+            return_mask: PAGE_IS_GUARD,
+            ..Default::default()
+        };
+        let got = match sys::pagemap_scan(fd, &mut arg, arena.scan) {
+            Ok(got) => got,
+            Err(libc::EINVAL) if at == r.start => {
+                scan.guard_ok = false;
+                return push_extent(arena.extents, n, base_n, r.start, r.len, 0);
+            }
+            Err(e) => return Err(CaptureError::Pagemap(e)),
+        };
+        for g in &arena.scan[..got] {
+            push_extent(arena.extents, n, base_n, stored_to, g.start - stored_to, 0)?;
+            push_extent(
+                arena.extents,
+                n,
+                base_n,
+                g.start,
+                g.end - g.start,
+                EXTENT_GUARD,
+            )?;
+            stored_to = g.end;
+        }
+        // walk_end is not trustworthy on this kernel: a full buffer means "more".
+        if got < arena.scan.len() {
+            break;
+        }
+        at = arena.scan[got - 1].end;
+    }
+    push_extent(arena.extents, n, base_n, stored_to, end - stored_to, 0)
+}
+
+/// Pages of `r` that hold data: present or swapped, and not the shared zero page; its
+/// guard pages (which the kernel reports as swapped) become guard extents. Sets `huge`
+/// when some are in transparent huge pages (only `PAGEMAP_SCAN` tells).
 fn present_pages(
     fd: i32,
     r: &RegionRecord,
     arena: &mut Arena,
     n: &mut usize,
-    scan_ok: &mut bool,
+    scan: &mut Scan,
     huge: &mut bool,
 ) -> Result<(), CaptureError> {
     let base_n = *n;
     let end = r.start + r.len;
-    if *scan_ok {
-        let mut at = r.start;
-        while at < end {
-            let mut arg = PmScanArg {
-                start: at,
-                end,
-                category_inverted: PAGE_IS_PFNZERO,
-                category_mask: PAGE_IS_PFNZERO,
-                category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE,
-                ..Default::default()
-            };
-            match sys::pagemap_scan(fd, &mut arg, arena.scan) {
-                Ok(got) => {
-                    for pr in &arena.scan[..got] {
-                        push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start)?;
-                        if pr.categories & PAGE_IS_HUGE != 0 {
-                            *huge = true;
-                        }
+    let mut at = r.start;
+    while scan.ok && at < end {
+        let guard = if scan.guard_ok { PAGE_IS_GUARD } else { 0 };
+        let mut arg = PmScanArg {
+            start: at,
+            end,
+            category_inverted: PAGE_IS_PFNZERO,
+            category_mask: PAGE_IS_PFNZERO,
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE | guard,
+            ..Default::default()
+        };
+        match sys::pagemap_scan(fd, &mut arg, arena.scan) {
+            Ok(got) => {
+                for pr in &arena.scan[..got] {
+                    let kind = if pr.categories & PAGE_IS_GUARD != 0 {
+                        EXTENT_GUARD
+                    } else {
+                        0
+                    };
+                    push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start, kind)?;
+                    if pr.categories & PAGE_IS_HUGE != 0 {
+                        *huge = true;
                     }
-                    // walk_end is not trustworthy on this kernel: a full buffer means "more".
-                    if got < arena.scan.len() {
-                        return Ok(());
-                    }
-                    at = arena.scan[got - 1].end;
                 }
-                Err(libc::ENOTTY) | Err(libc::EINVAL) if at == r.start && *n == base_n => {
-                    *scan_ok = false;
-                    break;
+                // walk_end is not trustworthy on this kernel: a full buffer means "more".
+                if got < arena.scan.len() {
+                    return Ok(());
                 }
-                Err(e) => return Err(CaptureError::Pagemap(e)),
+                at = arena.scan[got - 1].end;
             }
-        }
-        if *scan_ok {
-            return Ok(());
+            // An older kernel: first without the guard category, then without the scan.
+            Err(libc::EINVAL) if at == r.start && scan.guard_ok => scan.guard_ok = false,
+            Err(libc::ENOTTY) | Err(libc::EINVAL) if at == r.start && *n == base_n => {
+                scan.ok = false;
+            }
+            Err(e) => return Err(CaptureError::Pagemap(e)),
         }
     }
-    // Fallback: one pagemap entry per page (bit 63 present, bit 62 swapped).
+    if scan.ok {
+        return Ok(());
+    }
+    // Fallback: one pagemap entry per page (bit 63 present, bit 62 swapped, bit 58 a guard
+    // page, which is not present).
     let mut at = r.start;
     while at < end {
         let pages = (((end - at) / PAGE_SIZE) as usize).min(arena.pagemap.len());
@@ -356,15 +436,21 @@ fn present_pages(
             return Err(CaptureError::Pagemap(libc::EIO));
         }
         for (k, entry) in arena.pagemap[..got].iter().enumerate() {
-            if entry & (3 << 62) != 0 {
-                push_extent(
-                    arena.extents,
-                    n,
-                    base_n,
-                    at + k as u64 * PAGE_SIZE,
-                    PAGE_SIZE,
-                )?;
-            }
+            let kind = if entry & (1 << 58) != 0 {
+                EXTENT_GUARD
+            } else if entry & (3 << 62) != 0 {
+                0
+            } else {
+                continue;
+            };
+            push_extent(
+                arena.extents,
+                n,
+                base_n,
+                at + k as u64 * PAGE_SIZE,
+                PAGE_SIZE,
+                kind,
+            )?;
         }
         at += got as u64 * PAGE_SIZE;
     }
@@ -388,6 +474,7 @@ fn resident_pages(r: &RegionRecord, arena: &mut Arena, n: &mut usize) -> Result<
                     base_n,
                     at + k as u64 * PAGE_SIZE,
                     PAGE_SIZE,
+                    0,
                 )?;
             }
         }

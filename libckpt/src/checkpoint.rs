@@ -645,6 +645,9 @@ pub fn report_failure(name: &[u8], err: WriteError) {
         .push(&name[..name.len().min(512)])
         .push(b"' failed: ")
         .push(what.as_bytes());
+    if let Some(addr) = err.address() {
+        line.push(b" at ").push_hex(addr);
+    }
     if errno != 0 {
         line.push(b": ")
             .push(errno_name(errno).as_bytes())

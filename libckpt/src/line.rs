@@ -35,6 +35,23 @@ impl<const N: usize> Line<N> {
         self.push(&digits[k..])
     }
 
+    /// `0x` and `v` in lower-case hexadecimal.
+    pub fn push_hex(&mut self, v: u64) -> &mut Self {
+        let mut digits = [0u8; 16];
+        let mut k = digits.len();
+        let mut v = v;
+        loop {
+            k -= 1;
+            let d = (v & 0xf) as u8;
+            digits[k] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.push(b"0x").push(&digits[k..])
+    }
+
     /// Whether everything pushed fitted.
     pub fn fits(&self) -> bool {
         self.len < N
@@ -63,6 +80,9 @@ mod tests {
             .push(b"/")
             .push_decimal(0);
         assert_eq!(l.as_bytes(), b"pid 4711/0");
+        let mut h = Line::<32>::new();
+        h.push_hex(0x7f00_dead_0000).push(b" ").push_hex(0);
+        assert_eq!(h.as_bytes(), b"0x7f00dead0000 0x0");
         assert!(l.fits());
         l.push(b"0123456789");
         assert_eq!(l.as_bytes().len(), 16);

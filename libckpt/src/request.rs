@@ -113,6 +113,9 @@ pub fn answer(fd: i32, name: &[u8], result: Result<(), WriteError>) {
             let (what, errno) = e.describe();
             let mut msg = Line::<512>::new();
             msg.push(what.as_bytes());
+            if let Some(addr) = e.address() {
+                msg.push(b" at ").push_hex(addr);
+            }
             if errno != 0 {
                 msg.push(b": ").push(errno_name(errno).as_bytes());
             }

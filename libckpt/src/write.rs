@@ -26,6 +26,8 @@ pub enum WriteError {
     Rename(i32),
     NoRoomForStub,
     MultiThreaded,
+    /// Reading the program's memory at this address faulted.
+    Fault(u64),
 }
 
 impl WriteError {
@@ -40,6 +42,15 @@ impl WriteError {
             WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
             WriteError::MultiThreaded => ("multi-threaded programs are not supported yet", 0),
+            WriteError::Fault(_) => ("reading the program's memory faulted", 0),
+        }
+    }
+
+    /// The address the error is about, if any.
+    pub fn address(self) -> Option<u64> {
+        match self {
+            WriteError::Fault(addr) => Some(addr),
+            _ => None,
         }
     }
 }
@@ -436,11 +447,13 @@ fn write_payloads_and_tables(
     }
     sys::pwrite_all(fd, arena.stub, STUB_FILE_OFFSET).map_err(w)?;
 
-    // Payloads, straight from memory.
+    // Payloads, straight from memory, one region at a time under the fault guard: memory
+    // that faults when read fails the checkpoint instead of ending the program.
     let mut offset = header_offset + HEADER_SPACE;
+    let guard = sys::FaultGuard::install().map_err(w)?;
     for ri in 0..cap.regions {
         let r = arena.regions[ri];
-        if r.extent_count == 0 {
+        if r.stored == 0 {
             continue;
         }
         let compress = opts.compress.applies(&r, &arena.regions[..cap.regions]);
@@ -448,65 +461,26 @@ fn write_payloads_and_tables(
         if unreadable {
             sys::mprotect(r.start, r.len, r.prot | prot::READ).map_err(w)?;
         }
-        let mut stored = 0;
-        let first = r.first_extent as usize;
-        let mut res = Ok(());
-        for e in &mut arena.extents[first..first + r.extent_count as usize] {
-            // The vDSO image stays raw: the stub compares it with the running kernel's
-            // before it has anywhere to decompress to. Raw payloads sit on page boundaries.
-            let mem = mem.filter(|_| compress);
-            if mem.is_none() {
-                offset = page_up(offset);
-            }
-            e.file_offset = offset;
-            let written = match mem {
-                Some(mem) => {
-                    e.flags |= ckpt_image::EXTENT_LZ4;
-                    write_extent_lz4(
-                        fd,
-                        mem,
-                        e.addr,
-                        e.len,
-                        offset,
-                        arena.staging,
-                        arena.packed,
-                        &mut arena.lz4_table,
-                    )
-                }
-                // File mappings may end in pages past the end of their file, which only the
-                // kernel's copy can detect without a fault: those are written first.
-                None => write_extent(
-                    fd,
-                    e.addr,
-                    e.len,
-                    offset,
-                    arena.staging,
-                    r.flags & rf::FILE == 0,
-                )
-                .map(|(n, crc)| (n, n, crc)),
-            };
-            match written {
-                Ok((n, in_file, crc)) => {
-                    // Short: the rest is unreadable (a file mapping past the end of its file);
-                    // the readable whole pages are kept.
-                    e.len = n;
-                    e.crc = crc;
-                    e.flags |= ckpt_image::EXTENT_HAS_CRC;
-                    offset += in_file;
-                }
-                Err(err) => {
-                    res = Err(w(err));
-                    break;
-                }
-            }
-            stored += e.len;
-        }
+        let mut job = RegionWrite {
+            fd,
+            mem: mem.filter(|_| compress),
+            arena: &mut *arena,
+            region: ri,
+            offset,
+            result: Ok(()),
+        };
+        // SAFETY: write_region takes the RegionWrite it is given, holds no lock and owns
+        // nothing that needs dropping, so the guard may abandon it at a fault.
+        let ran = unsafe { guard.run(write_region, (&mut job as *mut RegionWrite).cast()) };
+        offset = job.offset;
+        let result = job.result;
         if unreadable {
             sys::mprotect(r.start, r.len, r.prot).map_err(w)?;
         }
-        res?;
-        arena.regions[ri].stored = stored;
+        ran.map_err(WriteError::Fault)?;
+        result?;
     }
+    drop(guard);
 
     // Tables, then the header that points at them.
     let tables_offset = offset;
@@ -572,6 +546,84 @@ fn write_payloads_and_tables(
         sys::fsync(fd).map_err(WriteError::Fsync)?;
     }
     Ok(())
+}
+
+/// One region's payloads on their way into the file, run by [`write_region`].
+struct RegionWrite<'a> {
+    fd: i32,
+    /// `/proc/self/mem`, when the region is stored compressed.
+    mem: Option<i32>,
+    arena: &'a mut Arena,
+    region: usize,
+    /// Where the next payload goes; advanced past this region's.
+    offset: u64,
+    result: Result<(), WriteError>,
+}
+
+/// Writes the stored extents of one region and their checksums, skipping its guard pages.
+/// Run by the fault guard, which may abandon it at any point: it holds nothing to drop.
+extern "C" fn write_region(arg: *mut core::ffi::c_void) -> u64 {
+    // SAFETY: write_payloads_and_tables passes its live RegionWrite, used by nothing else
+    // until this returns.
+    let job = unsafe { &mut *(arg as *mut RegionWrite) };
+    let arena = &mut *job.arena;
+    let r = arena.regions[job.region];
+    let first = r.first_extent as usize;
+    let mut stored = 0;
+    for e in &mut arena.extents[first..first + r.extent_count as usize] {
+        if e.flags & ckpt_image::EXTENT_GUARD != 0 {
+            continue;
+        }
+        // The vDSO image stays raw: the stub compares it with the running kernel's before
+        // it has anywhere to decompress to. Raw payloads sit on page boundaries.
+        if job.mem.is_none() {
+            job.offset = page_up(job.offset);
+        }
+        e.file_offset = job.offset;
+        let written = match job.mem {
+            Some(mem) => {
+                e.flags |= ckpt_image::EXTENT_LZ4;
+                write_extent_lz4(
+                    job.fd,
+                    mem,
+                    e.addr,
+                    e.len,
+                    job.offset,
+                    arena.staging,
+                    arena.packed,
+                    &mut arena.lz4_table,
+                )
+            }
+            // File mappings may end in pages past the end of their file, which only the
+            // kernel's copy can detect without a fault: those are written first.
+            None => write_extent(
+                job.fd,
+                e.addr,
+                e.len,
+                job.offset,
+                arena.staging,
+                r.flags & rf::FILE == 0,
+            )
+            .map(|(n, crc)| (n, n, crc)),
+        };
+        match written {
+            Ok((n, in_file, crc)) => {
+                // Short: the rest is unreadable (a file mapping past the end of its file);
+                // the readable whole pages are kept.
+                e.len = n;
+                e.crc = crc;
+                e.flags |= ckpt_image::EXTENT_HAS_CRC;
+                job.offset += in_file;
+            }
+            Err(err) => {
+                job.result = Err(WriteError::Write(err));
+                return 0;
+            }
+        }
+        stored += e.len;
+    }
+    arena.regions[job.region].stored = stored;
+    0
 }
 
 /// Seconds since the epoch (clock_gettime: signal-safe).

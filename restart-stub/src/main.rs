@@ -494,7 +494,7 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     // Shared memory must stay shared anonymous memory, and the stack must keep growing
     // down, so those are always read.
     if lazy && !shared && r.flags & region_flags::STACK == 0 {
-        for e in extents {
+        for e in tables.stored_extents_of(r) {
             if e.flags & ckpt_image::EXTENT_LZ4 != 0 {
                 // Compressed payloads cannot be mapped; they are read.
                 read_extent(fd, e);
@@ -514,7 +514,7 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
             }
         }
     } else {
-        for e in extents {
+        for e in tables.stored_extents_of(r) {
             // Fault the pages in with one call instead of one trap per page: the fill below
         // then copies into memory that is already there.
             syscall3(SYS_MADVISE, e.addr as usize, e.len as usize, MADV_POPULATE_WRITE);
@@ -523,6 +523,15 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     }
     if initial != prot && syscall3(SYS_MPROTECT, r.start as usize, r.len as usize, prot) < 0 {
         die("cannot protect region", Some(r.start), EXIT_RESTORE_FAILED);
+    }
+    // Guard pages fault on any access, as they did. A kernel without them (before Linux
+    // 6.13) gets inaccessible pages instead, which fault all the same.
+    for g in tables.guards_of(r) {
+        if syscall3(SYS_MADVISE, g.addr as usize, g.len as usize, MADV_GUARD_INSTALL) < 0
+            && syscall3(SYS_MPROTECT, g.addr as usize, g.len as usize, 0) < 0
+        {
+            die("cannot install guard pages", Some(g.addr), EXIT_RESTORE_FAILED);
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub const PR_SET_MM_MAP: usize = 14;
 pub const EINTR: isize = 4;
 pub const MADV_POPULATE_WRITE: usize = 23;
 pub const MADV_HUGEPAGE: usize = 14;
+pub const MADV_GUARD_INSTALL: usize = 102;
 
 /// Issues system call `n`; returns the raw result (negative errno on failure).
 #[inline(always)]
