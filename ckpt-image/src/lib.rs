@@ -21,6 +21,7 @@
 pub mod crc32c;
 pub mod elf;
 pub mod lz4;
+pub mod stub_sum;
 
 /// Reading `/proc/<pid>/maps` lines, which the writer and the stub both do.
 pub mod maps {
