@@ -119,7 +119,10 @@ fn info_describes_a_real_checkpoint() {
         "{out}"
     );
     assert!(line_with("pid:").ends_with(&pid.to_string()), "{out}");
-    assert!(line_with("format:").contains("version 1"), "{out}");
+    assert!(
+        line_with("format:").contains(&format!("version {}", ckpt_image::FORMAT_VERSION)),
+        "{out}"
+    );
     let taken = line_with("taken:");
     assert!(taken.ends_with(" UTC") && taken.contains('-'), "{taken}");
     assert!(
@@ -156,7 +159,7 @@ fn info_describes_a_real_checkpoint() {
         serde_json::json!([counter_str, "5", "two words", "x\"y"])
     );
     assert_eq!(value["pid"], pid);
-    assert_eq!(value["format_version"], 1);
+    assert_eq!(value["format_version"], ckpt_image::FORMAT_VERSION);
     assert_eq!(value["threads"]["count"], 1);
     assert_eq!(value["threads"]["tids"], serde_json::json!([pid]));
     assert_eq!(value["file_size"], file_size);

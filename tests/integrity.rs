@@ -3,7 +3,9 @@
 //! garbage, empty, an ELF that is not a checkpoint. Each is run (it must exit with the
 //! documented status and a one-line `ckpt restart:` reason, never be killed, never hang,
 //! never print the counter's output) and checked with `ckpt verify` and `ckpt info`, which
-//! must give the same status (info reads no payload, so it accepts payload damage).
+//! must give the same status. `ckpt info` reads only the ELF prefix's `PT_CKPT`, the header
+//! and the tables, so it accepts damage to the restart stub and to the payload (it describes
+//! the file; `verify` checks it).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ckpt_image::{elf, ImageHeader, HEADER_SPACE, REGION_SIZE};
+use ckpt_image::{elf, ImageHeader, HEADER_SPACE, REGION_SIZE, STUB_FILE_OFFSET};
 use ckpt_tests::*;
 
 mod damaged;
@@ -137,6 +139,31 @@ fn cases(base: &Base) -> Vec<Case> {
         Run::Status(65),
     );
 
+    // The restart stub and the rest of the first page, which the entry check verifies
+    // before it jumps into the stub (zeroing the page at 12288 used to end in SIGSEGV).
+    let stub = STUB_FILE_OFFSET as usize;
+    let relocated = *base
+        .relocated_words()
+        .last()
+        .expect("the stub has relocated words");
+    for (what, bytes) in [
+        (
+            "first byte after the prefix",
+            base.flip(elf::PREFIX_SIZE, 0),
+        ),
+        ("last byte of the first page", base.flip(stub - 1, 7)),
+        ("stub entry flipped", base.flip(stub, 3)),
+        ("stub text flipped", base.flip(stub + 0x1234, 5)),
+        (
+            "stub page at 12288 zeroed",
+            base.with(|b| b[12288..16384].fill(0)),
+        ),
+        ("stub relocated word flipped", base.flip(relocated + 1, 2)),
+        ("last byte of the stub's page", base.flip(h - 1, 1)),
+    ] {
+        add(format!("stub: {what}"), bytes, 68, 0, Run::Status(68));
+    }
+
     // The image header, field by field (a flip is caught before anything is used).
     use std::mem::offset_of;
     for (field, offset, expect) in [
@@ -153,6 +180,7 @@ fn cases(base: &Base) -> Vec<Case> {
         ("mm", offset_of!(ImageHeader, mm) + 8, 68),
         ("taken_at", offset_of!(ImageHeader, taken_at), 68),
         ("pid", offset_of!(ImageHeader, pid), 68),
+        ("stub_sum", offset_of!(ImageHeader, stub_sum) + 3, 68),
     ] {
         add(
             format!("header {field} flipped"),
@@ -497,6 +525,28 @@ fn payload_damage_is_found_by_verify_but_not_by_info() {
         || !verify.stderr.contains(&format!("at {:#x}", extent.addr))
     {
         verify.fail("ckpt verify", "expected status 75 naming the stack extent");
+    }
+}
+
+#[test]
+fn info_and_verify_name_a_format_version_they_do_not_read() {
+    let base = Base::new("integrity-version");
+    let path = base.dir.join("older.ckpt");
+    let older = ckpt_image::FORMAT_VERSION - 1;
+    std::fs::write(&path, base.with_header(|hd| hd.version = older)).unwrap();
+    let expected = format!(
+        "unsupported format version (version {older}; this ckpt reads version {})",
+        ckpt_image::FORMAT_VERSION
+    );
+    for command in ["info", "verify"] {
+        let output = run_to_end(
+            ckpt_tool(&base.dir, &[Path::new(command), &path]),
+            command,
+            TIMEOUT,
+        );
+        if output.status.code() != Some(66) || !output.stderr.contains(&expected) {
+            output.fail(command, &format!("expected status 66 and {expected:?}"));
+        }
     }
 }
 

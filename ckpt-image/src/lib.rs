@@ -5,7 +5,7 @@
 //!
 //! | file offset            | contents                                                        |
 //! |------------------------|-----------------------------------------------------------------|
-//! | 0                      | ELF header, program headers (`PT_LOAD` stub, `PT_GNU_STACK`, `PT_CKPT`) |
+//! | 0                      | ELF header, entry check, program headers ([`elf`])               |
 //! | [`STUB_FILE_OFFSET`]   | the restart stub, position independent, loaded at `stub_base`    |
 //! | `header_offset`        | [`ImageHeader`] (one page)                                       |
 //! | after the header       | region payloads, each extent at a page-aligned offset            |
@@ -65,7 +65,8 @@ pub const STUB_FILE_OFFSET: u64 = PAGE_SIZE;
 pub const PT_CKPT: u32 = 0x636b_7074;
 
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the entry check verifies the restart stub against `ImageHeader::stub_sum`.
+pub const FORMAT_VERSION: u32 = 2;
 pub const EM_X86_64: u32 = 62;
 
 /// Largest number of signals whose actions are saved (Linux: 1..=64).
@@ -121,7 +122,10 @@ pub struct ImageHeader {
     pub taken_at: u64,
     pub pid: u32,
     pub _pad0: u32,
-    pub reserved: [u64; 8],
+    /// The [`stub_sum`] of the file's bytes in [`elf::checked_range`] (the rest of the first
+    /// page and the stub's pages), which the entry check also holds and verifies.
+    pub stub_sum: u64,
+    pub reserved: [u64; 7],
 }
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.
@@ -632,7 +636,7 @@ mod tests {
         bad.magic[0] ^= 1;
         assert_eq!(bad.validate(0x10000), Err(FormatError::BadMagic));
         let mut bad = h;
-        bad.version = 2;
+        bad.version = FORMAT_VERSION + 1;
         assert_eq!(bad.validate(0x10000), Err(FormatError::NewerVersion));
         let mut bad = h;
         bad.pid ^= 4;

@@ -401,6 +401,8 @@ fn write_payloads_and_tables(
         arena.stub[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
     sys::pwrite_all(fd, arena.stub, STUB_FILE_OFFSET).map_err(w)?;
+    // What the entry check verifies before it runs the stub: these relocated bytes.
+    let stub_sum = elf::stub_checksum(arena.stub);
 
     // Payloads, straight from memory.
     let mut offset = header_offset + HEADER_SPACE;
@@ -515,6 +517,7 @@ fn write_payloads_and_tables(
         mm,
         taken_at: now(),
         pid: sys::getpid(),
+        stub_sum,
         ..Default::default()
     };
     header.header_crc = header.compute_crc();
@@ -532,6 +535,7 @@ fn write_payloads_and_tables(
         header_offset,
         core::mem::size_of::<ImageHeader>() as u64,
         at,
+        stub_sum,
     );
     sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
     if opts.fsync {
