@@ -159,7 +159,7 @@ fn info_describes_a_real_checkpoint() {
         serde_json::json!([counter_str, "5", "two words", "x\"y"])
     );
     assert_eq!(value["pid"], pid);
-    assert_eq!(value["format_version"], 1);
+    assert_eq!(value["format_version"], ckpt_image::FORMAT_VERSION);
     assert_eq!(value["threads"]["count"], 1);
     assert_eq!(value["threads"]["tids"], serde_json::json!([pid]));
     assert_eq!(value["file_size"], file_size);

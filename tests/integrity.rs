@@ -3,7 +3,9 @@
 //! garbage, empty, an ELF that is not a checkpoint. Each is run (it must exit with the
 //! documented status and a one-line `ckpt restart:` reason, never be killed, never hang,
 //! never print the counter's output) and checked with `ckpt verify` and `ckpt info`, which
-//! must give the same status (info reads no payload, so it accepts payload damage).
+//! must give the same status. `ckpt info` reads only the ELF prefix's `PT_CKPT`, the header
+//! and the tables, so it accepts damage to the restart stub and to the payload (it describes
+//! the file; `verify` checks it).
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -11,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ckpt_image::{
-    crc32c::crc32c, elf, ExtentRecord, ImageHeader, RegionRecord, Tables, HEADER_SPACE, REGION_SIZE,
-};
+use ckpt_image::{elf, ImageHeader, HEADER_SPACE, REGION_SIZE, STUB_FILE_OFFSET};
 use ckpt_tests::*;
+
+mod damaged;
+use damaged::Base;
 
 /// What running a damaged file must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,121 +41,6 @@ struct Case {
     run: Run,
     /// A string the verify and restart messages must contain (the damaged extent's address).
     names: Option<String>,
-}
-
-/// The undamaged checkpoint, and what the tests need to know of its layout.
-struct Base {
-    dir: TempDir,
-    bytes: Vec<u8>,
-    header_offset: usize,
-    header: ImageHeader,
-    regions: Vec<RegionRecord>,
-    extents: Vec<ExtentRecord>,
-    /// Offsets of the tables, relative to the file.
-    layout: ckpt_image::TableLayout,
-}
-
-impl Base {
-    fn new(label: &str) -> Base {
-        let dir = TempDir::new(label);
-        let (checkpoint, _, _) = counter_checkpoint(&dir, &["5"]);
-        let bytes = std::fs::read(&checkpoint).expect("read checkpoint");
-        let header_offset = elf::locate_header(&bytes).expect("PT_CKPT") as usize;
-        let header = ImageHeader::read_from(&bytes[header_offset..]).expect("header");
-        header.validate(bytes.len() as u64).expect("valid header");
-        // Tables::parse wants an 8-byte aligned buffer: copy the tables into one.
-        let start = header.tables_offset as usize;
-        let len = header.tables_len as usize;
-        let words: Vec<u64> = bytes[start..start + len]
-            .chunks(8)
-            .map(|chunk| {
-                let mut word = [0u8; 8];
-                word[..chunk.len()].copy_from_slice(chunk);
-                u64::from_le_bytes(word)
-            })
-            .collect();
-        let view = words_as_bytes(&words, len);
-        let tables = Tables::parse(&header, view).expect("valid tables");
-        let regions = tables.regions.to_vec();
-        let extents = tables.extents.to_vec();
-        let layout = header.table_layout().expect("layout");
-        Base {
-            dir,
-            bytes,
-            header_offset,
-            header,
-            regions,
-            extents,
-            layout,
-        }
-    }
-
-    fn with(&self, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut bytes = self.bytes.clone();
-        edit(&mut bytes);
-        bytes
-    }
-
-    fn flip(&self, at: usize, bit: u8) -> Vec<u8> {
-        self.with(|b| b[at] ^= 1 << bit)
-    }
-
-    /// A header field's file offset.
-    fn header_field(&self, offset_in_header: usize) -> usize {
-        self.header_offset + offset_in_header
-    }
-
-    /// The file offset of a table (relative offset from the layout).
-    fn table(&self, relative: usize) -> usize {
-        self.header.tables_offset as usize + relative
-    }
-
-    /// The first extent of the region with `flag`, and its file offset.
-    fn extent_of(&self, flag: u32) -> ExtentRecord {
-        let region = self
-            .regions
-            .iter()
-            .find(|r| r.flags & flag != 0 && r.extent_count > 0)
-            .unwrap_or_else(|| panic!("no stored region with flag {flag:#x}"));
-        let extent = self.extents[region.first_extent as usize];
-        assert_ne!(
-            extent.flags & ckpt_image::EXTENT_HAS_CRC,
-            0,
-            "extent has a CRC"
-        );
-        extent
-    }
-
-    /// A copy with the header rewritten by `edit` and its checksum recomputed.
-    fn with_header(&self, edit: impl FnOnce(&mut ImageHeader)) -> Vec<u8> {
-        let mut header = self.header;
-        edit(&mut header);
-        header.header_crc = header.compute_crc();
-        let at = self.header_offset;
-        self.with(|b| b[at..at + header.as_bytes().len()].copy_from_slice(header.as_bytes()))
-    }
-
-    /// A copy with the tables rewritten by `edit` and both checksums recomputed.
-    fn with_tables(&self, edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
-        let start = self.header.tables_offset as usize;
-        let len = self.header.tables_len as usize;
-        let mut tables = self.bytes[start..start + len].to_vec();
-        edit(&mut tables);
-        let mut header = self.header;
-        header.tables_crc = crc32c(0, &tables);
-        header.header_crc = header.compute_crc();
-        let at = self.header_offset;
-        self.with(|b| {
-            b[start..start + len].copy_from_slice(&tables);
-            b[at..at + header.as_bytes().len()].copy_from_slice(header.as_bytes());
-        })
-    }
-}
-
-fn words_as_bytes(words: &[u64], len: usize) -> &[u8] {
-    // SAFETY: the bytes of initialised u64s; the view borrows `words` and stays within it.
-    let all = unsafe { std::slice::from_raw_parts(words.as_ptr() as *const u8, words.len() * 8) };
-    &all[..len]
 }
 
 /// Deterministic pseudo-random bytes that are neither ELF nor a `#!` script.
@@ -235,7 +123,7 @@ fn cases(base: &Base) -> Vec<Case> {
         65,
         Run::KernelRefuses,
     );
-    let ckpt_phdr = elf::PHDRS_AT + 3 * elf::PHDR_SIZE;
+    let ckpt_phdr = elf::PHDRS_AT + (elf::PHDR_COUNT - 1) * elf::PHDR_SIZE;
     add(
         "PT_CKPT type flipped".into(),
         base.flip(ckpt_phdr, 2),
@@ -250,6 +138,31 @@ fn cases(base: &Base) -> Vec<Case> {
         65,
         Run::Status(65),
     );
+
+    // The restart stub and the rest of the first page, which the entry check verifies
+    // before it jumps into the stub (zeroing the page at 12288 used to end in SIGSEGV).
+    let stub = STUB_FILE_OFFSET as usize;
+    let relocated = *base
+        .relocated_words()
+        .last()
+        .expect("the stub has relocated words");
+    for (what, bytes) in [
+        (
+            "first byte after the prefix",
+            base.flip(elf::PREFIX_SIZE, 0),
+        ),
+        ("last byte of the first page", base.flip(stub - 1, 7)),
+        ("stub entry flipped", base.flip(stub, 3)),
+        ("stub text flipped", base.flip(stub + 0x1234, 5)),
+        (
+            "stub page at 12288 zeroed",
+            base.with(|b| b[12288..16384].fill(0)),
+        ),
+        ("stub relocated word flipped", base.flip(relocated + 1, 2)),
+        ("last byte of the stub's page", base.flip(h - 1, 1)),
+    ] {
+        add(format!("stub: {what}"), bytes, 68, 0, Run::Status(68));
+    }
 
     // The image header, field by field (a flip is caught before anything is used).
     use std::mem::offset_of;
@@ -267,6 +180,7 @@ fn cases(base: &Base) -> Vec<Case> {
         ("mm", offset_of!(ImageHeader, mm) + 8, 68),
         ("taken_at", offset_of!(ImageHeader, taken_at), 68),
         ("pid", offset_of!(ImageHeader, pid), 68),
+        ("stub_sum", offset_of!(ImageHeader, stub_sum) + 3, 68),
     ] {
         add(
             format!("header {field} flipped"),
@@ -276,13 +190,18 @@ fn cases(base: &Base) -> Vec<Case> {
             Run::Status(expect),
         );
     }
-    add(
-        "header version 2, checksum recomputed".into(),
-        base.with_header(|hd| hd.version = 2),
-        66,
-        66,
-        Run::Status(66),
-    );
+    for version in [
+        ckpt_image::FORMAT_VERSION - 1,
+        ckpt_image::FORMAT_VERSION + 1,
+    ] {
+        add(
+            format!("header version {version}, checksum recomputed"),
+            base.with_header(|hd| hd.version = version),
+            66,
+            66,
+            Run::Status(66),
+        );
+    }
     add(
         "header arch 183, checksum recomputed".into(),
         base.with_header(|hd| hd.arch = 183),
@@ -606,6 +525,28 @@ fn payload_damage_is_found_by_verify_but_not_by_info() {
         || !verify.stderr.contains(&format!("at {:#x}", extent.addr))
     {
         verify.fail("ckpt verify", "expected status 75 naming the stack extent");
+    }
+}
+
+#[test]
+fn info_and_verify_name_a_format_version_they_do_not_read() {
+    let base = Base::new("integrity-version");
+    let path = base.dir.join("older.ckpt");
+    let older = ckpt_image::FORMAT_VERSION - 1;
+    std::fs::write(&path, base.with_header(|hd| hd.version = older)).unwrap();
+    let expected = format!(
+        "unsupported format version (version {older}; this ckpt reads version {})",
+        ckpt_image::FORMAT_VERSION
+    );
+    for command in ["info", "verify"] {
+        let output = run_to_end(
+            ckpt_tool(&base.dir, &[Path::new(command), &path]),
+            command,
+            TIMEOUT,
+        );
+        if output.status.code() != Some(66) || !output.stderr.contains(&expected) {
+            output.fail(command, &format!("expected status 66 and {expected:?}"));
+        }
     }
 }
 

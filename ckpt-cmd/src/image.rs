@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ckpt_image::{
-    elf, lz4, page_up, ExtentRecord, FormatError, ImageHeader, Tables, EXTENT_LZ4, HEADER_SPACE,
-    PAGE_SIZE, STUB_FILE_OFFSET,
+    elf, lz4, page_up, stub_sum::StubSum, ExtentRecord, FormatError, ImageHeader, Tables,
+    EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
 };
 
 use crate::sys;
@@ -107,7 +107,19 @@ impl Image {
             .map_err(|e| Refusal::io("cannot read", &e))?;
         let header =
             ImageHeader::read_from(&page).ok_or(Refusal::format(FormatError::Truncated))?;
-        header.validate(size).map_err(Refusal::format)?;
+        header.validate(size).map_err(|error| match error {
+            // Say which: an image of an older ckpt still restarts by itself (it carries its
+            // own stub), but this ckpt cannot read it.
+            FormatError::NewerVersion => Refusal {
+                status: error.exit_code() as u8,
+                message: format!(
+                    "{} (version {}; this ckpt reads version {FORMAT_VERSION})",
+                    error.message(),
+                    header.version
+                ),
+            },
+            _ => Refusal::format(error),
+        })?;
         // As the stub: its scratch memory (tables, vDSO parking) must fit its reservation.
         let scratch_end = header
             .stub_base
@@ -144,11 +156,11 @@ impl Image {
         Tables::parse(&self.header, bytes).expect("tables were validated when opened")
     }
 
-    /// Checks that the whole first page is what the writer makes of this header: the ELF
-    /// prefix rebuilt from the header and the stub's program header, then zeros. The kernel
-    /// ignores some of these bytes, but a flipped bit in them is damage all the same.
+    /// Checks that the ELF prefix (ELF header, entry check, program headers) is what the
+    /// writer makes of this header. Nothing checks these bytes before they run, but a flipped
+    /// bit in them is damage all the same: the kernel may refuse the file or misload it.
     pub fn check_prefix(&self) -> Result<(), Refusal> {
-        let mut first = vec![0u8; PAGE_SIZE as usize];
+        let mut first = vec![0u8; elf::PREFIX_SIZE];
         self.read_at(&mut first, 0)
             .map_err(|e| Refusal::io("cannot read", &e))?;
         let damaged = || Refusal {
@@ -163,20 +175,43 @@ impl Image {
         if placement.base != self.header.stub_base
             || placement.mem_size < self.header.stub_mem
             || file_len != self.header.file_len
-            || self.header_offset != STUB_FILE_OFFSET + page_up(placement.file_size)
+            || self.header_offset != elf::checked_range(placement.file_size).end
         {
             return Err(damaged());
         }
-        let mut expected = vec![0u8; PAGE_SIZE as usize];
+        let mut expected = vec![0u8; elf::PREFIX_SIZE];
         elf::write_prefix(
             &mut expected,
             &placement,
             self.header_offset,
             std::mem::size_of::<ImageHeader>() as u64,
             file_len,
+            self.header.stub_sum,
         );
         if expected != first {
             return Err(damaged());
+        }
+        Ok(())
+    }
+
+    /// Checks the bytes the entry check verifies before it runs the stub (the rest of the
+    /// first page and the stub's pages, up to the image header) against the header's
+    /// checksum of them, with the status a restart would exit with.
+    pub fn check_stub(&self) -> Result<(), Refusal> {
+        let range = elf::PREFIX_SIZE as u64..self.header_offset;
+        let mut bytes = vec![0u8; range.end.saturating_sub(range.start) as usize];
+        self.read_at(&mut bytes, range.start)
+            .map_err(|e| Refusal::io("cannot read", &e))?;
+        if StubSum::of(&bytes) != self.header.stub_sum {
+            return Err(Refusal {
+                status: FormatError::HeaderChecksum.exit_code() as u8,
+                message: format!(
+                    "{} (checksum mismatch in bytes {}-{})",
+                    elf::STUB_DAMAGED,
+                    range.start,
+                    range.end.saturating_sub(1)
+                ),
+            });
         }
         Ok(())
     }

@@ -88,8 +88,9 @@ like one of them as `ckpt -- info`):
              backing, bytes stored), threads, sizes; --json prints one JSON
              object. Validates the header and tables like a restart does.
   verify FILE
-             everything info checks, plus the ELF header and the CRC-32C of
-             every stored extent; prints `FILE: ok (...)` or the first damage.
+             everything info checks, plus the ELF header, the checksum of the
+             restart stub and the CRC-32C of every stored extent; prints
+             `FILE: ok (...)` or the first damage.
   checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]
              ask process PID, which must run with libckpt.so, to checkpoint
              itself now (to NAME, else its own checkpoint name) and keep
@@ -100,9 +101,9 @@ like one of them as `ckpt -- info`):
 
 exit status of info and verify (the same as a checkpoint file's restart):
   0 ok, 64 cannot read the file, 65 not a ckpt checkpoint image,
-  66 unsupported format version, 67 another architecture, 68 header
-  damaged, 69 truncated, 70 tables damaged, 71 tables inconsistent,
-  75 payload damaged (verify)
+  66 unsupported format version, 67 another architecture, 68 header or
+  restart stub damaged (the stub: verify), 69 truncated, 70 tables damaged,
+  71 tables inconsistent, 75 payload damaged (verify)
 exit status of checkpoint: 0 checkpointed, 1 the checkpoint failed or the
   process ended first, 2 bad command line, 3 no such process, or it does not
   run with libckpt or cannot be signalled, 124 no answer in time

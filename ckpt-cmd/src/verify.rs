@@ -1,5 +1,5 @@
-//! `ckpt verify FILE`: everything `ckpt info` checks, the ELF prefix, and the CRC-32C of every
-//! payload extent, reading the file in large chunks.
+//! `ckpt verify FILE`: everything `ckpt info` checks, the ELF prefix, the checksum of the
+//! restart stub, and the CRC-32C of every payload extent, reading the file in large chunks.
 
 use std::io;
 
@@ -58,10 +58,11 @@ impl<'a> Window<'a> {
     }
 }
 
-/// Verifies the ELF prefix and every extent's checksum of an opened (header- and
-/// table-validated) image; stops at the first damaged extent, in address order.
+/// Verifies the ELF prefix, the restart stub and every extent's checksum of an opened
+/// (header- and table-validated) image; stops at the first damaged extent, in address order.
 pub fn verify(image: &Image) -> Result<Verified, Refusal> {
     image.check_prefix()?;
+    image.check_stub()?;
     let tables = image.tables();
     let mut window = Window::new(image);
     let mut bytes = 0u64;

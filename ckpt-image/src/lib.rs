@@ -5,7 +5,7 @@
 //!
 //! | file offset            | contents                                                        |
 //! |------------------------|-----------------------------------------------------------------|
-//! | 0                      | ELF header, program headers (`PT_LOAD` stub, `PT_GNU_STACK`, `PT_CKPT`) |
+//! | 0                      | ELF header, entry check, program headers ([`elf`])               |
 //! | [`STUB_FILE_OFFSET`]   | the restart stub, position independent, loaded at `stub_base`    |
 //! | `header_offset`        | [`ImageHeader`] (one page)                                       |
 //! | after the header       | region payloads, each extent at a page-aligned offset            |
@@ -22,6 +22,7 @@ pub mod crc32c;
 pub mod elf;
 pub mod lz4;
 pub mod request;
+pub mod stub_sum;
 
 /// Reading `/proc/<pid>/maps` lines, which the writer and the stub both do.
 pub mod maps {
@@ -65,6 +66,8 @@ pub const STUB_FILE_OFFSET: u64 = PAGE_SIZE;
 pub const PT_CKPT: u32 = 0x636b_7074;
 
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
+/// 2: the entry check verifies the restart stub against `ImageHeader::stub_sum`; extents
+/// may be guard pages (`EXTENT_GUARD`).
 pub const FORMAT_VERSION: u32 = 2;
 pub const EM_X86_64: u32 = 62;
 
@@ -121,7 +124,10 @@ pub struct ImageHeader {
     pub taken_at: u64,
     pub pid: u32,
     pub _pad0: u32,
-    pub reserved: [u64; 8],
+    /// The [`stub_sum`] of the file's bytes in [`elf::checked_range`] (the rest of the first
+    /// page and the stub's pages), which the entry check also holds and verifies.
+    pub stub_sum: u64,
+    pub reserved: [u64; 7],
 }
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.

@@ -446,6 +446,8 @@ fn write_payloads_and_tables(
         arena.stub[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
     sys::pwrite_all(fd, arena.stub, STUB_FILE_OFFSET).map_err(w)?;
+    // What the entry check verifies before it runs the stub: these relocated bytes.
+    let stub_sum = elf::stub_checksum(arena.stub);
 
     // Payloads, straight from memory, one region at a time under the fault guard: memory
     // that faults when read fails the checkpoint instead of ending the program.
@@ -523,6 +525,7 @@ fn write_payloads_and_tables(
         mm,
         taken_at: now(),
         pid: sys::getpid(),
+        stub_sum,
         ..Default::default()
     };
     header.header_crc = header.compute_crc();
@@ -540,6 +543,7 @@ fn write_payloads_and_tables(
         header_offset,
         core::mem::size_of::<ImageHeader>() as u64,
         at,
+        stub_sum,
     );
     sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
     if opts.fsync {
