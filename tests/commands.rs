@@ -472,18 +472,19 @@ fn subcommand_names_run_as_programs_after_double_dash() {
     }
 }
 
-/// A program that blocks libckpt's control signal (63), so a request is never served.
+/// A program that blocks libckpt's control signal (63), so a request is never served. It
+/// must use a raw system call: through sigprocmask, the library keeps its signal unblocked.
 const BLOCKS_63_C: &str = r#"
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int main(void)
 {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, 63);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+    uint64_t set = 1ULL << (63 - 1);
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &set, NULL, sizeof set);
     printf("ready\n");
     fflush(stdout);
     for (;;)

@@ -28,17 +28,15 @@ pub struct State {
     pub rseq_offset: Option<i64>,
     /// Where the stub of the image being written sits; unmapped after a restart.
     pub stub: StubPlace,
-    /// Whether ckpt's handler is installed for `config.asyncsig`, and the program's action
-    /// for that signal before.
+    /// Whether ckpt's handler is installed for `config.asyncsig` (the program's own action
+    /// for it is kept by `signals`).
     pub async_installed: bool,
-    pub async_previous: SigactionRecord,
     /// The periodic timer (kernel id).
     /// The periodic timer's id and the pid of the process that made it.
     pub periodic_timer: Option<(i32, u32)>,
     /// Whether ckpt's handler is installed for the control signal (periodic and requested
-    /// checkpoints, writers finishing), and the program's action for it before.
+    /// checkpoints, writers finishing).
     pub control_installed: bool,
-    pub control_previous: SigactionRecord,
     pub hooks: Hooks,
     /// Children writing images (pids; 0 = free slot), reaped at the next checkpoint.
     pub writers: [i32; 8],
