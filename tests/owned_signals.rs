@@ -1,7 +1,9 @@
 //! Signals the program takes away (issue 10, item 6): the checkpoint signal and signal 63
 //! belong to ckpt. A program that installs its own SIGTSTP handler (with `sigaction`,
 //! `signal()`, or from Python), blocks every signal, or catches every signal like `top`, is
-//! still checkpointed, and still sees its own settings when it asks for them; and moving the checkpoint signal with `ckpt_config` hands the program's recorded
+//! still checkpointed, and still sees its own settings when it asks for them; a handler
+//! replaced past the wrappers with a raw system call is reported at the next checkpoint and
+//! put back; and moving the checkpoint signal with `ckpt_config` hands the program's recorded
 //! wishes to the kernel and back.
 //!
 //! The programs are `tests/programs/owned.c` (one mode per case) and
@@ -10,7 +12,7 @@
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ckpt_tests::*;
 
@@ -267,6 +269,55 @@ fn python_with_its_own_sigtstp_handler_is_checkpointed() {
     );
     expect_ok_lines_end_with(&mut restarted, " handler=own");
     restarted.kill();
+}
+
+/// Polls the process's stderr until a line satisfies `predicate`; fails after `TIMEOUT`.
+#[track_caller]
+fn wait_stderr_line(proc: &mut Proc, what: &str, predicate: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(line) = proc.stderr().lines().find(|line| predicate(line)) {
+            return line.to_owned();
+        }
+        if Instant::now() > deadline {
+            proc.fail(&format!("no {what} on stderr within {TIMEOUT:?}"));
+        }
+        // Reading stdout keeps the program from blocking on a full pipe while we look.
+        proc.wait_lines(1, TIMEOUT);
+    }
+}
+
+#[test]
+fn a_handler_replaced_by_a_raw_system_call_is_reported_and_put_back() {
+    let dir = TempDir::new("owned-raw");
+    let program = owned_program(&dir);
+    let checkpoint = checkpoint_path(&dir, &program);
+    let mut proc = Proc::spawn(ckpt_command(&dir, &program, &["raw"]), "ckpt owned raw");
+    proc.wait_line("ready");
+    proc.wait_line("ok 3");
+    // The raw rt_sigaction set SIGTSTP to SIG_IGN behind ckpt's back; the next checkpoint
+    // says so and puts ckpt's handler back.
+    let result = ckpt_checkpoint(&dir, proc.pid());
+    if result.status.code() != Some(0) {
+        result.fail("ckpt checkpoint", "expected success");
+    }
+    let warning = wait_stderr_line(&mut proc, "warning about signal 20", |line| {
+        line.starts_with("ckpt: ") && line.contains("signal 20 (SIGTSTP)")
+    });
+    let warnings = proc
+        .stderr()
+        .lines()
+        .filter(|line| line.contains("signal 20"))
+        .count();
+    if warnings != 1 {
+        proc.fail(&format!(
+            "expected one warning line, got {warnings}: {warning:?}"
+        ));
+    }
+    std::fs::remove_file(&checkpoint).expect("remove the requested checkpoint");
+    // ^Z checkpoints again.
+    proc.checkpoint_and_collect(TIMEOUT);
+    expect_checkpoint(&mut proc, &checkpoint);
 }
 
 #[test]

@@ -230,6 +230,7 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         return Outcome::Busy;
     };
     reap_writers(x.state);
+    crate::signals::audit_handlers();
     // A copy: the hooks registered when the checkpoint began are the ones that run, in this
     // process and in a restarted one.
     let hooks = x.state.hooks;

@@ -29,7 +29,10 @@
 //! runtime), glibc's own internal calls (`setcontext` loading a mask, `siglongjmp`
 //! restoring one — those masks came from the kernel, without the owned signals, unless the
 //! program built them), and the `sa_mask` of the program's own handlers (while one runs,
-//! ckpt's signals wait until it returns).
+//! ckpt's signals wait until it returns). A replaced handler is found at the start of the
+//! next checkpoint (`audit_handlers`): one line on stderr names the signal, and ckpt's
+//! handler is installed again. A signal that is blocked or ignored past the wrappers never
+//! arrives, and the library cannot report what it never sees.
 //!
 //! Approximations, all for owned signals only: a new thread starts with none of them
 //! virtually blocked (the kernel would copy its creator's mask); the virtual bits are not
@@ -44,6 +47,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use ckpt_image::SigactionRecord;
 
+use crate::line::Line;
 use crate::sys::{self, SysResult};
 
 /// The owned signals, bit `sig - 1` each. Read by every wrapper, lock-free.
@@ -294,6 +298,50 @@ fn set_thread_blocked(bits: u64) {
         NO_KEY => {}
         key => sys::set_thread_value(key, bits),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The checkpoint's look at what got past the wrappers
+
+/// At the start of a checkpoint: an owned signal whose kernel action is no longer ckpt's
+/// handler was changed past the wrappers (a raw system call). Says so in one line, records
+/// the action as the program's, and installs ckpt's handler again. Signal-safe.
+pub fn audit_handlers() {
+    let owned = owned_set();
+    for sig in 1..=64 {
+        if owned & bit(sig) == 0 {
+            continue;
+        }
+        let mut now = SigactionRecord::default();
+        let ours = load_record(&INSTALLED, sig);
+        if sys::rt_sigaction(sig, None, Some(&mut now)).is_err() || now.handler == ours.handler {
+            continue;
+        }
+        {
+            let _held = lock();
+            store_record(&ACTIONS, sig, &now);
+            sys::restore_action(sig, &ours);
+        }
+        let mut line = Line::<256>::new();
+        line.push(b"ckpt: signal ").push_decimal(sig as u64);
+        push_signal_name(&mut line, sig);
+        line.push(
+            b" had lost ckpt's handler (changed by a raw system call?); it is ckpt's again, \
+              and the program's action is recorded\n",
+        );
+        sys::write_stderr(line.as_bytes());
+    }
+}
+
+/// ` (SIGTSTP)`, ` (SIGRTMAX-1)`: the name `kill -l` gives `sig`, when it has one.
+fn push_signal_name<const N: usize>(line: &mut Line<N>, sig: c_int) {
+    match (crate::config::signal_name(sig), sig) {
+        (Some(name), _) => line.push(b" (SIG").push(name.as_bytes()),
+        (None, 34..=49) => line.push(b" (SIGRTMIN+").push_decimal((sig - 34) as u64),
+        (None, 50..=64) => line.push(b" (SIGRTMAX-").push_decimal((64 - sig) as u64),
+        (None, _) => return,
+    };
+    line.push(b")");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1183,6 +1231,19 @@ mod tests {
         assert_eq!(back.sa_flags, r.flags as c_int);
         assert_eq!(sys::sigset_word(&back.sa_mask), bit(libc::SIGINT));
         assert_eq!(back.sa_restorer.map(|f| f as usize), Some(0xabc0));
+    }
+
+    #[test]
+    fn signals_are_named_as_kill_names_them() {
+        let name = |sig| {
+            let mut line = Line::<32>::new();
+            push_signal_name(&mut line, sig);
+            String::from_utf8(line.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(name(libc::SIGTSTP), " (SIGTSTP)");
+        assert_eq!(name(63), " (SIGRTMAX-1)");
+        assert_eq!(name(35), " (SIGRTMIN+1)");
+        assert_eq!(name(32), "");
     }
 
     #[test]

@@ -20,6 +20,9 @@
  *   fatal
  *       Like top: installs a handler that prints "fatal N" and exits 3 for every signal it
  *       can catch (1-64), prints "ready", then "ok N" every 10 ms.
+ *   raw
+ *       Sets SIGTSTP to SIG_IGN with a raw rt_sigaction system call, past any wrapper,
+ *       prints "ready", then "ok N" every 10 ms.
  *   compare
  *       Runs the same sequence of signal calls (signal, sigaction, siginterrupt,
  *       sysv_signal, sigset, sighold, sigrelse, sigignore, sigblock, sigsetmask,
@@ -411,6 +414,12 @@ int main(int argc, char **argv)
         sigfillset(&action.sa_mask);
         for (int sig = 1; sig <= 64; sig++)
             sigaction(sig, &action, NULL);
+        ticks(NULL, NULL);
+    } else if (strcmp(mode, "raw") == 0) {
+        /* The kernel's struct sigaction: handler, flags, restorer, mask. */
+        unsigned long ignore[4] = { (unsigned long)SIG_IGN, 0, 0, 0 };
+        if (syscall(SYS_rt_sigaction, SIGTSTP, ignore, NULL, 8) != 0)
+            put("BAD rt_sigaction failed: %s\n", strerror(errno));
         ticks(NULL, NULL);
     } else if (strcmp(mode, "wait") == 0 && argc > 2) {
         wait_mode(argv[2]);
