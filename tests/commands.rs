@@ -478,6 +478,7 @@ fn subcommand_names_run_as_programs_after_double_dash() {
 /// A program that waits; the tests stop it (SIGSTOP), so that a request stays unanswered.
 const WAITS_C: &str = r#"
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int main(void)

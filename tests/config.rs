@@ -630,23 +630,30 @@ fn changing_the_signal_gives_the_program_its_handler_back() {
 
     proc.wait_line("phase 1");
     proc.signal(libc::SIGUSR2);
-    // SIGUSR2 becomes the checkpoint signal (ckpt's handler, the program's one saved), and
-    // SIGTSTP gets back the action it had before ckpt took it: the default.
+    // SIGUSR2 becomes the checkpoint signal (ckpt's handler in the kernel; the program, when
+    // it asks, is told its own), and SIGTSTP gets back the action it had before ckpt took
+    // it: the default.
     expect_lines(
         &mut proc,
         &[
             "own usr2 1",
-            "usr2 handler other",
+            "usr2 handler own",
             "tstp handler default",
             "phase 2",
         ],
     );
     proc.signal(libc::SIGUSR2);
     // A checkpoint (continuing) instead of the program's handler; then back to SIGTSTP,
-    // and SIGUSR2 has the program's own handler again.
+    // and SIGUSR2 has the program's own handler again (SIGTSTP's, as the program sees it,
+    // is still the default).
     expect_lines(
         &mut proc,
-        &["post", "usr2 handler own", "tstp handler other", "phase 3"],
+        &[
+            "post",
+            "usr2 handler own",
+            "tstp handler default",
+            "phase 3",
+        ],
     );
     if !checkpoint.is_file() {
         proc.fail("SIGUSR2 in phase 2 did not write sigswitch.ckpt");

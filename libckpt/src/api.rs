@@ -153,6 +153,9 @@ pub unsafe extern "C" fn ckpt_config(cfg: *const CkptConfig, old: *mut CkptConfi
             }
         }
     });
+    // After with_state has put the caller's mask back: a signal ckpt took may be blocked
+    // in it, one it gave back may have been blocked by the program meanwhile.
+    crate::signals::settle_thread_mask();
 }
 
 /// Takes a checkpoint now. Returns `CKPT_CKPT_TAKEN` in the original process (continuing),

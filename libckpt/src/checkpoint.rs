@@ -28,17 +28,15 @@ pub struct State {
     pub rseq_offset: Option<i64>,
     /// Where the stub of the image being written sits; unmapped after a restart.
     pub stub: StubPlace,
-    /// Whether ckpt's handler is installed for `config.asyncsig`, and the program's action
-    /// for that signal before.
+    /// Whether ckpt's handler is installed for `config.asyncsig` (the program's own action
+    /// for it is kept by `signals`).
     pub async_installed: bool,
-    pub async_previous: SigactionRecord,
     /// The periodic timer (kernel id).
     /// The periodic timer's id and the pid of the process that made it.
     pub periodic_timer: Option<(i32, u32)>,
     /// Whether ckpt's handler is installed for the control signal (periodic and requested
-    /// checkpoints, writers finishing), and the program's action for it before.
+    /// checkpoints, writers finishing).
     pub control_installed: bool,
-    pub control_previous: SigactionRecord,
     pub hooks: Hooks,
     /// The child writing an image, while it runs: at most one at a time.
     pub writer: Option<Writer>,
@@ -248,6 +246,7 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
     let Some(mut x) = Exclusive::try_acquire() else {
         return Outcome::Busy;
     };
+    crate::signals::audit_handlers();
     if writer_running(x.state) {
         // One writer at a time: a storm of checkpoint signals must not fork a storm of
         // writers. Signals and ticks wait for it (at most one more checkpoint); a request

@@ -68,6 +68,47 @@ pub fn check_asyncsig(sig: i32) -> Result<(), String> {
     }
 }
 
+/// The names of the classic signals, without `SIG`.
+const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ILL", 4),
+    ("TRAP", 5),
+    ("ABRT", 6),
+    ("BUS", 7),
+    ("FPE", 8),
+    ("USR1", 10),
+    ("SEGV", 11),
+    ("USR2", 12),
+    ("PIPE", 13),
+    ("ALRM", 14),
+    ("TERM", 15),
+    ("STKFLT", 16),
+    ("CHLD", 17),
+    ("CONT", 18),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("URG", 23),
+    ("XCPU", 24),
+    ("XFSZ", 25),
+    ("VTALRM", 26),
+    ("PROF", 27),
+    ("WINCH", 28),
+    ("IO", 29),
+    ("PWR", 30),
+    ("SYS", 31),
+];
+
+/// The name of `sig` without `SIG` (`TSTP`), for the classic signals.
+pub fn signal_name(sig: i32) -> Option<&'static str> {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(_, n)| *n == sig)
+        .map(|(name, _)| *name)
+}
+
 /// Parses a signal given as a number or a name (`SIGUSR1`, `USR1`, case-insensitive).
 pub fn parse_signal(s: &str) -> Option<i32> {
     if let Ok(n) = s.parse::<i32>() {
@@ -75,38 +116,7 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     }
     let up = s.to_ascii_uppercase();
     let bare = up.strip_prefix("SIG").unwrap_or(&up);
-    const NAMES: &[(&str, i32)] = &[
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ILL", 4),
-        ("TRAP", 5),
-        ("ABRT", 6),
-        ("BUS", 7),
-        ("FPE", 8),
-        ("USR1", 10),
-        ("SEGV", 11),
-        ("USR2", 12),
-        ("PIPE", 13),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("STKFLT", 16),
-        ("CHLD", 17),
-        ("CONT", 18),
-        ("TSTP", 20),
-        ("TTIN", 21),
-        ("TTOU", 22),
-        ("URG", 23),
-        ("XCPU", 24),
-        ("XFSZ", 25),
-        ("VTALRM", 26),
-        ("PROF", 27),
-        ("WINCH", 28),
-        ("IO", 29),
-        ("PWR", 30),
-        ("SYS", 31),
-    ];
-    if let Some(&(_, n)) = NAMES.iter().find(|(name, _)| *name == bare) {
+    if let Some(&(_, n)) = SIGNAL_NAMES.iter().find(|(name, _)| *name == bare) {
         return Some(n);
     }
     if let Some(rest) = bare.strip_prefix("RTMIN+") {

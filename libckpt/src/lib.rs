@@ -8,7 +8,8 @@
 //!
 //! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
 //! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
-//! every system call and all unsafe code.
+//! every system call and all unsafe code. [`signals`] keeps ckpt's signals its own, past a
+//! program that installs handlers for them or blocks them.
 //!
 //! The library is `no_std`: it lives inside someone else's process, so it brings no runtime
 //! of its own (no unwinder, no backtrace symbolizer, no libgcc_s), only what it uses. That
@@ -35,6 +36,7 @@ pub mod config;
 pub mod line;
 pub mod mutex;
 pub mod request;
+pub mod signals;
 pub mod sys;
 pub mod trigger;
 pub mod write;
@@ -138,10 +140,8 @@ fn init() {
         rseq_offset: rseq_offset(),
         stub: Default::default(),
         async_installed: false,
-        async_previous: Default::default(),
         periodic_timer: None,
         control_installed: false,
-        control_previous: Default::default(),
         hooks: Default::default(),
         writer: None,
         pending: None,
@@ -159,6 +159,7 @@ fn init() {
         *slot = Some(state);
         slot.as_mut().expect("state was just set")
     };
+    signals::init();
     if let Err(e) = trigger::set_async_signal(state, config.asyncsig) {
         eprintln!(
             "ckpt: cannot install the handler for signal {}: errno {e}",
@@ -173,6 +174,9 @@ fn init() {
         );
         sys::exit(2);
     }
+    // The mask is inherited across exec, and another library's constructor may have run
+    // before this one: ckpt's signals must not start out blocked.
+    signals::settle_thread_mask();
     if let Err(e) = trigger::arm_periodic(state) {
         eprintln!(
             "ckpt: cannot set up periodic checkpoints every {} ms: errno {e}",

@@ -520,28 +520,141 @@ pub fn read_i64(addr: u64) -> i64 {
 }
 
 /// Installs `handler` (an `SA_SIGINFO` handler) for `sig` with every signal blocked while it
-/// runs; returns the previous action in the kernel's layout.
+/// runs, through `sigaction_fn`: the address of glibc's `sigaction` (this library's own
+/// `sigaction` would only record the action, see `signals`), which puts its own restorer
+/// in the kernel's action as for any handler of the program.
 pub fn install_handler(
     sig: c_int,
     handler: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void),
-) -> SysResult<ckpt_image::SigactionRecord> {
-    let mut old = ckpt_image::SigactionRecord::default();
+    sigaction_fn: u64,
+) -> SysResult<()> {
     // SAFETY: a zeroed sigaction is valid; the fields are filled below.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = handler as usize;
     sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-    // SAFETY: sa_mask is a valid sigset_t inside `sa`.
-    unsafe { libc::sigfillset(&mut sa.sa_mask) };
-    rt_sigaction(sig, None, Some(&mut old))?;
-    // SAFETY: installs a handler whose code lives as long as the process (this library is
-    // never unloaded: it is preloaded or linked).
-    check(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) } as libc::c_long)?;
-    Ok(old)
+    set_sigset_word(&mut sa.sa_mask, !0);
+    // SAFETY: `sigaction_fn` is glibc's sigaction (the caller's contract), called with a
+    // valid action; the handler's code lives as long as the process (this library is never
+    // unloaded: it is preloaded or linked).
+    let r = unsafe {
+        let f: SigactionFn = function_at(sigaction_fn);
+        f(sig, &sa, core::ptr::null_mut())
+    };
+    check(r as libc::c_long).map(drop)
 }
 
 /// Puts back a signal action saved earlier (in the kernel's layout).
 pub fn restore_action(sig: c_int, action: &ckpt_image::SigactionRecord) {
     let _ = rt_sigaction(sig, Some(action), None);
+}
+
+/// The C prototype of `sigaction`.
+pub type SigactionFn =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+
+/// The function at `addr`, as a function pointer of type `F`.
+///
+/// # Safety
+/// `F` must be an `extern "C"` function pointer type whose signature is that of the
+/// function at `addr` (which `next_symbol` found by its name).
+pub unsafe fn function_at<F: Copy>(addr: u64) -> F {
+    assert!(core::mem::size_of::<F>() == core::mem::size_of::<u64>() && addr != 0);
+    // SAFETY: F is a function pointer type of the function at `addr` (the caller's
+    // contract), and a function pointer is an address on x86-64.
+    unsafe { core::mem::transmute_copy(&addr) }
+}
+
+/// Blocks every signal in the calling thread; returns the mask it had. Signal-safe.
+pub fn block_all_signals() -> u64 {
+    let all = !0u64;
+    let mut old = 0u64;
+    // SAFETY: sets the calling thread's mask from an 8-byte value and reads the old one
+    // into a local.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all,
+            &mut old,
+            8,
+        )
+    };
+    old
+}
+
+/// Blocks (`block`) or unblocks the signals of `set` in the calling thread. Signal-safe.
+pub fn change_sigmask(block: bool, set: u64) {
+    let how = if block {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: changes the calling thread's mask from an 8-byte value.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set,
+            core::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+/// The first 64 signals of a C `sigset_t`: all the kernel knows on x86-64 (bit `sig - 1`).
+pub fn sigset_word(set: &libc::sigset_t) -> u64 {
+    // SAFETY: glibc's sigset_t is an array of unsigned longs, the first holding signals
+    // 1-64; the reference makes the read valid and aligned.
+    unsafe { *(set as *const libc::sigset_t).cast::<u64>() }
+}
+
+/// Sets the first 64 signals of a C `sigset_t`, leaving the rest as they are.
+pub fn set_sigset_word(set: &mut libc::sigset_t, word: u64) {
+    // SAFETY: as for `sigset_word`, through a mutable reference.
+    unsafe { *(set as *mut libc::sigset_t).cast::<u64>() = word };
+}
+
+/// Sets the restorer field of a C `struct sigaction` to `addr` (0: none).
+pub fn set_sigaction_restorer(action: &mut libc::sigaction, addr: u64) {
+    // SAFETY: Option<extern "C" fn()> is a nullable function pointer: 0 is None, any other
+    // value an address. The restorer is only ever handed back to the kernel, which jumps to
+    // it; `addr` is glibc's restorer as the kernel reported it, or 0.
+    action.sa_restorer =
+        unsafe { core::mem::transmute::<usize, Option<extern "C" fn()>>(addr as usize) };
+}
+
+/// Whether thread `tid` of this process still exists. Signal-safe.
+pub fn thread_alive(tid: u32) -> bool {
+    // SAFETY: tgkill with signal 0 only checks that the thread exists.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as c_int, 0) };
+    r == 0 || errno() != libc::ESRCH
+}
+
+/// A new thread-specific data key (no destructor), or None.
+pub fn thread_key_create() -> Option<u32> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: pthread_key_create writes the key into a local.
+    (unsafe { libc::pthread_key_create(&mut key, None) } == 0).then_some(key)
+}
+
+pub fn thread_key_delete(key: u32) {
+    // SAFETY: deletes a key this library created and never used.
+    unsafe { libc::pthread_key_delete(key) };
+}
+
+/// The calling thread's value for `key` (0 until set; glibc clears it when a thread ends).
+/// Signal-safe for the keys glibc keeps in the thread's control block (below 32): a load.
+pub fn thread_value(key: u32) -> u64 {
+    // SAFETY: pthread_getspecific with a key this library created; it only reads.
+    unsafe { libc::pthread_getspecific(key) as u64 }
+}
+
+/// Sets the calling thread's value for `key`. Signal-safe for keys below 32: glibc then
+/// stores into the thread's control block without allocating or locking.
+pub fn set_thread_value(key: u32, value: u64) {
+    // SAFETY: pthread_setspecific with a key this library created; the value is a number,
+    // never dereferenced.
+    unsafe { libc::pthread_setspecific(key, value as usize as *const c_void) };
 }
 
 /// The kernel's `struct sigevent`, for `timer_create` with `SIGEV_THREAD_ID`.

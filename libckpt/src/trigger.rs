@@ -1,13 +1,15 @@
 //! Triggers: the asynchronous checkpoint signal and the periodic timer.
 //!
-//! Installing a trigger saves the program's action for its signal; removing it puts that
-//! action back, so a program that changes ckpt's signal gets its own handler again.
+//! Installing a trigger takes its signal for ckpt (`signals::take`: the program's action is
+//! recorded, and so is every action it sets later); removing it gives the signal back with
+//! the action the program last asked for.
 //! The periodic timer is a POSIX timer of the library's own delivering `CONTROL_SIGNAL` to
 //! the thread that set it, so `alarm`/`setitimer` remain the program's. The same signal,
 //! queued by `ckpt checkpoint`, requests a checkpoint; its handler is installed at load.
 
 use crate::checkpoint::{on_checkpoint_signal, on_control_signal, State};
 use crate::config::CONTROL_SIGNAL;
+use crate::signals;
 use crate::sys::{self, SysResult};
 
 /// Whether the periodic timer is armed in this process: a timer signal that is neither
@@ -22,11 +24,11 @@ pub fn set_async_signal(state: &mut State, sig: i32) -> SysResult<()> {
         return Ok(());
     }
     if state.async_installed {
-        sys::restore_action(old, &state.async_previous);
+        signals::give_back(old);
         state.async_installed = false;
     }
     if sig != 0 {
-        state.async_previous = sys::install_handler(sig, on_checkpoint_signal)?;
+        signals::take(sig, on_checkpoint_signal)?;
         state.async_installed = true;
     }
     state.config.asyncsig = sig;
@@ -65,7 +67,7 @@ pub fn arm_periodic(state: &mut State) -> SysResult<()> {
 /// Installs the handler of the control signal (once).
 pub fn install_control(state: &mut State) -> SysResult<()> {
     if !state.control_installed {
-        state.control_previous = sys::install_handler(CONTROL_SIGNAL, on_control_signal)?;
+        signals::take(CONTROL_SIGNAL, on_control_signal)?;
         state.control_installed = true;
     }
     Ok(())

@@ -3,8 +3,8 @@
  *
  *   phase 1: installs its own SIGUSR2 handler (prints "own usr2 N"), prints "phase 1" and
  *            waits until the handler ran once;
- *   phase 2: ckpt_config: asyncsig = SIGUSR2, continues = 1; prints what SIGUSR2 and
- *            SIGTSTP are now handled by ("usr2 handler own|other", "tstp handler
+ *   phase 2: ckpt_config: asyncsig = SIGUSR2, continues = 1; prints what sigaction says
+ *            SIGUSR2 and SIGTSTP are handled by ("usr2 handler own|other", "tstp handler
  *            default|other"), prints "phase 2" and waits for a checkpoint (the post hook
  *            prints "post");
  *   phase 3: ckpt_config: asyncsig = SIGTSTP, continues = 0; prints the handlers again and
