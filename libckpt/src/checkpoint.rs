@@ -12,6 +12,7 @@ use ckpt_image::{SigactionRecord, NSIG, RESUMED};
 use crate::arena::{Arena, ARENA};
 use crate::capture::{self, Captured};
 use crate::config::Config;
+use crate::process::ProcessState;
 use crate::line::Line;
 use crate::sys::{self, Global};
 use crate::write::{self, StubPlace, WriteError};
@@ -55,32 +56,6 @@ pub struct Writer {
     /// The socket of the `ckpt checkpoint` request it answers: kept open here too, so that
     /// the requester hears of a writer that was killed before it could answer.
     pub answer: Option<i32>,
-}
-
-/// What a new process does not inherit and libckpt puts back itself.
-pub struct ProcessState {
-    /// Working directory (NUL-terminated), or empty when it could not be read.
-    pub cwd: [u8; crate::arena::PATH_MAX],
-    pub umask: u32,
-    /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: (interval, remaining) in microseconds.
-    pub itimers: [(u64, u64); 3],
-    /// Signals pending at the checkpoint, raised again after a restart.
-    pub pending: u64,
-    /// Whether the program had made itself not dumpable (`PR_SET_DUMPABLE` 0: ssh-agent,
-    /// gpg-agent, programs holding keys); a restarted one is made so again.
-    pub undumpable: bool,
-}
-
-impl Default for ProcessState {
-    fn default() -> Self {
-        ProcessState {
-            cwd: [0; crate::arena::PATH_MAX],
-            umask: 0o022,
-            itimers: [(0, 0); 3],
-            pending: 0,
-            undumpable: false,
-        }
-    }
 }
 
 /// Most functions that can be registered of each kind.
@@ -161,11 +136,6 @@ pub enum Outcome {
     /// it has finished.
     Coalesced,
 }
-
-/// RSEQ_SIG on x86-64, as glibc registers it.
-const RSEQ_SIG: u32 = 0x5305_3053;
-/// Length glibc passes to the rseq system call.
-const RSEQ_LEN: u32 = 32;
 
 struct Job<'a> {
     state: &'a mut State,
@@ -427,25 +397,12 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     t.sigmask = job.sigmask;
     (t.altstack_sp, t.altstack_flags, t.altstack_size) = sys::sigaltstack();
     (t.robust_list_head, t.robust_list_len) = sys::robust_list();
-    if let Some(off) = state.rseq_offset {
-        t.rseq_area = fs.wrapping_add(off as u64);
-        t.rseq_len = RSEQ_LEN;
-        t.rseq_sig = RSEQ_SIG;
-    }
+    let glibc_rseq = state.rseq_offset.map(|off| fs.wrapping_add(off as u64));
+    (t.rseq_area, t.rseq_len, t.rseq_sig) = crate::rseq::current(glibc_rseq).unwrap_or((0, 0, 0));
     if let Some(off) = state.tid_offset {
         t.clear_child_tid = fs + off;
     }
-    let p = &mut state.process;
-    p.cwd[0] = 0;
-    if let Ok(n) = sys::readlink(
-        b"/proc/self/cwd\0",
-        &mut p.cwd[..crate::arena::PATH_MAX - 1],
-    ) {
-        p.cwd[n] = 0;
-    }
-    p.umask = sys::get_umask();
-    p.itimers = sys::get_itimers();
-    p.pending = sys::sigpending();
+    state.process.capture(arena.misc);
     for (i, sa) in arena.sigactions.iter_mut().enumerate() {
         *sa = SigactionRecord::default();
         let _ = sys::rt_sigaction(i as i32 + 1, None, Some(sa));
@@ -594,18 +551,7 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
         let _ = sys::rseq_register(t.rseq_area, t.rseq_len, t.rseq_sig);
     }
     let p = &state.process;
-    let cwd_len = p.cwd.iter().position(|&c| c == 0).unwrap_or(0);
-    if cwd_len > 0 && sys::chdir(&p.cwd[..cwd_len + 1]).is_err() {
-        report_line(
-            b"ckpt: cannot return to the working directory '",
-            &p.cwd[..cwd_len],
-            b"'; the program continues where it was restarted\n",
-        );
-    }
-    sys::set_umask(p.umask);
-    if p.undumpable {
-        sys::set_dumpable(false);
-    }
+    p.restore(arena.misc);
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
         if value != 0 {
             sys::set_itimer(which, interval, value);
@@ -629,11 +575,6 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);
     }
-}
-
-/// Prints `a`, `b`, `c` as one line on stderr. Signal-safe.
-fn report_line(a: &[u8], b: &[u8], c: &[u8]) {
-    sys::write_stderr(Line::<1024>::new().push(a).push(b).push(c).as_bytes());
 }
 
 /// Prints why a checkpoint failed, in one line. Signal-safe.
@@ -757,14 +698,17 @@ const MAX_RETRIES: u32 = 2500;
 /// A checkpoint that would catch the program inside the vDSO is tried again a little later:
 /// a thread interrupted there resumes in vDSO code reading the kernel's data directly, which
 /// only works under a kernel with the same vDSO, while one interrupted anywhere else restarts
-/// under any (the stub forwards the old vDSO's functions). True when the try is put off; after
-/// MAX_RETRIES the checkpoint is taken anyway (and marked `THREAD_IN_VDSO`). Signal-safe.
+/// under any (the stub forwards the old vDSO's functions). Likewise inside the mutex
+/// wrappers and glibc's locking code (`mutex::in_critical_code`). True when the try is put
+/// off; after MAX_RETRIES the checkpoint is taken anyway (and marked `THREAD_IN_VDSO` when
+/// it is inside the vDSO). Signal-safe.
 fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
     let (lo, hi) = (
         VDSO_RANGE[0].load(Ordering::Relaxed),
         VDSO_RANGE[1].load(Ordering::Relaxed),
     );
-    if !(lo..hi).contains(&pc) || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
+    let unsafe_pc = (lo..hi).contains(&pc) || crate::mutex::in_critical_code(pc);
+    if !unsafe_pc || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
         RETRIES.store(0, Ordering::Relaxed);
         return false;
     }

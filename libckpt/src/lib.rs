@@ -35,7 +35,9 @@ pub mod checkpoint;
 pub mod config;
 pub mod line;
 pub mod mutex;
+pub mod process;
 pub mod request;
+pub mod rseq;
 pub mod signals;
 pub mod sys;
 pub mod trigger;
@@ -117,6 +119,7 @@ fn rseq_offset() -> Option<i64> {
 /// Library initialisation: configuration, reserved memory, the triggers.
 #[ctor::ctor]
 fn init() {
+    rseq::init();
     request::SECURE.store(
         sys::secure_execution(),
         core::sync::atomic::Ordering::Relaxed,
@@ -134,6 +137,7 @@ fn init() {
     if let Some(off) = tid_offset {
         mutex::TID_OFFSET.store(off, core::sync::atomic::Ordering::Relaxed);
     }
+    mutex::init();
     let state = State {
         config,
         tid_offset,

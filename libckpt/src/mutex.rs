@@ -8,6 +8,16 @@
 //! the mutex entry points: after a restart, a mutex whose owner is one of the thread ids
 //! this process had before a restart is handed to the current thread id first. Before any
 //! restart the wrappers only forward the call.
+//!
+//! A checkpoint must not land between a wrapper's hand-over and glibc's own look at the
+//! owner: the hand-over would have seen the old process's id as current, and glibc, run in
+//! the restarted one, compares the owner with the new id (an error-checking unlock then
+//! fails with EPERM; a recursive relock deadlocks). So a checkpoint signal that interrupts
+//! a wrapper or glibc's locking functions is put off and tried again a moment later, as
+//! inside the vDSO ([`in_critical_code`]); and an unlock that fails with EPERM after a
+//! restart happened during the call hands the mutex over and tries once more (glibc's
+//! unlock checks the owner before it changes anything, and part of it lies in a function
+//! glibc does not export, whose extent is unknown).
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +33,9 @@ pub static TID_OFFSET: AtomicU64 = AtomicU64::new(u64::MAX);
 const MAX_OLD_TIDS: usize = 16;
 static OLD_TIDS: [core::sync::atomic::AtomicU32; MAX_OLD_TIDS] =
     [const { core::sync::atomic::AtomicU32::new(0) }; MAX_OLD_TIDS];
+
+/// Counts restarts, so that a wrapper can tell that one happened during its call.
+static RESTARTS: AtomicU64 = AtomicU64::new(0);
 
 /// Records `tid` as a former thread id of this process. Signal-safe.
 pub fn remember_old_tid(tid: u32) {
@@ -40,6 +53,7 @@ pub fn remember_old_tid(tid: u32) {
         }
     }
     RESTARTED.store(true, Ordering::Release);
+    RESTARTS.fetch_add(1, Ordering::AcqRel);
 }
 
 fn is_old(tid: u32) -> bool {
@@ -54,6 +68,7 @@ const KIND_ROBUST: u32 = 16;
 const KIND_PI: u32 = 32;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 
+#[inline(always)]
 fn adopt(m: *mut c_void) {
     if !RESTARTED.load(Ordering::Acquire) || m.is_null() {
         return;
@@ -90,7 +105,8 @@ fn adopt(m: *mut c_void) {
     }
 }
 
-/// The glibc definition of a wrapped function, looked up on first use.
+/// The glibc definition of a wrapped function, looked up at library load or on first use.
+#[inline(always)]
 fn real(slot: &AtomicU64, name: &core::ffi::CStr) -> Option<u64> {
     let f = slot.load(Ordering::Relaxed);
     if f != 0 {
@@ -101,46 +117,88 @@ fn real(slot: &AtomicU64, name: &core::ffi::CStr) -> Option<u64> {
     Some(f)
 }
 
+/// The glibc functions the wrappers forward to, in the order of [`NAMES`].
+static REAL: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+const F_LOCK: usize = 0;
+const F_TRYLOCK: usize = 1;
+const F_UNLOCK: usize = 2;
+const F_TIMEDLOCK: usize = 3;
+const F_CLOCKLOCK: usize = 4;
+const NAMES: [&core::ffi::CStr; 5] = [
+    c"pthread_mutex_lock",
+    c"pthread_mutex_trylock",
+    c"pthread_mutex_unlock",
+    c"pthread_mutex_timedlock",
+    c"pthread_mutex_clocklock",
+];
+
+/// Code a checkpoint must not interrupt: the wrappers and glibc's functions they call, as
+/// (start, end) address ranges found at library load.
+static CRITICAL: [[AtomicU64; 2]; 10] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 10];
+
+/// Looks up glibc's functions and the extents of the code a checkpoint must not interrupt.
+/// At library load.
+pub fn init() {
+    let wrappers: [u64; 5] = [
+        pthread_mutex_lock as *const () as u64,
+        pthread_mutex_trylock as *const () as u64,
+        pthread_mutex_unlock as *const () as u64,
+        pthread_mutex_timedlock as *const () as u64,
+        pthread_mutex_clocklock as *const () as u64,
+    ];
+    let mut n = 0;
+    for (i, name) in NAMES.iter().enumerate() {
+        let glibc = real(&REAL[i], name);
+        for f in [Some(wrappers[i]), glibc].into_iter().flatten() {
+            if let Some((start, size)) = sys::symbol_extent(f) {
+                CRITICAL[n][0].store(start, Ordering::Relaxed);
+                CRITICAL[n][1].store(start + size, Ordering::Relaxed);
+                n += 1;
+            }
+        }
+    }
+}
+
+/// Whether `pc` lies in a mutex wrapper or in glibc's mutex code, where a checkpoint would
+/// split a hand-over from glibc's look at the owner. Signal-safe.
+pub fn in_critical_code(pc: u64) -> bool {
+    CRITICAL.iter().any(|[lo, hi]| {
+        (lo.load(Ordering::Relaxed)..hi.load(Ordering::Relaxed)).contains(&pc)
+    })
+}
+
 macro_rules! forward {
-    ($name:ident, $cname:literal, ($($arg:ident),*), ($a:expr, $b:expr)) => {
+    ($name:ident, $which:expr, ($($arg:ident),*), ($a:expr, $b:expr)) => {
         /// Wraps glibc's function of the same name (see the module documentation).
         ///
         /// # Safety
         /// As for glibc's function: the arguments must be valid for it.
         #[no_mangle]
         pub unsafe extern "C" fn $name(m: *mut c_void $(, $arg: *const c_void)*) -> c_int {
-            static REAL: AtomicU64 = AtomicU64::new(0);
-            let Some(f) = real(&REAL, $cname) else { return libc::ENOSYS };
+            let Some(f) = real(&REAL[$which], NAMES[$which]) else { return libc::ENOSYS };
+            let restarts = RESTARTS.load(Ordering::Acquire);
             adopt(m);
             // SAFETY: `f` is glibc's function of this name, called with the caller's arguments.
-            unsafe { sys::call_mutex_fn(f, m, $a, $b) }
+            let r = unsafe { sys::call_mutex_fn(f, m, $a, $b) };
+            if $which == F_UNLOCK && r == libc::EPERM && RESTARTS.load(Ordering::Acquire) != restarts {
+                // Restarted during the call: hand over, and unlock for real.
+                adopt(m);
+                // SAFETY: as above.
+                return unsafe { sys::call_mutex_fn(f, m, $a, $b) };
+            }
+            r
         }
     };
 }
 
 const NONE: *const c_void = core::ptr::null();
-forward!(pthread_mutex_lock, c"pthread_mutex_lock", (), (NONE, NONE));
-forward!(
-    pthread_mutex_trylock,
-    c"pthread_mutex_trylock",
-    (),
-    (NONE, NONE)
-);
-forward!(
-    pthread_mutex_unlock,
-    c"pthread_mutex_unlock",
-    (),
-    (NONE, NONE)
-);
-forward!(
-    pthread_mutex_timedlock,
-    c"pthread_mutex_timedlock",
-    (abstime),
-    (abstime, NONE)
-);
+forward!(pthread_mutex_lock, F_LOCK, (), (NONE, NONE));
+forward!(pthread_mutex_trylock, F_TRYLOCK, (), (NONE, NONE));
+forward!(pthread_mutex_unlock, F_UNLOCK, (), (NONE, NONE));
+forward!(pthread_mutex_timedlock, F_TIMEDLOCK, (abstime), (abstime, NONE));
 forward!(
     pthread_mutex_clocklock,
-    c"pthread_mutex_clocklock",
+    F_CLOCKLOCK,
     (clock, abstime),
     (clock, abstime)
 );

@@ -332,6 +332,17 @@ pub fn set_tid_address(addr: u64) {
     unsafe { libc::syscall(libc::SYS_set_tid_address, addr) };
 }
 
+/// Unregisters the calling thread's rseq area.
+pub fn rseq_unregister(area: u64, len: u32, sig: u32) -> SysResult<()> {
+    // SAFETY: unregistering only tells the kernel to stop writing into the area.
+    check(unsafe { libc::syscall(libc::SYS_rseq, area, len, 1, sig) }).map(drop)
+}
+
+/// The calling thread's id, from the kernel.
+pub fn thread_id() -> u32 {
+    gettid()
+}
+
 /// Registers the thread's rseq area again (glibc's, at the saved address).
 pub fn rseq_register(area: u64, len: u32, sig: u32) -> SysResult<()> {
     // SAFETY: the area is glibc's rseq area in the restored TCB, len and signature as glibc
@@ -345,6 +356,7 @@ pub fn store_u32(addr: u64, v: u32) {
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
 }
 
+#[inline(always)]
 pub fn load_u32(addr: u64) -> u32 {
     // SAFETY: reads a u32 inside the calling thread's TCB (the caller bounds the address).
     unsafe { core::ptr::read_volatile(addr as *const u32) }
@@ -867,15 +879,22 @@ pub unsafe extern "C" fn capture_and_run(
 /// # Safety
 /// `addr` must point to a live, 4-byte aligned word that is only accessed atomically or by
 /// the calling thread while the reference is used.
+#[inline(always)]
 pub unsafe fn atomic_u32_at<'a>(addr: u64) -> &'a core::sync::atomic::AtomicU32 {
     // SAFETY: guaranteed by the caller.
     unsafe { &*(addr as *const core::sync::atomic::AtomicU32) }
 }
 
 /// glibc's `pthread_self()`: the calling thread's control block (no system call).
+///
+/// Read from the thread pointer itself (glibc's control block starts with a pointer to
+/// itself), so that it inlines into the mutex wrappers without a call out of them.
+#[inline(always)]
 pub fn thread_self() -> u64 {
-    // SAFETY: pthread_self has no preconditions.
-    unsafe { libc::pthread_self() as u64 }
+    let tcb: u64;
+    // SAFETY: on x86-64 glibc, fs:0 holds the thread control block's own address.
+    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tcb, options(nostack, readonly, preserves_flags)) };
+    tcb
 }
 
 /// The next definition of `name` after this library (`dlsym(RTLD_NEXT)`).
@@ -891,6 +910,7 @@ pub fn next_symbol(name: &core::ffi::CStr) -> Option<u64> {
 /// # Safety
 /// `f` must be the address of a C function taking up to three pointer-sized arguments and
 /// returning int, and the arguments must be what it expects.
+#[inline(always)]
 pub unsafe fn call_mutex_fn(f: u64, a: *mut c_void, b: *const c_void, c: *const c_void) -> c_int {
     // SAFETY: guaranteed by the caller; extra arguments are ignored by the x86-64 C ABI.
     let f: extern "C" fn(*mut c_void, *const c_void, *const c_void) -> c_int =
@@ -1455,4 +1475,87 @@ mod tests {
         // SAFETY: unmapping the test's own mapping.
         unsafe { libc::munmap(pages, 8192) };
     }
+}
+
+/// The address and size of the function symbol that contains `addr`, from the dynamic
+/// symbol table of its object (at library load).
+pub fn symbol_extent(addr: u64) -> Option<(u64, u64)> {
+    // SAFETY: zeroed Dl_info is valid; dladdr1 fills it and points `sym` at an ElfW(Sym) of
+    // the object's symbol table, which lives as long as the object is loaded.
+    unsafe {
+        let mut info: libc::Dl_info = core::mem::zeroed();
+        let mut sym: *mut c_void = core::ptr::null_mut();
+        if libc::dladdr1(addr as *const c_void, &mut info, &mut sym, 1) == 0 || sym.is_null() {
+            return None;
+        }
+        let sym = &*(sym as *const libc::Elf64_Sym);
+        let start = info.dli_saddr as u64;
+        (start != 0 && sym.st_size != 0).then_some((start, sym.st_size))
+    }
+}
+
+/// `prlimit64` on this process: the (soft, hard) limit of resource `res`. Signal-safe.
+pub fn get_rlimit(res: u32) -> SysResult<(u64, u64)> {
+    let mut old = [0u64; 2];
+    // SAFETY: the kernel writes one struct rlimit64 (two u64) into `old`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            res,
+            core::ptr::null::<u64>(),
+            old.as_mut_ptr(),
+        )
+    })?;
+    Ok((old[0], old[1]))
+}
+
+/// `prlimit64` on this process: sets the (soft, hard) limit of resource `res`. Signal-safe.
+pub fn set_rlimit(res: u32, soft: u64, hard: u64) -> SysResult<()> {
+    let new = [soft, hard];
+    // SAFETY: the kernel reads one struct rlimit64 (two u64) from `new`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0,
+            res,
+            new.as_ptr(),
+            core::ptr::null_mut::<u64>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `PR_GET_THP_DISABLE`: bit 0 set when transparent huge pages are disabled for the
+/// process, the other bits the flags it was disabled with. Signal-safe.
+pub fn thp_disable() -> SysResult<u64> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(42, 0, 0, 0, 0) } as libc::c_long).map(|v| v as u64)
+}
+
+/// `PR_SET_THP_DISABLE` from a `thp_disable` value. Signal-safe.
+pub fn set_thp_disable(value: u64) -> SysResult<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(41, value & 1, value & !1, 0, 0) } as libc::c_long).map(drop)
+}
+
+/// `MEMBARRIER_CMD_GET_REGISTRATIONS`: the registration commands this process issued.
+/// Signal-safe.
+pub fn membarrier_registrations() -> SysResult<u64> {
+    // SAFETY: membarrier with integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_membarrier, 1 << 9, 0, 0) }).map(|v| v as u64)
+}
+
+/// Issues the membarrier registration command `cmd` again. Signal-safe.
+pub fn membarrier_register(cmd: u64) -> SysResult<()> {
+    // SAFETY: membarrier with integer arguments only.
+    check(unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0, 0) }).map(drop)
+}
+
+/// Writes `bytes` to the existing file `path` (NUL-terminated; a /proc setting). Signal-safe.
+pub fn write_file(path: &[u8], bytes: &[u8]) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY | libc::O_CLOEXEC, 0)?;
+    let r = pwrite_all_stream(fd, bytes);
+    close(fd);
+    r
 }

@@ -28,6 +28,8 @@ pub enum WriteError {
     MultiThreaded,
     /// Reading the program's memory at this address faulted.
     Fault(u64),
+    /// The name is relative and the working directory was deleted.
+    CwdDeleted,
 }
 
 impl WriteError {
@@ -43,6 +45,11 @@ impl WriteError {
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
             WriteError::MultiThreaded => ("multi-threaded programs are not supported yet", 0),
             WriteError::Fault(_) => ("reading the program's memory faulted", 0),
+            WriteError::CwdDeleted => (
+                "the working directory has been deleted; give the checkpoint an absolute name \
+                 (ckpt -n, CKPT_NAME, or ckpt checkpoint -n)",
+                0,
+            ),
         }
     }
 
@@ -223,7 +230,7 @@ pub fn write_image(
         &arena.target_path[..target_len],
         &arena.temp_path[..temp_len],
     )
-    .map_err(WriteError::Create)?;
+    .map_err(|e| create_error(e, name))?;
     let plan = Plan {
         stub: StubPlace { base, reserve },
         tables_len,
@@ -350,6 +357,21 @@ fn write_extent_lz4(
         }
     }
     Ok((done, at - offset, sum.finish()))
+}
+
+/// Why the checkpoint file could not be created: a relative name in a deleted working
+/// directory says so, instead of a bare "no such file or directory". Signal-safe.
+fn create_error(errno: i32, name: &[u8]) -> WriteError {
+    // (ENOENT for a named file, EPERM for an unnamed one.)
+    if name.first() != Some(&b'/') {
+        let mut cwd = [0u8; 1024];
+        if let Ok(n) = sys::readlink(b"/proc/self/cwd\0", &mut cwd) {
+            if cwd[..n].ends_with(b" (deleted)") {
+                return WriteError::CwdDeleted;
+            }
+        }
+    }
+    WriteError::Create(errno)
 }
 
 /// Opens the file the image is written into: `(fd, named)`. Preferably an unnamed file in
