@@ -12,8 +12,8 @@ use ckpt_image::{SigactionRecord, NSIG, RESUMED};
 use crate::arena::{Arena, ARENA};
 use crate::capture::{self, Captured};
 use crate::config::Config;
-use crate::process::ProcessState;
 use crate::line::Line;
+use crate::process::ProcessState;
 use crate::sys::{self, Global};
 use crate::write::{self, StubPlace, WriteError};
 

@@ -162,9 +162,9 @@ pub fn init() {
 /// Whether `pc` lies in a mutex wrapper or in glibc's mutex code, where a checkpoint would
 /// split a hand-over from glibc's look at the owner. Signal-safe.
 pub fn in_critical_code(pc: u64) -> bool {
-    CRITICAL.iter().any(|[lo, hi]| {
-        (lo.load(Ordering::Relaxed)..hi.load(Ordering::Relaxed)).contains(&pc)
-    })
+    CRITICAL
+        .iter()
+        .any(|[lo, hi]| (lo.load(Ordering::Relaxed)..hi.load(Ordering::Relaxed)).contains(&pc))
 }
 
 macro_rules! forward {
@@ -195,7 +195,12 @@ const NONE: *const c_void = core::ptr::null();
 forward!(pthread_mutex_lock, F_LOCK, (), (NONE, NONE));
 forward!(pthread_mutex_trylock, F_TRYLOCK, (), (NONE, NONE));
 forward!(pthread_mutex_unlock, F_UNLOCK, (), (NONE, NONE));
-forward!(pthread_mutex_timedlock, F_TIMEDLOCK, (abstime), (abstime, NONE));
+forward!(
+    pthread_mutex_timedlock,
+    F_TIMEDLOCK,
+    (abstime),
+    (abstime, NONE)
+);
 forward!(
     pthread_mutex_clocklock,
     F_CLOCKLOCK,

@@ -170,8 +170,7 @@ impl ProcessState {
             let Ok((now_soft, now_hard)) = sys::get_rlimit(res32) else {
                 continue;
             };
-            if (now_soft, now_hard) == (soft, hard) || sys::set_rlimit(res32, soft, hard).is_ok()
-            {
+            if (now_soft, now_hard) == (soft, hard) || sys::set_rlimit(res32, soft, hard).is_ok() {
                 continue;
             }
             // Raising a hard limit takes a privilege: keep this process's hard limit.

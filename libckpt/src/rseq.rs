@@ -129,7 +129,11 @@ pub fn current(glibc_area: Option<u64>) -> Option<(u64, u32, u32)> {
         .position(|t| t.load(Ordering::Relaxed) == tid)
         .map(|i| {
             let packed = LEN_SIG[i].load(Ordering::Relaxed);
-            (AREAS[i].load(Ordering::Relaxed), (packed >> 32) as u32, packed as u32)
+            (
+                AREAS[i].load(Ordering::Relaxed),
+                (packed >> 32) as u32,
+                packed as u32,
+            )
         });
     let candidate = match recorded {
         Some((0, _, _)) | None => glibc_area.map(|a| (a, GLIBC_LEN, GLIBC_SIG)),

@@ -893,7 +893,9 @@ pub unsafe fn atomic_u32_at<'a>(addr: u64) -> &'a core::sync::atomic::AtomicU32 
 pub fn thread_self() -> u64 {
     let tcb: u64;
     // SAFETY: on x86-64 glibc, fs:0 holds the thread control block's own address.
-    unsafe { core::arch::asm!("mov {}, fs:0", out(reg) tcb, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, fs:0", out(reg) tcb, options(nostack, readonly, preserves_flags))
+    };
     tcb
 }
 
