@@ -1426,58 +1426,6 @@ unsafe extern "C" fn resume_context(ctx: *const ResumeContext, value: u64) -> ! 
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    extern "C" fn read_byte(arg: *mut c_void) -> u64 {
-        // SAFETY: the test passes an address that is either readable or faults cleanly.
-        unsafe { core::ptr::read_volatile(arg as *const u8) as u64 }
-    }
-
-    #[test]
-    fn a_fault_in_a_guarded_body_is_an_error_not_a_death() {
-        // SAFETY: a fresh anonymous mapping of two pages, unmapped at the end; the second
-        // becomes inaccessible, the first a guard page where the kernel has them.
-        let pages = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                8192,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(pages, libc::MAP_FAILED);
-        let second = pages as u64 + 4096;
-        mprotect(second, 4096, 0).unwrap();
-        // SAFETY: the first page of our own mapping.
-        let guarded = unsafe { libc::madvise(pages, 4096, 102) } == 0;
-
-        let before = sigmask();
-        let guard = FaultGuard::install().unwrap();
-        let seven = [7u8; 8];
-        // SAFETY: read_byte reads one byte and holds nothing.
-        unsafe {
-            assert_eq!(guard.run(read_byte, second as *mut c_void), Err(second));
-            if guarded {
-                assert_eq!(guard.run(read_byte, pages), Err(pages as u64));
-            }
-            assert_eq!(guard.run(read_byte, seven.as_ptr() as *mut c_void), Ok(7));
-        }
-        drop(guard);
-        assert_eq!(sigmask(), before, "the mask is put back");
-        let mut action = ckpt_image::SigactionRecord::default();
-        rt_sigaction(libc::SIGSEGV, None, Some(&mut action)).unwrap();
-        assert_ne!(
-            action.handler, on_fault as *const () as u64,
-            "the handler is put back"
-        );
-        // SAFETY: unmapping the test's own mapping.
-        unsafe { libc::munmap(pages, 8192) };
-    }
-}
 
 /// The address and size of the function symbol that contains `addr`, from the dynamic
 /// symbol table of its object (at library load).
@@ -1560,4 +1508,57 @@ pub fn write_file(path: &[u8], bytes: &[u8]) -> SysResult<()> {
     let r = pwrite_all_stream(fd, bytes);
     close(fd);
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern "C" fn read_byte(arg: *mut c_void) -> u64 {
+        // SAFETY: the test passes an address that is either readable or faults cleanly.
+        unsafe { core::ptr::read_volatile(arg as *const u8) as u64 }
+    }
+
+    #[test]
+    fn a_fault_in_a_guarded_body_is_an_error_not_a_death() {
+        // SAFETY: a fresh anonymous mapping of two pages, unmapped at the end; the second
+        // becomes inaccessible, the first a guard page where the kernel has them.
+        let pages = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(pages, libc::MAP_FAILED);
+        let second = pages as u64 + 4096;
+        mprotect(second, 4096, 0).unwrap();
+        // SAFETY: the first page of our own mapping.
+        let guarded = unsafe { libc::madvise(pages, 4096, 102) } == 0;
+
+        let before = sigmask();
+        let guard = FaultGuard::install().unwrap();
+        let seven = [7u8; 8];
+        // SAFETY: read_byte reads one byte and holds nothing.
+        unsafe {
+            assert_eq!(guard.run(read_byte, second as *mut c_void), Err(second));
+            if guarded {
+                assert_eq!(guard.run(read_byte, pages), Err(pages as u64));
+            }
+            assert_eq!(guard.run(read_byte, seven.as_ptr() as *mut c_void), Ok(7));
+        }
+        drop(guard);
+        assert_eq!(sigmask(), before, "the mask is put back");
+        let mut action = ckpt_image::SigactionRecord::default();
+        rt_sigaction(libc::SIGSEGV, None, Some(&mut action)).unwrap();
+        assert_ne!(
+            action.handler, on_fault as *const () as u64,
+            "the handler is put back"
+        );
+        // SAFETY: unmapping the test's own mapping.
+        unsafe { libc::munmap(pages, 8192) };
+    }
 }
