@@ -53,6 +53,15 @@ fn children(pid: i32) -> Vec<(i32, char)> {
         .collect()
 }
 
+/// Bytes process `pid` has written so far (`wchar` of /proc/PID/io).
+fn written_by(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Files in `dir` whose names say they are temp files of a checkpoint.
 fn temp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -145,6 +154,12 @@ fn a_writer_killed_half_way_leaves_no_temp_file_and_says_so() {
         assert!(Instant::now() < deadline, "no writer started");
         std::thread::sleep(Duration::from_millis(1));
     };
+    // Half-way: once it has written some of the image (killed before it has checked that it
+    // sees all of the process, it is not the writer: the program then writes by itself).
+    while written_by(writer) < 16 << 20 {
+        assert!(Instant::now() < deadline, "the writer wrote nothing");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // SAFETY: kill(2) on the writer child we just saw.
     unsafe { libc::kill(writer, libc::SIGKILL) };
     let status = request.wait_exit_only(TIMEOUT);

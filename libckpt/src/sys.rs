@@ -1426,7 +1426,6 @@ unsafe extern "C" fn resume_context(ctx: *const ResumeContext, value: u64) -> ! 
     )
 }
 
-
 /// The address and size of the function symbol that contains `addr`, from the dynamic
 /// symbol table of its object (at library load).
 pub fn symbol_extent(addr: u64) -> Option<(u64, u64)> {
