@@ -144,22 +144,14 @@ enum Outcome {
 /// Runs the checkpoint at `path` until it exits or prints its first line, for at most
 /// `TIMEOUT`.
 fn run_checkpoint(base: &Base, path: &Path, label: &str) -> Outcome {
-    let mut tries = 0;
-    let mut child = loop {
-        let mut command = restart_command(&base.dir, path);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match command.spawn() {
-            Ok(child) => break child,
-            // Another test's fork may briefly hold a write descriptor of the file.
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Outcome::NotExecuted(e),
-        }
+    let mut command = restart_command(&base.dir, path);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match try_spawn(&mut command) {
+        Ok(child) => child,
+        Err(e) => return Outcome::NotExecuted(e),
     };
     let (sender, chunks) = mpsc::channel::<Vec<u8>>();
     let mut stdout = child.stdout.take().expect("piped stdout");

@@ -317,21 +317,14 @@ enum Ran {
 
 /// Runs `path` with a timeout; an exec error (ENOEXEC) is an outcome, not a failure.
 fn run_file(dir: &TempDir, path: &Path, label: &str) -> Ran {
-    let mut tries = 0;
-    let mut child = loop {
-        let mut command = restart_command(dir, path);
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match command.spawn() {
-            Ok(child) => break child,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(e) => return Ran::Refused(e),
-        }
+    let mut command = restart_command(dir, path);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match try_spawn(&mut command) {
+        Ok(child) => child,
+        Err(e) => return Ran::Refused(e),
     };
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {

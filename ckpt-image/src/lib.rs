@@ -251,6 +251,43 @@ pub struct ResumeContext {
 /// Value the resumed capture point returns in the restarted process.
 pub const RESUMED: u64 = 0x5245_5354_4152_5400; // "RESTART\0"
 
+/// Loads the callee-saved registers, MXCSR, x87 control word and stack pointer of a
+/// [`ResumeContext`] and jumps to its resume address with `value` in rax: the capture call
+/// that saved the context returns `value` a second time. The restart stub resumes a
+/// checkpointed thread this way (with [`RESUMED`]), and libckpt abandons a body that
+/// faulted (see its `FaultGuard`).
+///
+/// # Safety
+/// `ctx` must have been saved by a capture call whose frame and stack still hold what they
+/// held then, and everything between here and there must be safe to abandon.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+pub unsafe extern "C" fn resume_context(ctx: *const ResumeContext, value: u64) -> ! {
+    core::arch::naked_asm!(
+        "ldmxcsr [rdi + 64]",
+        "fldcw [rdi + 68]",
+        "mov rbx, [rdi + 16]",
+        "mov rbp, [rdi + 24]",
+        "mov r12, [rdi + 32]",
+        "mov r13, [rdi + 40]",
+        "mov r14, [rdi + 48]",
+        "mov r15, [rdi + 56]",
+        "mov rsp, [rdi + 0]",
+        "mov rax, rsi",
+        "jmp [rdi + 8]",
+    )
+}
+
+const _: () = {
+    // The offsets resume_context reads.
+    assert!(core::mem::offset_of!(ResumeContext, rsp) == 0);
+    assert!(core::mem::offset_of!(ResumeContext, rip) == 8);
+    assert!(core::mem::offset_of!(ResumeContext, rbx) == 16);
+    assert!(core::mem::offset_of!(ResumeContext, r15) == 56);
+    assert!(core::mem::offset_of!(ResumeContext, mxcsr) == 64);
+    assert!(core::mem::offset_of!(ResumeContext, fpu_cw) == 68);
+};
+
 /// Per-thread state. The first record is the thread that took the checkpoint.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1388,7 +1388,7 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
         // SAFETY: the context was saved by the `capture_and_run` of the guarded body, whose
         // frame is still live (the fault happened inside it); the frames between here and
         // there hold nothing that needs dropping (the contract of `FaultGuard::run`).
-        unsafe { resume_context(FAULT_CONTEXT.get(), FAULTED) }
+        unsafe { ckpt_image::resume_context(FAULT_CONTEXT.get(), FAULTED) }
     }
     // SAFETY: reading the saved actions, which the guard does not change while installed.
     let previous = unsafe { FAULT_PREVIOUS.get() };
@@ -1401,29 +1401,6 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void
 #[unsafe(naked)]
 extern "C" fn restore_rt() {
     naked_asm!("mov rax, 15", "syscall", "ud2")
-}
-
-/// Loads the callee-saved registers, MXCSR, x87 control word and stack pointer saved by
-/// [`capture_and_run`] in `ctx` and returns from that call with `value`.
-///
-/// # Safety
-/// The frame that called `capture_and_run` with `ctx` must still be live, and everything
-/// between here and there must be safe to abandon.
-#[unsafe(naked)]
-unsafe extern "C" fn resume_context(ctx: *const ResumeContext, value: u64) -> ! {
-    naked_asm!(
-        "ldmxcsr [rdi + 64]",
-        "fldcw [rdi + 68]",
-        "mov rbx, [rdi + 16]",
-        "mov rbp, [rdi + 24]",
-        "mov r12, [rdi + 32]",
-        "mov r13, [rdi + 40]",
-        "mov r14, [rdi + 48]",
-        "mov r15, [rdi + 56]",
-        "mov rsp, [rdi + 0]",
-        "mov rax, rsi",
-        "jmp [rdi + 8]",
-    )
 }
 
 /// The address and size of the function symbol that contains `addr`, from the dynamic

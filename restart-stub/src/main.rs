@@ -345,7 +345,7 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     syscall6(SYS_RT_SIGPROCMASK, SIG_SETMASK, &thread.sigmask as *const u64 as usize, 0, 8, 0, 0);
     // SAFETY: the whole saved address space is back, including the stack and the code the
     // context points into; the context was captured by libckpt's capture point.
-    unsafe { resume(&thread.context) }
+    unsafe { ckpt_image::resume_context(&thread.context, ckpt_image::RESUMED) }
 }
 
 /// Whether the saved vDSO image is the one this kernel provides (a program's cached vDSO

@@ -130,28 +130,6 @@ pub unsafe extern "C" fn _start() -> ! {
     )
 }
 
-/// Loads the saved callee-saved registers, MXCSR, x87 control word and stack pointer from
-/// `ctx` and jumps to the saved resume point with `rax = RESUMED`.
-#[unsafe(naked)]
-pub unsafe extern "C" fn resume(ctx: *const ckpt_image::ResumeContext) -> ! {
-    naked_asm!(
-        "ldmxcsr [rdi + 64]",
-        "fldcw [rdi + 68]",
-        "mov rbx, [rdi + 16]",
-        "mov rbp, [rdi + 24]",
-        "mov r12, [rdi + 32]",
-        "mov r13, [rdi + 40]",
-        "mov r14, [rdi + 48]",
-        "mov r15, [rdi + 56]",
-        "mov rsp, [rdi + 0]",
-        "mov rcx, [rdi + 8]",
-        "mov rax, {resumed}",
-        "xor edi, edi",
-        "jmp rcx",
-        resumed = const ckpt_image::RESUMED,
-    )
-}
-
 // The compiler lowers copies and fills to these symbols; with no libc the stub provides them.
 // They use string instructions so that the compiler cannot turn them back into calls.
 

@@ -332,6 +332,12 @@ fn wrap(command: &Command, program: &str, leading: &[&str]) -> Command {
 /// wrote can be busy for a moment while another test thread forks (the child holds the
 /// descriptor until it execs).
 fn spawn_retrying(command: &mut Command, label: &str) -> Child {
+    try_spawn(command).unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}"))
+}
+
+/// Spawns `command` as `spawn_retrying` does, returning any other error (an executable the
+/// kernel refuses is an outcome for some tests).
+pub fn try_spawn(command: &mut Command) -> std::io::Result<Child> {
     let mut tries = 0;
     loop {
         match command.spawn() {
@@ -339,7 +345,7 @@ fn spawn_retrying(command: &mut Command, label: &str) -> Child {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(20));
             }
-            r => break r.unwrap_or_else(|e| panic!("{label}: cannot start {command:?}: {e}")),
+            r => return r,
         }
     }
 }
