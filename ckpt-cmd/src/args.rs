@@ -102,72 +102,12 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
-/// The signals that may trigger a checkpoint, by name without the `SIG` prefix. SIGKILL and
-/// SIGSTOP are absent on purpose: no handler can be installed for them.
-const SIGNAL_NAMES: &[(&str, i32)] = &[
-    ("HUP", libc::SIGHUP),
-    ("INT", libc::SIGINT),
-    ("QUIT", libc::SIGQUIT),
-    ("ILL", libc::SIGILL),
-    ("TRAP", libc::SIGTRAP),
-    ("ABRT", libc::SIGABRT),
-    ("IOT", libc::SIGIOT),
-    ("BUS", libc::SIGBUS),
-    ("FPE", libc::SIGFPE),
-    ("USR1", libc::SIGUSR1),
-    ("SEGV", libc::SIGSEGV),
-    ("USR2", libc::SIGUSR2),
-    ("PIPE", libc::SIGPIPE),
-    ("ALRM", libc::SIGALRM),
-    ("TERM", libc::SIGTERM),
-    ("STKFLT", libc::SIGSTKFLT),
-    ("CHLD", libc::SIGCHLD),
-    ("CLD", libc::SIGCHLD),
-    ("CONT", libc::SIGCONT),
-    ("TSTP", libc::SIGTSTP),
-    ("TTIN", libc::SIGTTIN),
-    ("TTOU", libc::SIGTTOU),
-    ("URG", libc::SIGURG),
-    ("XCPU", libc::SIGXCPU),
-    ("XFSZ", libc::SIGXFSZ),
-    ("VTALRM", libc::SIGVTALRM),
-    ("PROF", libc::SIGPROF),
-    ("WINCH", libc::SIGWINCH),
-    ("IO", libc::SIGIO),
-    ("POLL", libc::SIGPOLL),
-    ("PWR", libc::SIGPWR),
-    ("SYS", libc::SIGSYS),
-];
+pub use ckpt_image::signals::parse_signal;
 
-/// The highest signal number on Linux x86-64 (SIGRTMAX as the kernel sees it).
-const MAX_SIGNAL: u32 = 64;
-
-/// Checks a `-a` value: a number 0..=64 (0 disables asynchronous checkpoints), or a signal
-/// name with or without `SIG`, in any case. Returns the signal number.
-pub fn parse_signal(value: &str) -> Option<u32> {
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        return value.parse::<u32>().ok().filter(|&n| n <= MAX_SIGNAL);
-    }
-    let upper = value.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNAL_NAMES
-        .iter()
-        .find(|(known, _)| *known == name)
-        .and_then(|&(_, number)| u32::try_from(number).ok())
-}
-
-/// Checks a `--signal` value of `ckpt checkpoint`: a number 1..=64 or any name `-a` takes,
-/// and also KILL and STOP (sent, not caught).
+/// Checks a `--signal` value of `ckpt checkpoint`: a number 1..=64 or a name (KILL and STOP
+/// too: sent, not caught).
 pub fn parse_end_signal(value: &str) -> Option<i32> {
-    let upper = value.to_ascii_uppercase();
-    match upper.strip_prefix("SIG").unwrap_or(&upper) {
-        "KILL" => return Some(libc::SIGKILL),
-        "STOP" => return Some(libc::SIGSTOP),
-        _ => {}
-    }
-    parse_signal(value)
-        .filter(|&n| n != 0)
-        .and_then(|n| i32::try_from(n).ok())
+    parse_signal(value).filter(|&n| n != 0)
 }
 
 /// Checks a `-z` value: a non-negative decimal integer of milliseconds.
@@ -472,10 +412,11 @@ fn set_value(options: &mut RunOptions, option: char, value: OsString) -> Result<
         }
         'a' => {
             const EXPECTED: &str =
-                "expected a signal number 0..=64 or a name such as USR1 or SIGUSR1; \
-                                    KILL and STOP cannot be caught";
+                "expected a signal number 0..=64 or a name such as USR1, SIGUSR1 or RTMIN+2";
             let text = value.to_str().ok_or_else(|| bad(EXPECTED))?;
-            parse_signal(text).ok_or_else(|| bad(EXPECTED))?;
+            let sig = parse_signal(text).ok_or_else(|| bad(EXPECTED))?;
+            // Refused here exactly as the library would refuse it, before PROG starts.
+            ckpt_image::signals::check_asyncsig(sig).map_err(|e| bad(e.message()))?;
             options.async_signal = Some(text.to_owned());
         }
         'z' => {
@@ -612,17 +553,19 @@ mod tests {
     #[test]
     fn signal_values() {
         for good in &[
-            "0", "1", "10", "20", "64", "TSTP", "SIGTSTP", "sigusr1", "usr2", "SigHup",
+            "0", "1", "10", "20", "64", "TSTP", "SIGTSTP", "sigusr1", "usr2", "SigHup", "IOT",
+            "CLD", "POLL", "RTMIN+2",
         ] {
             assert!(parse_signal(good).is_some(), "{good} should be accepted");
             assert_eq!(run(&["-a", good, "p"]).async_signal.as_deref(), Some(*good));
         }
-        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1 as u32));
-        assert_eq!(parse_signal("tstp"), Some(libc::SIGTSTP as u32));
+        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("tstp"), Some(libc::SIGTSTP));
+        // Spellings of no signal, and signals that cannot be the checkpoint signal.
         for bad in [
-            "", "65", "-1", "+5", "1x", "SIG", "SIGFOO", "KILL", "SIGSTOP", "USR1 ", "９",
+            "", "65", "-1", "+5", "1x", "SIG", "SIGFOO", "KILL", "SIGSTOP", "USR1 ", "９", "9",
+            "19", "63", "RTMAX-1", "32", "33",
         ] {
-            assert_eq!(parse_signal(bad), None, "{bad:?} should be rejected");
             match parse_strs(&["-a", bad, "p"]) {
                 Err(ArgError::BadValue {
                     option: 'a', value, ..

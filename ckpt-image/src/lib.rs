@@ -22,6 +22,7 @@ pub mod crc32c;
 pub mod elf;
 pub mod lz4;
 pub mod request;
+pub mod signals;
 pub mod stub_sum;
 
 /// Reading `/proc/<pid>/maps` lines, which the writer and the stub both do.

@@ -53,80 +53,16 @@ impl Config {
 /// The library's own signal: periodic checkpoints and `ckpt checkpoint` requests.
 pub use ckpt_image::CONTROL_SIGNAL;
 
-/// Whether `sig` may be the asynchronous checkpoint signal.
+pub use ckpt_image::signals::{parse_signal, signal_name};
+
+/// Whether `sig` may be the asynchronous checkpoint signal (the rule `ckpt -a` applies too).
 pub fn check_asyncsig(sig: i32) -> Result<(), String> {
-    match sig {
-        0 => Ok(()),
-        libc::SIGKILL | libc::SIGSTOP => Err(format!("signal {sig} cannot be caught")),
-        CONTROL_SIGNAL => Err(format!(
-            "signal {sig} is reserved for ckpt's periodic and requested checkpoints"
-        )),
-        1..=64 => Ok(()),
-        _ => Err(format!(
-            "{sig} is not a signal number (1-64, or 0 for none)"
-        )),
-    }
-}
-
-/// The names of the classic signals, without `SIG`.
-const SIGNAL_NAMES: &[(&str, i32)] = &[
-    ("HUP", 1),
-    ("INT", 2),
-    ("QUIT", 3),
-    ("ILL", 4),
-    ("TRAP", 5),
-    ("ABRT", 6),
-    ("BUS", 7),
-    ("FPE", 8),
-    ("USR1", 10),
-    ("SEGV", 11),
-    ("USR2", 12),
-    ("PIPE", 13),
-    ("ALRM", 14),
-    ("TERM", 15),
-    ("STKFLT", 16),
-    ("CHLD", 17),
-    ("CONT", 18),
-    ("TSTP", 20),
-    ("TTIN", 21),
-    ("TTOU", 22),
-    ("URG", 23),
-    ("XCPU", 24),
-    ("XFSZ", 25),
-    ("VTALRM", 26),
-    ("PROF", 27),
-    ("WINCH", 28),
-    ("IO", 29),
-    ("PWR", 30),
-    ("SYS", 31),
-];
-
-/// The name of `sig` without `SIG` (`TSTP`), for the classic signals.
-pub fn signal_name(sig: i32) -> Option<&'static str> {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(_, n)| *n == sig)
-        .map(|(name, _)| *name)
-}
-
-/// Parses a signal given as a number or a name (`SIGUSR1`, `USR1`, case-insensitive).
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (0..=64).contains(&n).then_some(n);
-    }
-    let up = s.to_ascii_uppercase();
-    let bare = up.strip_prefix("SIG").unwrap_or(&up);
-    if let Some(&(_, n)) = SIGNAL_NAMES.iter().find(|(name, _)| *name == bare) {
-        return Some(n);
-    }
-    if let Some(rest) = bare.strip_prefix("RTMIN+") {
-        return rest
-            .parse::<i32>()
-            .ok()
-            .map(|k| 34 + k)
-            .filter(|n| *n <= 64);
-    }
-    None
+    ckpt_image::signals::check_asyncsig(sig).map_err(|e| {
+        format!(
+            "signal {sig} cannot be the checkpoint signal: {}",
+            e.message()
+        )
+    })
 }
 
 /// The program's name for its default checkpoint name: the basename of `argv[0]`, or of
@@ -238,21 +174,4 @@ pub fn from_env() -> Result<Config, String> {
         };
     }
     Ok(cfg)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signals() {
-        assert_eq!(parse_signal("10"), Some(10));
-        assert_eq!(parse_signal("SIGUSR1"), Some(10));
-        assert_eq!(parse_signal("usr2"), Some(12));
-        assert_eq!(parse_signal("SIGTSTP"), Some(20));
-        assert_eq!(parse_signal("0"), Some(0));
-        assert_eq!(parse_signal("65"), None);
-        assert_eq!(parse_signal("SIGNOPE"), None);
-        assert_eq!(parse_signal("RTMIN+2"), Some(36));
-    }
 }
