@@ -446,6 +446,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     p.umask = sys::get_umask();
     p.itimers = sys::get_itimers();
     p.pending = sys::sigpending();
+    crate::clocks::note_checkpoint();
     for (i, sa) in arena.sigactions.iter_mut().enumerate() {
         *sa = SigactionRecord::default();
         let _ = sys::rt_sigaction(i as i32 + 1, None, Some(sa));
@@ -611,6 +612,8 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
             sys::set_itimer(which, interval, value);
         }
     }
+    // Former pids and tids name this process now (CPU-time clock ids).
+    crate::clocks::note_restart();
     // Signals that were pending come back pending (one instance each); not ckpt's own,
     // which would checkpoint again at once.
     for sig in 1..=64 {
