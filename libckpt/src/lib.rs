@@ -9,8 +9,9 @@
 //! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
 //! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
 //! every system call and all unsafe code. [`signals`] keeps ckpt's signals its own, past a
-//! program that installs handlers for them or blocks them. [`clocks`] keeps CPU-time clock
-//! ids from before a restart naming the process.
+//! program that installs handlers for them or blocks them. [`timers`] saves the program's
+//! POSIX timers and makes them again after a restart; [`clocks`] keeps CPU-time clock ids
+//! from before a restart naming the process.
 //!
 //! The library is `no_std`: it lives inside someone else's process, so it brings no runtime
 //! of its own (no unwinder, no backtrace symbolizer, no libgcc_s), only what it uses. That
@@ -40,6 +41,7 @@ pub mod mutex;
 pub mod request;
 pub mod signals;
 pub mod sys;
+pub mod timers;
 pub mod trigger;
 pub mod write;
 
