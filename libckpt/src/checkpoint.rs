@@ -402,7 +402,11 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     if let Some(off) = state.tid_offset {
         t.clear_child_tid = fs + off;
     }
+    let (library_timers, own_signals) = (library_timers(state), own_signals(&state.config));
     state.process.capture(arena.misc);
+    crate::clocks::note_checkpoint();
+    let p = &mut state.process;
+    p.pending = crate::timers::capture(arena.maps, library_timers, p.pending, own_signals);
     for (i, sa) in arena.sigactions.iter_mut().enumerate() {
         *sa = SigactionRecord::default();
         let _ = sys::rt_sigaction(i as i32 + 1, None, Some(sa));
@@ -557,6 +561,10 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
             sys::set_itimer(which, interval, value);
         }
     }
+    // Former pids and tids name this process now (CPU-time clock ids); the program's POSIX
+    // timers come back with their ids before the library makes its own (below).
+    crate::clocks::note_restart();
+    crate::timers::restore();
     // Signals that were pending come back pending (one instance each); not ckpt's own,
     // which would checkpoint again at once.
     for sig in 1..=64 {
@@ -575,6 +583,30 @@ fn after_restart(state: &mut State, arena: &mut Arena) {
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);
     }
+}
+
+/// The library's own POSIX timers in this process (-1: none): a checkpoint leaves them out,
+/// and the library makes them again itself. Signal-safe.
+fn library_timers(state: &State) -> [i32; 2] {
+    let pid = sys::getpid();
+    let periodic = match state.periodic_timer {
+        Some((id, owner)) if owner == pid => id,
+        _ => -1,
+    };
+    let retry = match RETRY_TIMER.load(Ordering::Relaxed) {
+        id if id >= 0 && RETRY_TIMER_PID.load(Ordering::Relaxed) == pid => id,
+        _ => -1,
+    };
+    [periodic, retry]
+}
+
+/// ckpt's own signals, bit `sig - 1`: the checkpoint signal and the control signal.
+fn own_signals(config: &Config) -> u64 {
+    let bit = |sig: i32| match sig {
+        1..=64 => 1u64 << (sig - 1),
+        _ => 0,
+    };
+    bit(config.asyncsig) | bit(crate::config::CONTROL_SIGNAL)
 }
 
 /// Prints why a checkpoint failed, in one line. Signal-safe.

@@ -9,7 +9,9 @@
 //! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
 //! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
 //! every system call and all unsafe code. [`signals`] keeps ckpt's signals its own, past a
-//! program that installs handlers for them or blocks them.
+//! program that installs handlers for them or blocks them. [`timers`] saves the program's
+//! POSIX timers and makes them again after a restart; [`clocks`] keeps CPU-time clock ids
+//! from before a restart naming the process.
 //!
 //! The library is `no_std`: it lives inside someone else's process, so it brings no runtime
 //! of its own (no unwinder, no backtrace symbolizer, no libgcc_s), only what it uses. That
@@ -32,6 +34,7 @@ pub mod api;
 pub mod arena;
 pub mod capture;
 pub mod checkpoint;
+pub mod clocks;
 pub mod config;
 pub mod line;
 pub mod mutex;
@@ -40,6 +43,7 @@ pub mod request;
 pub mod rseq;
 pub mod signals;
 pub mod sys;
+pub mod timers;
 pub mod trigger;
 pub mod write;
 
@@ -119,6 +123,9 @@ fn rseq_offset() -> Option<i64> {
 /// Library initialisation: configuration, reserved memory, the triggers.
 #[ctor::ctor]
 fn init() {
+    // First: the clock and syscall() wrappers make system calls themselves until they have
+    // glibc's.
+    clocks::init();
     rseq::init();
     request::SECURE.store(
         sys::secure_execution(),

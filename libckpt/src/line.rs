@@ -35,6 +35,14 @@ impl<const N: usize> Line<N> {
         self.push(&digits[k..])
     }
 
+    /// `v` in decimal, with a minus sign when negative.
+    pub fn push_signed(&mut self, v: i64) -> &mut Self {
+        if v < 0 {
+            self.push(b"-");
+        }
+        self.push_decimal(v.unsigned_abs())
+    }
+
     /// `0x` and `v` in lower-case hexadecimal.
     pub fn push_hex(&mut self, v: u64) -> &mut Self {
         let mut digits = [0u8; 16];
@@ -80,6 +88,9 @@ mod tests {
             .push(b"/")
             .push_decimal(0);
         assert_eq!(l.as_bytes(), b"pid 4711/0");
+        let mut c = Line::<32>::new();
+        c.push_signed(-66950).push(b" ").push_signed(7);
+        assert_eq!(c.as_bytes(), b"-66950 7");
         let mut h = Line::<32>::new();
         h.push_hex(0x7f00_dead_0000).push(b" ").push_hex(0);
         assert_eq!(h.as_bytes(), b"0x7f00dead0000 0x0");

@@ -669,7 +669,7 @@ pub fn set_thread_value(key: u32, value: u64) {
     unsafe { libc::pthread_setspecific(key, value as usize as *const c_void) };
 }
 
-/// The kernel's `struct sigevent`, for `timer_create` with `SIGEV_THREAD_ID`.
+/// The kernel's `struct sigevent` (64 bytes), as `timer_create` reads it.
 #[repr(C)]
 struct KernelSigevent {
     value: u64,
@@ -681,20 +681,46 @@ struct KernelSigevent {
 
 const SIGEV_THREAD_ID: c_int = 4;
 
+/// How a timer notifies: the fields of the kernel's `struct sigevent` that it keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerEvent {
+    /// `sigev_value`, all 64 bits.
+    pub value: u64,
+    pub signo: c_int,
+    /// `SIGEV_SIGNAL`, `SIGEV_NONE`, `SIGEV_THREAD` (to the kernel: like `SIGEV_SIGNAL`), or
+    /// `SIGEV_THREAD_ID | SIGEV_SIGNAL`.
+    pub notify: c_int,
+    /// The thread, with `SIGEV_THREAD_ID`.
+    pub tid: c_int,
+}
+
+/// Raw `timer_create`: a timer on `clock` notifying as `event`. The kernel writes the new
+/// timer's id into the third argument, and reads the id wanted from there while
+/// `PR_TIMER_CREATE_RESTORE_IDS` is on (`preset`; ignored otherwise). Signal-safe.
+pub fn timer_create(clock: c_int, event: &TimerEvent, preset: i32) -> SysResult<i32> {
+    let ev = KernelSigevent {
+        value: event.value,
+        signo: event.signo,
+        notify: event.notify,
+        tid: event.tid,
+        _pad: [0; 11],
+    };
+    let mut id: c_int = preset;
+    // SAFETY: the kernel reads the sigevent and reads and writes the timer id in `id`.
+    check(unsafe { libc::syscall(libc::SYS_timer_create, clock, &ev, &mut id) })?;
+    Ok(id)
+}
+
 /// Creates a CLOCK_MONOTONIC POSIX timer that delivers `sig` to thread `tid`; returns the
 /// kernel's timer id. Raw system call: signal-safe.
 pub fn timer_create_for_thread(sig: c_int, tid: u32, value: i32) -> SysResult<i32> {
-    let ev = KernelSigevent {
+    let event = TimerEvent {
         value: value as u32 as u64,
         signo: sig,
         notify: SIGEV_THREAD_ID,
         tid: tid as c_int,
-        _pad: [0; 11],
     };
-    let mut id: c_int = -1;
-    // SAFETY: the kernel reads the sigevent and writes the timer id into `id`.
-    check(unsafe { libc::syscall(libc::SYS_timer_create, libc::CLOCK_MONOTONIC, &ev, &mut id) })?;
-    Ok(id)
+    timer_create(libc::CLOCK_MONOTONIC, &event, -1)
 }
 
 /// Arms (period > 0) or disarms (0) a timer created by `timer_create_for_thread`.
@@ -708,7 +734,9 @@ pub fn timer_fire_in(id: i32, ns: u64) -> SysResult<()> {
     timer_settime(id, 0, ns)
 }
 
-fn timer_settime(id: i32, interval_ns: u64, value_ns: u64) -> SysResult<()> {
+/// Raw `timer_settime`, relative: the timer fires in `value_ns` (0: disarmed) and then every
+/// `interval_ns` (0: once). Signal-safe.
+pub fn timer_settime(id: i32, interval_ns: u64, value_ns: u64) -> SysResult<()> {
     let ts = |ns: u64| libc::timespec {
         tv_sec: (ns / 1_000_000_000) as libc::time_t,
         tv_nsec: (ns % 1_000_000_000) as libc::c_long,
@@ -730,9 +758,118 @@ fn timer_settime(id: i32, interval_ns: u64, value_ns: u64) -> SysResult<()> {
     .map(drop)
 }
 
+/// Raw `timer_gettime`: (interval, time left) in nanoseconds. Signal-safe.
+pub fn timer_gettime(id: i32) -> SysResult<(u64, u64)> {
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let mut spec = libc::itimerspec {
+        it_interval: zero,
+        it_value: zero,
+    };
+    // SAFETY: the kernel writes one itimerspec into a local.
+    check(unsafe { libc::syscall(libc::SYS_timer_gettime, id, &mut spec) })?;
+    let ns = |t: libc::timespec| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+    Ok((ns(spec.it_interval), ns(spec.it_value)))
+}
+
 pub fn timer_delete(id: i32) {
     // SAFETY: deletes a timer this library created.
     unsafe { libc::syscall(libc::SYS_timer_delete, id) };
+}
+
+/// `prctl(PR_TIMER_CREATE_RESTORE_IDS, …)` (Linux 6.16): `TIMER_IDS_ON` makes `timer_create`
+/// take the id preset in its third argument, `TIMER_IDS_OFF` lets the kernel choose again,
+/// `TIMER_IDS_GET` answers which is in force. EINVAL from older kernels. Signal-safe.
+pub fn timer_restore_ids(mode: u64) -> SysResult<usize> {
+    // SAFETY: prctl with integer arguments only.
+    check(
+        unsafe { libc::prctl(PR_TIMER_CREATE_RESTORE_IDS, mode, 0u64, 0u64, 0u64) } as libc::c_long,
+    )
+}
+
+const PR_TIMER_CREATE_RESTORE_IDS: c_int = 77;
+pub const TIMER_IDS_OFF: u64 = 0;
+pub const TIMER_IDS_ON: u64 = 1;
+pub const TIMER_IDS_GET: u64 = 2;
+
+/// A `siginfo_t` as the kernel hands it out (128 bytes), kept to be queued again.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+pub struct SigInfo(pub [u8; 128]);
+
+impl SigInfo {
+    pub const fn zeroed() -> SigInfo {
+        SigInfo([0; 128])
+    }
+
+    pub fn signo(&self) -> c_int {
+        c_int::from_ne_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
+    }
+}
+
+/// Takes one pending instance of a signal in `set` (bit `sig - 1`; blocked or not) with its
+/// information, without waiting: `Some(info)`, or `None` when none is pending. Signal-safe.
+pub fn take_pending(set: u64) -> Option<SigInfo> {
+    let mut info = SigInfo::zeroed();
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: rt_sigtimedwait reads an 8-byte set and a timeout and writes at most 128 bytes
+    // of siginfo into `info`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigtimedwait,
+            &set,
+            info.0.as_mut_ptr(),
+            &zero,
+            8,
+        )
+    };
+    (r > 0).then_some(info)
+}
+
+/// Queues `info` (its signal, code, value, …, as the kernel gave them) to the calling thread.
+/// The kernel takes any code a process queues to itself. Signal-safe.
+pub fn queue_to_self(info: &SigInfo) -> SysResult<()> {
+    // SAFETY: rt_tgsigqueueinfo reads 128 bytes of siginfo; the ids are our own.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            info.signo(),
+            info.0.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// `clock_gettime` as a bare system call, for `clocks` to call until it has found glibc's
+/// (which uses the vDSO). Signal-safe.
+///
+/// # Safety
+/// `tp` must be valid for writing a `struct timespec`.
+pub unsafe extern "C" fn raw_clock_gettime(
+    clock: libc::clockid_t,
+    tp: *mut libc::timespec,
+) -> c_int {
+    // SAFETY: the caller's contract; the kernel writes one timespec at `tp`.
+    unsafe { libc::syscall(libc::SYS_clock_gettime, clock, tp) as c_int }
+}
+
+/// `clock_getres` as a bare system call, like `raw_clock_gettime`. Signal-safe.
+///
+/// # Safety
+/// `res` must be null or valid for writing a `struct timespec`.
+pub unsafe extern "C" fn raw_clock_getres(
+    clock: libc::clockid_t,
+    res: *mut libc::timespec,
+) -> c_int {
+    // SAFETY: the caller's contract; the kernel writes one timespec at `res` unless null.
+    unsafe { libc::syscall(libc::SYS_clock_getres, clock, res) as c_int }
 }
 
 /// Reads a symbolic link (NUL-terminated path) into `buf`; returns the length.
