@@ -8,16 +8,16 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ckpt_image::{
-    elf, lz4, page_up, stub_sum::StubSum, ExtentRecord, FormatError, ImageHeader, Tables,
-    EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
+    elf, lz4, page_up, stub_sum::StubSum, ExitStatus, ExtentRecord, FormatError, ImageHeader,
+    Tables, EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
 };
 
 use crate::sys;
 
 /// The file cannot be read at all (missing, permission, I/O error).
-pub const EXIT_CANNOT_READ: u8 = 64;
+pub const EXIT_CANNOT_READ: u8 = ExitStatus::CannotRead as u8;
 /// A payload extent's checksum does not match its bytes.
-pub const EXIT_PAYLOAD_DAMAGED: u8 = 75;
+pub const EXIT_PAYLOAD_DAMAGED: u8 = ExitStatus::PayloadDamaged as u8;
 
 /// Why a file was refused: the exit status and the one-line reason.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -268,6 +268,18 @@ pub fn locate_header(first: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_entry_check_exits_with_the_documented_statuses() {
+        // `push 69` and `push 68` (6a imm8) before its exit path.
+        for status in [
+            crate::ExitStatus::Truncated,
+            crate::ExitStatus::HeaderDamaged,
+        ] {
+            let push = [0x6a, status as u8];
+            assert!(LOADER.windows(2).any(|w| w == push), "{status:?}");
+        }
+    }
     use std::process::Command;
 
     const STUB: StubPlacement = StubPlacement {

@@ -354,6 +354,46 @@ pub struct SigactionRecord {
     pub mask: u64,
 }
 
+/// The exit status of each class of failure of a restart, also used by `ckpt info` and
+/// `ckpt verify` for the same failure (the README's table). 64–71 are decided before the
+/// restart changes anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// The file cannot be read (missing, permission, I/O error).
+    CannotRead = 64,
+    /// Not a checkpoint image.
+    BadMagic = 65,
+    /// Another format version.
+    Version = 66,
+    /// Made for another architecture.
+    OtherArch = 67,
+    /// The header or the restart stub is damaged.
+    HeaderDamaged = 68,
+    /// The file is truncated (the entry check says so too, before the stub runs).
+    Truncated = 69,
+    /// The tables are damaged (checksum).
+    TablesDamaged = 70,
+    /// The tables are impossible (checksums fine).
+    BadTables = 71,
+    /// This kernel's vDSO cannot stand in for the checkpointed one.
+    OtherKernel = 72,
+    /// No room to lay out the restart.
+    Layout = 73,
+    /// Restoring failed past the point of no return.
+    RestoreFailed = 74,
+    /// A payload extent's checksum does not match.
+    PayloadDamaged = 75,
+    /// This CPU lacks register state the program used.
+    OtherCpu = 76,
+}
+
+impl ExitStatus {
+    pub const fn code(self) -> i32 {
+        self as u8 as i32
+    }
+}
+
 /// Why a header or table is refused. Each maps to a distinct exit status of the stub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormatError {
@@ -380,16 +420,20 @@ impl FormatError {
     }
 
     /// The exit status of a restart refused for this reason (documented in README).
-    pub const fn exit_code(self) -> i32 {
+    pub const fn status(self) -> ExitStatus {
         match self {
-            FormatError::BadMagic => 65,
-            FormatError::NewerVersion => 66,
-            FormatError::OtherArch => 67,
-            FormatError::HeaderChecksum => 68,
-            FormatError::Truncated => 69,
-            FormatError::TablesChecksum => 70,
-            FormatError::BadTables => 71,
+            FormatError::BadMagic => ExitStatus::BadMagic,
+            FormatError::NewerVersion => ExitStatus::Version,
+            FormatError::OtherArch => ExitStatus::OtherArch,
+            FormatError::HeaderChecksum => ExitStatus::HeaderDamaged,
+            FormatError::Truncated => ExitStatus::Truncated,
+            FormatError::TablesChecksum => ExitStatus::TablesDamaged,
+            FormatError::BadTables => ExitStatus::BadTables,
         }
+    }
+
+    pub const fn exit_code(self) -> i32 {
+        self.status().code()
     }
 }
 

@@ -15,7 +15,7 @@
 mod sys;
 
 use ckpt_image::{
-    elf, lz4, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
+    elf, lz4, ExitStatus, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
 };
 use restart_stub::{
     env_lookup, format_hex, jump_to, parse_maps, vdso_functions, Mapping, VdsoFamily,
@@ -23,12 +23,12 @@ use restart_stub::{
 use sys::*;
 
 /// Exit statuses besides the `FormatError` ones (65–71).
-const EXIT_CANNOT_READ: i32 = 64;
-const EXIT_OTHER_KERNEL: i32 = 72;
-const EXIT_LAYOUT: i32 = 73;
-const EXIT_RESTORE_FAILED: i32 = 74;
-const EXIT_PAYLOAD_DAMAGED: i32 = 75;
-const EXIT_OTHER_CPU: i32 = 76;
+const EXIT_CANNOT_READ: i32 = ExitStatus::CannotRead.code();
+const EXIT_OTHER_KERNEL: i32 = ExitStatus::OtherKernel.code();
+const EXIT_LAYOUT: i32 = ExitStatus::Layout.code();
+const EXIT_RESTORE_FAILED: i32 = ExitStatus::RestoreFailed.code();
+const EXIT_PAYLOAD_DAMAGED: i32 = ExitStatus::PayloadDamaged.code();
+const EXIT_OTHER_CPU: i32 = ExitStatus::OtherCpu.code();
 
 fn die(what: &str, addr: Option<u64>, code: i32) -> ! {
     write_all(2, b"ckpt restart: ");
