@@ -56,19 +56,34 @@ fn sparse_reservation_is_stored_by_touched_pages() {
 
 #[test]
 fn transparent_huge_pages_come_back_as_huge_pages() {
+    huge_pages_round_trip(&[], 1);
+}
+
+#[test]
+fn huge_pages_the_program_did_not_ask_for_come_back_without_the_advice() {
+    // Collapsed (MADV_COLLAPSE) without MADV_HUGEPAGE: the restart collapses them again
+    // rather than advising the region, whose VmFlags stay as they were.
+    huge_pages_round_trip(&["collapse"], 0);
+}
+
+/// Checkpoints `huge ARGS` once its memory is in huge pages and expects them back after the
+/// restart, with the region advised MADV_HUGEPAGE (`hg` in VmFlags) as `hg` says.
+fn huge_pages_round_trip(args: &[&str], hg: u64) {
     let dir = TempDir::new("thp");
     let program = compile_c(&dir, "huge", HUGE_C, &[]);
-    let mut proc = Proc::spawn(ckpt_command(&dir, &program, &[]), "huge");
+    let mut proc = Proc::spawn(ckpt_command(&dir, &program, args), "huge");
     let ready = proc.wait_line_matching("the ready line", TIMEOUT, |l| {
         l.starts_with("ready") || l.starts_with("BAD")
     });
     proc.assert_no_bad_lines();
     if number_after(&ready, "ready huge ").unwrap_or(0) == 0 {
         proc.kill();
-        return skip(
-            "this system gives no transparent huge pages (see /sys/kernel/mm/transparent_hugepage)",
-        );
+        return skip(&format!(
+            "this system gives no transparent huge pages to huge {args:?} (see \
+             /sys/kernel/mm/transparent_hugepage; MADV_COLLAPSE needs Linux 6.1)",
+        ));
     }
+    assert!(ready.ends_with(&format!(" hg {hg}")), "{ready:?}");
     proc.wait_line_matching("ok 3", TIMEOUT, |l| {
         l.starts_with("ok 3 ") || l.starts_with("BAD")
     });
@@ -89,10 +104,15 @@ fn transparent_huge_pages_come_back_as_huge_pages() {
     restarted.assert_no_bad_lines();
     let kb = line
         .split_once(" huge ")
-        .and_then(|(_, k)| k.parse::<i64>().ok())
+        .and_then(|(_, k)| k.split_whitespace().next()?.parse::<i64>().ok())
         .unwrap_or_else(|| restarted.fail(&format!("unexpected line {line:?}")));
     if kb <= 0 {
         restarted.fail(&format!("no huge pages after the restart: {line:?}"));
+    }
+    if !line.ends_with(&format!(" hg {hg}")) {
+        restarted.fail(&format!(
+            "the region's MADV_HUGEPAGE advice changed (expected hg {hg}): {line:?}"
+        ));
     }
     restarted.kill();
 }

@@ -102,6 +102,18 @@ pub struct RegionInfo {
     pub huge: bool,
     /// Bytes of guard pages (`MADV_GUARD_INSTALL`), installed again at restart.
     pub guard: u64,
+    /// What the program had set on it with `mmap`, `madvise`, `mlock` and `mseal`, restored
+    /// at restart: `noreserve`, `dontfork`, `locked` … (`region_flags::VM_FLAGS`).
+    pub flags: Vec<&'static str>,
+}
+
+/// The words for the `VM_FLAGS` in `flags`, in their table's order.
+pub fn vm_flag_words(flags: u32) -> Vec<&'static str> {
+    rf::VM_FLAGS
+        .iter()
+        .filter(|(flag, _, _)| flags & flag != 0)
+        .map(|(_, _, word)| *word)
+        .collect()
 }
 
 /// Everything `ckpt info` prints.
@@ -147,6 +159,7 @@ impl Info {
                     in_file: extents.iter().map(|e| image.bytes_in_file(e)).sum(),
                     huge: r.flags & rf::HUGE != 0,
                     guard: tables.guards_of(r).map(|e| e.len).sum(),
+                    flags: vm_flag_words(r.flags),
                 }
             })
             .collect();
@@ -248,6 +261,9 @@ impl Info {
             if r.huge {
                 what.push_str(" [huge pages]");
             }
+            if !r.flags.is_empty() {
+                let _ = write!(what, " [{}]", r.flags.join(", "));
+            }
             if r.guard > 0 {
                 let _ = write!(what, " [guard pages: {}]", human_size(r.guard));
             }
@@ -337,6 +353,8 @@ impl Info {
                 ",\"compressed\":{},\"in_file\":{in_file},\"huge_pages\":{},\"guard_bytes\":{}",
                 r.compressed, r.huge, r.guard
             );
+            let flags: Vec<String> = r.flags.iter().map(|f| json_string(f)).collect();
+            let _ = write!(out, ",\"flags\":[{}]", flags.join(","));
             out.push('}');
         }
         out.push(']');
@@ -565,5 +583,14 @@ mod tests {
         };
         assert_eq!(prot_string(&r), "---p");
         assert_eq!(Backing::of(&r), Backing::Stack);
+    }
+
+    #[test]
+    fn vm_flag_names() {
+        assert_eq!(vm_flag_words(rf::STACK | rf::HUGE), Vec::<&str>::new());
+        assert_eq!(
+            vm_flag_words(rf::LOCKED | rf::NORESERVE | rf::DONTFORK | rf::HEAP),
+            ["noreserve", "dontfork", "locked"]
+        );
     }
 }

@@ -68,7 +68,8 @@ pub const PT_CKPT: u32 = 0x636b_7074;
 
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// 2: the entry check verifies the restart stub against `ImageHeader::stub_sum`; extents
-/// may be guard pages (`EXTENT_GUARD`).
+/// may be guard pages (`EXTENT_GUARD`); regions carry the properties the program set on
+/// them (`region_flags::VM_FLAGS`).
 pub const FORMAT_VERSION: u32 = 2;
 pub const EM_X86_64: u32 = 62;
 
@@ -169,10 +170,69 @@ pub mod region_flags {
     pub const VDSO: u32 = 1 << 8;
     /// Any of the three kernel-provided vDSO mappings.
     pub const VDSO_FAMILY: u32 = VVAR | VVAR_VCLOCK | VDSO;
-    /// Some of its memory was in transparent huge pages: it was eligible for them (by the
-    /// system's setting or the program's `MADV_HUGEPAGE`), and the restart asks for them
-    /// again with `MADV_HUGEPAGE`.
+    /// Some of its memory was in transparent huge pages, and the restart fills it in huge
+    /// pages again: where the program asked for them (`HUGEPAGE`) by that advice, given
+    /// before filling; otherwise (the system's setting gave them, or `MADV_COLLAPSE`) by
+    /// `MADV_COLLAPSE` after filling, which leaves the region's own advice as it was.
     pub const HUGE: u32 = 1 << 9;
+
+    // What the program set on the mapping with `mmap`, `madvise`, `mlock` and `mseal`, as
+    // `/proc/PID/smaps` shows it (`VmFlags`); the restart sets each again (see `VM_FLAGS`).
+
+    /// `MAP_NORESERVE` (`nr`): not charged against the commit limit. A region without it is
+    /// mapped without it, and charged as the original was.
+    pub const NORESERVE: u32 = 1 << 10;
+    /// `MADV_DONTFORK` (`dc`): not in a child (device and DMA buffers).
+    pub const DONTFORK: u32 = 1 << 11;
+    /// `MADV_WIPEONFORK` (`wf`): zero in a child (keys, random state).
+    pub const WIPEONFORK: u32 = 1 << 12;
+    /// `MADV_DONTDUMP` (`dd`): left out of core dumps (secrets).
+    pub const DONTDUMP: u32 = 1 << 13;
+    /// `MADV_HUGEPAGE` (`hg`): transparent huge pages asked for.
+    pub const HUGEPAGE: u32 = 1 << 14;
+    /// `MADV_NOHUGEPAGE` (`nh`): no transparent huge pages.
+    pub const NOHUGEPAGE: u32 = 1 << 15;
+    /// `MADV_MERGEABLE` (`mg`): KSM may merge its pages.
+    pub const MERGEABLE: u32 = 1 << 16;
+    /// `MADV_RANDOM` (`rr`): no readahead.
+    pub const RANDOM: u32 = 1 << 17;
+    /// `MADV_SEQUENTIAL` (`sr`): aggressive readahead.
+    pub const SEQUENTIAL: u32 = 1 << 18;
+    /// `mlock` (`lo`): kept in memory.
+    pub const LOCKED: u32 = 1 << 19;
+    /// With `LOCKED`: `mlock2(MLOCK_ONFAULT)` (`lf`), pages locked as they are touched.
+    pub const LOCKONFAULT: u32 = 1 << 20;
+    /// `MAP_GROWSDOWN` (`gd`): `[stack]`, or a program's own such mapping.
+    pub const GROWSDOWN: u32 = 1 << 21;
+    /// `mseal` (`sl`): its mapping and protection can no longer change.
+    pub const SEALED: u32 = 1 << 22;
+
+    /// Each of those flags with its `VmFlags` mnemonic in `/proc/PID/smaps` and the word
+    /// `ckpt info` uses for it. Other mnemonics are derived from the protection and kind of
+    /// the mapping (`rd`, `mr`, `sh` …), accounting (`ac`), or the kernel's own (`sd`, `de`
+    /// …), and are not recorded.
+    pub const VM_FLAGS: [(u32, [u8; 2], &str); 13] = [
+        (NORESERVE, *b"nr", "noreserve"),
+        (DONTFORK, *b"dc", "dontfork"),
+        (WIPEONFORK, *b"wf", "wipeonfork"),
+        (DONTDUMP, *b"dd", "dontdump"),
+        (HUGEPAGE, *b"hg", "hugepage"),
+        (NOHUGEPAGE, *b"nh", "nohugepage"),
+        (MERGEABLE, *b"mg", "mergeable"),
+        (RANDOM, *b"rr", "random"),
+        (SEQUENTIAL, *b"sr", "sequential"),
+        (LOCKED, *b"lo", "locked"),
+        (LOCKONFAULT, *b"lf", "lockonfault"),
+        (GROWSDOWN, *b"gd", "growsdown"),
+        (SEALED, *b"sl", "sealed"),
+    ];
+
+    /// The flags of a `VmFlags` list (`rd wr mr mw me dc ac`, blank separated).
+    pub fn from_vm_flags(list: &[u8]) -> u32 {
+        list.split(|&c| c == b' ')
+            .filter_map(|m| VM_FLAGS.iter().find(|(_, name, _)| name[..] == *m))
+            .fold(0, |flags, (flag, _, _)| flags | flag)
+    }
 }
 
 /// Protection bits as in `mmap` (`PROT_READ` = 1, `PROT_WRITE` = 2, `PROT_EXEC` = 4).
@@ -769,6 +829,24 @@ mod tests {
             let d = ImageHeader::read_from(&b).unwrap();
             assert!(d.validate(0x10000).is_err(), "bit {i} flip accepted");
         }
+    }
+
+    #[test]
+    fn vm_flags_lists() {
+        use region_flags as rf;
+        assert_eq!(rf::from_vm_flags(b"rd wr mr mw me ac sd"), 0);
+        assert_eq!(
+            rf::from_vm_flags(b"rd wr mr mw me dc nr lo lf ac wf "),
+            rf::DONTFORK | rf::NORESERVE | rf::LOCKED | rf::LOCKONFAULT | rf::WIPEONFORK
+        );
+        assert_eq!(rf::from_vm_flags(b"  gd  sl"), rf::GROWSDOWN | rf::SEALED);
+        assert_eq!(rf::from_vm_flags(b"nrx xnr n"), 0);
+        // Every flag is distinct from the others and from the kinds before it.
+        let all = rf::VM_FLAGS.iter().fold(0, |acc, (f, _, _)| {
+            assert_eq!(acc & f, 0);
+            acc | f
+        });
+        assert_eq!(all & (rf::HUGE | (rf::HUGE - 1)), 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use ckpt_image::{ExtentRecord, RegionRecord, SigactionRecord, ThreadRecord, NSIG};
 
+use crate::capture::NotedLock;
 use crate::sys::{self, Global, PageRegion};
 
 /// Longest checkpoint path, including its terminating NUL.
@@ -11,6 +12,12 @@ pub const PATH_MAX: usize = 4096;
 
 pub struct Arena {
     pub maps: &'static mut [u8],
+    /// `/proc/self/smaps` passes through here in pieces (it is read for the `VmFlags`).
+    pub smaps: &'static mut [u8],
+    /// The mappings the program had locked, noted for a writer child (which inherits no
+    /// locks); the first `noted_locks` are valid.
+    pub locks: &'static mut [NotedLock],
+    pub noted_locks: usize,
     pub regions: &'static mut [RegionRecord],
     pub extents: &'static mut [ExtentRecord],
     pub names: &'static mut [u8],
@@ -40,6 +47,9 @@ impl Arena {
     pub fn reserve() -> Arena {
         Arena {
             maps: sys::reserve(8 << 20),
+            smaps: sys::reserve(64 << 10),
+            locks: sys::as_records(sys::reserve(4096 * core::mem::size_of::<NotedLock>())),
+            noted_locks: 0,
             regions: sys::as_records(sys::reserve(64 << 20 >> 4)),
             extents: sys::as_records(sys::reserve(64 << 20)),
             names: sys::reserve(4 << 20),

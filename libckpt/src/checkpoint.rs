@@ -432,8 +432,14 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
         }
     }
 
-    if job.fork {
-        match fork_complete_copy(arena) {
+    // The writer child inherits no memory locks: they are noted for it (or, where they
+    // cannot be, this process writes the image itself).
+    if job.fork && capture::note_locks(arena) {
+        let forked = fork_complete_copy(arena);
+        if forked != Some(0) {
+            capture::forget_locks(arena);
+        }
+        match forked {
             Some(0) => {
                 // The child: a copy-on-write snapshot of the process as it is now.
                 let result = capture_regions_and_write(job, mm, auxv_words);

@@ -57,6 +57,7 @@ impl WriteError {
     pub fn address(self) -> Option<u64> {
         match self {
             WriteError::Fault(addr) => Some(addr),
+            WriteError::Capture(c) => c.address(),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ mod sys;
 use ckpt_image::{
     elf, lz4, ExitStatus, page_up, region_flags, FormatError, ImageHeader, Tables, HEADER_SPACE, PAGE_SIZE,
 };
+use restart_stub::properties::{advice_after_fill, advice_before_fill, map_flags, MAP_NORESERVE};
 use restart_stub::{
     env_lookup, format_hex, jump_to, parse_maps, vdso_functions, Mapping, VdsoFamily,
 };
@@ -40,6 +41,17 @@ fn die(what: &str, addr: Option<u64>, code: i32) -> ! {
     }
     write_all(2, b"\n");
     exit(code)
+}
+
+/// Says in one line what the restarted program has lost of the region at `addr` (`what`);
+/// the restart goes on.
+fn warn_region(addr: u64, what: &str) {
+    let mut b = [0u8; 18];
+    write_all(2, b"ckpt restart: region ");
+    write_all(2, format_hex(addr, &mut b));
+    write_all(2, b": ");
+    write_all(2, what.as_bytes());
+    write_all(2, b"\n");
 }
 
 fn fail(e: FormatError) -> ! {
@@ -470,30 +482,47 @@ fn move_vdso_family(cur: &VdsoFamily, home: Option<u64>, park: u64) {
     }
 }
 
+/// Maps region `r` at its address and fills it (lazy: maps its payload from the checkpoint
+/// file), then gives it back its protection, its guard pages and what the program had set
+/// on it: advice, lock and seal. Losing one of those the program relies on is said on
+/// stderr; the restart goes on.
 fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy: bool) {
-    let extents = tables.extents_of(r);
     let shared = r.flags & region_flags::SHARED != 0;
-    let mut flags = MAP_FIXED | MAP_ANONYMOUS | MAP_NORESERVE;
+    // What the program set on the mapping; not on the saved vDSO image, which is patched below
+    // and was the kernel's.
+    let own = if r.flags & region_flags::VDSO_FAMILY == 0 { r.flags } else { 0 };
+    let mut flags = MAP_FIXED | MAP_ANONYMOUS | map_flags(own);
     flags |= if shared { MAP_SHARED } else { MAP_PRIVATE };
-    if r.flags & region_flags::STACK != 0 {
-        flags |= MAP_GROWSDOWN;
-    }
     let prot = r.prot as usize;
-    let initial = if extents.is_empty() { prot } else { PROT_READ | PROT_WRITE };
-    let got = syscall6(SYS_MMAP, r.start as usize, r.len as usize, initial, flags, usize::MAX, 0);
+    let fills = tables.stored_extents_of(r).next().is_some();
+    let initial = if fills { PROT_READ | PROT_WRITE } else { prot };
+    let map = |flags| {
+        syscall6(SYS_MMAP, r.start as usize, r.len as usize, initial, flags, usize::MAX, 0)
+    };
+    let mut got = map(flags);
+    // Without MAP_NORESERVE the whole mapping is charged against the commit limit, which the
+    // kernel may refuse now: memory is shorter than when the program mapped it, or the
+    // original was never charged (read-only or PROT_NONE memory, filled here through a
+    // writable mapping; a shared file mapping, restored as shared memory). Uncharged, it
+    // still restarts; only writable private memory, which was charged, has lost something.
+    if got == -ENOMEM && flags & MAP_NORESERVE == 0 {
+        got = map(flags | MAP_NORESERVE);
+        if got == r.start as isize && !shared && prot & PROT_WRITE != 0 {
+            warn_region(r.start, "mapped MAP_NORESERVE: the kernel refused to charge it against the commit limit");
+        }
+    }
     if got != r.start as isize {
         die("cannot map region", Some(r.start), EXIT_RESTORE_FAILED);
     }
-    // The region had transparent huge pages: ask for them again before filling it, so that
-    // it is filled in 2 MiB pages (and stays eligible). Where the kernel refuses (THP off),
-    // small pages do.
-    if r.flags & region_flags::HUGE != 0 {
-        syscall3(SYS_MADVISE, r.start as usize, r.len as usize, MADV_HUGEPAGE);
+    for advice in advice_before_fill(own) {
+        syscall3(SYS_MADVISE, r.start as usize, r.len as usize, advice);
     }
     // Lazy: private memory is mapped from the checkpoint file and read on first touch.
-    // Shared memory must stay shared anonymous memory, and the stack must keep growing
-    // down, so those are always read.
-    if lazy && !shared && r.flags & region_flags::STACK == 0 {
+    // Shared memory must stay shared anonymous memory, a stack must keep growing down, and
+    // MADV_WIPEONFORK needs anonymous memory, so those are always read.
+    let keep_anonymous = region_flags::STACK | region_flags::GROWSDOWN | region_flags::WIPEONFORK;
+    let eager = !lazy || shared || own & keep_anonymous != 0;
+    if !eager {
         for e in tables.stored_extents_of(r) {
             if e.flags & ckpt_image::EXTENT_LZ4 != 0 {
                 // Compressed payloads cannot be mapped; they are read.
@@ -505,7 +534,7 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
                 e.addr as usize,
                 e.len as usize,
                 PROT_READ | PROT_WRITE,
-                MAP_PRIVATE | MAP_FIXED,
+                MAP_PRIVATE | MAP_FIXED | (flags & MAP_NORESERVE),
                 fd,
                 e.file_offset as usize,
             );
@@ -516,7 +545,7 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
     } else {
         for e in tables.stored_extents_of(r) {
             // Fault the pages in with one call instead of one trap per page: the fill below
-        // then copies into memory that is already there.
+            // then copies into memory that is already there.
             syscall3(SYS_MADVISE, e.addr as usize, e.len as usize, MADV_POPULATE_WRITE);
             read_extent(fd, e);
         }
@@ -532,6 +561,25 @@ fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy
         {
             die("cannot install guard pages", Some(g.addr), EXIT_RESTORE_FAILED);
         }
+    }
+    for (advice, lost) in advice_after_fill(own, eager) {
+        if syscall3(SYS_MADVISE, r.start as usize, r.len as usize, advice) < 0 {
+            if let Some(what) = lost {
+                warn_region(r.start, what);
+            }
+        }
+    }
+    // Locked last: after the guards (which a locked mapping refuses), and once filled, so
+    // that locking does not fault in pages only to have them overwritten.
+    if own & region_flags::LOCKED != 0 {
+        let how = if own & region_flags::LOCKONFAULT != 0 { MLOCK_ONFAULT } else { 0 };
+        if syscall3(SYS_MLOCK2, r.start as usize, r.len as usize, how) < 0 {
+            warn_region(r.start, "no longer locked: mlock refused (is RLIMIT_MEMLOCK too low?)");
+        }
+    }
+    // Sealed very last: nothing may change the mapping after that.
+    if own & region_flags::SEALED != 0 && syscall3(SYS_MSEAL, r.start as usize, r.len as usize, 0) < 0 {
+        warn_region(r.start, "no longer sealed: mseal refused (it needs Linux 6.10 or later)");
     }
 }
 

@@ -22,6 +22,8 @@ pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_ARCH_PRCTL: usize = 158;
 pub const SYS_EXIT_GROUP: usize = 231;
+pub const SYS_MLOCK2: usize = 325;
+pub const SYS_MSEAL: usize = 462;
 
 pub const O_RDONLY: usize = 0;
 pub const O_CLOEXEC: usize = 0o2000000;
@@ -31,8 +33,6 @@ pub const MAP_SHARED: usize = 0x01;
 pub const MAP_PRIVATE: usize = 0x02;
 pub const MAP_FIXED: usize = 0x10;
 pub const MAP_ANONYMOUS: usize = 0x20;
-pub const MAP_GROWSDOWN: usize = 0x100;
-pub const MAP_NORESERVE: usize = 0x4000;
 pub const MAP_FIXED_NOREPLACE: usize = 0x100000;
 pub const MREMAP_MAYMOVE: usize = 1;
 pub const MREMAP_FIXED: usize = 2;
@@ -41,9 +41,10 @@ pub const ARCH_SET_FS: usize = 0x1002;
 pub const PR_SET_MM: usize = 35;
 pub const PR_SET_MM_MAP: usize = 14;
 pub const EINTR: isize = 4;
+pub const ENOMEM: isize = 12;
 pub const MADV_POPULATE_WRITE: usize = 23;
-pub const MADV_HUGEPAGE: usize = 14;
 pub const MADV_GUARD_INSTALL: usize = 102;
+pub const MLOCK_ONFAULT: usize = 1;
 
 /// Issues system call `n`; returns the raw result (negative errno on failure).
 #[inline(always)]
