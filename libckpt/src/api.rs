@@ -7,10 +7,10 @@
 use alloc::vec::Vec;
 use core::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
-use crate::checkpoint::{self, Exclusive, Hook, Outcome, Trigger};
+use ckpt_core::checkpoint::{self, Exclusive, Hook, Outcome, Trigger};
+use ckpt_core::{sys, trigger};
+
 use crate::config::{check_asyncsig, MAXNAME};
-use crate::sys;
-use crate::trigger;
 
 pub const CKPT_NAME: c_int = 1 << 1;
 pub const CKPT_ASYNCSIG: c_int = 1 << 2;
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn ckpt_config(cfg: *const CkptConfig, old: *mut CkptConfi
             let bytes: Vec<u8> = cfg.name.iter().map(|&c| c as u8).collect();
             match CStr::from_bytes_until_nul(&bytes) {
                 Ok(name) => {
-                    if let Err(e) = state.config.set_name(name.to_bytes()) {
+                    if let Err(e) = crate::config::set_name(&mut state.config, name.to_bytes()) {
                         eprintln!("ckpt_config: name refused: {e}");
                     }
                 }

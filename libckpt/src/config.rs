@@ -1,59 +1,28 @@
-//! Configuration: the parameters of the original ckpt, read once from the environment when
-//! the library loads, and changed later only through the API.
+//! Reading the configuration ([`ckpt_core::config::Config`]) from the environment, once,
+//! when the library loads: the variables of the original ckpt and ckpt's own.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::sys;
-use crate::write::Compression;
+use ckpt_core::sys;
+use ckpt_core::write::Compression;
 
-/// Longest checkpoint name, including the terminating NUL (`CKPT_MAXNAME` in ckpt.h).
-pub const MAXNAME: usize = 1024;
+pub use ckpt_core::config::{Config, CONTROL_SIGNAL, MAXNAME};
 
-#[derive(Clone, Copy)]
-pub struct Config {
-    /// NUL-terminated checkpoint file name.
-    pub name: [u8; MAXNAME],
-    /// Keep running after a checkpoint (`CKPT_CONTINUE`).
-    pub continues: bool,
-    /// Signal that triggers an asynchronous checkpoint; 0 = none (`CKPT_ASYNCSIG`).
-    pub asyncsig: i32,
-    /// Period of automatic checkpoints in milliseconds; 0 = none (`CKPT_MSPERIOD`).
-    pub msperiod: u32,
-    /// fsync the image before renaming it into place (`CKPT_FSYNC`, default on).
-    pub fsync: bool,
-    /// When the process continues, write the image from a forked child (`CKPT_FORK`,
-    /// default on).
-    pub fork: bool,
-    /// Which payloads are stored as LZ4 frames (`CKPT_COMPRESS`: `code`, the default;
-    /// `lz4` for all memory; `0` for none).
-    pub compress: Compression,
-}
-
-impl Config {
-    pub fn name_bytes(&self) -> &[u8] {
-        let n = self.name.iter().position(|&c| c == 0).unwrap_or(MAXNAME);
-        &self.name[..n]
-    }
-
-    pub fn set_name(&mut self, name: &[u8]) -> Result<(), String> {
-        if name.is_empty() || name.len() >= MAXNAME || name.contains(&0) {
-            return Err(format!(
-                "name must be 1 to {} bytes without NUL",
-                MAXNAME - 1
-            ));
-        }
-        self.name = [0; MAXNAME];
-        self.name[..name.len()].copy_from_slice(name);
+/// Sets the checkpoint name, or says why it cannot be.
+pub fn set_name(cfg: &mut Config, name: &[u8]) -> Result<(), String> {
+    if cfg.set_name(name) {
         Ok(())
+    } else {
+        Err(format!(
+            "name must be 1 to {} bytes without NUL",
+            MAXNAME - 1
+        ))
     }
 }
 
-/// The library's own signal: periodic checkpoints and `ckpt checkpoint` requests.
-pub use ckpt_image::CONTROL_SIGNAL;
-
-pub use ckpt_image::signals::{parse_signal, signal_name};
+pub use ckpt_image::signals::parse_signal;
 
 /// Whether `sig` may be the asynchronous checkpoint signal (the rule `ckpt -a` applies too).
 pub fn check_asyncsig(sig: i32) -> Result<(), String> {
@@ -65,12 +34,32 @@ pub fn check_asyncsig(sig: i32) -> Result<(), String> {
     })
 }
 
+/// The whole of a file of unknown size (`/proc` files), read at library load.
+fn read_whole_file(path: &[u8]) -> sys::SysResult<Vec<u8>> {
+    let fd = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let r = loop {
+        match sys::read_full(fd, &mut chunk) {
+            Ok(n) => {
+                out.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    break Ok(out);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    sys::close(fd);
+    r
+}
+
 /// The program's name for its default checkpoint name: the basename of `argv[0]`, or of
 /// the executable when `trust_argv0` is false (in secure-execution mode `argv[0]` is
 /// whatever the invoking user chose).
 fn program_basename(trust_argv0: bool) -> Vec<u8> {
     if trust_argv0 {
-        let cmdline = sys::read_whole_file(b"/proc/self/cmdline\0").unwrap_or_default();
+        let cmdline = read_whole_file(b"/proc/self/cmdline\0").unwrap_or_default();
         let argv0 = cmdline.split(|&c| c == 0).next().unwrap_or(&[]);
         let base = argv0.rsplit(|&c| c == b'/').next().unwrap_or(&[]);
         if !base.is_empty() {
@@ -90,19 +79,10 @@ fn program_basename(trust_argv0: bool) -> Vec<u8> {
 
 /// The configuration a program gets with nothing set.
 fn defaults(secure: bool) -> Result<Config, String> {
-    let mut cfg = Config {
-        name: [0; MAXNAME],
-        continues: false,
-        asyncsig: libc::SIGTSTP,
-        msperiod: 0,
-        fsync: true,
-        fork: true,
-        compress: Compression::Code,
-    };
+    let mut cfg = Config::defaults();
     let mut name = program_basename(!secure);
     name.extend_from_slice(b".ckpt");
-    cfg.set_name(&name)
-        .map_err(|e| format!("default checkpoint name: {e}"))?;
+    set_name(&mut cfg, &name).map_err(|e| format!("default checkpoint name: {e}"))?;
     Ok(cfg)
 }
 
@@ -131,7 +111,7 @@ pub fn from_env() -> Result<Config, String> {
     };
     match var(c"CKPT_NAME") {
         Some([]) => return Err("CKPT_NAME is set but empty".into()),
-        Some(v) => cfg.set_name(v).map_err(|e| format!("CKPT_NAME: {e}"))?,
+        Some(v) => set_name(&mut cfg, v).map_err(|e| format!("CKPT_NAME: {e}"))?,
         None => {}
     }
     if let Some(v) = var(c"CKPT_CONTINUE") {

@@ -6,12 +6,10 @@
 //! registers and signal state, and writes a self-restarting ELF executable; in the restarted
 //! process, execution comes back through the same capture point.
 //!
-//! Module map, in the order a checkpoint runs: [`checkpoint`] (trigger, capture point,
-//! resume), [`capture`] (what to store), [`write`] (the image file), with [`sys`] holding
-//! every system call and all unsafe code. [`signals`] keeps ckpt's signals its own, past a
-//! program that installs handlers for them or blocks them. [`timers`] saves the program's
-//! POSIX timers and makes them again after a restart; [`clocks`] keeps CPU-time clock ids
-//! from before a restart naming the process.
+//! Everything that runs in a signal handler is in [`ckpt_core`], a crate without an
+//! allocator; this crate is what runs in ordinary context: the constructor (`init` reads
+//! the configuration, [`config`], reserves memory and installs the triggers), the C API of
+//! `include/ckpt.h` ([`api`]), the allocator and the panic handler.
 //!
 //! The library is `no_std`: it lives inside someone else's process, so it brings no runtime
 //! of its own (no unwinder, no backtrace symbolizer, no libgcc_s), only what it uses. That
@@ -26,33 +24,15 @@ extern crate alloc;
 /// allocates).
 macro_rules! eprintln {
     ($($arg:tt)*) => {
-        $crate::sys::write_stderr(alloc::format!("{}\n", format_args!($($arg)*)).as_bytes())
+        ckpt_core::sys::write_stderr(alloc::format!("{}\n", format_args!($($arg)*)).as_bytes())
     };
 }
 
 pub mod api;
-pub mod arena;
-pub mod capture;
-pub mod checkpoint;
-pub mod clocks;
 pub mod config;
-pub mod line;
-pub mod mutex;
-pub mod process;
-pub mod request;
-pub mod rseq;
-pub mod signals;
-pub mod sys;
-pub mod timers;
-pub mod trigger;
-pub mod write;
 
-include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
-
-/// The restart stub's loadable bytes, as linked at base 0 (see build.rs).
-pub static STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stub/restart-stub.bin"));
-
-use checkpoint::{State, STATE};
+use ckpt_core::checkpoint::{self, State, STATE};
+use ckpt_core::{arena, clocks, mutex, request, rseq, signals, sys, trigger};
 
 // The C library the program runs on: malloc, getenv, dlsym and the system call wrappers.
 #[link(name = "c")]
@@ -60,7 +40,34 @@ extern "C" {}
 
 #[cfg(not(test))]
 #[global_allocator]
-static HEAP: sys::Malloc = sys::Malloc;
+static HEAP: Malloc = Malloc;
+
+/// The heap of the library's own allocations (configuration and API calls, never the
+/// signal handler): the program's `malloc`.
+pub struct Malloc;
+
+// SAFETY: malloc returns memory aligned for any fundamental type (16 bytes here) or null;
+// larger alignments go through posix_memalign; free takes what either returned.
+unsafe impl core::alloc::GlobalAlloc for Malloc {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        if layout.align() <= 16 {
+            // SAFETY: see the impl.
+            unsafe { libc::malloc(layout.size()).cast() }
+        } else {
+            let mut p = core::ptr::null_mut();
+            // SAFETY: see the impl; p is written only on success.
+            match unsafe { libc::posix_memalign(&mut p, layout.align(), layout.size()) } {
+                0 => p.cast(),
+                _ => core::ptr::null_mut(),
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: core::alloc::Layout) {
+        // SAFETY: ptr came from alloc above.
+        unsafe { libc::free(ptr.cast()) }
+    }
+}
 
 // The precompiled `core` and `alloc` have landing pads that name the unwinder's entry
 // points. Panics abort here (the workspace's profiles), so nothing unwinds and those are
@@ -85,7 +92,7 @@ core::arch::global_asm!(
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let mut line = line::Line::<256>::new();
+    let mut line = ckpt_core::line::Line::<256>::new();
     line.push(b"ckpt: internal error");
     if let Some(at) = info.location() {
         line.push(b" at ")

@@ -496,8 +496,8 @@ ID: 2\nsignal: 14/0000000000000000\nnotify: signal/pid.8368\nClockID: -6\n\
 ID: 1\nsignal: 10/0000000000001234\nnotify: none/pid.8368\nClockID: 0\n\
 ID: 0\nsignal: 10/0000000000001234\nnotify: signal/pid.8368\nClockID: 1\n";
 
-    fn listed(text: &[u8]) -> Result<alloc::vec::Vec<Listed>, usize> {
-        let mut all = alloc::vec::Vec::new();
+    fn listed(text: &[u8]) -> Result<Vec<Listed>, usize> {
+        let mut all = Vec::new();
         parse_timers(text, |t| all.push(t)).map(|()| all)
     }
 
@@ -538,7 +538,7 @@ ID: 0\nsignal: 10/0000000000001234\nnotify: signal/pid.8368\nClockID: 1\n";
                 },
             ]
         );
-        assert_eq!(listed(b""), Ok(alloc::vec::Vec::new()));
+        assert_eq!(listed(b""), Ok(Vec::new()));
         // A pointer value, all 64 bits.
         let one = b"ID: 7\nsignal: 34/00007fff86e452a8\nnotify: thread/pid.1\nClockID: 0\n";
         assert_eq!(

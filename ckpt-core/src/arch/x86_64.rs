@@ -1,0 +1,56 @@
+//! # Safety
+//! The x86-64 assembly of the checkpoint path: the capture point, the return path of
+//! handlers installed with the raw system call, the thread pointer, and the context a
+//! signal interrupted. Hand-written because no crate can provide a capture point that a
+//! restarted process returns into.
+
+use core::arch::naked_asm;
+use core::ffi::c_void;
+
+use ckpt_image::ResumeContext;
+
+/// Saves the callee-saved registers, MXCSR, the x87 control word, the stack pointer and a
+/// resume address into `ctx`, then calls `body(arg)` and returns its result.
+///
+/// When a restarted process jumps to the saved context (the stub does, with `rax = RESUMED`),
+/// this function returns [`ckpt_image::RESUMED`] a second time, into the same caller frame,
+/// which the image preserved because the caller was suspended in this call while the image
+/// was written. Signal-safe.
+///
+/// # Safety
+/// `ctx` must be valid for writes; `body` must be safe to call with `arg`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn capture_and_run(
+    ctx: *mut ResumeContext,
+    body: extern "C" fn(*mut c_void) -> u64,
+    arg: *mut c_void,
+) -> u64 {
+    naked_asm!(
+        "mov [rdi + 0], rsp",
+        "lea rax, [rip + 2f]",
+        "mov [rdi + 8], rax",
+        "mov [rdi + 16], rbx",
+        "mov [rdi + 24], rbp",
+        "mov [rdi + 32], r12",
+        "mov [rdi + 40], r13",
+        "mov [rdi + 48], r14",
+        "mov [rdi + 56], r15",
+        "stmxcsr [rdi + 64]",
+        "fnstcw [rdi + 68]",
+        "mov rax, rsi",
+        "mov rdi, rdx",
+        "sub rsp, 8",
+        "call rax",
+        "add rsp, 8",
+        "ret",
+        "2:",
+        "ret",
+    )
+}
+
+/// Returns from a signal handler (the `sa_restorer` of handlers installed with the raw
+/// system call).
+#[unsafe(naked)]
+pub extern "C" fn restore_rt() {
+    naked_asm!("mov rax, 15", "syscall", "ud2")
+}

@@ -1,0 +1,63 @@
+//! The configuration the checkpoint path reads: the parameters of the original ckpt. libckpt
+//! reads it from the environment once, when it loads, and changes it only through the API.
+
+use crate::write::Compression;
+
+/// Longest checkpoint name, including the terminating NUL (`CKPT_MAXNAME` in ckpt.h).
+pub const MAXNAME: usize = 1024;
+
+/// The library's own signal: periodic checkpoints and `ckpt checkpoint` requests.
+pub use ckpt_image::CONTROL_SIGNAL;
+
+pub use ckpt_image::signals::signal_name;
+
+#[derive(Clone, Copy)]
+pub struct Config {
+    /// NUL-terminated checkpoint file name.
+    pub name: [u8; MAXNAME],
+    /// Keep running after a checkpoint (`CKPT_CONTINUE`).
+    pub continues: bool,
+    /// Signal that triggers an asynchronous checkpoint; 0 = none (`CKPT_ASYNCSIG`).
+    pub asyncsig: i32,
+    /// Period of automatic checkpoints in milliseconds; 0 = none (`CKPT_MSPERIOD`).
+    pub msperiod: u32,
+    /// fsync the image before renaming it into place (`CKPT_FSYNC`, default on).
+    pub fsync: bool,
+    /// When the process continues, write the image from a forked child (`CKPT_FORK`,
+    /// default on).
+    pub fork: bool,
+    /// Which payloads are stored as LZ4 frames (`CKPT_COMPRESS`: `code`, the default;
+    /// `lz4` for all memory; `0` for none).
+    pub compress: Compression,
+}
+
+impl Config {
+    /// The built-in defaults, with no name yet.
+    pub const fn defaults() -> Config {
+        Config {
+            name: [0; MAXNAME],
+            continues: false,
+            asyncsig: libc::SIGTSTP,
+            msperiod: 0,
+            fsync: true,
+            fork: true,
+            compress: Compression::Code,
+        }
+    }
+
+    pub fn name_bytes(&self) -> &[u8] {
+        let n = self.name.iter().position(|&c| c == 0).unwrap_or(MAXNAME);
+        &self.name[..n]
+    }
+
+    /// Sets the checkpoint name; false (and nothing changed) when it is empty, holds a NUL
+    /// or does not fit in `MAXNAME` bytes with its NUL.
+    pub fn set_name(&mut self, name: &[u8]) -> bool {
+        if name.is_empty() || name.len() >= MAXNAME || name.contains(&0) {
+            return false;
+        }
+        self.name = [0; MAXNAME];
+        self.name[..name.len()].copy_from_slice(name);
+        true
+    }
+}

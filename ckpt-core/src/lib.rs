@@ -1,0 +1,56 @@
+//! ckpt-core: the checkpoint path of libckpt, everything that runs inside a signal handler.
+//!
+//! It is a crate of its own so that the compiler checks what its handlers may do: it has
+//! no allocator (no `alloc`, no `std`), so nothing here can allocate; it makes raw system
+//! calls through `libc` and uses memory reserved when the library loads ([`arena`]).
+//! libckpt, the preloaded library, reads the configuration, offers the C API and installs
+//! this crate's handlers.
+//!
+//! The path a checkpoint takes, by module:
+//!
+//! - [`trigger`]: the checkpoint signal, the control signal (periodic checkpoints, requests
+//!   from `ckpt checkpoint` served by [`request`], the writer's exit), and checkpoints put
+//!   off while the program is inside the vDSO or the mutex code;
+//! - [`checkpoint`]: the core (the library's state, one checkpoint at a time, hooks, the
+//!   capture point), with [`writer`] for the forked image writer;
+//! - [`capture`]: what the address space holds and what to store of it; [`process`] and
+//!   [`timers`]: process-wide kernel state;
+//! - [`write`]: the image file;
+//! - the restart stub (`restart-stub/`) maps it all back and jumps into the capture point;
+//! - [`restore`]: what a restarted process puts back itself.
+//!
+//! Beside the path: [`signals`] keeps ckpt's signals its own past a program's `sigaction`
+//! and `sigprocmask`; [`mutex`], [`clocks`] and [`rseq`] wrap glibc functions whose state
+//! names thread or process ids; [`sys`] holds the system calls, `arch` the assembly.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg_attr(target_arch = "x86_64", path = "arch/x86_64.rs")]
+mod arch;
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("ckpt runs on Linux x86-64 only");
+
+pub mod arena;
+pub mod capture;
+pub mod checkpoint;
+pub mod clocks;
+pub mod config;
+pub mod line;
+pub mod mutex;
+pub mod process;
+pub mod request;
+pub mod rseq;
+pub mod signals;
+pub mod sys;
+pub mod timers;
+pub mod trigger;
+pub mod write;
+
+include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
+
+/// The restart stub's loadable bytes, as linked at base 0 (see build.rs).
+pub static STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stub/restart-stub.bin"));
+
+// The C library the program runs on: dlsym and the system call wrappers.
+#[link(name = "c")]
+extern "C" {}

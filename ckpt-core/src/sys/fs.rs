@@ -1,0 +1,270 @@
+//! Files and descriptors: open, read, write at offsets, rename, links, the working
+//! directory, pipes and waiting for input. Signal-safe unless a function says otherwise.
+
+use core::ffi::{c_int, c_void};
+
+use super::*;
+
+/// Signal-safe `open` of a NUL-terminated path.
+pub fn open(path: &[u8], flags: c_int, mode: libc::mode_t) -> SysResult<c_int> {
+    assert_nul(path);
+    // SAFETY: the path is NUL-terminated (checked) and lives for the call.
+    let fd = unsafe { libc::open(path.as_ptr().cast(), flags, mode as libc::c_uint) };
+    check(fd as libc::c_long).map(|f| f as c_int)
+}
+
+fn assert_nul(path: &[u8]) {
+    if path.last() != Some(&0) {
+        // Never reached with our own buffers; failing loudly beats reading past the end.
+        exit_now(111);
+    }
+}
+
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor this module opened.
+    unsafe { libc::close(fd) };
+}
+
+/// Reads until `buf` is full or end of file; returns the number of bytes read.
+pub fn read_full(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads from a non-blocking descriptor until a newline, end of file, or no more data
+/// (the writer may keep its end open); returns the bytes read.
+pub fn read_line_nonblocking(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() && !buf[..n].contains(&b'\n') {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Reads a whole (small, /proc) file into `buf` with as few reads as possible.
+pub fn read_file(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;
+    let r = read_full(fd, buf);
+    close(fd);
+    r
+}
+
+/// `pwrite` of `len` bytes taken straight from the address `addr` of this process. Returns
+/// how many bytes were written before the end or a fault (EFAULT: unreadable memory, such as
+/// a file mapping beyond the end of its file); other errors are returned as such.
+pub fn pwrite_from_memory(fd: c_int, addr: u64, len: u64, offset: u64) -> SysResult<u64> {
+    let mut done = 0u64;
+    while done < len {
+        let chunk = (len - done).min(1 << 30) as usize;
+        // SAFETY: the kernel reads from our own address space and reports unreadable pages
+        // with EFAULT instead of faulting; nothing in Rust aliases this memory as &mut.
+        let r = unsafe {
+            libc::pwrite(
+                fd,
+                (addr + done) as *const c_void,
+                chunk,
+                (offset + done) as libc::off_t,
+            )
+        };
+        match check(r as libc::c_long) {
+            Ok(0) => return Err(libc::EIO),
+            Ok(k) => done += k as u64,
+            Err(libc::EINTR) => continue,
+            Err(libc::EFAULT) => return Ok(done),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// `pwrite` of a buffer, all of it.
+pub fn pwrite_all(fd: c_int, buf: &[u8], offset: u64) -> SysResult<()> {
+    match pwrite_from_memory(fd, buf.as_ptr() as u64, buf.len() as u64, offset)? {
+        n if n == buf.len() as u64 => Ok(()),
+        _ => Err(libc::EFAULT),
+    }
+}
+
+pub fn fsync(fd: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::fsync(fd) } as libc::c_long).map(drop)
+}
+
+pub fn fchmod(fd: c_int, mode: libc::mode_t) -> SysResult<()> {
+    // SAFETY: plain syscall on a descriptor we own.
+    check(unsafe { libc::fchmod(fd, mode) } as libc::c_long).map(drop)
+}
+
+pub fn rename(from: &[u8], to: &[u8]) -> SysResult<()> {
+    assert_nul(from);
+    assert_nul(to);
+    // SAFETY: both paths are NUL-terminated buffers alive for the call.
+    check(unsafe { libc::rename(from.as_ptr().cast(), to.as_ptr().cast()) } as libc::c_long)
+        .map(drop)
+}
+
+pub fn unlink(path: &[u8]) {
+    assert_nul(path);
+    // SAFETY: NUL-terminated path.
+    unsafe { libc::unlink(path.as_ptr().cast()) };
+}
+
+/// Reads a symbolic link (NUL-terminated path) into `buf`; returns the length.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> SysResult<usize> {
+    assert_nul(path);
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    check(
+        unsafe { libc::readlink(path.as_ptr().cast(), buf.as_mut_ptr().cast(), buf.len()) }
+            as libc::c_long,
+    )
+}
+
+pub fn chdir(path: &[u8]) -> SysResult<()> {
+    assert_nul(path);
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::chdir(path.as_ptr().cast()) } as libc::c_long).map(drop)
+}
+
+/// The process's umask, left unchanged.
+pub fn get_umask() -> u32 {
+    // SAFETY: umask cannot fail; the old value is put back at once.
+    unsafe {
+        let m = libc::umask(0o077);
+        libc::umask(m);
+        m as u32
+    }
+}
+
+pub fn set_umask(m: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe { libc::umask(m as libc::mode_t) };
+}
+
+/// Writes all of `buf` to a pipe or other stream.
+pub fn pwrite_all_stream(fd: c_int, mut buf: &[u8]) -> SysResult<()> {
+    while !buf.is_empty() {
+        // SAFETY: writes from a live buffer.
+        let r = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match check(r as libc::c_long) {
+            Ok(k) => buf = &buf[k..],
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A pipe (read end, write end), close-on-exec.
+pub fn pipe() -> SysResult<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } as libc::c_long)?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Whether `fd` becomes readable (or reaches its end) within `ms` milliseconds.
+pub fn wait_readable(fd: c_int, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll(2) on one pollfd that lives across the call.
+        match unsafe { libc::poll(&mut p, 1, ms) } {
+            -1 if errno() == libc::EINTR => continue,
+            r => return r > 0,
+        }
+    }
+}
+
+/// Writes one byte to `fd` (errors ignored: the reader then sees the end of the pipe).
+pub fn write_byte(fd: c_int, b: u8) {
+    // SAFETY: writes one byte from a live local.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+}
+
+/// `pread` into `buf` until it is full, the end, or an error after some data; returns the
+/// bytes read (an error before any data is returned as such). Reading `/proc/self/mem` stops
+/// short at memory that cannot be read (a file mapping past the end of its file).
+pub fn pread_some(fd: c_int, buf: &mut [u8], offset: u64) -> SysResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        // SAFETY: the destination is the unfilled tail of `buf`.
+        let r = unsafe {
+            libc::pread(
+                fd,
+                buf[n..].as_mut_ptr().cast(),
+                buf.len() - n,
+                (offset + n as u64) as libc::off_t,
+            )
+        };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(libc::EINTR) => continue,
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Gives the unnamed file `fd` (`O_TMPFILE`) the name `path` (NUL-terminated), replacing a
+/// leftover file of that name. Signal-safe.
+pub fn link_fd(fd: c_int, path: &[u8]) -> SysResult<()> {
+    assert_nul(path);
+    let mut proc_path = crate::line::Line::<32>::new();
+    proc_path
+        .push(b"/proc/self/fd/")
+        .push_decimal(fd as u64)
+        .push(b"\0");
+    let from = proc_path.as_bytes();
+    let link = || {
+        // SAFETY: both paths are NUL-terminated buffers alive for the call.
+        check(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr().cast(),
+                libc::AT_FDCWD,
+                path.as_ptr().cast(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        } as libc::c_long)
+        .map(drop)
+    };
+    match link() {
+        Err(libc::EEXIST) => {
+            // A leftover temp file of an earlier process with our pid (unlink never
+            // follows a symlink).
+            unlink(path);
+            link()
+        }
+        r => r,
+    }
+}
+
+/// Writes `bytes` to the existing file `path` (NUL-terminated; a /proc setting). Signal-safe.
+pub fn write_file(path: &[u8], bytes: &[u8]) -> SysResult<()> {
+    let fd = open(path, libc::O_WRONLY | libc::O_CLOEXEC, 0)?;
+    let r = pwrite_all_stream(fd, bytes);
+    close(fd);
+    r
+}

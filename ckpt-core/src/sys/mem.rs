@@ -1,0 +1,170 @@
+//! Memory: protections, reserved buffers and their typed views, the kernel's page tables
+//! (`PAGEMAP_SCAN`, pagemap, `mincore`), and raw views of the process's own memory.
+
+use core::ffi::{c_int, c_void};
+
+use super::*;
+
+/// A word buffer viewed as bytes, to read a file into it.
+pub fn words_as_bytes(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u64 has no invalid bit patterns and stricter alignment than u8; the view
+    // borrows the words mutably for its lifetime.
+    unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
+}
+
+pub fn mprotect(addr: u64, len: u64, prot: u32) -> SysResult<()> {
+    // SAFETY: changes protections of a mapping the caller recorded from /proc/self/maps; the
+    // caller restores them before any other code can depend on the change.
+    check(
+        unsafe { libc::mprotect(addr as *mut c_void, len as usize, prot as c_int) } as libc::c_long,
+    )
+    .map(drop)
+}
+
+pub fn munmap(addr: u64, len: u64) {
+    // SAFETY: used only on the stub's reservation after a restart, which nothing references.
+    unsafe { libc::munmap(addr as *mut c_void, len as usize) };
+}
+
+/// Reserves `len` bytes of zero-filled, not-yet-committed memory for the checkpoint path.
+/// Called at library load, never in a signal handler.
+pub fn reserve(len: usize) -> &'static mut [u8] {
+    // SAFETY: a fresh private anonymous mapping, owned by the returned slice for the life of
+    // the process.
+    unsafe {
+        let p = libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            panic!("ckpt: cannot reserve {len} bytes of memory");
+        }
+        core::slice::from_raw_parts_mut(p.cast(), len)
+    }
+}
+
+/// Views a reserved byte buffer as a table of plain records.
+pub fn as_records<T: Copy>(bytes: &'static mut [u8]) -> &'static mut [T] {
+    let align = core::mem::align_of::<T>();
+    assert!((bytes.as_ptr() as usize).is_multiple_of(align));
+    let n = bytes.len() / core::mem::size_of::<T>();
+    // SAFETY: the buffer is zero-filled memory, suitably aligned (checked), used only as this
+    // table from now on; T is a plain integer record for which zero is a valid value.
+    unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) }
+}
+
+/// The bytes of a plain record table, for writing.
+pub fn record_bytes<T: Copy>(records: &[T]) -> &[u8] {
+    // SAFETY: T is a repr(C) record of integers with explicit padding, so all bytes are
+    // initialised; the view borrows the records.
+    unsafe { core::slice::from_raw_parts(records.as_ptr().cast(), core::mem::size_of_val(records)) }
+}
+
+pub fn current_brk() -> u64 {
+    // SAFETY: brk(0) only queries.
+    unsafe { libc::syscall(libc::SYS_brk, 0) as u64 }
+}
+
+/// Writes the new thread id into the TCB's cached tid.
+pub fn store_u32(addr: u64, v: u32) {
+    // SAFETY: `addr` is the tid field of the calling thread's TCB, found at library load.
+    unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
+}
+
+#[inline(always)]
+pub fn load_u32(addr: u64) -> u32 {
+    // SAFETY: reads a u32 inside the calling thread's TCB (the caller bounds the address).
+    unsafe { core::ptr::read_volatile(addr as *const u32) }
+}
+
+/// `PAGEMAP_SCAN` argument (linux/fs.h).
+#[repr(C)]
+#[derive(Default)]
+pub struct PmScanArg {
+    pub size: u64,
+    pub flags: u64,
+    pub start: u64,
+    pub end: u64,
+    pub walk_end: u64,
+    pub vec: u64,
+    pub vec_len: u64,
+    pub max_pages: u64,
+    pub category_inverted: u64,
+    pub category_mask: u64,
+    pub category_anyof_mask: u64,
+    pub return_mask: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PageRegion {
+    pub start: u64,
+    pub end: u64,
+    pub categories: u64,
+}
+
+const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
+
+/// Runs `PAGEMAP_SCAN` on `fd` (/proc/self/pagemap) with `arg`, filling `out`.
+pub fn pagemap_scan(fd: c_int, arg: &mut PmScanArg, out: &mut [PageRegion]) -> SysResult<usize> {
+    arg.size = core::mem::size_of::<PmScanArg>() as u64;
+    arg.vec = out.as_mut_ptr() as u64;
+    arg.vec_len = out.len() as u64;
+    // SAFETY: the kernel writes at most vec_len regions into `out`.
+    check(unsafe { libc::ioctl(fd, PAGEMAP_SCAN, arg as *mut PmScanArg) } as libc::c_long)
+}
+
+/// Reads pagemap entries for pages starting at `addr` (fallback when PAGEMAP_SCAN is absent).
+pub fn pagemap_read(fd: c_int, addr: u64, out: &mut [u64]) -> SysResult<usize> {
+    let off = (addr / 4096) * 8;
+    // SAFETY: reads into `out`, whose byte length is passed.
+    let r = unsafe {
+        libc::pread(
+            fd,
+            out.as_mut_ptr().cast(),
+            out.len() * 8,
+            off as libc::off_t,
+        )
+    };
+    check(r as libc::c_long).map(|n| n / 8)
+}
+
+/// `mincore` residency of `len` bytes at `addr`, one byte per page into `out`.
+pub fn mincore(addr: u64, len: u64, out: &mut [u8]) -> SysResult<()> {
+    assert!(out.len() as u64 >= len.div_ceil(4096));
+    // SAFETY: out has room for one byte per page of the range (checked).
+    check(
+        unsafe { libc::mincore(addr as *mut c_void, len as usize, out.as_mut_ptr()) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
+/// An atomic view of a 4-byte word of the program's memory (a field of a
+/// `pthread_mutex_t`).
+///
+/// # Safety
+/// `addr` must point to a live, 4-byte aligned word that is only accessed atomically or by
+/// the calling thread while the reference is used.
+#[inline(always)]
+pub unsafe fn atomic_u32_at<'a>(addr: u64) -> &'a core::sync::atomic::AtomicU32 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &*(addr as *const core::sync::atomic::AtomicU32) }
+}
+
+/// A view of `len` bytes of this process's memory at `addr`.
+///
+/// Used by the checkpoint writer on ranges the kernel has just read successfully for the
+/// image (so they are mapped and readable), while the process is frozen in the handler.
+pub fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
+    if len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller passes a range that was just read by write(2) without EFAULT, in a
+    // single-threaded capture where nothing unmaps it meanwhile; it is only read.
+    unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
+}
