@@ -1,6 +1,8 @@
-//! The checkpoint core, shared by the asynchronous signal and (later) `ckpt_ckpt()`: freeze
-//! the calling thread's context, capture, write, and — in a restarted process — pick up
-//! where the capture left off and repair what a new process does not inherit.
+//! The checkpoint core, shared by every trigger (the checkpoint signal, the periodic timer,
+//! `ckpt checkpoint`, `ckpt_ckpt()`): the library's state and its exclusive use, the hooks,
+//! and one checkpoint — record the thread's state, capture the process, write the image
+//! (from here or from a forked writer, `writer`), and in a restarted process come back
+//! through the same capture point and hand over to `restore`.
 //!
 //! Everything here runs in a signal handler: signal-safe, no allocation, no locks, no stdio.
 
@@ -12,10 +14,13 @@ use ckpt_image::{SigactionRecord, NSIG, RESUMED};
 use crate::arena::{Arena, ARENA};
 use crate::capture::{self, Captured};
 use crate::config::Config;
-use crate::line::Line;
 use crate::process::ProcessState;
+use crate::report::report_failure;
+use crate::restore::after_restart;
 use crate::sys::{self, Global};
+use crate::trigger::{INTERRUPTED_PC, RETRY_TIMER, RETRY_TIMER_PID};
 use crate::write::{self, StubPlace, WriteError};
+use crate::writer::{fork_complete_copy, writer_running, Writer};
 
 /// Set while a checkpoint is being taken; a second trigger meanwhile is refused.
 static IN_PROGRESS: AtomicBool = AtomicBool::new(false);
@@ -47,15 +52,6 @@ pub struct State {
     /// Process state outside memory, captured with each checkpoint and put back after a
     /// restart.
     pub process: ProcessState,
-}
-
-/// A forked image writer.
-#[derive(Clone, Copy)]
-pub struct Writer {
-    pub pid: i32,
-    /// The socket of the `ckpt checkpoint` request it answers: kept open here too, so that
-    /// the requester hears of a writer that was killed before it could answer.
-    pub answer: Option<i32>,
 }
 
 /// Most functions that can be registered of each kind.
@@ -100,7 +96,7 @@ impl HookList {
         true
     }
 
-    fn run(&self, reverse: bool) {
+    pub(crate) fn run(&self, reverse: bool) {
         let hooks = self.list[..self.len].iter().flatten();
         let call = |h: &Hook| (h.f)(h.arg);
         if reverse {
@@ -258,44 +254,6 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         Outcome::Busy | Outcome::Coalesced => {}
     }
     outcome
-}
-
-/// Whether the image writer child is still running; one that has finished is reaped. It is
-/// a clone child (its exit is announced by the control signal, not SIGCHLD, and the
-/// program's own `wait` never sees it); reaping it here as well covers an exit signal the
-/// kernel could not queue. Signal-safe.
-fn writer_running(state: &mut State) -> bool {
-    let Some(writer) = state.writer else {
-        return false;
-    };
-    match sys::reap_nohang(writer.pid) {
-        None => true,
-        Some(status) => {
-            writer_gone(state, status);
-            false
-        }
-    }
-}
-
-/// The writer has exited with wait status `status` (and was reaped): one killed before it
-/// finished has no image (it was never named, see write.rs), and a requester waiting for
-/// its answer is told so. Signal-safe.
-fn writer_gone(state: &mut State, status: i32) {
-    let Some(writer) = state.writer.take() else {
-        return;
-    };
-    if let Some(fd) = writer.answer {
-        if libc::WIFSIGNALED(status) {
-            let mut why = Line::<128>::new();
-            why.push(b"the image writer (process ")
-                .push_decimal(writer.pid as u64)
-                .push(b") was killed by signal ")
-                .push_decimal(libc::WTERMSIG(status) as u64)
-                .push(b"; no checkpoint was written");
-            crate::request::refuse(fd, why.as_bytes());
-        }
-        sys::close(fd);
-    }
 }
 
 /// The checkpoint itself, under the caller's hold. Signal-safe.
@@ -466,57 +424,6 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     capture_regions_and_write(job, mm, auxv_words).map(|()| false)
 }
 
-/// Forks the writer child, if it sees all of the process's memory: `Some(0)` in the child,
-/// `Some(pid)` in the parent, `None` (in the parent) when there is no such child.
-///
-/// Memory marked `MADV_DONTFORK` (device and DMA buffers, some allocators) is not in a child
-/// at all; a child would write a checkpoint without it. So the parent sums the address space
-/// it has, and the child, before anything else, sums its own and answers through a pipe
-/// whether it has as much; if not it exits unheard of and the parent writes the image itself.
-/// That costs the pause two reads of the maps, a few dozen microseconds. Signal-safe.
-fn fork_complete_copy(arena: &mut Arena) -> Option<i32> {
-    let n = sys::read_file(b"/proc/self/maps\0", arena.maps).ok()?;
-    if n == arena.maps.len() {
-        return None;
-    }
-    let ours = capture::mapped_bytes(&arena.maps[..n]);
-    let (answer, tell) = sys::pipe().ok()?;
-    let forked = sys::fork_writer(crate::config::CONTROL_SIGNAL);
-    if let Ok(0) = forked {
-        sys::close(answer);
-        let complete = match sys::read_file(b"/proc/self/maps\0", arena.maps) {
-            Ok(n) if n < arena.maps.len() => capture::mapped_bytes(&arena.maps[..n]) >= ours,
-            _ => false,
-        };
-        sys::write_byte(tell, complete as u8);
-        sys::close(tell);
-        if !complete {
-            sys::exit_now(0);
-        }
-        return Some(0);
-    }
-    sys::close(tell);
-    let Ok(pid) = forked else {
-        sys::close(answer);
-        return None;
-    };
-    // The child answers within microseconds; one that does not within seconds is stuck, and
-    // must not hold the program in its signal handler.
-    let mut verdict = [0u8; 1];
-    let answered = sys::wait_readable(answer, 5000);
-    let complete =
-        answered && matches!(sys::read_full(answer, &mut verdict), Ok(1)) && verdict[0] == 1;
-    sys::close(answer);
-    if !complete {
-        if !answered {
-            sys::kill_child(pid);
-        }
-        sys::reap(pid);
-        return None;
-    }
-    Some(pid)
-}
-
 fn capture_regions_and_write(
     job: &mut Job,
     mm: ckpt_image::MmLayout,
@@ -542,55 +449,6 @@ fn capture_regions_and_write(
     write::write_image(arena, &cap, name, opts, mm, &mut state.stub)
 }
 
-/// Repairs, in a restarted process, what the kernel does not carry over: the stub's memory
-/// is released, glibc's cached thread id, the robust futex list and rseq are registered for
-/// the new thread. Signal-safe.
-fn after_restart(state: &mut State, arena: &mut Arena) {
-    sys::munmap(state.stub.base, state.stub.reserve);
-    let t = &arena.thread;
-    if let Some(off) = state.tid_offset {
-        let at = t.fs_base + off;
-        crate::mutex::remember_old_tid(t.tid);
-        sys::store_u32(at, sys::gettid());
-        sys::set_tid_address(at);
-    }
-    if t.robust_list_head != 0 {
-        sys::set_robust_list(t.robust_list_head, t.robust_list_len);
-    }
-    if t.rseq_len != 0 {
-        let _ = sys::rseq_register(t.rseq_area, t.rseq_len, t.rseq_sig);
-    }
-    let p = &state.process;
-    p.restore(arena.misc);
-    for (which, &(interval, value)) in p.itimers.iter().enumerate() {
-        if value != 0 {
-            sys::set_itimer(which, interval, value);
-        }
-    }
-    // Former pids and tids name this process now (CPU-time clock ids); the program's POSIX
-    // timers come back with their ids before the library makes its own (below).
-    crate::clocks::note_restart();
-    crate::timers::restore();
-    // Signals that were pending come back pending (one instance each); not ckpt's own,
-    // which would checkpoint again at once.
-    for sig in 1..=64 {
-        let ours = sig == state.config.asyncsig || sig == crate::config::CONTROL_SIGNAL;
-        if p.pending & (1u64 << (sig - 1)) != 0 && !ours {
-            sys::raise_in_thread(sig);
-        }
-    }
-    // Kernel timers do not survive; the periodic one is created again for this process.
-    state.periodic_timer = None;
-    // The original process's writer child is not this process's (nor is the socket it
-    // answered on: that descriptor number may be the program's own now).
-    state.writer = None;
-    state.pending = None;
-    note_vdso(arena);
-    if state.config.msperiod != 0 {
-        let _ = crate::trigger::arm_periodic(state);
-    }
-}
-
 /// The library's own POSIX timers in this process (-1: none): a checkpoint leaves them out,
 /// and the library makes them again itself. Signal-safe.
 fn library_timers(state: &State) -> [i32; 2] {
@@ -613,247 +471,4 @@ fn own_signals(config: &Config) -> u64 {
         _ => 0,
     };
     bit(config.asyncsig) | bit(crate::config::CONTROL_SIGNAL)
-}
-
-/// Prints why a checkpoint failed, in one line. Signal-safe.
-pub fn report_failure(name: &[u8], err: WriteError) {
-    let (what, errno) = err.describe();
-    let mut line = Line::<1024>::new();
-    line.push(b"ckpt: checkpoint to '")
-        .push(&name[..name.len().min(512)])
-        .push(b"' failed: ")
-        .push(what.as_bytes());
-    if let Some(addr) = err.address() {
-        line.push(b" at ").push_hex(addr);
-    }
-    if errno != 0 {
-        line.push(b": ")
-            .push(errno_name(errno).as_bytes())
-            .push(b" (errno ")
-            .push_decimal(errno as u64)
-            .push(b")");
-    }
-    line.push(b"; the program continues\n");
-    sys::write_stderr(line.as_bytes());
-}
-
-pub fn errno_name(e: i32) -> &'static str {
-    match e {
-        libc::ENOSPC => "no space left on device",
-        libc::EACCES => "permission denied",
-        libc::EPERM => "operation not permitted",
-        libc::ENOENT => "no such file or directory",
-        libc::ENAMETOOLONG => "file name too long",
-        libc::EROFS => "read-only file system",
-        libc::EDQUOT => "disk quota exceeded",
-        libc::EFBIG => "file too large",
-        libc::EIO => "input/output error",
-        libc::EEXIST => "file exists",
-        libc::ELOOP => "too many symbolic links (a symlink at the temp name?)",
-        libc::ENOTDIR => "not a directory",
-        libc::EISDIR => "is a directory",
-        libc::ENOMEM => "out of memory",
-        libc::EINVAL => "invalid argument",
-        libc::ECONNREFUSED => "connection refused",
-        libc::ETIMEDOUT => "timed out",
-        _ => "system error",
-    }
-}
-
-/// The handler of the asynchronous checkpoint signal. Signal-safe.
-pub(crate) extern "C" fn on_checkpoint_signal(
-    _sig: i32,
-    _info: *mut libc::siginfo_t,
-    ctx: *mut c_void,
-) {
-    // SAFETY: ctx is what the kernel passed to this SA_SIGINFO handler.
-    let pc = unsafe { sys::interrupted_pc(ctx) };
-    run_outside_vdso(pc, Retry::Signal);
-}
-
-/// Takes the checkpoint `what` asks for, unless `pc` (where its signal interrupted the
-/// program) is inside the vDSO: then it is put off (`defer_inside_vdso`). Signal-safe.
-fn run_outside_vdso(pc: u64, what: Retry) {
-    if defer_inside_vdso(pc, what) {
-        return;
-    }
-    INTERRUPTED_PC.store(pc, Ordering::Relaxed);
-    match what {
-        Retry::Signal => handle(Trigger::Signal),
-        Retry::Periodic => handle(Trigger::Periodic),
-        Retry::Request(pid, value) => crate::request::serve(pid, value),
-    }
-}
-
-/// The vDSO's address range, to tell a signal that interrupted the program inside it. Set at
-/// library load and after each restart. Signal-safe.
-pub fn note_vdso(arena: &mut Arena) {
-    let range = match sys::read_file(b"/proc/self/maps\0", arena.maps) {
-        Ok(n) if n < arena.maps.len() => capture::vdso_range(&arena.maps[..n]),
-        _ => None,
-    };
-    let (lo, hi) = range.unwrap_or((0, 0));
-    VDSO_RANGE[0].store(lo, Ordering::Relaxed);
-    VDSO_RANGE[1].store(hi, Ordering::Relaxed);
-    RETRY_TIMER.store(-1, Ordering::Relaxed);
-}
-
-static VDSO_RANGE: [core::sync::atomic::AtomicU64; 2] = [
-    core::sync::atomic::AtomicU64::new(0),
-    core::sync::atomic::AtomicU64::new(0),
-];
-/// The one-shot timer that tries a checkpoint again (-1: not created in this process), the
-/// tries so far, and what to try: `RETRY_SIGNAL`, `RETRY_PERIODIC`, or a request (the
-/// requester's pid and value, as `ckpt checkpoint` sent them).
-static RETRY_TIMER: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
-static RETRY_TIMER_PID: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-static RETRIES: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-static RETRY_WHAT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
-static RETRY_REQUEST: [core::sync::atomic::AtomicU32; 2] = [
-    core::sync::atomic::AtomicU32::new(0),
-    core::sync::atomic::AtomicU32::new(0),
-];
-const RETRY_SIGNAL: u32 = 1;
-const RETRY_PERIODIC: u32 = 2;
-const RETRY_REQUEST_WHAT: u32 = 3;
-
-/// What a deferred checkpoint is.
-#[derive(Clone, Copy)]
-enum Retry {
-    Signal,
-    Periodic,
-    /// A `ckpt checkpoint` request: the requester's pid and the signal's value.
-    Request(u32, u32),
-}
-/// The control signal's value when it comes from the retry timer.
-const RETRY_VALUE: i32 = 0x5254_5259;
-/// Tries are 20 µs apart, for at most 50 ms: a program in a tight loop of clock calls is
-/// outside the vDSO a tenth of the time or more, so a try finds it there within a few
-/// hundred microseconds.
-const RETRY_NS: u64 = 20_000;
-const MAX_RETRIES: u32 = 2500;
-
-/// A checkpoint that would catch the program inside the vDSO is tried again a little later:
-/// a thread interrupted there resumes in vDSO code reading the kernel's data directly, which
-/// only works under a kernel with the same vDSO, while one interrupted anywhere else restarts
-/// under any (the stub forwards the old vDSO's functions). Likewise inside the mutex
-/// wrappers and glibc's locking code (`mutex::in_critical_code`). True when the try is put
-/// off; after MAX_RETRIES the checkpoint is taken anyway (and marked `THREAD_IN_VDSO` when
-/// it is inside the vDSO). Signal-safe.
-fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
-    let (lo, hi) = (
-        VDSO_RANGE[0].load(Ordering::Relaxed),
-        VDSO_RANGE[1].load(Ordering::Relaxed),
-    );
-    let unsafe_pc = (lo..hi).contains(&pc) || crate::mutex::in_critical_code(pc);
-    if !unsafe_pc || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
-        RETRIES.store(0, Ordering::Relaxed);
-        return false;
-    }
-    let saved_errno = sys::get_errno();
-    let mut id = RETRY_TIMER.load(Ordering::Relaxed);
-    // Timers are not inherited: in a child, the id is stale (and may name one of its own).
-    let pid = sys::getpid();
-    if id < 0 || RETRY_TIMER_PID.load(Ordering::Relaxed) != pid {
-        id =
-            sys::timer_create_for_thread(crate::config::CONTROL_SIGNAL, sys::gettid(), RETRY_VALUE)
-                .unwrap_or(-1);
-        RETRY_TIMER.store(id, Ordering::Relaxed);
-        RETRY_TIMER_PID.store(pid, Ordering::Relaxed);
-    }
-    let armed = id >= 0 && sys::timer_fire_in(id, RETRY_NS).is_ok();
-    sys::set_errno(saved_errno);
-    if !armed {
-        RETRIES.store(0, Ordering::Relaxed);
-        return false;
-    }
-    let code = match what {
-        Retry::Signal => RETRY_SIGNAL,
-        Retry::Periodic => RETRY_PERIODIC,
-        Retry::Request(pid, value) => {
-            RETRY_REQUEST[0].store(pid, Ordering::Relaxed);
-            RETRY_REQUEST[1].store(value, Ordering::Relaxed);
-            RETRY_REQUEST_WHAT
-        }
-    };
-    RETRY_WHAT.store(code, Ordering::Relaxed);
-    true
-}
-
-/// Where the signal that started the checkpoint under way interrupted the program (0 for
-/// `ckpt_ckpt()`): a checkpoint taken inside the vDSO is marked so (`THREAD_IN_VDSO`).
-static INTERRUPTED_PC: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// The handler of the control signal: the periodic timer and the retry timer (`SI_TIMER`),
-/// checkpoint requests from `ckpt checkpoint` (`SI_QUEUE`), and the image writer's exit.
-/// Signal-safe.
-pub(crate) extern "C" fn on_control_signal(
-    _sig: i32,
-    info: *mut libc::siginfo_t,
-    ctx: *mut c_void,
-) {
-    // SAFETY: `info` and `ctx` are what the kernel passed to this SA_SIGINFO handler.
-    let ((code, pid, value), pc) = unsafe { (sys::siginfo_fields(info), sys::interrupted_pc(ctx)) };
-    match code {
-        // An image writer has finished: the checkpoint is complete (or failed), so the
-        // post-checkpoint hooks run now. (Only the kernel can send a positive si_code to
-        // another process, so this cannot be forged.)
-        libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32, pc),
-        // Anyone who may signal the program can queue a fake timer signal; it can do no more
-        // than the checkpoint signal itself, and only what the library has armed.
-        libc::SI_TIMER => {
-            let retry = RETRY_WHAT.swap(0, Ordering::Relaxed);
-            let what = match (value, retry) {
-                (RETRY_VALUE, RETRY_SIGNAL) => Retry::Signal,
-                (RETRY_VALUE, RETRY_PERIODIC) => Retry::Periodic,
-                (RETRY_VALUE, RETRY_REQUEST_WHAT) => Retry::Request(
-                    RETRY_REQUEST[0].load(Ordering::Relaxed),
-                    RETRY_REQUEST[1].load(Ordering::Relaxed),
-                ),
-                _ if crate::trigger::PERIODIC.load(Ordering::Relaxed) => Retry::Periodic,
-                _ => return,
-            };
-            run_outside_vdso(pc, what);
-        }
-        // Who asks is learnt from the kernel, not from the signal (request.rs).
-        libc::SI_QUEUE => run_outside_vdso(pc, Retry::Request(pid, value as u32)),
-        _ => {}
-    }
-}
-
-/// The writer child `pid` has exited: reap it, run the post-checkpoint hooks, and take the
-/// checkpoint that was asked for meanwhile, if any (`pc`: where the signal interrupted the
-/// program). Its image is either complete under its name or gone: an unfinished one has no
-/// name (write.rs). Signal-safe.
-fn writer_finished(pid: i32, pc: u64) {
-    let saved_errno = sys::get_errno();
-    let mut next = None;
-    if let Some(x) = Exclusive::try_acquire() {
-        if x.state.writer.is_some_and(|w| w.pid == pid) {
-            let status = sys::reap_nohang(pid).unwrap_or(0);
-            writer_gone(x.state, status);
-            next = x.state.pending.take();
-            let hooks = x.state.hooks;
-            drop(x);
-            hooks.post.run(false);
-        }
-    }
-    match next {
-        Some(Trigger::Signal) => run_outside_vdso(pc, Retry::Signal),
-        Some(_) => run_outside_vdso(pc, Retry::Periodic),
-        None => {}
-    }
-    sys::set_errno(saved_errno);
-}
-
-fn handle(trigger: Trigger) {
-    let saved_errno = sys::get_errno();
-    if let Outcome::Failed(e) = checkpoint(None, trigger, None) {
-        // SAFETY: a read-only look at the name after the checkpoint released the state; it
-        // changes only through ckpt_config, which blocks signals while it holds the state.
-        if let Some(state) = unsafe { STATE.get() }.as_ref() {
-            report_failure(state.config.name_bytes(), e);
-        }
-    }
-    sys::set_errno(saved_errno);
 }

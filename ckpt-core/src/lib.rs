@@ -38,13 +38,16 @@ pub mod config;
 pub mod line;
 pub mod mutex;
 pub mod process;
+pub mod report;
 pub mod request;
+pub mod restore;
 pub mod rseq;
 pub mod signals;
 pub mod sys;
 pub mod timers;
 pub mod trigger;
 pub mod write;
+pub mod writer;
 
 include!(concat!(env!("OUT_DIR"), "/stub/stub_layout.rs"));
 

@@ -13,9 +13,10 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use ckpt_image::request::{self, Answer, MAX_REQUEST, SOCKET_NAME_MAX};
 
-use crate::checkpoint::{checkpoint, errno_name, Outcome, Trigger};
+use crate::checkpoint::{checkpoint, Outcome, Trigger};
 use crate::config::{CONTROL_SIGNAL, MAXNAME};
 use crate::line::Line;
+use crate::report::errno_name;
 use crate::sys;
 use crate::write::WriteError;
 

@@ -156,7 +156,7 @@ pub fn capture(scratch: &mut [u8], library: [i32; 2], pending: u64, ours: u64) -
             saved.unsaved = count_by_probing(library);
             let mut msg = Line::<256>::new();
             msg.push(b"ckpt: cannot read /proc/self/timers (")
-                .push(crate::checkpoint::errno_name(e).as_bytes())
+                .push(crate::report::errno_name(e).as_bytes())
                 .push(b")");
             report_unlisted(&mut msg, saved.unsaved);
         }
@@ -334,7 +334,7 @@ fn report_unrestored(t: &TimerRecord, what: &str, e: i32) {
         .push(b": ");
     match e {
         libc::EBUSY => msg.push(b"its id is taken"),
-        _ => msg.push(crate::checkpoint::errno_name(e).as_bytes()),
+        _ => msg.push(crate::report::errno_name(e).as_bytes()),
     };
     msg.push(b" (errno ")
         .push_decimal(e as u64)
@@ -348,7 +348,7 @@ fn report_unrestored(t: &TimerRecord, what: &str, e: i32) {
 fn report_no_restore_ids(timers: &[TimerRecord], e: i32) {
     let mut msg = Line::<512>::new();
     msg.push(b"ckpt: POSIX timers cannot be made again with their ids here (PR_TIMER_CREATE_RESTORE_IDS, Linux 6.16 or later: ")
-        .push(crate::checkpoint::errno_name(e).as_bytes())
+        .push(crate::report::errno_name(e).as_bytes())
         .push(b"): ")
         .push_decimal(timers.len() as u64)
         .push(b" timers (ids");

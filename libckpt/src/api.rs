@@ -204,7 +204,7 @@ pub unsafe extern "C" fn ckpt_ckpt(name: *const c_char) -> c_int {
                     &configured[..]
                 }
             };
-            checkpoint::report_failure(shown, e);
+            ckpt_core::report::report_failure(shown, e);
             let (_, errno) = e.describe();
             sys::set_errno(if errno != 0 { errno } else { libc::EIO });
             CKPT_CKPT_FAILED

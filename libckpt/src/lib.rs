@@ -31,7 +31,7 @@ macro_rules! eprintln {
 pub mod api;
 pub mod config;
 
-use ckpt_core::checkpoint::{self, State, STATE};
+use ckpt_core::checkpoint::{State, STATE};
 use ckpt_core::{arena, clocks, mutex, request, rseq, signals, sys, trigger};
 
 // The C library the program runs on: malloc, getenv, dlsym and the system call wrappers.
@@ -171,7 +171,7 @@ fn init() {
         let arena = arena::ARENA.get();
         *arena = Some(arena::Arena::reserve());
         if let Some(arena) = arena.as_mut() {
-            checkpoint::note_vdso(arena);
+            trigger::note_vdso(arena);
         }
         let slot = STATE.get();
         *slot = Some(state);

@@ -1,0 +1,50 @@
+//! Saying why a checkpoint failed, in one line, from a signal handler.
+
+use crate::line::Line;
+use crate::sys;
+use crate::write::WriteError;
+
+/// Prints why a checkpoint failed, in one line. Signal-safe.
+pub fn report_failure(name: &[u8], err: WriteError) {
+    let (what, errno) = err.describe();
+    let mut line = Line::<1024>::new();
+    line.push(b"ckpt: checkpoint to '")
+        .push(&name[..name.len().min(512)])
+        .push(b"' failed: ")
+        .push(what.as_bytes());
+    if let Some(addr) = err.address() {
+        line.push(b" at ").push_hex(addr);
+    }
+    if errno != 0 {
+        line.push(b": ")
+            .push(errno_name(errno).as_bytes())
+            .push(b" (errno ")
+            .push_decimal(errno as u64)
+            .push(b")");
+    }
+    line.push(b"; the program continues\n");
+    sys::write_stderr(line.as_bytes());
+}
+
+pub fn errno_name(e: i32) -> &'static str {
+    match e {
+        libc::ENOSPC => "no space left on device",
+        libc::EACCES => "permission denied",
+        libc::EPERM => "operation not permitted",
+        libc::ENOENT => "no such file or directory",
+        libc::ENAMETOOLONG => "file name too long",
+        libc::EROFS => "read-only file system",
+        libc::EDQUOT => "disk quota exceeded",
+        libc::EFBIG => "file too large",
+        libc::EIO => "input/output error",
+        libc::EEXIST => "file exists",
+        libc::ELOOP => "too many symbolic links (a symlink at the temp name?)",
+        libc::ENOTDIR => "not a directory",
+        libc::EISDIR => "is a directory",
+        libc::ENOMEM => "out of memory",
+        libc::EINVAL => "invalid argument",
+        libc::ECONNREFUSED => "connection refused",
+        libc::ETIMEDOUT => "timed out",
+        _ => "system error",
+    }
+}
