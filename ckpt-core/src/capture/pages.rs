@@ -1,0 +1,225 @@
+//! Which pages of a region to store: present or swapped pages of anonymous memory (never
+//! the shared zero page), everything of private file mappings, what is resident in shared
+//! memory; guard pages become extents without payload. From `PAGEMAP_SCAN`, or pagemap
+//! where the kernel has no scan. Signal-safe.
+
+use ckpt_image::{ExtentRecord, RegionRecord, EXTENT_GUARD, PAGE_SIZE};
+
+use super::CaptureError;
+use crate::arena::Arena;
+use crate::sys::{self, PmScanArg};
+
+/// Appends an extent with `flags` (0 or `EXTENT_GUARD`), merging it with the previous one
+/// when they touch, are of the same kind and both belong to the region whose extents start
+/// at `first`.
+pub(super) fn push_extent(
+    extents: &mut [ExtentRecord],
+    n: &mut usize,
+    first: usize,
+    addr: u64,
+    len: u64,
+    flags: u32,
+) -> Result<(), CaptureError> {
+    if len == 0 {
+        return Ok(());
+    }
+    if *n > first {
+        let prev = &mut extents[*n - 1];
+        if prev.addr + prev.len == addr && prev.flags == flags {
+            prev.len += len;
+            return Ok(());
+        }
+    }
+    *extents.get_mut(*n).ok_or(CaptureError::TooManyExtents)? = ExtentRecord {
+        addr,
+        len,
+        flags,
+        ..Default::default()
+    };
+    *n += 1;
+    Ok(())
+}
+
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
+
+const PAGE_IS_PFNZERO: u64 = 1 << 5;
+
+const PAGE_IS_HUGE: u64 = 1 << 6;
+
+const PAGE_IS_GUARD: u64 = 1 << 8;
+
+/// What this kernel's `PAGEMAP_SCAN` can do, learnt from its first answers.
+pub(super) struct Scan {
+    /// `PAGEMAP_SCAN` exists.
+    pub ok: bool,
+    /// It knows `PAGE_IS_GUARD` (Linux 6.14+); older kernels have no guard pages either.
+    pub guard_ok: bool,
+}
+
+/// All of `r` but its guard pages, which become guard extents. Signal-safe.
+pub(super) fn whole_but_guards(
+    fd: i32,
+    r: &RegionRecord,
+    arena: &mut Arena,
+    n: &mut usize,
+    scan: &mut Scan,
+) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    let mut at = r.start;
+    let mut stored_to = r.start;
+    while at < end {
+        let mut arg = PmScanArg {
+            start: at,
+            end,
+            category_anyof_mask: PAGE_IS_GUARD,
+            return_mask: PAGE_IS_GUARD,
+            ..Default::default()
+        };
+        let got = match sys::pagemap_scan(fd, &mut arg, arena.scan) {
+            Ok(got) => got,
+            Err(libc::EINVAL) if at == r.start => {
+                scan.guard_ok = false;
+                return push_extent(arena.extents, n, base_n, r.start, r.len, 0);
+            }
+            Err(e) => return Err(CaptureError::Pagemap(e)),
+        };
+        for g in &arena.scan[..got] {
+            push_extent(arena.extents, n, base_n, stored_to, g.start - stored_to, 0)?;
+            push_extent(
+                arena.extents,
+                n,
+                base_n,
+                g.start,
+                g.end - g.start,
+                EXTENT_GUARD,
+            )?;
+            stored_to = g.end;
+        }
+        // walk_end is not trustworthy on this kernel: a full buffer means "more".
+        if got < arena.scan.len() {
+            break;
+        }
+        at = arena.scan[got - 1].end;
+    }
+    push_extent(arena.extents, n, base_n, stored_to, end - stored_to, 0)
+}
+
+/// Pages of `r` that hold data: present or swapped, and not the shared zero page; its
+/// guard pages (which the kernel reports as swapped) become guard extents. Sets `huge`
+/// when some are in transparent huge pages (only `PAGEMAP_SCAN` tells).
+pub(super) fn present_pages(
+    fd: i32,
+    r: &RegionRecord,
+    arena: &mut Arena,
+    n: &mut usize,
+    scan: &mut Scan,
+    huge: &mut bool,
+) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    let mut at = r.start;
+    while scan.ok && at < end {
+        let guard = if scan.guard_ok { PAGE_IS_GUARD } else { 0 };
+        let mut arg = PmScanArg {
+            start: at,
+            end,
+            category_inverted: PAGE_IS_PFNZERO,
+            category_mask: PAGE_IS_PFNZERO,
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE | guard,
+            ..Default::default()
+        };
+        match sys::pagemap_scan(fd, &mut arg, arena.scan) {
+            Ok(got) => {
+                for pr in &arena.scan[..got] {
+                    let kind = if pr.categories & PAGE_IS_GUARD != 0 {
+                        EXTENT_GUARD
+                    } else {
+                        0
+                    };
+                    push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start, kind)?;
+                    if pr.categories & PAGE_IS_HUGE != 0 {
+                        *huge = true;
+                    }
+                }
+                // walk_end is not trustworthy on this kernel: a full buffer means "more".
+                if got < arena.scan.len() {
+                    return Ok(());
+                }
+                at = arena.scan[got - 1].end;
+            }
+            // An older kernel: first without the guard category, then without the scan.
+            Err(libc::EINVAL) if at == r.start && scan.guard_ok => scan.guard_ok = false,
+            Err(libc::ENOTTY) | Err(libc::EINVAL) if at == r.start && *n == base_n => {
+                scan.ok = false;
+            }
+            Err(e) => return Err(CaptureError::Pagemap(e)),
+        }
+    }
+    if scan.ok {
+        return Ok(());
+    }
+    // Fallback: one pagemap entry per page (bit 63 present, bit 62 swapped, bit 58 a guard
+    // page, which is not present).
+    let mut at = r.start;
+    while at < end {
+        let pages = (((end - at) / PAGE_SIZE) as usize).min(arena.pagemap.len());
+        let got = sys::pagemap_read(fd, at, &mut arena.pagemap[..pages])
+            .map_err(CaptureError::Pagemap)?;
+        if got == 0 {
+            return Err(CaptureError::Pagemap(libc::EIO));
+        }
+        for (k, entry) in arena.pagemap[..got].iter().enumerate() {
+            let kind = if entry & (1 << 58) != 0 {
+                EXTENT_GUARD
+            } else if entry & (3 << 62) != 0 {
+                0
+            } else {
+                continue;
+            };
+            push_extent(
+                arena.extents,
+                n,
+                base_n,
+                at + k as u64 * PAGE_SIZE,
+                PAGE_SIZE,
+                kind,
+            )?;
+        }
+        at += got as u64 * PAGE_SIZE;
+    }
+    Ok(())
+}
+
+/// Pages of a shared mapping that exist in the shared object (resident), per `mincore`.
+pub(super) fn resident_pages(
+    r: &RegionRecord,
+    arena: &mut Arena,
+    n: &mut usize,
+) -> Result<(), CaptureError> {
+    let base_n = *n;
+    let end = r.start + r.len;
+    let mut at = r.start;
+    while at < end {
+        let pages = (((end - at) / PAGE_SIZE) as usize).min(arena.residency.len());
+        let len = pages as u64 * PAGE_SIZE;
+        sys::mincore(at, len, &mut arena.residency[..pages]).map_err(CaptureError::Mincore)?;
+        for k in 0..pages {
+            if arena.residency[k] & 1 != 0 {
+                push_extent(
+                    arena.extents,
+                    n,
+                    base_n,
+                    at + k as u64 * PAGE_SIZE,
+                    PAGE_SIZE,
+                    0,
+                )?;
+            }
+        }
+        at += len;
+    }
+    Ok(())
+}
