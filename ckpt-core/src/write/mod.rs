@@ -1,18 +1,24 @@
 //! Write: the captured process as a self-restarting ELF executable.
 //!
-//! The image goes to a temp file beside the target (created exclusively, mode 0700, never
-//! through a symlink), payloads straight from memory in page-aligned runs, then the tables
-//! and the header, fsync, and a rename over the target — so the target name only ever holds
-//! a complete checkpoint. Everything here is signal-safe.
+//! The image goes to a file beside the target that has no name until it is complete
+//! ([`file`]), payloads straight from memory in page-aligned runs ([`payload`]), then the
+//! tables and the header, fsync, and a name and a rename over the target — so the target
+//! name only ever holds a complete checkpoint. Everything here is signal-safe.
 
 use ckpt_image::{
-    elf, lz4, page_up, prot, region_flags as rf, ImageHeader, MmLayout, EM_X86_64, FORMAT_VERSION,
-    HEADER_SPACE, MAGIC, PAGE_SIZE, STUB_FILE_OFFSET,
+    elf, page_up, prot, region_flags as rf, ImageHeader, MmLayout, EM_X86_64, FORMAT_VERSION,
+    HEADER_SPACE, MAGIC, STUB_FILE_OFFSET,
 };
 
 use crate::arena::Arena;
 use crate::capture::{CaptureError, Captured};
 use crate::sys;
+
+mod file;
+mod payload;
+
+use file::{create_error, create_temp, temp_name};
+use payload::{write_region, RegionWrite};
 
 #[derive(Clone, Copy, Debug)]
 pub enum WriteError {
@@ -75,6 +81,7 @@ const STUB_CANDIDATES: [u64; 8] = [
     0x4000_0000_0000,
     0x5000_0000_0000,
 ];
+
 use ckpt_image::STUB_GAP;
 
 fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Option<u64> {
@@ -85,21 +92,6 @@ fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Optio
             .iter()
             .all(|r| r.start + r.len <= lo || r.start >= hi)
     })
-}
-
-/// Builds `<target>.tmp.<pid>` (NUL-terminated) next to the target into `out`.
-fn temp_name(target: &[u8], out: &mut [u8], pid: u32) -> Option<usize> {
-    let mut name = crate::line::Line::<{ crate::arena::PATH_MAX + 32 }>::new();
-    name.push(target)
-        .push(b".tmp.")
-        .push_decimal(pid.into())
-        .push(b"\0");
-    let bytes = name.as_bytes();
-    if !name.fits() || bytes.len() > out.len() {
-        return None;
-    }
-    out[..bytes.len()].copy_from_slice(bytes);
-    Some(bytes.len())
 }
 
 /// Parses the `mm` layout fields of `/proc/self/stat`.
@@ -256,164 +248,6 @@ pub fn write_image(
         return Err(WriteError::Rename(e));
     }
     Ok(())
-}
-
-/// Bytes written per step: small enough that the checksum's read leaves them in cache for
-/// the copy into the file, large enough to keep system calls few.
-const CHUNK: u64 = 1 << 20;
-
-/// Writes the extent at `addr` straight from memory to `offset`, in chunks, computing its
-/// payload checksum; `readable` says that every page of it can be read (anonymous memory,
-/// made readable if need be). Returns the bytes written (whole pages; fewer than `len` when the rest of the
-/// mapping cannot be read) and their checksum.
-///
-/// The memory around the stack pointer changes while the writer runs (its own frames live
-/// there), so those chunks are copied to `staging` first and written and checksummed from
-/// the copy: the file and its checksum then agree. What lies below the capture point is
-/// dead in the restarted process anyway.
-fn write_extent(
-    fd: i32,
-    addr: u64,
-    len: u64,
-    offset: u64,
-    staging: &mut [u8],
-    readable: bool,
-) -> Result<(u64, u32), i32> {
-    let here = &staging as *const _ as u64;
-    let (live_lo, live_hi) = (here.saturating_sub(512 << 10), here + (64 << 10));
-    let mut done = 0;
-    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
-    while done < len {
-        let want = (len - done).min(CHUNK);
-        let at = addr + done;
-        let n = if at < live_hi && at + want > live_lo {
-            let copy = &mut staging[..want as usize];
-            copy.copy_from_slice(sys::memory(at, want));
-            sys::pwrite_all(fd, copy, offset + done)?;
-            sum.update(copy);
-            want
-        } else if readable {
-            // Memory known to be readable: checksumming first pulls the chunk into the
-            // cache, from where the kernel then copies it into the file (the checksum then
-            // costs almost nothing: 0.14 s instead of 0.17 s per GiB here).
-            sum.update(sys::memory(at, want));
-            if sys::pwrite_from_memory(fd, at, want, offset + done)? != want {
-                return Err(libc::EIO);
-            }
-            want
-        } else {
-            let n = sys::pwrite_from_memory(fd, at, want, offset + done)? & !(PAGE_SIZE - 1);
-            // Only memory the kernel could read is checksummed (reading the rest would fault).
-            sum.update(sys::memory(at, n));
-            n
-        };
-        done += n;
-        if n < want {
-            break;
-        }
-    }
-    Ok((done, sum.finish()))
-}
-
-/// Writes the extent at `addr` as LZ4 frames at `offset`, reading memory through `mem`
-/// (`/proc/self/mem`) into `staging`. Returns the memory bytes stored (whole pages; fewer
-/// than `len` when the rest cannot be read), the bytes written to the file, and the
-/// payload checksum of the memory bytes.
-#[allow(clippy::too_many_arguments)]
-fn write_extent_lz4(
-    fd: i32,
-    mem: i32,
-    addr: u64,
-    len: u64,
-    offset: u64,
-    staging: &mut [u8],
-    packed: &mut [u8],
-    table: &mut [u32; lz4::TABLE_SIZE],
-) -> Result<(u64, u64, u32), i32> {
-    let mut done = 0;
-    let mut at = offset;
-    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
-    while done < len {
-        let want = (len - done).min(lz4::FRAME_MAX as u64) as usize;
-        let n = match sys::pread_some(mem, &mut staging[..want], addr + done) {
-            Ok(n) => n & !(PAGE_SIZE as usize - 1),
-            Err(libc::EIO) | Err(libc::EFAULT) => 0,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            break;
-        }
-        let data = &staging[..n];
-        sum.update(data);
-        let stored = match lz4::compress(data, packed, table) {
-            Some(c) if c < n => &packed[..c],
-            _ => data,
-        };
-        sys::pwrite_all(fd, &lz4::write_frame_header(stored.len(), n), at)?;
-        sys::pwrite_all(fd, stored, at + lz4::FRAME_HEADER as u64)?;
-        at += (lz4::FRAME_HEADER + stored.len()) as u64;
-        done += n as u64;
-        if n < want {
-            break;
-        }
-    }
-    Ok((done, at - offset, sum.finish()))
-}
-
-/// Why the checkpoint file could not be created: a relative name in a deleted working
-/// directory says so, instead of a bare "no such file or directory". Signal-safe.
-fn create_error(errno: i32, name: &[u8]) -> WriteError {
-    // (ENOENT for a named file, EPERM for an unnamed one.)
-    if name.first() != Some(&b'/') {
-        let mut cwd = [0u8; 1024];
-        if let Ok(n) = sys::readlink(b"/proc/self/cwd\0", &mut cwd) {
-            if cwd[..n].ends_with(b" (deleted)") {
-                return WriteError::CwdDeleted;
-            }
-        }
-    }
-    WriteError::Create(errno)
-}
-
-/// Opens the file the image is written into: `(fd, named)`. Preferably an unnamed file in
-/// the target's directory (`O_TMPFILE`), named only once it is complete: a writer that is
-/// killed half-way (a forked writer, or the whole process) then leaves nothing behind.
-/// Where the file system has no unnamed files, the temp name itself. Signal-safe.
-fn create_temp(target: &[u8], temp: &[u8]) -> Result<(i32, bool), i32> {
-    let name = &target[..target.len() - 1];
-    let dir: &[u8] = match name.iter().rposition(|&c| c == b'/') {
-        Some(0) => b"/",
-        Some(i) => &name[..i],
-        None => b".",
-    };
-    let mut dir_path = [0u8; crate::arena::PATH_MAX];
-    dir_path[..dir.len()].copy_from_slice(dir);
-    let dir_len = dir.len();
-    match sys::open(
-        &dir_path[..dir_len + 1],
-        libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-        0o700,
-    ) {
-        Ok(fd) => Ok((fd, false)),
-        // No unnamed files here (or no directory: the named create says which).
-        Err(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL | libc::ENOENT) => {
-            create_exclusive(temp).map(|fd| (fd, true))
-        }
-        Err(e) => Err(e),
-    }
-}
-
-fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    match sys::open(path, flags, 0o700) {
-        // A leftover temp file of an earlier process with our pid: remove it (unlink never
-        // follows a symlink) and try once more.
-        Err(libc::EEXIST) => {
-            sys::unlink(path);
-            sys::open(path, flags, 0o700)
-        }
-        r => r,
-    }
 }
 
 /// What was decided before the file is written.
@@ -575,84 +409,6 @@ fn write_payloads_and_tables(
     Ok(())
 }
 
-/// One region's payloads on their way into the file, run by [`write_region`].
-struct RegionWrite<'a> {
-    fd: i32,
-    /// `/proc/self/mem`, when the region is stored compressed.
-    mem: Option<i32>,
-    arena: &'a mut Arena,
-    region: usize,
-    /// Where the next payload goes; advanced past this region's.
-    offset: u64,
-    result: Result<(), WriteError>,
-}
-
-/// Writes the stored extents of one region and their checksums, skipping its guard pages.
-/// Run by the fault guard, which may abandon it at any point: it holds nothing to drop.
-extern "C" fn write_region(arg: *mut core::ffi::c_void) -> u64 {
-    // SAFETY: write_payloads_and_tables passes its live RegionWrite, used by nothing else
-    // until this returns.
-    let job = unsafe { &mut *(arg as *mut RegionWrite) };
-    let arena = &mut *job.arena;
-    let r = arena.regions[job.region];
-    let first = r.first_extent as usize;
-    let mut stored = 0;
-    for e in &mut arena.extents[first..first + r.extent_count as usize] {
-        if e.flags & ckpt_image::EXTENT_GUARD != 0 {
-            continue;
-        }
-        // The vDSO image stays raw: the stub compares it with the running kernel's before
-        // it has anywhere to decompress to. Raw payloads sit on page boundaries.
-        if job.mem.is_none() {
-            job.offset = page_up(job.offset);
-        }
-        e.file_offset = job.offset;
-        let written = match job.mem {
-            Some(mem) => {
-                e.flags |= ckpt_image::EXTENT_LZ4;
-                write_extent_lz4(
-                    job.fd,
-                    mem,
-                    e.addr,
-                    e.len,
-                    job.offset,
-                    arena.staging,
-                    arena.packed,
-                    &mut arena.lz4_table,
-                )
-            }
-            // File mappings may end in pages past the end of their file, which only the
-            // kernel's copy can detect without a fault: those are written first.
-            None => write_extent(
-                job.fd,
-                e.addr,
-                e.len,
-                job.offset,
-                arena.staging,
-                r.flags & rf::FILE == 0,
-            )
-            .map(|(n, crc)| (n, n, crc)),
-        };
-        match written {
-            Ok((n, in_file, crc)) => {
-                // Short: the rest is unreadable (a file mapping past the end of its file);
-                // the readable whole pages are kept.
-                e.len = n;
-                e.crc = crc;
-                e.flags |= ckpt_image::EXTENT_HAS_CRC;
-                job.offset += in_file;
-            }
-            Err(err) => {
-                job.result = Err(WriteError::Write(err));
-                return 0;
-            }
-        }
-        stored += e.len;
-    }
-    arena.regions[job.region].stored = stored;
-    0
-}
-
 /// Seconds since the epoch (clock_gettime: signal-safe).
 fn now() -> u64 {
     sys::realtime_secs()
@@ -661,15 +417,6 @@ fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn temp_names() {
-        let mut out = [0u8; 64];
-        let n = temp_name(b"dir/foo.ckpt", &mut out, 4711).unwrap();
-        assert_eq!(&out[..n], b"dir/foo.ckpt.tmp.4711\0");
-        let mut small = [0u8; 8];
-        assert!(temp_name(b"dir/foo.ckpt", &mut small, 1).is_none());
-    }
 
     #[test]
     fn stat_fields() {
