@@ -379,7 +379,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
         return Err(WriteError::MultiThreaded);
     }
     mm.brk = sys::current_brk();
-    let auxv_bytes = sys::words_as_bytes(arena.auxv);
+    let auxv_bytes = ckpt_image::record_bytes_mut(arena.auxv);
     let n = sys::read_file(b"/proc/self/auxv\0", auxv_bytes).map_err(WriteError::ReadProc)?;
     let mut auxv_words = 0;
     while auxv_words + 1 < n / 8 {

@@ -78,7 +78,9 @@ fn adopt(m: *mut c_void) {
         return;
     }
     let base = m as u64;
-    let now = sys::load_u32(sys::thread_self() + off);
+    // SAFETY: glibc's cached thread id in the calling thread's control block (its offset was
+    // found at load, inside the block).
+    let now = unsafe { sys::load_u32(sys::thread_self() + off) };
     // SAFETY: `m` is the mutex the program passes to a pthread_mutex_* call, a live, aligned
     // pthread_mutex_t; glibc itself accesses these words atomically.
     let (owner, lock, kind) = unsafe {

@@ -11,12 +11,14 @@ use crate::trigger::note_vdso;
 /// is released, glibc's cached thread id, the robust futex list and rseq are registered for
 /// the new thread. Signal-safe.
 pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
-    sys::munmap(state.stub.base, state.stub.reserve);
+    // SAFETY: the stub's reservation, which nothing references once it has jumped here.
+    unsafe { sys::munmap(state.stub.base, state.stub.reserve) };
     let t = &arena.thread;
     if let Some(off) = state.tid_offset {
         let at = t.fs_base + off;
         crate::mutex::remember_old_tid(t.tid);
-        sys::store_u32(at, sys::gettid());
+        // SAFETY: glibc's cached thread id in this thread's restored control block.
+        unsafe { sys::store_u32(at, sys::gettid()) };
         sys::set_tid_address(at);
     }
     if t.robust_list_head != 0 {

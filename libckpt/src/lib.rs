@@ -112,19 +112,21 @@ fn find_tid_offset() -> Option<u64> {
     if fs == 0 {
         return None;
     }
-    (0..0x800u64)
-        .step_by(4)
-        .find(|off| sys::load_u32(fs + off) == tid)
+    (0..0x800u64).step_by(4).find(|off| {
+        // SAFETY: inside the calling thread's control block (glibc's struct pthread, more
+        // than 2 KiB from the thread pointer), which is mapped while the thread lives.
+        unsafe { sys::load_u32(fs + off) == tid }
+    })
 }
 
 fn rseq_offset() -> Option<i64> {
     let size = sys::lookup_symbol(c"__rseq_size")?;
     let off = sys::lookup_symbol(c"__rseq_offset")?;
-    // __rseq_size is an unsigned int; registered when non-zero.
-    if (sys::read_i64(size) & 0xffff_ffff) == 0 {
-        return None;
-    }
-    Some(sys::read_i64(off))
+    // __rseq_size is an unsigned int, __rseq_offset a ptrdiff_t (glibc's ABI); registered
+    // when the size is not zero.
+    // SAFETY: both are ld.so's exported objects of those types, found by dlsym.
+    let (size, off) = unsafe { (sys::load_u32(size), sys::read_i64(off)) };
+    (size != 0).then_some(off)
 }
 
 /// Library initialisation: configuration, reserved memory, the triggers.

@@ -99,6 +99,13 @@ pub struct NotedLock {
     pub _pad: u32,
 }
 
+ckpt_image::record_layout!(NotedLock {
+    start: u64,
+    end: u64,
+    flags: u32,
+    _pad: u32,
+});
+
 /// Notes the mappings the program has locked, for the writer child about to be forked,
 /// which inherits no locks (its own smaps would show none): its capture adds them. Costs the
 /// pause a read of `/proc/self/status`, and only when something is locked one of

@@ -165,7 +165,8 @@ mod tests {
         };
         assert_ne!(pages, libc::MAP_FAILED);
         let second = pages as u64 + 4096;
-        mprotect(second, 4096, 0).unwrap();
+        // SAFETY: the second page of the test's own mapping, referenced by nothing.
+        unsafe { mprotect(second, 4096, 0) }.unwrap();
         // SAFETY: the first page of our own mapping.
         let guarded = unsafe { libc::madvise(pages, 4096, 102) } == 0;
 

@@ -5,24 +5,27 @@ use core::ffi::{c_int, c_void};
 
 use super::*;
 
-/// A word buffer viewed as bytes, to read a file into it.
-pub fn words_as_bytes(words: &mut [u64]) -> &mut [u8] {
-    // SAFETY: u64 has no invalid bit patterns and stricter alignment than u8; the view
-    // borrows the words mutably for its lifetime.
-    unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast(), words.len() * 8) }
-}
-
-pub fn mprotect(addr: u64, len: u64, prot: u32) -> SysResult<()> {
-    // SAFETY: changes protections of a mapping the caller recorded from /proc/self/maps; the
-    // caller restores them before any other code can depend on the change.
+/// Changes the protections of `len` bytes at `addr`.
+///
+/// # Safety
+/// Code that references the range may fault while it lacks the access it needs: the caller
+/// changes protections only of a mapping it recorded from `/proc/self/maps` while nothing
+/// else runs, and puts them back before anything can rely on them.
+pub unsafe fn mprotect(addr: u64, len: u64, prot: u32) -> SysResult<()> {
+    // SAFETY: the caller's obligation, above; the call itself touches no memory of ours.
     check(
         unsafe { libc::mprotect(addr as *mut c_void, len as usize, prot as c_int) } as libc::c_long,
     )
     .map(drop)
 }
 
-pub fn munmap(addr: u64, len: u64) {
-    // SAFETY: used only on the stub's reservation after a restart, which nothing references.
+/// Unmaps `len` bytes at `addr`.
+///
+/// # Safety
+/// Nothing may reference the range any more (here: the restart stub's reservation, after a
+/// restart).
+pub unsafe fn munmap(addr: u64, len: u64) {
+    // SAFETY: the caller's obligation, above.
     unsafe { libc::munmap(addr as *mut c_void, len as usize) };
 }
 
@@ -47,21 +50,10 @@ pub fn reserve(len: usize) -> &'static mut [u8] {
     }
 }
 
-/// Views a reserved byte buffer as a table of plain records.
-pub fn as_records<T: Copy>(bytes: &'static mut [u8]) -> &'static mut [T] {
-    let align = core::mem::align_of::<T>();
-    assert!((bytes.as_ptr() as usize).is_multiple_of(align));
-    let n = bytes.len() / core::mem::size_of::<T>();
-    // SAFETY: the buffer is zero-filled memory, suitably aligned (checked), used only as this
-    // table from now on; T is a plain integer record for which zero is a valid value.
-    unsafe { core::slice::from_raw_parts_mut(bytes.as_mut_ptr().cast(), n) }
-}
-
-/// The bytes of a plain record table, for writing.
-pub fn record_bytes<T: Copy>(records: &[T]) -> &[u8] {
-    // SAFETY: T is a repr(C) record of integers with explicit padding, so all bytes are
-    // initialised; the view borrows the records.
-    unsafe { core::slice::from_raw_parts(records.as_ptr().cast(), core::mem::size_of_val(records)) }
+/// Views reserved memory (zero-filled, page aligned, used for nothing else) as a table of
+/// records. At library load.
+pub fn as_records<T: ckpt_image::Record>(bytes: &'static mut [u8]) -> &'static mut [T] {
+    ckpt_image::records_mut(bytes).expect("reserved memory is page aligned")
 }
 
 pub fn current_brk() -> u64 {
@@ -69,15 +61,24 @@ pub fn current_brk() -> u64 {
     unsafe { libc::syscall(libc::SYS_brk, 0) as u64 }
 }
 
-/// Writes the new thread id into the TCB's cached tid.
-pub fn store_u32(addr: u64, v: u32) {
-    // SAFETY: `addr` is the tid field of the calling thread's TCB, found at library load.
+/// Writes `v` to the 4-byte word at `addr` (glibc's cached thread id).
+///
+/// # Safety
+/// `addr` must be a live, 4-byte aligned word of this process that nothing else writes at
+/// the same time.
+#[inline(always)]
+pub unsafe fn store_u32(addr: u64, v: u32) {
+    // SAFETY: the caller's obligation, above.
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) };
 }
 
+/// Reads the 4-byte word at `addr`.
+///
+/// # Safety
+/// `addr` must be a live, readable, 4-byte aligned word of this process.
 #[inline(always)]
-pub fn load_u32(addr: u64) -> u32 {
-    // SAFETY: reads a u32 inside the calling thread's TCB (the caller bounds the address).
+pub unsafe fn load_u32(addr: u64) -> u32 {
+    // SAFETY: the caller's obligation, above.
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
@@ -106,6 +107,12 @@ pub struct PageRegion {
     pub end: u64,
     pub categories: u64,
 }
+
+ckpt_image::record_layout!(PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+});
 
 const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
 
@@ -158,13 +165,14 @@ pub unsafe fn atomic_u32_at<'a>(addr: u64) -> &'a core::sync::atomic::AtomicU32 
 
 /// A view of `len` bytes of this process's memory at `addr`.
 ///
-/// Used by the checkpoint writer on ranges the kernel has just read successfully for the
-/// image (so they are mapped and readable), while the process is frozen in the handler.
-pub fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
+/// # Safety
+/// The range must be mapped and readable, and stay so (nothing unmaps it or changes its
+/// protections) while the view is used: the writer passes ranges the kernel has just read
+/// for the image, while the process is frozen in the handler, under the fault guard.
+pub unsafe fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
     if len == 0 {
         return &[];
     }
-    // SAFETY: the caller passes a range that was just read by write(2) without EFAULT, in a
-    // single-threaded capture where nothing unmaps it meanwhile; it is only read.
+    // SAFETY: the caller's obligation, above; the view is only read.
     unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
 }

@@ -131,8 +131,13 @@ pub fn lookup_symbol(name: &core::ffi::CStr) -> Option<u64> {
     (!p.is_null()).then_some(p as u64)
 }
 
-pub fn read_i64(addr: u64) -> i64 {
-    // SAFETY: used on addresses returned by dlsym for objects of at least 8 bytes.
+/// Reads the 8-byte value at `addr`.
+///
+/// # Safety
+/// `addr` must be a live, readable, 8-byte object (here: glibc's `__rseq_offset` and
+/// `__rseq_size`, found with `dlsym`).
+pub unsafe fn read_i64(addr: u64) -> i64 {
+    // SAFETY: the caller's obligation, above.
     unsafe { core::ptr::read_volatile(addr as *const i64) }
 }
 

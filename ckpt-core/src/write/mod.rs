@@ -318,7 +318,9 @@ fn write_payloads_and_tables(
         let compress = opts.compress.applies(&r, &arena.regions[..cap.regions]);
         let unreadable = r.prot & prot::READ == 0;
         if unreadable {
-            sys::mprotect(r.start, r.len, r.prot | prot::READ).map_err(w)?;
+            // SAFETY: a mapping from the maps, in a process frozen in this handler; its
+            // protections are put back below, before anything else runs.
+            unsafe { sys::mprotect(r.start, r.len, r.prot | prot::READ) }.map_err(w)?;
         }
         let mut job = RegionWrite {
             fd,
@@ -334,7 +336,8 @@ fn write_payloads_and_tables(
         offset = job.offset;
         let result = job.result;
         if unreadable {
-            sys::mprotect(r.start, r.len, r.prot).map_err(w)?;
+            // SAFETY: back to what the program had.
+            unsafe { sys::mprotect(r.start, r.len, r.prot) }.map_err(w)?;
         }
         ran.map_err(WriteError::Fault)?;
         result?;
@@ -345,11 +348,11 @@ fn write_payloads_and_tables(
     let tables_offset = offset;
     let thread = core::slice::from_ref(&arena.thread);
     let parts: [&[u8]; 6] = [
-        sys::record_bytes(&arena.regions[..cap.regions]),
-        sys::record_bytes(&arena.extents[..cap.extents]),
-        sys::record_bytes(thread),
-        sys::record_bytes(&arena.sigactions),
-        sys::record_bytes(&arena.auxv[..auxv_words]),
+        ckpt_image::record_bytes(&arena.regions[..cap.regions]),
+        ckpt_image::record_bytes(&arena.extents[..cap.extents]),
+        ckpt_image::record_bytes(thread),
+        ckpt_image::record_bytes(&arena.sigactions),
+        ckpt_image::record_bytes(&arena.auxv[..auxv_words]),
         &arena.names[..cap.names],
     ];
     let mut crc = 0;
