@@ -47,13 +47,24 @@ pub const MADV_GUARD_INSTALL: usize = 102;
 pub const MLOCK_ONFAULT: usize = 1;
 
 /// Issues system call `n`; returns the raw result (negative errno on failure).
+///
+/// # Safety
+/// The call must be sound with these arguments: pointers must point to live memory of the
+/// length the call reads or writes, and a call that changes mappings, protections, signal
+/// actions or the thread pointer must not pull anything from under code that still uses it.
 #[inline(always)]
-pub fn syscall6(n: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize, a6: usize) -> isize {
+pub unsafe fn syscall6(
+    n: usize,
+    a1: usize,
+    a2: usize,
+    a3: usize,
+    a4: usize,
+    a5: usize,
+    a6: usize,
+) -> isize {
     let ret: isize;
     // SAFETY: the syscall instruction clobbers only rax (result), rcx and r11, which are
-    // declared. Whether a particular call is memory-safe depends on its arguments; every
-    // caller passes pointers to live buffers of the stated length, or addresses whose mapping
-    // it is deliberately changing (the stub owns the whole address space by then).
+    // declared; what the call does is the caller's obligation (above).
     unsafe {
         asm!(
             "syscall",
@@ -66,13 +77,19 @@ pub fn syscall6(n: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize,
     ret
 }
 
-pub fn syscall3(n: usize, a1: usize, a2: usize, a3: usize) -> isize {
-    syscall6(n, a1, a2, a3, 0, 0, 0)
+/// `syscall6` with three arguments.
+///
+/// # Safety
+/// As [`syscall6`].
+pub unsafe fn syscall3(n: usize, a1: usize, a2: usize, a3: usize) -> isize {
+    // SAFETY: the caller's obligation, passed on.
+    unsafe { syscall6(n, a1, a2, a3, 0, 0, 0) }
 }
 
 pub fn write_all(fd: usize, mut buf: &[u8]) {
     while !buf.is_empty() {
-        let r = syscall3(SYS_WRITE, fd, buf.as_ptr() as usize, buf.len());
+        // SAFETY: writes from a live buffer of the length given.
+        let r = unsafe { syscall3(SYS_WRITE, fd, buf.as_ptr() as usize, buf.len()) };
         if r == -EINTR {
             continue;
         }
@@ -85,7 +102,8 @@ pub fn write_all(fd: usize, mut buf: &[u8]) {
 
 pub fn exit(code: i32) -> ! {
     loop {
-        syscall3(SYS_EXIT_GROUP, code as usize, 0, 0);
+        // SAFETY: ends the process.
+        unsafe { syscall3(SYS_EXIT_GROUP, code as usize, 0, 0) };
     }
 }
 
@@ -93,7 +111,8 @@ pub fn exit(code: i32) -> ! {
 pub fn pread_full(fd: usize, mut addr: usize, mut len: usize, mut off: u64) -> bool {
     while len > 0 {
         let chunk = len.min(0x4000_0000);
-        let r = syscall6(SYS_PREAD64, fd, addr, chunk, off as usize, 0, 0);
+        // SAFETY: reads into memory of the given length that the caller owns.
+        let r = unsafe { syscall6(SYS_PREAD64, fd, addr, chunk, off as usize, 0, 0) };
         if r == -EINTR {
             continue;
         }
@@ -105,6 +124,27 @@ pub fn pread_full(fd: usize, mut addr: usize, mut len: usize, mut off: u64) -> b
         off += r as u64;
     }
     true
+}
+
+/// A static buffer of the stub. The stub is one thread and uses each buffer for one purpose
+/// at a time, so a `&mut` to it is exclusive while the caller holds it.
+pub struct Static<T>(core::cell::UnsafeCell<T>);
+
+// SAFETY: the stub runs as a single thread; exclusivity is the caller's obligation (`get`).
+unsafe impl<T> Sync for Static<T> {}
+
+impl<T> Static<T> {
+    pub const fn new(v: T) -> Self {
+        Static(core::cell::UnsafeCell::new(v))
+    }
+
+    /// # Safety
+    /// No other reference to the value may be live while the returned one is used.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn get(&self) -> &mut T {
+        // SAFETY: the caller's obligation, above.
+        unsafe { &mut *self.0.get() }
+    }
 }
 
 /// The stub's own stack, inside its loaded segment (which the checkpoint writer placed in a
@@ -184,7 +224,12 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i < n {
         // SAFETY: i < n and both ranges are valid for n bytes.
-        let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+        let (x, y) = unsafe {
+            (
+                core::ptr::read_volatile(a.add(i)),
+                core::ptr::read_volatile(b.add(i)),
+            )
+        };
         if x != y {
             return x as i32 - y as i32;
         }
