@@ -21,7 +21,7 @@
 
 use core::ops::Range;
 
-use crate::le::{u32 as get32, u64 as get64};
+use crate::le::{u16 as get16, u32 as get32, u64 as get64};
 use crate::stub_sum::StubSum;
 use crate::{page_up, PAGE_SIZE, PT_CKPT, STUB_FILE_OFFSET};
 
@@ -93,9 +93,6 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
 }
 fn put64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
 }
 
 /// Where the first page (headers and entry check) is loaded: just below the stub, in the
@@ -224,18 +221,18 @@ const fn entry_rel32(entry: u64) -> i64 {
 /// What a prefix says about the stub and the image length, for checking a prefix against
 /// its image header: (placement with the page-rounded stub size, file length).
 pub fn read_placement(first: &[u8]) -> Option<(StubPlacement, u64)> {
-    if first.len() < PREFIX_SIZE || get16(first, 56) as usize != PHDR_COUNT {
+    if first.len() < PREFIX_SIZE || get16(first, 56)? as usize != PHDR_COUNT {
         return None;
     }
-    let ph = |i: usize, field: usize| get64(first, PHDRS_AT + i * PHDR_SIZE + field);
-    let rel32 = get32(first, LOADER_AT + ENTRY_REL32) as i32 as i64;
+    let ph = |i: usize, field: usize| get64(first, PHDRS_AT + i * PHDR_SIZE + field).unwrap_or(0);
+    let rel32 = get32(first, LOADER_AT + ENTRY_REL32)? as i32 as i64;
     let placement = StubPlacement {
         base: ph(1, 16),
         file_size: ph(1, 32),
         mem_size: ph(1, 40),
         entry: u64::try_from(rel32 - entry_rel32(0)).ok()?,
     };
-    Some((placement, get64(first, LOADER_AT + FILE_LEN)))
+    Some((placement, get64(first, LOADER_AT + FILE_LEN)?))
 }
 
 /// Finds the image header's file offset from the first bytes of a file, or `None` when the
@@ -244,12 +241,12 @@ pub fn locate_header(first: &[u8]) -> Option<u64> {
     if first.len() < EHDR_SIZE || &first[0..4] != b"\x7fELF" || first[4] != 2 || first[5] != 1 {
         return None;
     }
-    if get16(first, 18) != crate::EM_X86_64 as u16 {
+    if get16(first, 18)? != crate::EM_X86_64 as u16 {
         return None;
     }
-    let phoff = get64(first, 32) as usize;
-    let phentsize = get16(first, 54) as usize;
-    let phnum = get16(first, 56) as usize;
+    let phoff = get64(first, 32)? as usize;
+    let phentsize = get16(first, 54)? as usize;
+    let phnum = get16(first, 56)? as usize;
     if phentsize != PHDR_SIZE || phnum > 64 {
         return None;
     }
@@ -258,8 +255,8 @@ pub fn locate_header(first: &[u8]) -> Option<u64> {
         if at.checked_add(PHDR_SIZE)? > first.len() {
             return None;
         }
-        if get32(first, at) == PT_CKPT {
-            return Some(get64(first, at + 8));
+        if get32(first, at)? == PT_CKPT {
+            return get64(first, at + 8);
         }
     }
     None
@@ -301,21 +298,24 @@ mod tests {
             0x0123_4567_89ab_cdef,
         );
         assert_eq!(locate_header(&page), Some(0x4000));
-        assert_eq!(get64(&page, 24), 0x1000_0000_0000 - 0x1000 + 64);
+        assert_eq!(get64(&page, 24), Some(0x1000_0000_0000 - 0x1000 + 64));
         let read_back = StubPlacement {
             file_size: 0x3000,
             ..STUB
         };
         assert_eq!(read_placement(&page), Some((read_back, 0x12345)));
-        assert_eq!(get64(&page, LOADER_AT + STUB_SUM), 0x0123_4567_89ab_cdef);
+        assert_eq!(
+            get64(&page, LOADER_AT + STUB_SUM),
+            Some(0x0123_4567_89ab_cdef)
+        );
         // The bytes from the end of the prefix to the end of the stub's pages, in words.
         assert_eq!(
-            get32(&page, LOADER_AT + WORD_COUNT) as usize,
+            get32(&page, LOADER_AT + WORD_COUNT).unwrap() as usize,
             (0x4000 - PREFIX_SIZE) / 8
         );
         // The jump lands on the stub's entry, one page after the first page.
         let after_jump = (LOADER_AT + ENTRY_REL32 + 4) as i64;
-        let rel32 = get32(&page, LOADER_AT + ENTRY_REL32) as i32 as i64;
+        let rel32 = get32(&page, LOADER_AT + ENTRY_REL32).unwrap() as i32 as i64;
         assert_eq!(after_jump + rel32, 0x1000 + 0x10);
         let mut not_elf = page;
         not_elf[1] = b'X';
@@ -333,7 +333,7 @@ mod tests {
         let range = checked_range(STUB.file_size);
         assert_eq!(range, PREFIX_SIZE as u64..0x4000);
         assert_eq!(StubSum::of(&file[PREFIX_SIZE..0x4000]), sum);
-        assert_eq!(get64(&file, LOADER_AT + STUB_SUM), sum);
+        assert_eq!(get64(&file, LOADER_AT + STUB_SUM), Some(sum));
         // The prefix is whole words, so the checked range starts on one.
         assert_eq!(PREFIX_SIZE % 8, 0);
         assert_eq!(PREFIX_SIZE, 488);

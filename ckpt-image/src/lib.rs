@@ -20,14 +20,14 @@
 
 pub mod crc32c;
 pub mod elf;
+pub mod le;
 pub mod lz4;
-pub mod maps;
+pub mod procfs;
 pub mod request;
 pub mod signals;
 pub mod stub_sum;
 
 mod header;
-pub(crate) mod le;
 mod records;
 mod tables;
 mod thread;

@@ -9,7 +9,7 @@
 //! does not compress). The block format is LZ4's: sequences of a token, literals, a 16-bit
 //! offset and a match length; the last sequence has literals only.
 
-use crate::le::{u32 as read_u32, u64 as read_u64};
+use crate::le::{u32_at as read_u32, u64_at as read_u64};
 
 /// Most memory bytes one frame holds.
 pub const FRAME_MAX: usize = 1 << 20;

@@ -7,7 +7,18 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-use ckpt_image::maps::line_range;
+use ckpt_image::procfs;
+
+/// ckpt-image's little-endian readers, widened to u64 for offsets and sizes.
+fn le16(b: &[u8], at: usize) -> Option<u64> {
+    ckpt_image::le::u16(b, at).map(u64::from)
+}
+fn le32(b: &[u8], at: usize) -> Option<u64> {
+    ckpt_image::le::u32(b, at).map(u64::from)
+}
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    ckpt_image::le::u64(b, at)
+}
 use ckpt_image::{region_flags, RegionRecord};
 
 /// One line of `/proc/self/maps`, reduced to what the stub needs.
@@ -21,37 +32,16 @@ pub struct Mapping {
 
 /// Parses one `/proc/self/maps` line (without its newline).
 pub fn parse_maps_line(line: &[u8]) -> Option<Mapping> {
-    let (start, end) = line_range(line)?;
-    // The name is the sixth field: skip five fields and the blanks after them.
-    let mut fields = 0;
-    let mut i = 0;
-    let mut name_start = line.len();
-    while i < line.len() {
-        while i < line.len() && line[i] == b' ' {
-            i += 1;
-        }
-        if i >= line.len() {
-            break;
-        }
-        if fields == 5 {
-            name_start = i;
-            break;
-        }
-        while i < line.len() && line[i] != b' ' {
-            i += 1;
-        }
-        fields += 1;
-    }
-    let name = &line[name_start.min(line.len())..];
-    let vdso_kind = match name {
+    let line = procfs::maps_line(line)?;
+    let vdso_kind = match line.name {
         b"[vvar]" => region_flags::VVAR,
         b"[vvar_vclock]" => region_flags::VVAR_VCLOCK,
         b"[vdso]" => region_flags::VDSO,
         _ => 0,
     };
     Some(Mapping {
-        start,
-        end,
+        start: line.start,
+        end: line.end,
         vdso_kind,
     })
 }
@@ -174,18 +164,6 @@ pub fn env_lookup<'a>(env: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Optio
     None
 }
 
-fn le_u16(b: &[u8], at: usize) -> Option<u64> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?) as u64)
-}
-
-fn le_u32(b: &[u8], at: usize) -> Option<u64> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?) as u64)
-}
-
-fn le_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 /// The functions a vDSO exports, read from its image as mapped (`image` starts at its ELF
 /// header): `f(name, offset)` for each defined function symbol of its `.dynsym`, `offset`
 /// being where the function starts relative to the image. `None` when the image is not a
@@ -195,15 +173,15 @@ pub fn vdso_functions(image: &[u8], mut f: impl FnMut(&[u8], u64)) -> Option<()>
         return None;
     }
     // The image is loaded at its first PT_LOAD's address.
-    let (phoff, phnum) = (le_u64(image, 0x20)? as usize, le_u16(image, 0x38)? as usize);
+    let (phoff, phnum) = (le64(image, 0x20)? as usize, le16(image, 0x38)? as usize);
     let load_vaddr = (0..phnum)
         .map(|i| phoff + i * 56)
-        .find(|&ph| le_u32(image, ph) == Some(1))
-        .and_then(|ph| le_u64(image, ph + 16))?;
+        .find(|&ph| le32(image, ph) == Some(1))
+        .and_then(|ph| le64(image, ph + 16))?;
     let (shoff, shentsize, shnum) = (
-        le_u64(image, 0x28)? as usize,
-        le_u16(image, 0x3a)? as usize,
-        le_u16(image, 0x3c)? as usize,
+        le64(image, 0x28)? as usize,
+        le16(image, 0x3a)? as usize,
+        le16(image, 0x3c)? as usize,
     );
     if shentsize != 64 {
         return None;
@@ -211,10 +189,10 @@ pub fn vdso_functions(image: &[u8], mut f: impl FnMut(&[u8], u64)) -> Option<()>
     let section = |i: usize| -> Option<(u64, usize, usize, usize)> {
         let sh = shoff.checked_add(i.checked_mul(64)?)?;
         Some((
-            le_u32(image, sh + 4)?,
-            le_u64(image, sh + 24)? as usize,
-            le_u64(image, sh + 32)? as usize,
-            le_u32(image, sh + 40)? as usize,
+            le32(image, sh + 4)?,
+            le64(image, sh + 24)? as usize,
+            le64(image, sh + 32)? as usize,
+            le32(image, sh + 40)? as usize,
         ))
     };
     const SHT_DYNSYM: u64 = 11;
@@ -223,12 +201,8 @@ pub fn vdso_functions(image: &[u8], mut f: impl FnMut(&[u8], u64)) -> Option<()>
     let symbols = image.get(symoff..symoff.checked_add(symsize)?)?;
     let strings = image.get(stroff..stroff.checked_add(strsize)?)?;
     for sym in symbols.chunks_exact(24) {
-        let (name, info, shndx, value) = (
-            le_u32(sym, 0)? as usize,
-            sym[4],
-            le_u16(sym, 6)?,
-            le_u64(sym, 8)?,
-        );
+        let (name, info, shndx, value) =
+            (le32(sym, 0)? as usize, sym[4], le16(sym, 6)?, le64(sym, 8)?);
         const STT_FUNC: u8 = 2;
         if info & 0xf != STT_FUNC || shndx == 0 || value < load_vaddr {
             continue;

@@ -27,7 +27,7 @@
 //!
 //! Everything here runs in the checkpoint signal handler: signal-safe, no allocation.
 
-use ckpt_image::maps::{line_range, parse_hex};
+use ckpt_image::procfs::{self, line_range};
 
 use ckpt_image::{prot, region_flags as rf, RegionRecord, EXTENT_GUARD};
 
@@ -124,43 +124,22 @@ fn method(r: &RegionRecord) -> Method {
     }
 }
 
-pub(crate) fn parse_dec(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |v, &c| {
-        v.checked_mul(10)?
-            .checked_add((c as char).to_digit(10)? as u64)
-    })
-}
-
-/// Splits off the next blank-separated field.
-fn field<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
-    let s = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
-    let r = &rest[s..];
-    let e = r.iter().position(|&c| c == b' ').unwrap_or(r.len());
-    *rest = &r[e..];
-    &r[..e]
-}
-
 /// Parses one maps line into a region record (name appended to `names`).
 fn parse_line(
     line: &[u8],
     names: &mut [u8],
     names_len: &mut usize,
 ) -> Result<Option<RegionRecord>, CaptureError> {
-    let (start, end) = line_range(line).ok_or(CaptureError::BadMaps)?;
-    let mut rest = line;
-    let _range = field(&mut rest);
-    let perms = field(&mut rest);
-    let offset = field(&mut rest);
-    let dev = field(&mut rest);
-    let inode = field(&mut rest);
-    let name = {
-        let s = rest.iter().position(|&c| c != b' ').unwrap_or(rest.len());
-        &rest[s..]
-    };
-    if perms.len() != 4 || end <= start {
+    let procfs::MapsLine {
+        start,
+        end,
+        perms,
+        offset,
+        dev: (maj, min),
+        inode,
+        name,
+    } = procfs::maps_line(line).ok_or(CaptureError::BadMaps)?;
+    if end <= start {
         return Err(CaptureError::BadMaps);
     }
     if start >= USER_END {
@@ -204,20 +183,13 @@ fn parse_line(
     }
     names[name_offset..name_end].copy_from_slice(name);
     *names_len = name_end;
-    let (maj, min) = match dev.iter().position(|&c| c == b':') {
-        Some(i) => (
-            parse_hex(&dev[..i]).unwrap_or(0),
-            parse_hex(&dev[i + 1..]).unwrap_or(0),
-        ),
-        None => (0, 0),
-    };
     Ok(Some(RegionRecord {
         start,
         len: end - start,
         prot: p,
         flags,
-        file_offset: parse_hex(offset).ok_or(CaptureError::BadMaps)?,
-        inode: parse_dec(inode).ok_or(CaptureError::BadMaps)?,
+        file_offset: offset,
+        inode,
         dev: (maj << 32) | min,
         name_offset: name_offset as u32,
         name_len: name.len() as u32,

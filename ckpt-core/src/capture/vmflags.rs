@@ -2,10 +2,10 @@
 //! `VmFlags` lines of `/proc/self/smaps`, and the memory locks a forked writer would not
 //! see. Signal-safe.
 
-use ckpt_image::maps::line_range;
+use ckpt_image::procfs::{line_range, status_kib};
 use ckpt_image::{region_flags as rf, RegionRecord};
 
-use super::{parse_dec, CaptureError, USER_END};
+use super::{CaptureError, USER_END};
 use crate::arena::Arena;
 use crate::sys;
 
@@ -114,7 +114,7 @@ ckpt_image::record_layout!(NotedLock {
 pub fn note_locks(arena: &mut Arena) -> bool {
     arena.noted_locks = 0;
     let locked = match sys::read_file(b"/proc/self/status\0", arena.misc) {
-        Ok(n) if n < arena.misc.len() => status_kib(&arena.misc[..n], b"VmLck:"),
+        Ok(n) if n < arena.misc.len() => status_kib(&arena.misc[..n], b"VmLck"),
         _ => None,
     };
     match locked {
@@ -153,20 +153,6 @@ pub fn note_locks(arena: &mut Arena) -> bool {
 /// been forked or not: the note is that child's, and would be stale at the next checkpoint).
 pub fn forget_locks(arena: &mut Arena) {
     arena.noted_locks = 0;
-}
-
-/// The number of a `Key:   N kB` line of `/proc/self/status`.
-fn status_kib(status: &[u8], key: &[u8]) -> Option<u64> {
-    let value = status
-        .split(|&c| c == b'\n')
-        .find_map(|l| l.strip_prefix(key))?;
-    let start = value.iter().position(|c| !c.is_ascii_whitespace())?;
-    let digits = &value[start..];
-    let end = digits
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    parse_dec(&digits[..end])
 }
 
 #[cfg(test)]
@@ -285,8 +271,8 @@ VmFlags: ex
     #[test]
     fn reads_status_numbers() {
         let status = b"Name:\tx\nVmPeak:\t   2048 kB\nVmLck:\t      12 kB\nVmPin:\t 0 kB\n";
-        assert_eq!(status_kib(status, b"VmLck:"), Some(12));
-        assert_eq!(status_kib(status, b"VmPin:"), Some(0));
-        assert_eq!(status_kib(status, b"VmSwap:"), None);
+        assert_eq!(status_kib(status, b"VmLck"), Some(12));
+        assert_eq!(status_kib(status, b"VmPin"), Some(0));
+        assert_eq!(status_kib(status, b"VmSwap"), None);
     }
 }

@@ -96,44 +96,22 @@ fn choose_stub_base(regions: &[ckpt_image::RegionRecord], reserve: u64) -> Optio
 
 /// Parses the `mm` layout fields of `/proc/self/stat`.
 pub fn parse_stat(stat: &[u8]) -> Option<(MmLayout, u64)> {
-    let close = stat.iter().rposition(|&c| c == b')')?;
-    // Field 3 (state) is the first after the command name.
-    let mut fields = [0u64; 52];
-    for (i, f) in stat[close + 1..]
-        .split(|&c| c == b' ')
-        .filter(|f| !f.is_empty())
-        .enumerate()
-    {
-        let idx = i + 3;
-        if idx >= fields.len() {
-            break;
-        }
-        if idx == 3 {
-            continue;
-        }
-        // Some fields (priority, nice) may be negative; only the unsigned ones are used.
-        fields[idx] = f
-            .iter()
-            .try_fold(0u64, |v, &c| {
-                v.checked_mul(10)?
-                    .checked_add((c as char).to_digit(10)? as u64)
-            })
-            .unwrap_or(0);
-    }
+    let field = |n| ckpt_image::procfs::stat_number(stat, n).unwrap_or(0);
+    ckpt_image::procfs::stat_field(stat, 3)?;
     let mm = MmLayout {
-        start_code: fields[26],
-        end_code: fields[27],
-        start_stack: fields[28],
-        start_data: fields[45],
-        end_data: fields[46],
-        start_brk: fields[47],
+        start_code: field(26),
+        end_code: field(27),
+        start_stack: field(28),
+        start_data: field(45),
+        end_data: field(46),
+        start_brk: field(47),
         brk: 0,
-        arg_start: fields[48],
-        arg_end: fields[49],
-        env_start: fields[50],
-        env_end: fields[51],
+        arg_start: field(48),
+        arg_end: field(49),
+        env_start: field(50),
+        env_end: field(51),
     };
-    Some((mm, fields[20]))
+    Some((mm, field(20)))
 }
 
 /// Where the restarted program needs the stub to have been (to unmap it).
