@@ -130,7 +130,7 @@ fn rseq_offset() -> Option<i64> {
 }
 
 /// Library initialisation: configuration, reserved memory, the triggers.
-#[ctor::ctor]
+#[ctor::ctor(unsafe)]
 fn init() {
     // First: the clock and syscall() wrappers make system calls themselves until they have
     // glibc's.
