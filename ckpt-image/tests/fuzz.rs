@@ -15,8 +15,9 @@
 //! | `request_lines`       | 20,000  | `parse_request`, `request_line` and `socket_name` on random strings |
 //! | `answers`             | 20,000  | `Answer::parse` on random lines; `Answer::write` → `parse` round trips |
 //! | `signal_names`        | 20,000  | `parse_signal` on random strings equals a table of every accepted spelling |
+//! | `procfs_text`         | 50,000  | `procfs::{maps_line, line_range, parse_hex, parse_dec, stat_field, stat_number, status_value, status_kib, status_mask}` on this process's own `/proc` files, damaged, equal a reference written from proc(5) |
 //!
-//! 455,000 cases, about 4 s in a release build (`tables` takes most of it), a tenth of them
+//! 505,000 cases, about 4 s in a release build (`tables` takes most of it), a tenth of them
 //! in a debug build. No case is ever panicking or hanging: a panic fails its case, and a case
 //! that runs for seconds fails the run (see `fuzzing/mod.rs`).
 //!
@@ -29,7 +30,6 @@ mod fuzzing;
 
 use std::mem::size_of;
 
-use ckpt_image::lz4;
 use ckpt_image::request::{self, Answer};
 use ckpt_image::{
     crc32c, elf, signals, ExtentRecord, FormatError, ImageHeader, RegionRecord, SigactionRecord,
@@ -37,6 +37,7 @@ use ckpt_image::{
     FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE, SIGACTION_SIZE,
     STUB_FILE_OFFSET, THREAD_SIZE,
 };
+use ckpt_image::{lz4, procfs};
 use fuzzing::{mutate, run, Mutation, Rng, IN_PLACE, MUTATIONS};
 
 const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -1405,4 +1406,230 @@ fn signal_names() {
         );
         Ok(())
     });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc text
+
+/// A hexadecimal number of 1 to 16 digits, either case.
+fn reference_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 || !s.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(s).ok()?, 16).ok()
+}
+
+/// A decimal number of at least one digit that fits in 64 bits.
+fn reference_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+/// `start-end` before the first blank.
+fn reference_range(line: &[u8]) -> Option<(u64, u64)> {
+    let range = &line[..line.iter().position(|&c| c == b' ')?];
+    let dash = range.iter().position(|&c| c == b'-')?;
+    Some((
+        reference_hex(&range[..dash])?,
+        reference_hex(&range[dash + 1..])?,
+    ))
+}
+
+/// A maps line as proc(5) describes it: `start-end perms offset major:minor inode name`,
+/// fields separated by runs of blanks, `perms` four characters, the numbers hexadecimal but
+/// the inode decimal, and the name everything after the blanks that follow the inode (a
+/// path may hold blanks; anonymous memory has none).
+fn reference_maps_line(line: &[u8]) -> Option<procfs::MapsLine<'_>> {
+    let (start, end) = reference_range(line)?;
+    let blank = |c: &u8| *c == b' ';
+    let mut at = 0;
+    let mut fields = [&line[..0]; 5];
+    for field in &mut fields {
+        at += line[at..].iter().take_while(|c| blank(c)).count();
+        let len = line[at..].iter().take_while(|c| !blank(c)).count();
+        *field = &line[at..at + len];
+        at += len;
+    }
+    at += line[at..].iter().take_while(|c| blank(c)).count();
+    let [_, perms, offset, dev, inode] = fields;
+    let colon = dev.iter().position(|&c| c == b':')?;
+    Some(procfs::MapsLine {
+        start,
+        end,
+        perms: perms.try_into().ok()?,
+        offset: reference_hex(offset)?,
+        dev: (
+            reference_hex(&dev[..colon])?,
+            reference_hex(&dev[colon + 1..])?,
+        ),
+        inode: reference_dec(inode)?,
+        name: &line[at..],
+    })
+}
+
+/// Field `n` (from 1) of `/proc/PID/stat`: the command name (2) is what lies between the
+/// first `(` and the last `)`; the pid (1) the first word before that `)`; the others
+/// (3 on) the words after it, split at blanks and newlines.
+fn reference_stat_field(stat: &[u8], n: usize) -> Option<&[u8]> {
+    let close = stat.iter().rposition(|&c| c == b')')?;
+    let words = |b: &'_ [u8]| -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, &c) in b.iter().chain([b' '].iter()).enumerate() {
+            match (c == b' ' || c == b'\n', start) {
+                (true, Some(s)) => {
+                    out.push((s, i));
+                    start = None;
+                }
+                (false, None) => start = Some(i),
+                _ => {}
+            }
+        }
+        out
+    };
+    match n {
+        0 => None,
+        1 => {
+            // Before the `)`, only blanks separate words.
+            let before = &stat[..close];
+            let s = before.iter().position(|&c| c != b' ')?;
+            let e = before[s..]
+                .iter()
+                .position(|&c| c == b' ')
+                .map_or(before.len(), |e| s + e);
+            Some(&before[s..e])
+        }
+        2 => {
+            let open = stat.iter().position(|&c| c == b'(')?;
+            (open < close).then(|| &stat[open + 1..close])
+        }
+        _ => {
+            let after = &stat[close + 1..];
+            let (s, e) = *words(after).get(n - 3)?;
+            Some(&after[s..e])
+        }
+    }
+}
+
+/// The value of `key:` on the first line of `/proc/PID/status` that starts with it, without
+/// the blanks around it; none when it is all blanks.
+fn reference_status_value<'a>(status: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let line = status
+        .split(|&c| c == b'\n')
+        .find(|l| l.len() > key.len() && l.starts_with(key) && l[key.len()] == b':')?;
+    let value = &line[key.len() + 1..];
+    let value = value.trim_ascii();
+    (!value.is_empty()).then_some(value)
+}
+
+/// The /proc readers of `ckpt_image::procfs` on this process's own maps, stat and status,
+/// damaged, and on lines the kernel writes for other processes (names with blanks and
+/// parentheses, deleted files, the vDSO family).
+#[test]
+fn procfs_text() {
+    let read = |name: &str| std::fs::read(format!("/proc/self/{name}")).expect("read /proc/self");
+    let mut maps = read("maps");
+    maps.extend_from_slice(
+        b"7f0000000000-7f0000001000 rw-s 00000000 00:01 5        /memfd:jit cache (deleted)\n\
+          7ffd1c9fa000-7ffd1c9fe000 r--p 00000000 00:00 0                          [vvar]\n\
+          7fe27b5ed000-7fe27b5f0000 rw-p 00000000 00:00 0 \n\
+          0-1000 ---p 00000000 fe:01 18446744073709551615 /a\n\
+          ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]\n",
+    );
+    let maps_lines: Vec<&[u8]> = maps
+        .split(|&c| c == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let stats = [
+        read("stat"),
+        b"42 (a) (b) c) S 1 42 42 0 -1 4194560 ...\n".to_vec(),
+        b"7 ( ) R 1\n".to_vec(),
+        b"9 () Z".to_vec(),
+    ];
+    let status = read("status");
+    const KEYS: [&[u8]; 9] = [
+        b"Name", b"VmLck", b"VmRSS", b"SigBlk", b"SigIgn", b"SigCgt", b"Uid", b"Vm", b"",
+    ];
+    const TOKENS: [&[u8]; 9] = [
+        b" ",
+        b"\n",
+        b"(",
+        b")",
+        b":",
+        b"-",
+        b"\t",
+        b" kB",
+        b"ffffffffffffffff",
+    ];
+    let mut read_lines = 0;
+    let cases = run("procfs_text", 50_000, |rng| {
+        let mut line = rng.pick(&maps_lines).to_vec();
+        if !rng.one_in(4) {
+            mutate(rng, &mut line, &MUTATIONS, &TOKENS);
+        }
+        let got = procfs::maps_line(&line);
+        let want = reference_maps_line(&line);
+        ensure!(got == want, "maps_line({line:?}) = {got:?}, want {want:?}");
+        read_lines += usize::from(got.is_some());
+        ensure!(
+            procfs::line_range(&line) == reference_range(&line),
+            "line_range({line:?})"
+        );
+        let (s, e) = (rng.below(line.len() + 1), rng.below(line.len() + 1));
+        let piece = &line[s.min(e)..s.max(e)];
+        ensure!(
+            procfs::parse_hex(piece) == reference_hex(piece),
+            "parse_hex({piece:?})"
+        );
+        ensure!(
+            procfs::parse_dec(piece) == reference_dec(piece),
+            "parse_dec({piece:?})"
+        );
+
+        let mut stat = stats[rng.below(stats.len())].clone();
+        if !rng.one_in(4) {
+            mutate(rng, &mut stat, &MUTATIONS, &TOKENS);
+        }
+        for n in [0, 1, 2, 3, rng.below(60)] {
+            let (got, want) = (procfs::stat_field(&stat, n), reference_stat_field(&stat, n));
+            ensure!(
+                got == want,
+                "stat_field({stat:?}, {n}) = {got:?}, want {want:?}"
+            );
+            let want = want.and_then(reference_dec);
+            ensure!(
+                procfs::stat_number(&stat, n) == want,
+                "stat_number({stat:?}, {n})"
+            );
+        }
+
+        let mut status = status.clone();
+        if !rng.one_in(4) {
+            mutate(rng, &mut status, &MUTATIONS, &TOKENS);
+        }
+        let key = rng.pick(&KEYS);
+        let want = reference_status_value(&status, key);
+        let got = procfs::status_value(&status, key);
+        ensure!(
+            got == want,
+            "status_value({key:?}) = {got:?}, want {want:?}"
+        );
+        let kib = want.and_then(|v| reference_dec(v.strip_suffix(b" kB").unwrap_or(v)));
+        ensure!(
+            procfs::status_kib(&status, key) == kib,
+            "status_kib({key:?})"
+        );
+        let mask = want.and_then(reference_hex);
+        ensure!(
+            procfs::status_mask(&status, key) == mask,
+            "status_mask({key:?})"
+        );
+        Ok(())
+    });
+    assert!(
+        cases < 1000 || read_lines * 4 > cases,
+        "only {read_lines} of {cases} maps lines were read"
+    );
 }
