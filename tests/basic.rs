@@ -269,7 +269,10 @@ fn checkpoint_file_is_a_private_static_executable() {
     );
 
     if !have_program("file") {
-        skip("`file` is not installed; not checking its description of the checkpoint");
+        skip(
+            Skip::MissingTool,
+            "`file` is not installed; not checking its description of the checkpoint",
+        );
         return;
     }
     let output = Command::new("file")

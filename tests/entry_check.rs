@@ -59,9 +59,10 @@ fn the_kernel_maps_the_checkpoint_with_a_stack_that_is_not_executable() {
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            skip(&format!(
-                "ptrace is not permitted here ({e}): cannot stop at exec"
-            ));
+            skip(
+                Skip::CannotHere,
+                &format!("ptrace is not permitted here ({e}): cannot stop at exec"),
+            );
             return;
         }
         Err(e) => panic!("cannot run the checkpoint under ptrace: {e}"),

@@ -173,7 +173,7 @@ impl Drop for Mount {
 #[test]
 fn disk_full_on_a_small_tmpfs() {
     if !running_as_root() {
-        skip("small tmpfs: mounting needs root");
+        skip(Skip::CannotHere, "small tmpfs: mounting needs root");
         return;
     }
     let dir = TempDir::new("fail-tmpfs");
@@ -186,14 +186,23 @@ fn disk_full_on_a_small_tmpfs() {
     match mounted {
         Ok(output) if output.status.success() => {}
         Ok(output) => {
-            skip(&format!(
-                "small tmpfs: mount failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ));
+            skip(
+                Skip::CannotHere,
+                &format!(
+                    "small tmpfs: mount failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            );
             return;
         }
         Err(e) => {
-            skip(&format!("small tmpfs: cannot run mount: {e}"));
+            // No mount program is a tool missing; anything else, the sandbox.
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                Skip::MissingTool
+            } else {
+                Skip::CannotHere
+            };
+            skip(why, &format!("small tmpfs: cannot run mount: {e}"));
             return;
         }
     }

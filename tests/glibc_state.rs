@@ -127,7 +127,7 @@ impl Cycles {
                 match lines.as_slice() {
                     [line] if line.starts_with("ok ") => {
                         if line.contains("skipped") {
-                            skip(&format!("restart {}: {line}", i + 1));
+                            skip(Skip::CannotHere, &format!("restart {}: {line}", i + 1));
                         }
                     }
                     [] => problems.push(format!("restart {}: no line for {item}", i + 1)),

@@ -19,7 +19,7 @@ fn round_trip(label: &str, settings: &[(&str, &str)], restart_env: &[(&str, &str
     let first =
         proc.wait_line_matching("ready", TIMEOUT, |l| l == "ready" || l == "no guard pages");
     if first == "no guard pages" {
-        skip("this kernel has no MADV_GUARD_INSTALL");
+        skip(Skip::CannotHere, "this kernel has no MADV_GUARD_INSTALL");
         return;
     }
     // It checks itself before the checkpoint too.

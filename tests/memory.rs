@@ -78,10 +78,13 @@ fn huge_pages_round_trip(args: &[&str], hg: u64) {
     proc.assert_no_bad_lines();
     if number_after(&ready, "ready huge ").unwrap_or(0) == 0 {
         proc.kill();
-        return skip(&format!(
-            "this system gives no transparent huge pages to huge {args:?} (see \
+        return skip(
+            Skip::CannotHere,
+            &format!(
+                "this system gives no transparent huge pages to huge {args:?} (see \
              /sys/kernel/mm/transparent_hugepage; MADV_COLLAPSE needs Linux 6.1)",
-        ));
+            ),
+        );
     }
     assert!(ready.ends_with(&format!(" hg {hg}")), "{ready:?}");
     proc.wait_line_matching("ok 3", TIMEOUT, |l| {

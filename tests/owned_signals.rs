@@ -233,7 +233,7 @@ fn a_program_that_catches_every_signal_survives_ckpt_checkpoint() {
 /// saying that the test is skipped.
 fn python3() -> Option<PathBuf> {
     if !have_program("python3") {
-        skip("python3 is not installed");
+        skip(Skip::MissingTool, "python3 is not installed");
         return None;
     }
     let output = Command::new("python3")
@@ -244,7 +244,10 @@ fn python3() -> Option<PathBuf> {
     if output.status.success() && path.is_absolute() && path.is_file() {
         Some(path)
     } else {
-        skip("python3 does not say where its executable is");
+        skip(
+            Skip::MissingTool,
+            "python3 does not say where its executable is",
+        );
         None
     }
 }

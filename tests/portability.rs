@@ -274,7 +274,7 @@ fn checkpoint_marked_as_taken_inside_the_vdso_is_refused_under_another() {
 fn checkpoint_from_a_cpu_with_more_register_state_is_refused() {
     let here = ckpt_image::xcr0();
     if here == 0 {
-        return skip("this CPU has no XSAVE");
+        return skip(Skip::CannotHere, "this CPU has no XSAVE");
     }
     let dir = TempDir::new("other-cpu");
     let (checkpoint, last) = clocks_checkpoint(&dir);

@@ -4,7 +4,8 @@
 //! repeat and with its data intact; and sqlite3 with an in-memory database, fed statements on
 //! a pipe, checkpointed while it waits for more, and restarted with a new pipe.
 //!
-//! A test whose interpreter is not installed says so and passes (`.ci/run` installs them).
+//! A test whose interpreter is not installed says so and passes, except under `CI=true`, where
+//! it fails (`.ci/run` installs them).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
 fn interpreter(name: &str) -> Option<PathBuf> {
     let found = find_program(name);
     if found.is_none() {
-        skip(&format!("{name} is not installed"));
+        skip(Skip::MissingTool, &format!("{name} is not installed"));
     }
     found
 }
@@ -47,7 +48,10 @@ fn python3() -> Option<PathBuf> {
     if output.status.success() && path.is_absolute() && path.is_file() {
         Some(path)
     } else {
-        skip("python3 does not say where its executable is");
+        skip(
+            Skip::MissingTool,
+            "python3 does not say where its executable is",
+        );
         None
     }
 }

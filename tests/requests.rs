@@ -154,7 +154,10 @@ fn a_forged_request_never_writes_into_the_senders_files() {
 #[test]
 fn root_checkpoints_another_users_program() {
     if !running_as_root() {
-        skip("root asking another user's program: needs root");
+        skip(
+            Skip::CannotHere,
+            "root asking another user's program: needs root",
+        );
         return;
     }
     let dir = TempDir::new("root-asks");
@@ -257,7 +260,10 @@ fn request_as(dir: &TempDir, uid: u32, pid: i32, name: Option<&Path>) -> String 
 #[test]
 fn a_set_user_id_program_ignores_its_users_environment_and_requests() {
     if !running_as_root() {
-        skip("secure-execution mode: needs root to run a program with two user ids");
+        skip(
+            Skip::CannotHere,
+            "secure-execution mode: needs root to run a program with two user ids",
+        );
         return;
     }
     let dir = TempDir::new("secure");
@@ -308,7 +314,10 @@ fn a_set_user_id_program_ignores_its_users_environment_and_requests() {
 #[test]
 fn a_requester_who_is_neither_the_real_user_nor_root_is_ignored() {
     if !running_as_root() {
-        skip("requests from another user: needs root to set up the users");
+        skip(
+            Skip::CannotHere,
+            "requests from another user: needs root to set up the users",
+        );
         return;
     }
     let dir = TempDir::new("stranger");

@@ -175,7 +175,10 @@ fn posix_timers_keep_ids_settings_and_ticks_through_two_restarts() {
 #[test]
 fn posix_timers_are_restored_for_an_ordinary_user() {
     if !running_as_root() {
-        skip("the tests run as an ordinary user: the test above covers this one");
+        skip(
+            Skip::CannotHere,
+            "the tests run as an ordinary user: the test above covers this one",
+        );
         return;
     }
     if !have_program("setpriv") {

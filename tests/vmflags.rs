@@ -77,7 +77,10 @@ impl Report {
             } else if let Some(rest) = line.strip_prefix("fork: ") {
                 rest.clone_into(&mut report.fork);
             } else if let Some(name) = line.strip_prefix("unsupported ") {
-                skip(&format!("this kernel cannot set up the {name} mapping"));
+                skip(
+                    Skip::CannotHere,
+                    &format!("this kernel cannot set up the {name} mapping"),
+                );
             }
         }
         report

@@ -96,7 +96,9 @@ impl<'a> Tables<'a> {
                 let compressed = e.flags & EXTENT_LZ4 != 0;
                 // A compressed extent's frames are checked as they are read.
                 let in_file = if compressed {
-                    e.file_offset + lz4::FRAME_HEADER as u64 <= header.file_len
+                    e.file_offset
+                        .checked_add(lz4::FRAME_HEADER as u64)
+                        .is_some_and(|frame_end| frame_end <= header.file_len)
                 } else {
                     e.file_offset % PAGE_SIZE == 0 && f_end <= header.file_len
                 };
@@ -234,5 +236,28 @@ mod tests {
         let mut h2 = h;
         h2.tables_crc = crc32c::crc32c(0, b);
         assert_eq!(Tables::parse(&h2, b).err(), Some(FormatError::BadTables));
+
+        // A compressed extent's first frame header lies inside the file, even at an offset
+        // so large that adding the header's length would wrap around. The extent is empty
+        // (and so is the region's `stored`, its ninth word), so that its offset plus its
+        // length does not wrap; its checksum is 0 and its flags EXTENT_LZ4.
+        let mut wrap = buf.clone();
+        let ext = REGION_SIZE / 8;
+        wrap[8] = 0;
+        wrap[ext + 1] = 0;
+        wrap[ext + 2] = u64::MAX - 3;
+        wrap[ext + 3] = (EXTENT_LZ4 as u64) << 32;
+        let parse_wrap = |wrap: &[u64]| {
+            // SAFETY: as above.
+            let w =
+                unsafe { core::slice::from_raw_parts(wrap.as_ptr() as *const u8, wrap.len() * 8) };
+            let mut h3 = h;
+            h3.tables_crc = crc32c::crc32c(0, w);
+            Tables::parse(&h3, w).err()
+        };
+        assert_eq!(parse_wrap(&wrap), Some(FormatError::BadTables));
+        // Inside the file, the same extent is accepted.
+        wrap[ext + 2] = 0x2000;
+        assert_eq!(parse_wrap(&wrap), None);
     }
 }

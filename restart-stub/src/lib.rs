@@ -174,10 +174,12 @@ pub fn vdso_functions(image: &[u8], mut f: impl FnMut(&[u8], u64)) -> Option<()>
     }
     // The image is loaded at its first PT_LOAD's address.
     let (phoff, phnum) = (le64(image, 0x20)? as usize, le16(image, 0x38)? as usize);
+    // Offsets come from the image itself, so every sum of them is checked: one that wrapped
+    // around would read the wrong bytes (and panics in a build with overflow checks).
     let load_vaddr = (0..phnum)
-        .map(|i| phoff + i * 56)
+        .map_while(|i| phoff.checked_add(i * 56))
         .find(|&ph| le32(image, ph) == Some(1))
-        .and_then(|ph| le64(image, ph + 16))?;
+        .and_then(|ph| le64(image, ph.checked_add(16)?))?;
     let (shoff, shentsize, shnum) = (
         le64(image, 0x28)? as usize,
         le16(image, 0x3a)? as usize,
@@ -189,10 +191,10 @@ pub fn vdso_functions(image: &[u8], mut f: impl FnMut(&[u8], u64)) -> Option<()>
     let section = |i: usize| -> Option<(u64, usize, usize, usize)> {
         let sh = shoff.checked_add(i.checked_mul(64)?)?;
         Some((
-            le32(image, sh + 4)?,
-            le64(image, sh + 24)? as usize,
-            le64(image, sh + 32)? as usize,
-            le32(image, sh + 40)? as usize,
+            le32(image, sh.checked_add(4)?)?,
+            le64(image, sh.checked_add(24)?)? as usize,
+            le64(image, sh.checked_add(32)?)? as usize,
+            le32(image, sh.checked_add(40)?)? as usize,
         ))
     };
     const SHT_DYNSYM: u64 = 11;
@@ -480,6 +482,13 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         bad[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(vdso_functions(&bad, |_, _| {}).is_none());
         assert!(vdso_functions(b"not an elf", |_, _| {}).is_none());
+        // Tables placed so near the top of the address space that their fields would wrap
+        // around (onto the image's first bytes) are refused too.
+        for (field, at) in [(0x28, u64::MAX - 3), (0x20, u64::MAX - 15)] {
+            let mut wrapping = image.clone();
+            wrapping[field..field + 8].copy_from_slice(&at.to_le_bytes());
+            assert!(vdso_functions(&wrapping, |_, _| {}).is_none(), "{field:#x}");
+        }
     }
 
     #[test]

@@ -97,9 +97,50 @@ pub fn have_program(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Says loudly that a test (or one of its assertions) is skipped, and why.
-pub fn skip(reason: &str) {
-    eprintln!("SKIPPED: {reason}");
+/// Why a test skips something: which decides whether CI may skip it (see [`skip`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// A program CI has is missing or does not work: one `.ci/run` installs (`file`,
+    /// `setpriv`, python3, perl, gawk, sqlite3, the compilers), or one of the Debian system
+    /// CI starts from (bash, mawk, mount). Installing it makes the test run.
+    MissingTool,
+    /// Something no package changes: the tests run as an ordinary user and the check needs
+    /// root, or run as root and the check is about an ordinary user; the kernel lacks a
+    /// feature (guard pages before Linux 6.13, KSM, `mseal`); the CPU lacks one (XSAVE); the
+    /// system gives no transparent huge pages, or one CPU; the sandbox refuses `ptrace` or
+    /// `mount`.
+    CannotHere,
+}
+
+/// Skips a test, or one of its checks, saying why on stderr (straight to the terminal: the
+/// test harness would only show a captured line for a failing test) with a count of the
+/// skips in this test binary so far:
+/// `SKIPPED (2 in this test binary) test_name: reason`.
+///
+/// Under `CI=true` a [`Skip::MissingTool`] fails the test instead: CI installs what the
+/// tests need (`.ci/run`), so a green CI must have run them all, and a tool that went
+/// missing from the machine or from `.ci/run` says so rather than passing silently. A
+/// [`Skip::CannotHere`] is never a failure, in CI or out: CI runs as root, so a check that
+/// needs root runs there and one that needs an ordinary user (root reads every file) skips
+/// there every time; and a kernel, CPU or sandbox is not something `.ci/run` can install —
+/// failing on one would fail every run on that machine for a reason no change to the
+/// project can remove. Those are counted and printed, so that a run that skipped much shows
+/// it.
+pub fn skip(why: Skip, reason: &str) {
+    static SKIPS: AtomicUsize = AtomicUsize::new(0);
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let test = std::thread::current()
+        .name()
+        .filter(|&name| name != "main")
+        .map(|name| format!(" {name}"))
+        .unwrap_or_default();
+    if in_ci && why == Skip::MissingTool {
+        panic!("{reason}: under CI=true a missing tool fails the test (.ci/run installs it)");
+    }
+    let count = SKIPS.fetch_add(1, Ordering::Relaxed) + 1;
+    // One write, so that lines of tests running side by side do not interleave.
+    let line = format!("SKIPPED ({count} in this test binary){test}: {reason}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 // ---------------------------------------------------------------------------------------------
