@@ -12,6 +12,7 @@ use ckpt_image::{
     Tables, EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
 };
 
+use crate::elf_reader;
 use crate::sys;
 
 /// The file cannot be read at all (missing, permission, I/O error).
@@ -87,7 +88,7 @@ impl Image {
         let mut first = vec![0u8; size.min(PAGE_SIZE) as usize];
         file.read_exact_at(&mut first, 0)
             .map_err(|e| Refusal::io("cannot read", &e))?;
-        let header_offset = match elf::locate_header(&first) {
+        let header_offset = match elf_reader::ckpt_header_offset(&first) {
             Some(offset) => offset,
             None if looks_like_cut_elf(&first) => {
                 return Err(Refusal::format(FormatError::Truncated))
@@ -169,8 +170,19 @@ impl Image {
                       header)"
                 .to_owned(),
         };
-        let Some((placement, file_len)) = elf::read_placement(&first) else {
+        // The stub's segment from the program headers; its entry and the image's length from
+        // the entry check's patched fields, which are code, not ELF structures.
+        let (Some((base, file_size, mem_size)), Some((loader, file_len))) = (
+            elf_reader::stub_segment(&first),
+            elf::read_placement(&first),
+        ) else {
             return Err(damaged());
+        };
+        let placement = elf::StubPlacement {
+            base,
+            file_size,
+            mem_size,
+            ..loader
         };
         if placement.base != self.header.stub_base
             || placement.mem_size < self.header.stub_mem
