@@ -13,7 +13,6 @@ use ckpt_image::{
 };
 
 use crate::elf_reader;
-use crate::sys;
 
 /// The file cannot be read at all (missing, permission, I/O error).
 pub const EXIT_CANNOT_READ: u8 = ExitStatus::CannotRead as u8;
@@ -136,11 +135,11 @@ impl Image {
         let len = header.tables_len as usize;
         let mut tables = vec![0u64; len.div_ceil(8)];
         file.read_exact_at(
-            &mut sys::u64s_as_bytes_mut(&mut tables)[..len],
+            &mut bytemuck::cast_slice_mut::<u64, u8>(&mut tables)[..len],
             header.tables_offset,
         )
         .map_err(|e| Refusal::io("cannot read", &e))?;
-        Tables::parse(&header, &sys::u64s_as_bytes(&tables)[..len]).map_err(Refusal::format)?;
+        Tables::parse(&header, &bytemuck::cast_slice(&tables)[..len]).map_err(Refusal::format)?;
 
         Ok(Image {
             file,
@@ -153,7 +152,7 @@ impl Image {
 
     /// The parsed tables (validated by `open`).
     pub fn tables(&self) -> Tables<'_> {
-        let bytes = &sys::u64s_as_bytes(&self.tables)[..self.header.tables_len as usize];
+        let bytes = &bytemuck::cast_slice(&self.tables)[..self.header.tables_len as usize];
         Tables::parse(&self.header, bytes).expect("tables were validated when opened")
     }
 
