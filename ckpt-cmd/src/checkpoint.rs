@@ -54,15 +54,7 @@ impl Outcome {
 /// `/proc/PID/stat`'s state letter and start time (in clock ticks since boot), which together
 /// tell a live process from a dead one or from a new process that got the same pid.
 fn process_identity(pid: i32) -> Option<(char, u64)> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold anything, ") " included.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = String::from_utf8_lossy(stat.get(close + 2..)?).into_owned();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is the state (field 3); the start time is field 22.
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
+    protocol::stat_identity(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
 fn is_alive(pid: i32, start_time: u64) -> bool {

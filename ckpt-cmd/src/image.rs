@@ -1,6 +1,11 @@
 //! Reading a checkpoint file as the restart stub does: the ELF prefix, the image header and
 //! the tables, with the same checks in the same order and the same exit statuses, so that
 //! `ckpt info` and `ckpt verify` refuse exactly what a restart would refuse.
+//!
+//! So the decoders are the restart's own, from `ckpt_image` (header and tables, LZ4 frames,
+//! CRC-32C, the stub checksum), not crates that might accept or refuse other bytes. Only
+//! the ELF headers are read with `object` ([`crate::elf_reader`], which keeps the stub's
+//! rules).
 
 use std::fs::File;
 use std::io;

@@ -1,5 +1,14 @@
 //! What `ckpt checkpoint` reads of its target in /proc before it asks anything, as pure
 //! functions. The request protocol itself is [`ckpt_image::request`], shared with libckpt.
+//!
+//! These small parsers are hand-written on purpose: /proc text holds bytes, not UTF-8 (file
+//! paths in `maps`, the command name in `stat` and `status`), and procfs-core, the crate
+//! that parses these files, reads `maps` and `status` as UTF-8 lines and fails the whole
+//! file on one non-UTF-8 path or name. Here each function reads only the field it needs
+//! from raw bytes, and a line it does not understand is skipped, not fatal: deciding that a
+//! process has libckpt must not depend on the names of its other mappings. (procfs-core
+//! would read `stat` lossily, like [`stat_identity`]; a crate for one of the three files
+//! was not worth it.)
 
 /// A signal set line of `/proc/PID/status` (`SigBlk:`, `SigIgn:`, `SigCgt:`) as a mask
 /// (bit `n - 1` for signal `n`).
@@ -9,6 +18,19 @@ pub fn status_mask(status: &[u8], field: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(field.as_bytes())?.strip_prefix(b":"))?;
     let hex = std::str::from_utf8(line).ok()?.trim();
     u64::from_str_radix(hex, 16).ok()
+}
+
+/// The state letter (field 3) and start time (field 22, clock ticks since boot) of a
+/// `/proc/PID/stat` text. The command name before them is in parentheses and may hold
+/// anything, `") "` included, so the fields are counted from its last `)`.
+pub fn stat_identity(stat: &[u8]) -> Option<(char, u64)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = String::from_utf8_lossy(stat.get(close + 2..)?);
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // fields[0] was the state (field 3); the start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
 }
 
 /// Whether a `/proc/PID/maps` line maps a file named `libckpt.so` (possibly deleted since).
@@ -57,6 +79,18 @@ mod tests {
         assert_eq!(status_mask(status, "SigPnd"), Some(0));
         assert_eq!(status_mask(status, "ShdPnd"), None);
         assert_eq!(status_mask(b"SigCgt:\tzz\n", "SigCgt"), None);
+    }
+
+    #[test]
+    fn stat_fields() {
+        let tail = "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
+        let stat = format!("77 (we) ird) name) {tail}").into_bytes();
+        assert_eq!(stat_identity(&stat), Some(('S', 424242)));
+        let mut raw = b"77 (\xff\xfe) ".to_vec();
+        raw.extend_from_slice(tail.as_bytes());
+        assert_eq!(stat_identity(&raw), Some(('S', 424242)));
+        assert_eq!(stat_identity(b"77 (x) S 1 2"), None);
+        assert_eq!(stat_identity(b"77 (x"), None);
     }
 
     #[test]
