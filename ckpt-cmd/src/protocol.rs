@@ -1,51 +1,32 @@
 //! What `ckpt checkpoint` reads of its target in /proc before it asks anything, as pure
 //! functions. The request protocol itself is [`ckpt_image::request`], shared with libckpt.
 //!
-//! These small parsers are hand-written on purpose: /proc text holds bytes, not UTF-8 (file
-//! paths in `maps`, the command name in `stat` and `status`), and procfs-core, the crate
-//! that parses these files, reads `maps` and `status` as UTF-8 lines and fails the whole
-//! file on one non-UTF-8 path or name. Here each function reads only the field it needs
-//! from raw bytes, and a line it does not understand is skipped, not fatal: deciding that a
-//! process has libckpt must not depend on the names of its other mappings. (procfs-core
-//! would read `stat` lossily, like [`stat_identity`]; a crate for one of the three files
-//! was not worth it.)
+//! The /proc text is parsed by [`ckpt_image::procfs`], which the checkpoint writer and the
+//! restart stub use too (it allocates nothing, so they can; no crate can run there). It
+//! reads raw bytes, as /proc holds them: a non-UTF-8 path or command name is no reason to
+//! misjudge a process, and a line that does not parse is skipped, not fatal.
+
+use ckpt_image::procfs;
 
 /// A signal set line of `/proc/PID/status` (`SigBlk:`, `SigIgn:`, `SigCgt:`) as a mask
 /// (bit `n - 1` for signal `n`).
 pub fn status_mask(status: &[u8], field: &str) -> Option<u64> {
-    let line = status
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(field.as_bytes())?.strip_prefix(b":"))?;
-    let hex = std::str::from_utf8(line).ok()?.trim();
-    u64::from_str_radix(hex, 16).ok()
+    procfs::status_mask(status, field.as_bytes())
 }
 
 /// The state letter (field 3) and start time (field 22, clock ticks since boot) of a
-/// `/proc/PID/stat` text. The command name before them is in parentheses and may hold
-/// anything, `") "` included, so the fields are counted from its last `)`.
+/// `/proc/PID/stat` text.
 pub fn stat_identity(stat: &[u8]) -> Option<(char, u64)> {
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = String::from_utf8_lossy(stat.get(close + 2..)?);
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // fields[0] was the state (field 3); the start time is field 22.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    let state = *procfs::stat_field(stat, 3)?.first()?;
+    Some((char::from(state), procfs::stat_number(stat, 22)?))
 }
 
 /// Whether a `/proc/PID/maps` line maps a file named `libckpt.so` (possibly deleted since).
 pub fn maps_line_has_libckpt(line: &[u8]) -> bool {
-    // address perms offset dev inode path: the path starts after the fifth field.
-    let mut rest = line;
-    for _ in 0..5 {
-        let trimmed = trim_start(rest);
-        match trimmed.iter().position(|&b| b == b' ') {
-            Some(at) => rest = &trimmed[at..],
-            None => return false,
-        }
-    }
-    let path = trim_start(rest);
-    let path = path.strip_suffix(b"\n").unwrap_or(path);
+    let Some(mapping) = procfs::maps_line(line.strip_suffix(b"\n").unwrap_or(line)) else {
+        return false;
+    };
+    let path = mapping.name;
     let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
     if !path.starts_with(b"/") {
         return false;
@@ -57,11 +38,6 @@ pub fn maps_line_has_libckpt(line: &[u8]) -> bool {
 /// Whether the text of `/proc/PID/maps` shows libckpt loaded.
 pub fn maps_have_libckpt(maps: &[u8]) -> bool {
     maps.split(|&b| b == b'\n').any(maps_line_has_libckpt)
-}
-
-fn trim_start(bytes: &[u8]) -> &[u8] {
-    let skip = bytes.iter().take_while(|&&b| b == b' ').count();
-    &bytes[skip..]
 }
 
 #[cfg(test)]
