@@ -196,35 +196,33 @@ struct Segment {
 
 /// Extracts the single PT_LOAD segment, relative to `base`, from a linked stub.
 fn load_segment(path: &Path, base: u64) -> Segment {
+    use object::elf::PT_LOAD;
+    use object::read::elf::{ElfFile64, ProgramHeader};
+    use object::{LittleEndian as LE, Object};
+
     let data = fs::read(path).unwrap();
-    let u16_at = |o: usize| u16::from_le_bytes(data[o..o + 2].try_into().unwrap());
-    let u32_at = |o: usize| u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(data[o..o + 8].try_into().unwrap());
-    assert_eq!(&data[..4], b"\x7fELF");
-    let entry = u64_at(24);
-    let phoff = u64_at(32) as usize;
-    let phnum = u16_at(56) as usize;
-    let mut found = None;
-    for i in 0..phnum {
-        let p = phoff + i * 56;
-        if u32_at(p) == 1 {
-            assert!(
-                found.is_none(),
-                "the restart stub must have exactly one PT_LOAD"
-            );
-            found = Some((
-                u64_at(p + 8),
-                u64_at(p + 16),
-                u64_at(p + 32),
-                u64_at(p + 40),
-            ));
-        }
-    }
-    let (offset, vaddr, filesz, memsz) = found.expect("restart stub has no PT_LOAD");
-    assert_eq!(vaddr, base, "the stub's segment must start at its base");
+    let elf = ElfFile64::<LE>::parse(&data[..])
+        .unwrap_or_else(|e| panic!("{} is not an ELF64 file: {e}", path.display()));
+    let mut loads = elf
+        .elf_program_headers()
+        .iter()
+        .filter(|ph| ph.p_type(LE) == PT_LOAD);
+    let load = loads.next().expect("restart stub has no PT_LOAD");
+    assert!(
+        loads.next().is_none(),
+        "the restart stub must have exactly one PT_LOAD"
+    );
+    assert_eq!(
+        load.p_vaddr(LE),
+        base,
+        "the stub's segment must start at its base"
+    );
+    let bytes = load
+        .data(LE, &data[..])
+        .unwrap_or_else(|()| panic!("the stub's segment lies outside {}", path.display()));
     Segment {
-        bytes: data[offset as usize..(offset + filesz) as usize].to_vec(),
-        mem_size: memsz,
-        entry: entry - base,
+        bytes: bytes.to_vec(),
+        mem_size: load.p_memsz(LE),
+        entry: elf.entry() - base,
     }
 }

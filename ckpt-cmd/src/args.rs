@@ -2,15 +2,19 @@
 //! subcommands `ckpt info`, `ckpt verify` and `ckpt checkpoint`, which are recognised only as
 //! the first argument (a program with such a name runs as `ckpt -- info`).
 //!
-//! Parsing is getopt-like: short options may be clustered (`-cn NAME`) and take their value
-//! either attached (`-nfoo`) or as the next argument (`-n foo`). Parsing stops at the first
-//! argument that is not an option — that is PROG, and everything after it belongs to PROG —
-//! or after `--`. Values are validated here, so that a typo is reported before PROG starts
+//! lexopt splits the arguments getopt-style: short options may be clustered (`-cn NAME`) and
+//! take their value either attached (`-nfoo`) or as the next argument (`-n foo`), long ones
+//! as `--opt=value` or `--opt value`. Parsing stops at the first argument that is not an
+//! option — that is PROG, and everything after it belongs to PROG, untouched — or after
+//! `--`. This module keeps the grammar (which options exist, what each refuses and how it
+//! says so) and the validation of values, so that a typo is reported before PROG starts
 //! rather than ignored by the library inside it.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
+
+use lexopt::{Arg, Parser};
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -123,72 +127,106 @@ pub fn parse<I>(args: I) -> Result<Request, ArgError>
 where
     I: IntoIterator<Item = OsString>,
 {
-    let mut args = args.into_iter().peekable();
-    match args.peek().and_then(|first| first.to_str()) {
-        Some("info") => {
-            args.next();
-            return parse_info(args);
-        }
-        Some("verify") => {
-            args.next();
-            return parse_verify(args);
-        }
-        Some("checkpoint") => {
-            args.next();
-            return parse_checkpoint(args);
-        }
+    let mut parser = Parser::from_args(args);
+    // `-n=x` names the file "=x", as getopt has it.
+    parser.set_short_equals(false);
+    let subcommand = parser.try_raw_args().and_then(|mut raw| {
+        raw.next_if(|first| matches!(first.to_str(), Some("info" | "verify" | "checkpoint")))
+    });
+    match subcommand.as_ref().and_then(|name| name.to_str()) {
+        Some("info") => return parse_info(&mut parser),
+        Some("verify") => return parse_verify(&mut parser),
+        Some("checkpoint") => return parse_checkpoint(&mut parser),
         _ => {}
     }
+
     let mut options = RunOptions::default();
-
-    while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
-        if arg == "--" {
-            let program = args.next().ok_or(ArgError::MissingProgram)?;
-            return Ok(Request::Run(finish(options, program, args)));
-        }
-        if arg == "--help" {
-            return Ok(Request::Help);
-        }
-        if arg == "--version" {
-            return Ok(Request::Version);
-        }
-        if bytes.starts_with(b"--") {
-            return Err(ArgError::UnknownOption(arg.to_string_lossy().into_owned()));
-        }
-        if bytes.len() < 2 || bytes[0] != b'-' {
-            return Ok(Request::Run(finish(options, arg, args)));
-        }
-
-        // A cluster of short options, e.g. `-c`, `-cn NAME`, `-nNAME`, `-h`. Option letters are
-        // ASCII, so the cluster is walked byte by byte and a value keeps its exact bytes.
-        let mut at = 1;
-        while at < bytes.len() {
-            let option = bytes[at];
-            at += 1;
-            match option {
-                b'c' => options.continue_after_checkpoint = true,
-                b'h' => return Ok(Request::Help),
-                b'V' => return Ok(Request::Version),
-                b'n' | b'a' | b'z' => {
-                    let option = char::from(option);
-                    let value = if at < bytes.len() {
-                        OsStr::from_bytes(&bytes[at..]).to_os_string()
-                    } else {
-                        args.next().ok_or(ArgError::MissingValue(option))?
-                    };
-                    set_value(&mut options, option, value)?;
-                    break;
-                }
-                _ => {
-                    let rest = OsStr::from_bytes(&bytes[at - 1..]).to_string_lossy();
-                    let shown: String = rest.chars().take(1).collect();
-                    return Err(ArgError::UnknownOption(format!("-{shown}")));
-                }
+    while let Some(token) = next_token(&mut parser) {
+        match token {
+            // PROG: everything after it is PROG's, options or not.
+            Token::Value(program) => {
+                options.program = program;
+                options.program_args = parser
+                    .raw_args()
+                    .expect("no option value is pending at a positional argument")
+                    .collect();
+                return Ok(Request::Run(options));
             }
+            _ if token.is_flag("help") => return Ok(Request::Help),
+            _ if token.is_flag("version") => return Ok(Request::Version),
+            Token::Long { .. } => return Err(ArgError::UnknownOption(token.spelled(None))),
+            Token::Short('c') => options.continue_after_checkpoint = true,
+            Token::Short('h') => return Ok(Request::Help),
+            Token::Short('V') => return Ok(Request::Version),
+            Token::Short(option @ ('n' | 'a' | 'z')) => {
+                let value = parser.value().map_err(|_| ArgError::MissingValue(option))?;
+                set_value(&mut options, option, value)?;
+            }
+            Token::Short(option) => return Err(ArgError::UnknownOption(format!("-{option}"))),
         }
     }
     Err(ArgError::MissingProgram)
+}
+
+/// One argument as lexopt splits it, owned so that the parser can be asked for values.
+enum Token {
+    /// One letter of `-abc`; the letters after it are still in the parser.
+    Short(char),
+    /// `--name` or `--name=value`; the value is taken with the option, so that lexopt never
+    /// finds one left over.
+    Long {
+        name: String,
+        value: Option<OsString>,
+    },
+    Value(OsString),
+}
+
+impl Token {
+    /// Whether this is the long option `--{long}`, without a value.
+    fn is_flag(&self, long: &str) -> bool {
+        matches!(self, Token::Long { name, value: None } if name == long)
+    }
+
+    /// The argument as the user wrote it, for "unknown option" messages; `rest` is what
+    /// followed a short option's letter in the same argument.
+    fn spelled(&self, rest: Option<OsString>) -> String {
+        let tail = |prefix: &str, rest: &Option<OsString>| match rest {
+            Some(rest) => format!("{prefix}{}", rest.to_string_lossy()),
+            None => String::new(),
+        };
+        match self {
+            Token::Short(letter) => format!("-{letter}{}", tail("", &rest)),
+            Token::Long { name, value } => format!("--{name}{}", tail("=", value)),
+            Token::Value(value) => value.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+fn next_token(parser: &mut Parser) -> Option<Token> {
+    // lexopt fails only on a value left attached to an option (`--opt=value`, `-o=value`):
+    // a long option's value is taken here, and short_equals is off.
+    Some(
+        match parser.next().expect("no option value is left over")? {
+            Arg::Short(letter) => Token::Short(letter),
+            Arg::Long(name) => {
+                let name = name.to_owned();
+                Token::Long {
+                    name,
+                    value: parser.optional_value(),
+                }
+            }
+            Arg::Value(value) => Token::Value(value),
+        },
+    )
+}
+
+/// The rest of a short option's argument must be empty for an option that stands alone
+/// (`-h`); otherwise the whole argument is one unknown option, as `-hx` is.
+fn alone(parser: &mut Parser, letter: char) -> Result<(), String> {
+    match parser.optional_value() {
+        None => Ok(()),
+        rest => Err(Token::Short(letter).spelled(rest)),
+    }
 }
 
 fn subcommand_error(command: &'static str, message: impl Into<String>) -> ArgError {
@@ -199,16 +237,16 @@ fn subcommand_error(command: &'static str, message: impl Into<String>) -> ArgErr
 }
 
 /// `info FILE [--json]`; `--json` may come before or after FILE, `--` ends the options.
-fn parse_info(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
-    Ok(match parse_one_file("info", args, true)? {
+fn parse_info(parser: &mut Parser) -> Result<Request, ArgError> {
+    Ok(match parse_one_file("info", parser, true)? {
         Some((file, json)) => Request::Info { file, json },
         None => Request::Help,
     })
 }
 
 /// `verify FILE`.
-fn parse_verify(args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
-    Ok(match parse_one_file("verify", args, false)? {
+fn parse_verify(parser: &mut Parser) -> Result<Request, ArgError> {
+    Ok(match parse_one_file("verify", parser, false)? {
         Some((file, _)) => Request::Verify { file },
         None => Request::Help,
     })
@@ -218,32 +256,30 @@ fn parse_verify(args: impl Iterator<Item = OsString>) -> Result<Request, ArgErro
 /// file and whether `--json` was given, or `None` for `-h`/`--help`.
 fn parse_one_file(
     sub: &'static str,
-    args: impl Iterator<Item = OsString>,
+    parser: &mut Parser,
     json_ok: bool,
 ) -> Result<Option<(OsString, bool)>, ArgError> {
+    let unknown = |spelled: String| subcommand_error(sub, format!("unknown option {spelled}"));
     let mut json = false;
     let mut file = None;
-    let mut options_done = false;
-    for arg in args {
-        if !options_done && arg.as_bytes().starts_with(b"-") && arg.len() > 1 {
-            match arg.to_str() {
-                Some("--json") if json_ok => json = true,
-                Some("-h" | "--help") => return Ok(None),
-                Some("--") => options_done = true,
-                _ => return Err(subcommand_error(sub, unknown(&arg))),
+    while let Some(token) = next_token(parser) {
+        match token {
+            Token::Value(arg) if file.is_none() => file = Some(arg),
+            Token::Value(_) => return Err(subcommand_error(sub, "more than one FILE given")),
+            _ if json_ok && token.is_flag("json") => json = true,
+            _ if token.is_flag("help") => return Ok(None),
+            Token::Long { .. } => return Err(unknown(token.spelled(None))),
+            Token::Short(letter) => {
+                alone(parser, letter).map_err(unknown)?;
+                if letter != 'h' {
+                    return Err(unknown(token.spelled(None)));
+                }
+                return Ok(None);
             }
-        } else if file.is_none() {
-            file = Some(arg);
-        } else {
-            return Err(subcommand_error(sub, "more than one FILE given"));
         }
     }
     let file = file.ok_or_else(|| subcommand_error(sub, "no checkpoint FILE given"))?;
     Ok(Some((file, json)))
-}
-
-fn unknown(arg: &OsStr) -> String {
-    format!("unknown option {}", arg.to_string_lossy())
 }
 
 /// Parses `--timeout` seconds: a non-negative decimal number, fractions allowed.
@@ -261,116 +297,123 @@ pub fn parse_timeout(value: &str) -> Option<f64> {
         .filter(|secs| secs.is_finite() && *secs <= 1e9)
 }
 
+/// Whether a checkpoint argument is a PID however it looks: a negative number such as `-5`
+/// is refused as a bad PID, not as an unknown option.
+fn looks_like_number(arg: &OsStr) -> bool {
+    let bytes = arg.as_bytes();
+    bytes.len() > 1 && bytes[0] == b'-' && bytes[1].is_ascii_digit()
+}
+
 /// `checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]`, options before or
 /// after PID; option values attached (`-nNAME`, `--signal=10`) or as the next argument.
-fn parse_checkpoint(mut args: impl Iterator<Item = OsString>) -> Result<Request, ArgError> {
+/// `--` makes only the argument after it the PID; options may follow.
+fn parse_checkpoint(parser: &mut Parser) -> Result<Request, ArgError> {
     const CMD: &str = "checkpoint";
+    let error = |message: String| subcommand_error(CMD, message);
     let mut pid = None;
     let mut name = None;
     let mut end_signal: Option<(i32, String)> = None;
     let mut timeout_secs = None;
+    let mut set_pid = |arg: &OsStr| -> Result<(), ArgError> {
+        if pid.is_some() {
+            return Err(subcommand_error(CMD, "more than one PID given"));
+        }
+        pid = Some(parse_pid(arg)?);
+        Ok(())
+    };
     let mut set_end = |signal: i32, how: String| -> Result<(), ArgError> {
         if let Some((_, earlier)) = &end_signal {
-            return Err(subcommand_error(
-                CMD,
-                format!(
-                    "{how} conflicts with {earlier}: give at most one of --term, --kill, --signal"
-                ),
-            ));
+            return Err(error(format!(
+                "{how} conflicts with {earlier}: give at most one of --term, --kill, --signal"
+            )));
         }
         end_signal = Some((signal, how));
         Ok(())
     };
-    while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
-        if bytes.len() > 1 && bytes[0] == b'-' && !(bytes.len() > 1 && bytes[1].is_ascii_digit()) {
-            // An option; split `--opt=value` and `-nVALUE`.
-            let (option, attached): (String, Option<OsString>) = if bytes.starts_with(b"--") {
-                match bytes.iter().position(|&b| b == b'=') {
-                    Some(eq) => (
-                        String::from_utf8_lossy(&bytes[..eq]).into_owned(),
-                        Some(OsStr::from_bytes(&bytes[eq + 1..]).to_os_string()),
-                    ),
-                    None => (arg.to_string_lossy().into_owned(), None),
+    loop {
+        // What lexopt would read otherwise: `--` and negative numbers (see above). Between
+        // arguments, the raw ones are always there to look at.
+        if let Some(mut raw) = parser.try_raw_args() {
+            if raw.next_if(|arg| arg == "--").is_some() {
+                if let Some(arg) = raw.next() {
+                    set_pid(&arg)?;
                 }
-            } else if bytes[1] == b'n' && bytes.len() > 2 {
-                (
-                    "-n".to_owned(),
-                    Some(OsStr::from_bytes(&bytes[2..]).to_os_string()),
-                )
-            } else {
-                (arg.to_string_lossy().into_owned(), None)
-            };
-            let takes_value = matches!(option.as_str(), "-n" | "--name" | "--signal" | "--timeout");
-            if !takes_value && attached.is_some() {
-                return Err(subcommand_error(
-                    CMD,
-                    format!("option {option} takes no value"),
-                ));
+                continue;
             }
-            let mut value = || -> Result<OsString, ArgError> {
-                match attached.clone() {
-                    Some(value) => Ok(value),
-                    None => args.next().ok_or_else(|| {
-                        subcommand_error(CMD, format!("option {option} needs a value"))
-                    }),
-                }
-            };
-            match option.as_str() {
-                "-h" | "--help" => return Ok(Request::Help),
-                "-n" | "--name" => {
-                    let value = value()?;
-                    if value.is_empty() || value.as_bytes().contains(&b'\n') {
-                        return Err(subcommand_error(
-                            CMD,
-                            "bad value for -n: expected a file name without a newline",
-                        ));
-                    }
-                    name = Some(value);
-                }
-                "--term" => set_end(libc::SIGTERM, option.clone())?,
-                "--kill" => set_end(libc::SIGKILL, option.clone())?,
-                "--signal" => {
-                    let value = value()?;
-                    let text = value.to_string_lossy().into_owned();
-                    let signal = parse_end_signal(&text).ok_or_else(|| {
-                        subcommand_error(
-                            CMD,
-                            format!(
-                                "bad value for --signal: {text:?} (expected a signal number \
-                                 1..=64 or a name such as TERM or SIGUSR1)"
-                            ),
-                        )
-                    })?;
-                    set_end(signal, format!("--signal {text}"))?;
-                }
-                "--timeout" => {
-                    let value = value()?;
-                    let text = value.to_string_lossy().into_owned();
-                    timeout_secs = Some(parse_timeout(&text).ok_or_else(|| {
-                        subcommand_error(
-                            CMD,
-                            format!(
-                                "bad value for --timeout: {text:?} (expected a number of seconds)"
-                            ),
-                        )
-                    })?);
-                }
-                "--" => {
-                    if let Some(arg) = args.next() {
-                        if pid.is_some() {
-                            return Err(subcommand_error(CMD, "more than one PID given"));
-                        }
-                        pid = Some(parse_pid(&arg)?);
-                    }
-                }
-                _ => return Err(subcommand_error(CMD, format!("unknown option {option}"))),
+            if let Some(arg) = raw.next_if(looks_like_number) {
+                set_pid(&arg)?;
+                continue;
             }
-        } else {
-            if pid.is_some() {
-                return Err(subcommand_error(CMD, "more than one PID given"));
+        }
+        let Some(token) = next_token(parser) else {
+            break;
+        };
+        let option = match &token {
+            Token::Value(arg) => {
+                set_pid(arg)?;
+                continue;
             }
-            pid = Some(parse_pid(&arg)?);
+            Token::Short('n') => "-n".to_owned(),
+            Token::Short(letter) => {
+                let letter = *letter;
+                alone(parser, letter)
+                    .map_err(|spelled| error(format!("unknown option {spelled}")))?;
+                if letter == 'h' {
+                    return Ok(Request::Help);
+                }
+                return Err(error(format!("unknown option {}", token.spelled(None))));
+            }
+            Token::Long { name, .. } => format!("--{name}"),
+        };
+        let takes_value = matches!(option.as_str(), "-n" | "--name" | "--signal" | "--timeout");
+        let attached = match token {
+            Token::Long { value, .. } => value,
+            _ => None,
+        };
+        if !takes_value && attached.is_some() {
+            return Err(error(format!("option {option} takes no value")));
+        }
+        let mut value = || match attached.clone() {
+            Some(value) => Ok(value),
+            // The next argument, whatever it looks like.
+            None => parser
+                .value()
+                .map_err(|_| error(format!("option {option} needs a value"))),
+        };
+        match option.as_str() {
+            "--help" => return Ok(Request::Help),
+            "-n" | "--name" => {
+                let value = value()?;
+                if value.is_empty() || value.as_bytes().contains(&b'\n') {
+                    return Err(error(
+                        "bad value for -n: expected a file name without a newline".to_owned(),
+                    ));
+                }
+                name = Some(value);
+            }
+            "--term" => set_end(libc::SIGTERM, option.clone())?,
+            "--kill" => set_end(libc::SIGKILL, option.clone())?,
+            "--signal" => {
+                let value = value()?;
+                let text = value.to_string_lossy().into_owned();
+                let signal = parse_end_signal(&text).ok_or_else(|| {
+                    error(format!(
+                        "bad value for --signal: {text:?} (expected a signal number \
+                         1..=64 or a name such as TERM or SIGUSR1)"
+                    ))
+                })?;
+                set_end(signal, format!("--signal {text}"))?;
+            }
+            "--timeout" => {
+                let value = value()?;
+                let text = value.to_string_lossy().into_owned();
+                timeout_secs = Some(parse_timeout(&text).ok_or_else(|| {
+                    error(format!(
+                        "bad value for --timeout: {text:?} (expected a number of seconds)"
+                    ))
+                })?);
+            }
+            _ => return Err(error(format!("unknown option {option}"))),
         }
     }
     let pid = pid.ok_or_else(|| subcommand_error(CMD, "no PID given"))?;
@@ -427,16 +470,6 @@ fn set_value(options: &mut RunOptions, option: char, value: OsString) -> Result<
         _ => unreachable!("set_value called for option -{option}"),
     }
     Ok(())
-}
-
-fn finish(
-    mut options: RunOptions,
-    program: OsString,
-    rest: impl Iterator<Item = OsString>,
-) -> RunOptions {
-    options.program = program;
-    options.program_args = rest.collect();
-    options
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ckpt_image::request::{self, Answer};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::Pid;
 
 use crate::args::CheckpointOptions;
 use crate::image::io_message;
@@ -51,15 +54,7 @@ impl Outcome {
 /// `/proc/PID/stat`'s state letter and start time (in clock ticks since boot), which together
 /// tell a live process from a dead one or from a new process that got the same pid.
 fn process_identity(pid: i32) -> Option<(char, u64)> {
-    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may hold anything, ") " included.
-    let close = stat.iter().rposition(|&b| b == b')')?;
-    let rest = String::from_utf8_lossy(stat.get(close + 2..)?).into_owned();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is the state (field 3); the start time is field 22.
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
+    protocol::stat_identity(&std::fs::read(format!("/proc/{pid}/stat")).ok()?)
 }
 
 fn is_alive(pid: i32, start_time: u64) -> bool {
@@ -84,10 +79,11 @@ fn check_target(pid: i32) -> Result<u64, Outcome> {
     if state == 'Z' || state == 'X' {
         return Err(missing());
     }
-    if let Err(error) = sys::kill(pid, 0) {
+    // Signal 0: only whether the process exists and may be signalled by us.
+    if let Err(errno) = nix::sys::signal::kill(Pid::from_raw(pid), None) {
         return Err(Outcome::error(
             EXIT_NO_TARGET,
-            format!("cannot signal process {pid}: {}", io_message(&error)),
+            format!("cannot signal process {pid}: {}", io_message(&errno.into())),
         ));
     }
     let maps = match std::fs::read(format!("/proc/{pid}/maps")) {
@@ -190,7 +186,7 @@ fn signal_name(signal: i32) -> String {
 fn listen() -> io::Result<(UnixListener, u32)> {
     let mut tries = 0;
     loop {
-        let nonce = sys::random_u32()?;
+        let nonce = getrandom::u32()?;
         let mut name = [0u8; request::SOCKET_NAME_MAX];
         let len = request::socket_name(std::process::id(), nonce, &mut name);
         let address = SocketAddr::from_abstract_name(&name[..len])?;
@@ -213,10 +209,21 @@ enum Stop {
     Failed(String),
 }
 
+/// Waits up to `timeout` for `fd` to become readable (or hung up); returns whether it did.
+fn poll_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+    match nix::poll::poll(&mut fds, timeout) {
+        Ok(ready) => Ok(ready > 0),
+        Err(nix::errno::Errno::EINTR) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
 /// Waits until `ready` says the work is done, polling `fd` for input and checking every
 /// interval that the target still lives.
 fn wait_on<T>(
-    fd: i32,
+    fd: BorrowedFd<'_>,
     target: (i32, u64),
     deadline: Instant,
     mut ready: impl FnMut() -> io::Result<Option<T>>,
@@ -226,7 +233,7 @@ fn wait_on<T>(
         if now >= deadline {
             return Err(Stop::Deadline);
         }
-        let readable = sys::poll_readable(fd, (deadline - now).min(POLL_INTERVAL))
+        let readable = poll_readable(fd, (deadline - now).min(POLL_INTERVAL))
             .map_err(|e| Stop::Failed(format!("cannot wait for the answer: {}", io_message(&e))))?;
         if readable {
             match ready() {
@@ -254,10 +261,10 @@ fn accept_target(
     target: (i32, u64),
     deadline: Instant,
 ) -> Result<UnixStream, Stop> {
-    wait_on(listener.as_raw_fd(), target, deadline, || {
+    wait_on(listener.as_fd(), target, deadline, || {
         let (stream, _) = listener.accept()?;
-        match sys::peer_credentials(stream.as_raw_fd()) {
-            Ok((pid, _)) if pid == target.0 => Ok(Some(stream)),
+        match getsockopt(&stream, PeerCredentials) {
+            Ok(peer) if peer.pid() == target.0 => Ok(Some(stream)),
             _ => Ok(None),
         }
     })
@@ -265,7 +272,7 @@ fn accept_target(
 
 /// Reads the answer line; `Ok(None)` when the target closed the connection without one.
 fn read_answer(
-    stream: &mut UnixStream,
+    stream: &UnixStream,
     target: (i32, u64),
     deadline: Instant,
 ) -> Result<Option<Vec<u8>>, Stop> {
@@ -273,10 +280,12 @@ fn read_answer(
         .set_nonblocking(true)
         .map_err(|e| Stop::Failed(io_message(&e)))?;
     let mut line = Vec::new();
-    let fd = stream.as_raw_fd();
-    wait_on(fd, target, deadline, || {
+    // Reads through a shared reference (`Read for &UnixStream`), so that `wait_on` can poll
+    // the same stream meanwhile.
+    let mut reader = stream;
+    wait_on(stream.as_fd(), target, deadline, || {
         let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk)?;
+        let n = reader.read(&mut chunk)?;
         if n == 0 {
             return Ok(Some(None));
         }
@@ -353,7 +362,7 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
                 format!("{pid}: cannot send the request: {}", io_message(&error)),
             );
         }
-        match read_answer(&mut stream, target, deadline) {
+        match read_answer(&stream, target, deadline) {
             Ok(Some(line)) if Answer::parse(&line) == Some(Answer::Busy) => {
                 std::thread::sleep(
                     BUSY_RETRY.min(deadline.saturating_duration_since(Instant::now())),

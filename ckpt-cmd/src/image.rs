@@ -1,6 +1,11 @@
 //! Reading a checkpoint file as the restart stub does: the ELF prefix, the image header and
 //! the tables, with the same checks in the same order and the same exit statuses, so that
 //! `ckpt info` and `ckpt verify` refuse exactly what a restart would refuse.
+//!
+//! So the decoders are the restart's own, from `ckpt_image` (header and tables, LZ4 frames,
+//! CRC-32C, the stub checksum), not crates that might accept or refuse other bytes. Only
+//! the ELF headers are read with `object` ([`crate::elf_reader`], which keeps the stub's
+//! rules).
 
 use std::fs::File;
 use std::io;
@@ -12,7 +17,7 @@ use ckpt_image::{
     Tables, EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
 };
 
-use crate::sys;
+use crate::elf_reader;
 
 /// The file cannot be read at all (missing, permission, I/O error).
 pub const EXIT_CANNOT_READ: u8 = ExitStatus::CannotRead as u8;
@@ -87,7 +92,7 @@ impl Image {
         let mut first = vec![0u8; size.min(PAGE_SIZE) as usize];
         file.read_exact_at(&mut first, 0)
             .map_err(|e| Refusal::io("cannot read", &e))?;
-        let header_offset = match elf::locate_header(&first) {
+        let header_offset = match elf_reader::ckpt_header_offset(&first) {
             Some(offset) => offset,
             None if looks_like_cut_elf(&first) => {
                 return Err(Refusal::format(FormatError::Truncated))
@@ -135,11 +140,11 @@ impl Image {
         let len = header.tables_len as usize;
         let mut tables = vec![0u64; len.div_ceil(8)];
         file.read_exact_at(
-            &mut sys::u64s_as_bytes_mut(&mut tables)[..len],
+            &mut bytemuck::cast_slice_mut::<u64, u8>(&mut tables)[..len],
             header.tables_offset,
         )
         .map_err(|e| Refusal::io("cannot read", &e))?;
-        Tables::parse(&header, &sys::u64s_as_bytes(&tables)[..len]).map_err(Refusal::format)?;
+        Tables::parse(&header, &bytemuck::cast_slice(&tables)[..len]).map_err(Refusal::format)?;
 
         Ok(Image {
             file,
@@ -152,7 +157,7 @@ impl Image {
 
     /// The parsed tables (validated by `open`).
     pub fn tables(&self) -> Tables<'_> {
-        let bytes = &sys::u64s_as_bytes(&self.tables)[..self.header.tables_len as usize];
+        let bytes = &bytemuck::cast_slice(&self.tables)[..self.header.tables_len as usize];
         Tables::parse(&self.header, bytes).expect("tables were validated when opened")
     }
 
@@ -169,8 +174,19 @@ impl Image {
                       header)"
                 .to_owned(),
         };
-        let Some((placement, file_len)) = elf::read_placement(&first) else {
+        // The stub's segment from the program headers; its entry and the image's length from
+        // the entry check's patched fields, which are code, not ELF structures.
+        let (Some((base, file_size, mem_size)), Some((loader, file_len))) = (
+            elf_reader::stub_segment(&first),
+            elf::read_placement(&first),
+        ) else {
             return Err(damaged());
+        };
+        let placement = elf::StubPlacement {
+            base,
+            file_size,
+            mem_size,
+            ..loader
         };
         if placement.base != self.header.stub_base
             || placement.mem_size < self.header.stub_mem

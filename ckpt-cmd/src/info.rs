@@ -1,7 +1,16 @@
 //! `ckpt info FILE [--json]`: what a checkpoint holds, from its header and tables (and the
 //! few payload bytes of the command line). Payload checksums are `ckpt verify`'s business.
+//!
+//! `--json` is written by serde_json. What stays hand-written is display of this command's
+//! own choosing, not a format another program parses: sizes (`1.5 KiB`), shell quoting of
+//! the command line, and the UTC date, whose dozen lines of calendar arithmetic (tested
+//! against every day of 600 years) spare a date crate with time zones for one fixed format.
 
 use std::fmt::Write as _;
+use std::io;
+
+use serde::Serialize;
+use serde_json::ser::Formatter;
 
 use ckpt_image::{prot, region_flags as rf, RegionRecord, EXTENT_LZ4};
 
@@ -300,79 +309,125 @@ impl Info {
         out
     }
 
+    /// The `--json` object: one line, keys in a fixed order (tests and scripts parse it).
     pub fn json(&self) -> String {
-        let mut out = String::from("{");
-        let _ = write!(out, "\"file\":{}", json_string(&self.file));
-        let _ = write!(
-            out,
-            ",\"program\":{}",
-            self.program
-                .as_deref()
-                .map_or("null".to_owned(), json_string)
-        );
-        match &self.args {
-            Some(args) => {
-                let items: Vec<String> = args.iter().map(|a| json_string(a)).collect();
-                let _ = write!(out, ",\"args\":[{}]", items.join(","));
-            }
-            None => out.push_str(",\"args\":null"),
+        let regions = self
+            .regions
+            .iter()
+            .map(|r| RegionJson {
+                start: r.start,
+                end: r.end,
+                size: r.end - r.start,
+                prot: &r.prot,
+                backing: r.backing.word(),
+                name: &r.name,
+                stored: r.stored,
+                extents: r.extents,
+                contents: r.backing.is_file().then(|| contents_word_of(r)),
+                compressed: r.compressed,
+                in_file: r.in_file,
+                huge_pages: r.huge,
+                guard_bytes: r.guard,
+                flags: &r.flags,
+            })
+            .collect();
+        to_json(&InfoJson {
+            file: &self.file,
+            program: self.program.as_deref(),
+            args: self.args.as_deref(),
+            taken_at: self.taken_at,
+            taken: format_utc(self.taken_at),
+            pid: self.pid,
+            format_version: self.version,
+            stub_base: self.stub_base,
+            regions,
+            threads: ThreadsJson {
+                count: self.tids.len(),
+                tids: &self.tids,
+                in_vdso: self.in_vdso,
+            },
+            xcr0: self.xcr0,
+            extents: self.extents,
+            total_stored: self.total_stored,
+            file_size: self.file_size,
+        })
+    }
+}
+
+/// `ckpt info --json`, field by field in the order it prints them.
+#[derive(Serialize)]
+struct InfoJson<'a> {
+    file: &'a str,
+    program: Option<&'a str>,
+    args: Option<&'a [String]>,
+    taken_at: u64,
+    taken: String,
+    pid: u32,
+    format_version: u32,
+    stub_base: u64,
+    regions: Vec<RegionJson<'a>>,
+    threads: ThreadsJson<'a>,
+    xcr0: u32,
+    extents: usize,
+    total_stored: u64,
+    file_size: u64,
+}
+
+#[derive(Serialize)]
+struct RegionJson<'a> {
+    start: u64,
+    end: u64,
+    size: u64,
+    prot: &'a str,
+    backing: &'static str,
+    name: &'a str,
+    stored: u64,
+    extents: u32,
+    /// Only for file-backed regions: how much of the file's contents is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contents: Option<&'static str>,
+    compressed: bool,
+    in_file: Option<u64>,
+    huge_pages: bool,
+    guard_bytes: u64,
+    flags: &'a [&'static str],
+}
+
+#[derive(Serialize)]
+struct ThreadsJson<'a> {
+    count: usize,
+    tids: &'a [u32],
+    in_vdso: bool,
+}
+
+/// `value` as compact JSON that is also safe to paste into JavaScript or show on a terminal:
+/// serde_json's escapes, plus DEL, U+2028 and U+2029 as `\u` escapes (names and arguments
+/// come from the checkpointed program and may hold anything).
+pub fn to_json(value: &impl Serialize) -> String {
+    let mut out = Vec::new();
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, ScriptSafe);
+    value
+        .serialize(&mut serializer)
+        .expect("serializing to memory cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// serde_json's compact format, with the three extra escapes of [`to_json`].
+struct ScriptSafe;
+
+impl Formatter for ScriptSafe {
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
+    where
+        W: ?Sized + io::Write,
+    {
+        let mut rest = fragment;
+        while let Some(at) = rest.find(['\u{7f}', '\u{2028}', '\u{2029}']) {
+            let c = rest[at..].chars().next().unwrap_or_default();
+            writer.write_all(&rest.as_bytes()[..at])?;
+            write!(writer, "\\u{:04x}", c as u32)?;
+            rest = &rest[at + c.len_utf8()..];
         }
-        let _ = write!(
-            out,
-            ",\"taken_at\":{},\"taken\":{},\"pid\":{},\"format_version\":{},\"stub_base\":{}",
-            self.taken_at,
-            json_string(&format_utc(self.taken_at)),
-            self.pid,
-            self.version,
-            self.stub_base
-        );
-        out.push_str(",\"regions\":[");
-        for (i, r) in self.regions.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"start\":{},\"end\":{},\"size\":{},\"prot\":{},\"backing\":{},\"name\":{},\
-                 \"stored\":{},\"extents\":{}",
-                r.start,
-                r.end,
-                r.end - r.start,
-                json_string(&r.prot),
-                json_string(r.backing.word()),
-                json_string(&r.name),
-                r.stored,
-                r.extents
-            );
-            if r.backing.is_file() {
-                let _ = write!(out, ",\"contents\":{}", json_string(contents_word_of(r)));
-            }
-            let in_file = r.in_file.map_or("null".to_owned(), |n| n.to_string());
-            let _ = write!(
-                out,
-                ",\"compressed\":{},\"in_file\":{in_file},\"huge_pages\":{},\"guard_bytes\":{}",
-                r.compressed, r.huge, r.guard
-            );
-            let flags: Vec<String> = r.flags.iter().map(|f| json_string(f)).collect();
-            let _ = write!(out, ",\"flags\":[{}]", flags.join(","));
-            out.push('}');
-        }
-        out.push(']');
-        let tids: Vec<String> = self.tids.iter().map(u32::to_string).collect();
-        let _ = write!(
-            out,
-            ",\"threads\":{{\"count\":{},\"tids\":[{}],\"in_vdso\":{}}},\"xcr0\":{}",
-            self.tids.len(),
-            tids.join(","),
-            self.in_vdso,
-            self.xcr0
-        );
-        let _ = write!(
-            out,
-            ",\"extents\":{},\"total_stored\":{},\"file_size\":{}}}",
-            self.extents, self.total_stored, self.file_size
-        );
-        out
+        writer.write_all(rest.as_bytes())
     }
 }
 
@@ -426,29 +481,6 @@ pub fn human_size(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
@@ -533,14 +565,14 @@ mod tests {
 
     #[test]
     fn json_escaping() {
-        assert_eq!(json_string("plain"), "\"plain\"");
-        assert_eq!(json_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
-        assert_eq!(json_string("l1\nl2\t\r"), "\"l1\\nl2\\t\\r\"");
-        assert_eq!(
-            json_string("\u{1}\u{1f}\u{7f}"),
-            "\"\\u0001\\u001f\\u007f\""
-        );
-        assert_eq!(json_string("é ✓"), "\"é ✓\"");
+        assert_eq!(to_json(&"plain"), "\"plain\"");
+        assert_eq!(to_json(&"a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(to_json(&"l1\nl2\t\r"), "\"l1\\nl2\\t\\r\"");
+        assert_eq!(to_json(&"\u{1}\u{1f}\u{7f}"), "\"\\u0001\\u001f\\u007f\"");
+        assert_eq!(to_json(&"é ✓"), "\"é ✓\"");
+        // The separators JavaScript once took for line ends, and a string of nothing else.
+        assert_eq!(to_json(&"a\u{2028}b\u{2029}"), "\"a\\u2028b\\u2029\"");
+        assert_eq!(to_json(&"\u{7f}"), "\"\\u007f\"");
     }
 
     #[test]

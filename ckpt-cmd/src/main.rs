@@ -14,6 +14,7 @@
 
 mod args;
 mod checkpoint;
+mod elf_reader;
 mod image;
 mod info;
 mod protocol;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use args::{Request, RunOptions};
+use elf_reader::is_static_elf;
 use image::Image;
 
 const USAGE: &str = "\
@@ -347,7 +349,7 @@ fn refuse_static(program: &Path) -> Result<(), Failure> {
         return Ok(());
     };
     // A checkpoint file is static too, but it needs no library: it carries its own.
-    if is_static_elf(&bytes) && ckpt_image::elf::locate_header(&bytes).is_none() {
+    if is_static_elf(&bytes) && elf_reader::ckpt_header_offset(&bytes).is_none() {
         return Err(Failure::new(
             EXIT_CANNOT_RUN,
             format!(
@@ -358,33 +360,6 @@ fn refuse_static(program: &Path) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// Whether `head` (the start of a file) is a 64-bit ELF executable without a program
-/// interpreter (`PT_INTERP`), i.e. one the dynamic loader never sees.
-fn is_static_elf(head: &[u8]) -> bool {
-    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
-        return false;
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(head[32..40].try_into().unwrap_or([0; 8])) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
-    if phentsize < 4 {
-        return false;
-    }
-    let mut saw_load = false;
-    for i in 0..phnum {
-        let at = phoff + i * phentsize;
-        let Some(ty) = head.get(at..at + 4) else {
-            return false; // headers beyond what was read: do not guess
-        };
-        match u32::from_le_bytes(ty.try_into().unwrap_or([0; 4])) {
-            3 => return false, // PT_INTERP
-            1 => saw_load = true,
-            _ => {}
-        }
-    }
-    saw_load
 }
 
 /// Finds libckpt.so: `$CKPT_LIBRARY` if set, else beside the ckpt executable, else in

@@ -1,29 +1,32 @@
 //! What `ckpt checkpoint` reads of its target in /proc before it asks anything, as pure
 //! functions. The request protocol itself is [`ckpt_image::request`], shared with libckpt.
+//!
+//! The /proc text is parsed by [`ckpt_image::procfs`], which the checkpoint writer and the
+//! restart stub use too (it allocates nothing, so they can; no crate can run there). It
+//! reads raw bytes, as /proc holds them: a non-UTF-8 path or command name is no reason to
+//! misjudge a process, and a line that does not parse is skipped, not fatal.
+
+use ckpt_image::procfs;
 
 /// A signal set line of `/proc/PID/status` (`SigBlk:`, `SigIgn:`, `SigCgt:`) as a mask
 /// (bit `n - 1` for signal `n`).
 pub fn status_mask(status: &[u8], field: &str) -> Option<u64> {
-    let line = status
-        .split(|&b| b == b'\n')
-        .find_map(|line| line.strip_prefix(field.as_bytes())?.strip_prefix(b":"))?;
-    let hex = std::str::from_utf8(line).ok()?.trim();
-    u64::from_str_radix(hex, 16).ok()
+    procfs::status_mask(status, field.as_bytes())
+}
+
+/// The state letter (field 3) and start time (field 22, clock ticks since boot) of a
+/// `/proc/PID/stat` text.
+pub fn stat_identity(stat: &[u8]) -> Option<(char, u64)> {
+    let state = *procfs::stat_field(stat, 3)?.first()?;
+    Some((char::from(state), procfs::stat_number(stat, 22)?))
 }
 
 /// Whether a `/proc/PID/maps` line maps a file named `libckpt.so` (possibly deleted since).
 pub fn maps_line_has_libckpt(line: &[u8]) -> bool {
-    // address perms offset dev inode path: the path starts after the fifth field.
-    let mut rest = line;
-    for _ in 0..5 {
-        let trimmed = trim_start(rest);
-        match trimmed.iter().position(|&b| b == b' ') {
-            Some(at) => rest = &trimmed[at..],
-            None => return false,
-        }
-    }
-    let path = trim_start(rest);
-    let path = path.strip_suffix(b"\n").unwrap_or(path);
+    let Some(mapping) = procfs::maps_line(line.strip_suffix(b"\n").unwrap_or(line)) else {
+        return false;
+    };
+    let path = mapping.name;
     let path = path.strip_suffix(b" (deleted)").unwrap_or(path);
     if !path.starts_with(b"/") {
         return false;
@@ -35,11 +38,6 @@ pub fn maps_line_has_libckpt(line: &[u8]) -> bool {
 /// Whether the text of `/proc/PID/maps` shows libckpt loaded.
 pub fn maps_have_libckpt(maps: &[u8]) -> bool {
     maps.split(|&b| b == b'\n').any(maps_line_has_libckpt)
-}
-
-fn trim_start(bytes: &[u8]) -> &[u8] {
-    let skip = bytes.iter().take_while(|&&b| b == b' ').count();
-    &bytes[skip..]
 }
 
 #[cfg(test)]
@@ -57,6 +55,18 @@ mod tests {
         assert_eq!(status_mask(status, "SigPnd"), Some(0));
         assert_eq!(status_mask(status, "ShdPnd"), None);
         assert_eq!(status_mask(b"SigCgt:\tzz\n", "SigCgt"), None);
+    }
+
+    #[test]
+    fn stat_fields() {
+        let tail = "S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 20 21\n";
+        let stat = format!("77 (we) ird) name) {tail}").into_bytes();
+        assert_eq!(stat_identity(&stat), Some(('S', 424242)));
+        let mut raw = b"77 (\xff\xfe) ".to_vec();
+        raw.extend_from_slice(tail.as_bytes());
+        assert_eq!(stat_identity(&raw), Some(('S', 424242)));
+        assert_eq!(stat_identity(b"77 (x) S 1 2"), None);
+        assert_eq!(stat_identity(b"77 (x"), None);
     }
 
     #[test]
