@@ -2,6 +2,12 @@
 //! Raw Linux x86-64 system calls, the entry point, the final jump and the memory primitives
 //! the compiler expects. This is the only module of the stub with `unsafe` of its own making:
 //! the stub runs with no libc, and everything here follows the kernel's x86-64 ABI directly.
+//!
+//! The kernel's numbers here (system calls, flags, errno values) are typed by hand: the
+//! stub is compiled by the build script with rustc alone, without cargo, so it cannot
+//! depend on `linux-raw-sys` or `libc`. `tests/constants.rs` reads every `pub const` of this
+//! file and checks it against `linux-raw-sys`; a constant added here fails that test until
+//! it is listed there too (in `KERNEL`, or in `OWN` if it is the stub's own).
 
 use core::arch::{asm, naked_asm};
 

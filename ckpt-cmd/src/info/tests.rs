@@ -1,0 +1,114 @@
+//! Unit tests of `info`.
+
+use super::*;
+
+#[test]
+fn dates() {
+    assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+    assert_eq!(format_utc(86_399), "1970-01-01 23:59:59 UTC");
+    assert_eq!(format_utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    assert_eq!(format_utc(951_868_800), "2000-03-01 00:00:00 UTC");
+    assert_eq!(format_utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    assert_eq!(format_utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+    assert_eq!(format_utc(4_107_542_400), "2100-03-01 00:00:00 UTC");
+    assert_eq!(format_utc(253_402_300_799), "9999-12-31 23:59:59 UTC");
+    // Every day for 600 years: the day after each date is the next date.
+    let mut previous = civil_from_days(-1);
+    assert_eq!(previous, (1969, 12, 31));
+    for days in 0..(600 * 366) {
+        let date = civil_from_days(days);
+        let (y, m, d) = previous;
+        let next_in_month = (y, m, d + 1);
+        let next_month = if m == 12 {
+            (y + 1, 1, 1)
+        } else {
+            (y, m + 1, 1)
+        };
+        assert!(
+            date == next_in_month || date == next_month,
+            "{previous:?} -> {date:?}"
+        );
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let month_len = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        if date == next_month {
+            assert_eq!(d, month_len[m as usize - 1], "{previous:?} -> {date:?}");
+        }
+        previous = date;
+    }
+}
+
+#[test]
+fn json_escaping() {
+    assert_eq!(to_json(&"plain"), "\"plain\"");
+    assert_eq!(to_json(&"a\"b\\c"), "\"a\\\"b\\\\c\"");
+    assert_eq!(to_json(&"l1\nl2\t\r"), "\"l1\\nl2\\t\\r\"");
+    assert_eq!(to_json(&"\u{1}\u{1f}\u{7f}"), "\"\\u0001\\u001f\\u007f\"");
+    assert_eq!(to_json(&"é ✓"), "\"é ✓\"");
+    // The separators JavaScript once took for line ends, and a string of nothing else.
+    assert_eq!(to_json(&"a\u{2028}b\u{2029}"), "\"a\\u2028b\\u2029\"");
+    assert_eq!(to_json(&"\u{7f}"), "\"\\u007f\"");
+}
+
+#[test]
+fn args_and_quoting() {
+    assert_eq!(
+        split_args(b"./prog\0a b\0\0c\0"),
+        vec!["./prog", "a b", "", "c"]
+    );
+    assert_eq!(split_args(b""), Vec::<String>::new());
+    assert_eq!(shell_quote("./counter"), "./counter");
+    assert_eq!(shell_quote("a b"), "'a b'");
+    assert_eq!(shell_quote(""), "''");
+    assert_eq!(shell_quote("it's"), "'it'\\''s'");
+}
+
+#[test]
+fn sizes_and_prot() {
+    assert_eq!(human_size(100), "100 B");
+    assert_eq!(human_size(4096), "4 KiB");
+    assert_eq!(human_size(1536), "1.5 KiB");
+    assert_eq!(human_size(3 << 30), "3 GiB");
+    let r = RegionRecord {
+        prot: prot::READ | prot::EXEC,
+        flags: rf::FILE,
+        ..Default::default()
+    };
+    assert_eq!(prot_string(&r), "r-xp");
+    assert_eq!(Backing::of(&r), Backing::File);
+    let r = RegionRecord {
+        prot: prot::READ | prot::WRITE,
+        flags: rf::SHARED | rf::FILE | rf::DELETED | rf::MEMFD,
+        ..Default::default()
+    };
+    assert_eq!(prot_string(&r), "rw-s");
+    assert_eq!(Backing::of(&r), Backing::Memfd);
+    assert_eq!(Backing::of(&RegionRecord::default()), Backing::Anonymous);
+    let r = RegionRecord {
+        flags: rf::STACK,
+        ..Default::default()
+    };
+    assert_eq!(prot_string(&r), "---p");
+    assert_eq!(Backing::of(&r), Backing::Stack);
+}
+
+#[test]
+fn vm_flag_names() {
+    assert_eq!(vm_flag_words(rf::STACK | rf::HUGE), Vec::<&str>::new());
+    assert_eq!(
+        vm_flag_words(rf::LOCKED | rf::NORESERVE | rf::DONTFORK | rf::HEAP),
+        ["noreserve", "dontfork", "locked"]
+    );
+}
