@@ -22,6 +22,13 @@
 //! Beside the path: [`signals`] keeps ckpt's signals its own past a program's `sigaction`
 //! and `sigprocmask`; [`mutex`], [`clocks`] and [`rseq`] wrap glibc functions whose state
 //! names thread or process ids; [`sys`] holds the system calls, `arch` the assembly.
+//!
+//! Where `unsafe` is: the system calls and views of raw memory are in [`sys`] (their
+//! wrappers are safe where the call cannot break memory safety, `unsafe fn` where it can),
+//! the assembly in `arch`; the wrappers of glibc functions ([`signals`], [`mutex`],
+//! [`clocks`], [`rseq`]) call the functions they wrap with the program's pointers, and the
+//! writer and [`restore`] read the program's memory and change mappings, each `unsafe` block
+//! saying why it is sound.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

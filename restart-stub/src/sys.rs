@@ -1,7 +1,8 @@
 //! # Safety
 //! Raw Linux x86-64 system calls, the entry point, the final jump and the memory primitives
-//! the compiler expects. This is the only module of the stub with `unsafe` of its own making:
-//! the stub runs with no libc, and everything here follows the kernel's x86-64 ABI directly.
+//! the compiler expects: the stub runs with no libc, and everything here follows the
+//! kernel's x86-64 ABI directly. The system calls are `unsafe fn`s; the other modules call
+//! them (and read the image's memory) in `unsafe` blocks that each say why they are sound.
 //!
 //! The kernel's numbers here (system calls, flags, errno values) are typed by hand: the
 //! stub is compiled by the build script with rustc alone, without cargo, so it cannot
