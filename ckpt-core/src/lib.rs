@@ -15,7 +15,7 @@
 //!   capture point), with [`writer`] for the forked image writer;
 //! - [`capture`]: what the address space holds and what to store of it; [`process`] and
 //!   [`timers`]: process-wide kernel state;
-//! - [`write`]: the image file;
+//! - [`write`](mod@write): the image file;
 //! - the restart stub (`restart-stub/`) maps it all back and jumps into the capture point;
 //! - [`restore`]: what a restarted process puts back itself.
 //!

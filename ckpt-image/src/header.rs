@@ -47,7 +47,7 @@ pub struct ImageHeader {
     pub taken_at: u64,
     pub pid: u32,
     pub _pad0: u32,
-    /// The [`stub_sum`] of the file's bytes in [`elf::checked_range`] (the rest of the first
+    /// The [`stub_sum`](crate::stub_sum) of the file's bytes in [`elf::checked_range`](crate::elf::checked_range) (the rest of the first
     /// page and the stub's pages), which the entry check also holds and verifies.
     pub stub_sum: u64,
     pub reserved: [u64; 7],

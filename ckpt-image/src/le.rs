@@ -19,14 +19,14 @@ pub fn u64(b: &[u8], at: usize) -> Option<u64> {
     ))
 }
 
-/// As [`u32`], for an offset the caller knows is in bounds (the compressor's hot loop):
+/// As [`u32`](fn@u32), for an offset the caller knows is in bounds (the compressor's hot loop):
 /// panics otherwise, like indexing.
 #[inline(always)]
 pub fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// As [`u64`], for an offset the caller knows is in bounds: panics otherwise.
+/// As [`u64`](fn@u64), for an offset the caller knows is in bounds: panics otherwise.
 #[inline(always)]
 pub fn u64_at(b: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];

@@ -10,7 +10,7 @@ use crate::{ImageHeader, ThreadRecord, HEADER_SPACE};
 /// keeps in reserved memory are such records.
 ///
 /// # Safety
-/// Implement it through [`record_layout!`], which proves at compile time that the fields,
+/// Implement it through [`record_layout!`](crate::record_layout), which proves at compile time that the fields,
 /// in order and with the types it is given, fill the type without a gap, and that each of
 /// those types is a `Record` itself.
 pub unsafe trait Record: Copy + 'static {}
@@ -248,7 +248,7 @@ pub struct ExtentRecord {
     pub addr: u64,
     pub len: u64,
     pub file_offset: u64,
-    /// The payload's checksum ([`crc32c::PayloadChecksum`]), valid when `flags` has
+    /// The payload's checksum ([`crc32c::PayloadChecksum`](crate::crc32c::PayloadChecksum)), valid when `flags` has
     /// [`EXTENT_HAS_CRC`].
     pub crc: u32,
     pub flags: u32,
@@ -265,7 +265,7 @@ crate::record_layout!(ExtentRecord {
 /// `ExtentRecord::flags`: `crc` holds the checksum of the extent's payload bytes.
 pub const EXTENT_HAS_CRC: u32 = 1;
 
-/// `ExtentRecord::flags`: the payload is a sequence of [`lz4`] frames starting at
+/// `ExtentRecord::flags`: the payload is a sequence of [`lz4`](crate::lz4) frames starting at
 /// `file_offset` (not page aligned); its length in the file is that of its frames.
 pub const EXTENT_LZ4: u32 = 2;
 

@@ -2,7 +2,7 @@
 //!
 //! `/proc/self/maps` is read in one go into reserved memory (reading it piecewise can show a
 //! changing list). Each mapping becomes a [`RegionRecord`]; its stored pages become
-//! [`ExtentRecord`]s, chosen by what backs the mapping:
+//! [`ExtentRecord`](ckpt_image::ExtentRecord)s, chosen by what backs the mapping:
 //!
 //! | mapping                                  | stored                                       |
 //! |------------------------------------------|----------------------------------------------|

@@ -1,8 +1,8 @@
 //! # Safety
 //! The checkpoint path's contact with the kernel and with raw memory: system calls through
 //! `libc` (all async-signal-safe), views of reserved memory, and process-global cells,
-//! grouped by subsystem ([`fs`], [`mem`], [`signal`], [`fault`], [`thread`], [`time`],
-//! [`process`], [`socket`]); the assembly is in `crate::arch`. Functions marked
+//! grouped by subsystem (`fs`, `mem`, `signal`, `fault`, `thread`, `time`, `process`,
+//! `socket`); the assembly is in `crate::arch`. Functions marked
 //! "signal-safe" allocate nothing, take no locks and do no stdio; this crate has no
 //! allocator at all, so nothing here can allocate.
 

@@ -1,7 +1,7 @@
 //! Write: the captured process as a self-restarting ELF executable.
 //!
 //! The image goes to a file beside the target that has no name until it is complete
-//! ([`file`]), payloads straight from memory in page-aligned runs ([`payload`]), then the
+//! (`file`), payloads straight from memory in page-aligned runs (`payload`), then the
 //! tables and the header, fsync, and a name and a rename over the target — so the target
 //! name only ever holds a complete checkpoint. Everything here is signal-safe.
 
