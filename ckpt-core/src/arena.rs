@@ -30,7 +30,7 @@ pub struct Arena {
     pub staging: &'static mut [u8],
     /// Compressed frames on their way to the file, and the compressor's hash table.
     pub packed: &'static mut [u8],
-    pub lz4_table: [u32; ckpt_image::lz4::TABLE_SIZE],
+    pub lz4_table: lz4_flex::block::CompressTable,
     /// `/proc/self/stat` and other small reads.
     pub misc: &'static mut [u8],
     pub auxv: &'static mut [u64],
@@ -58,8 +58,12 @@ impl Arena {
             residency: sys::reserve(64 << 10),
             stub: sys::reserve(crate::STUB.len()),
             staging: sys::reserve(ckpt_image::lz4::FRAME_MAX),
-            packed: sys::reserve(ckpt_image::lz4::bound(ckpt_image::lz4::FRAME_MAX)),
-            lz4_table: [0; ckpt_image::lz4::TABLE_SIZE],
+            packed: sys::reserve(lz4_flex::block::get_maximum_output_size(
+                ckpt_image::lz4::FRAME_MAX,
+            )),
+            // Large: frames exceed 64 KiB, and the small table would be replaced on the
+            // stack inside the handler.
+            lz4_table: lz4_flex::block::CompressTable::large(),
             misc: sys::reserve(64 << 10),
             auxv: sys::as_records(sys::reserve(4096)),
             sigactions: [SigactionRecord::default(); NSIG],

@@ -1,7 +1,10 @@
-//! LZ4 block compression for checkpoint payloads (`CKPT_COMPRESS=lz4`), written for this
-//! format: no allocation (the writer runs in a signal handler, the reader is the no_std
-//! stub), and a decoder that checks every length and offset, so a damaged stream is an
-//! error, never a fault.
+//! LZ4 for checkpoint payloads: the frame format, and the decoder the restart stub runs.
+//!
+//! The writer compresses with the `lz4_flex` crate (no allocation with a table it keeps in
+//! reserved memory). The decoder is written here because the stub is built without cargo
+//! and cannot use a crate; it checks every length and offset, so a damaged stream is an
+//! error, never a fault, and it is tested against `lz4_flex` as an oracle
+//! (`tests/fuzz.rs`), as `ckpt verify` uses it too so that its verdict is the restart's.
 //!
 //! A compressed extent is a sequence of frames, one per chunk of at most [`FRAME_MAX`]
 //! bytes of memory: `u32 stored_len`, `u32 raw_len` (little endian), then `stored_len`
@@ -9,137 +12,18 @@
 //! does not compress). The block format is LZ4's: sequences of a token, literals, a 16-bit
 //! offset and a match length; the last sequence has literals only.
 
-use crate::le::{u32_at as read_u32, u64_at as read_u64};
+use crate::le::u32_at as read_u32;
 
 /// Most memory bytes one frame holds.
 pub const FRAME_MAX: usize = 1 << 20;
 /// Bytes of a frame header.
 pub const FRAME_HEADER: usize = 8;
-/// Entries of the compressor's hash table.
-pub const TABLE_SIZE: usize = 1 << HASH_LOG;
-const HASH_LOG: u32 = 12;
-
+/// The shortest match LZ4 encodes (a match length of 0 in the stream).
 const MIN_MATCH: usize = 4;
-/// LZ4's end-of-block rules: the last match starts at least `MF_LIMIT` bytes before the
-/// end, and the last `LAST_LITERALS` bytes are literals.
-const MF_LIMIT: usize = 12;
-const LAST_LITERALS: usize = 5;
-/// Farthest a match may reach back.
-const MAX_OFFSET: usize = 0xffff;
-/// Through data that does not match, the search step grows by one every `1 << SKIP`
-/// misses.
-const SKIP: u32 = 6;
 
 /// Largest size a block of `n` bytes can compress to.
 pub const fn bound(n: usize) -> usize {
     n + n / 255 + 16
-}
-
-/// Hashes the five bytes at the bottom of `v`.
-fn hash(v: u64) -> usize {
-    ((v << 24).wrapping_mul(0xcf1b_bcdc_bb00_0000) >> (64 - HASH_LOG)) as usize
-}
-
-/// How many bytes at `a` equal those at `b` (`b < a`), not looking at or past `limit`.
-fn common(src: &[u8], mut a: usize, mut b: usize, limit: usize) -> usize {
-    let start = a;
-    while a + 8 <= limit {
-        let diff = read_u64(src, a) ^ read_u64(src, b);
-        if diff != 0 {
-            return a - start + (diff.trailing_zeros() / 8) as usize;
-        }
-        a += 8;
-        b += 8;
-    }
-    while a < limit && src[a] == src[b] {
-        a += 1;
-        b += 1;
-    }
-    a - start
-}
-
-/// Compresses `src` into `dst` (at least `bound(src.len())` bytes) using `table` as scratch;
-/// returns the compressed length, or `None` when `dst` is too small.
-pub fn compress(src: &[u8], dst: &mut [u8], table: &mut [u32; TABLE_SIZE]) -> Option<usize> {
-    if dst.len() < bound(src.len()) {
-        return None;
-    }
-    let n = src.len();
-    if n < MF_LIMIT + 1 {
-        return Some(emit(dst, 0, src, None));
-    }
-    // Entries are positions; a stale or never-set entry (0) is harmless, because every
-    // candidate is compared before it is used.
-    table.fill(0);
-    let match_limit = n - LAST_LITERALS;
-    let search_limit = n - MF_LIMIT;
-    let mut out = 0;
-    let mut anchor = 0;
-    let mut i = 1;
-    'blocks: loop {
-        // Find the next match.
-        let mut misses = 1 << SKIP;
-        let mut cand;
-        loop {
-            if i > search_limit {
-                break 'blocks;
-            }
-            let seq = read_u64(src, i);
-            let h = hash(seq);
-            cand = table[h] as usize;
-            table[h] = i as u32;
-            if cand < i && i - cand <= MAX_OFFSET && read_u32(src, cand) == seq as u32 {
-                break;
-            }
-            i += misses >> SKIP;
-            misses += 1;
-        }
-        // Take in equal bytes before it, then as many after it as there are.
-        while i > anchor && cand > 0 && src[i - 1] == src[cand - 1] {
-            i -= 1;
-            cand -= 1;
-        }
-        let len = MIN_MATCH + common(src, i + MIN_MATCH, cand + MIN_MATCH, match_limit);
-        out = emit(dst, out, &src[anchor..i], Some(((i - cand) as u16, len)));
-        i += len;
-        anchor = i;
-        if i <= search_limit {
-            table[hash(read_u64(src, i - 2))] = (i - 2) as u32;
-        }
-    }
-    Some(emit(dst, out, &src[anchor..], None))
-}
-
-fn emit_len(dst: &mut [u8], mut out: usize, mut extra: usize) -> usize {
-    while extra >= 255 {
-        dst[out] = 255;
-        out += 1;
-        extra -= 255;
-    }
-    dst[out] = extra as u8;
-    out + 1
-}
-
-/// Writes one sequence: literals, then the match (offset, length) if any.
-fn emit(dst: &mut [u8], mut out: usize, literals: &[u8], m: Option<(u16, usize)>) -> usize {
-    let lit = literals.len();
-    let match_code = m.map_or(0, |(_, len)| len - MIN_MATCH);
-    let token = ((lit.min(15) as u8) << 4) | (match_code.min(15) as u8);
-    dst[out] = token;
-    out += 1;
-    if lit >= 15 {
-        out = emit_len(dst, out, lit - 15);
-    }
-    dst[out..out + lit].copy_from_slice(literals);
-    out += lit;
-    if let Some((offset, _)) = m {
-        dst[out..out + 2].copy_from_slice(&offset.to_le_bytes());
-        out += 2;
-        if match_code >= 15 {
-            out = emit_len(dst, out, match_code - 15);
-        }
-    }
-    out
 }
 
 /// Why a stream could not be decoded.
@@ -254,9 +138,53 @@ pub fn frame_ok(stored: usize, raw: usize, remaining: usize) -> bool {
 mod tests {
     use super::*;
 
+    /// What the writer does: `lz4_flex` with a table of its own.
+    fn compress(
+        src: &[u8],
+        dst: &mut [u8],
+        table: &mut lz4_flex::block::CompressTable,
+    ) -> Option<usize> {
+        lz4_flex::block::compress_into_with_table(src, dst, table).ok()
+    }
+
+    const MAX_OUTPUT: fn(usize) -> usize = lz4_flex::block::get_maximum_output_size;
+
+    // A hand encoder of sequences, to make streams with every offset and length.
+    fn emit_len(dst: &mut [u8], mut out: usize, mut extra: usize) -> usize {
+        while extra >= 255 {
+            dst[out] = 255;
+            out += 1;
+            extra -= 255;
+        }
+        dst[out] = extra as u8;
+        out + 1
+    }
+
+    /// Writes one sequence: literals, then the match (offset, length) if any.
+    fn emit(dst: &mut [u8], mut out: usize, literals: &[u8], m: Option<(u16, usize)>) -> usize {
+        let lit = literals.len();
+        let match_code = m.map_or(0, |(_, len)| len - MIN_MATCH);
+        let token = ((lit.min(15) as u8) << 4) | (match_code.min(15) as u8);
+        dst[out] = token;
+        out += 1;
+        if lit >= 15 {
+            out = emit_len(dst, out, lit - 15);
+        }
+        dst[out..out + lit].copy_from_slice(literals);
+        out += lit;
+        if let Some((offset, _)) = m {
+            dst[out..out + 2].copy_from_slice(&offset.to_le_bytes());
+            out += 2;
+            if match_code >= 15 {
+                out = emit_len(dst, out, match_code - 15);
+            }
+        }
+        out
+    }
+
     fn round_trip(data: &[u8]) -> usize {
-        let mut table = [0u32; TABLE_SIZE];
-        let mut packed = vec![0u8; bound(data.len())];
+        let mut table = lz4_flex::block::CompressTable::large();
+        let mut packed = vec![0u8; MAX_OUTPUT(data.len())];
         let n = compress(data, &mut packed, &mut table).unwrap();
         let mut back = vec![0u8; data.len()];
         decompress(&packed[..n], &mut back).unwrap();
@@ -385,8 +313,8 @@ mod tests {
     fn damaged_streams_are_errors_not_faults() {
         let mut data = noise(20_000, 3);
         data[5_000..15_000].fill(7);
-        let mut table = [0u32; TABLE_SIZE];
-        let mut packed = vec![0u8; bound(data.len())];
+        let mut table = lz4_flex::block::CompressTable::large();
+        let mut packed = vec![0u8; MAX_OUTPUT(data.len())];
         let n = compress(&data, &mut packed, &mut table).unwrap();
         let packed = &packed[..n];
         let mut out = vec![0u8; data.len()];

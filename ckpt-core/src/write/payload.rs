@@ -83,7 +83,7 @@ fn write_extent_lz4(
     offset: u64,
     staging: &mut [u8],
     packed: &mut [u8],
-    table: &mut [u32; lz4::TABLE_SIZE],
+    table: &mut lz4_flex::block::CompressTable,
 ) -> Result<(u64, u64, u32), i32> {
     let mut done = 0;
     let mut at = offset;
@@ -100,8 +100,10 @@ fn write_extent_lz4(
         }
         let data = &staging[..n];
         sum.update(data);
-        let stored = match lz4::compress(data, packed, table) {
-            Some(c) if c < n => &packed[..c],
+        // lz4_flex's block encoder: pure computation on the buffers given, no allocation
+        // (built without its `alloc` feature), so it may run here.
+        let stored = match lz4_flex::block::compress_into_with_table(data, packed, table) {
+            Ok(c) if c < n => &packed[..c],
             _ => data,
         };
         sys::pwrite_all(fd, &lz4::write_frame_header(stored.len(), n), at)?;
