@@ -1,6 +1,6 @@
 //! `ckpt info`, `ckpt info --json` and `ckpt checkpoint` on real processes and real
 //! checkpoints; the mode of checkpoint files whatever the umask; symlinks planted at the
-//! final and at the temp name.
+//! final and at the temp name; a closed stdout.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
@@ -628,4 +628,39 @@ fn wait_until(mut condition: impl FnMut() -> bool, timeout: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     true
+}
+
+/// A reader that has gone (`ckpt info FILE | head`) ends the command by SIGPIPE, as it ends
+/// any Unix filter, with no panic message: the Rust runtime ignores SIGPIPE, and `println!`
+/// into a closed pipe panics.
+#[test]
+fn closed_stdout_ends_the_command_quietly() {
+    let dir = TempDir::new("cmd-sigpipe");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let mut command = ckpt_tool(&dir, &["--help"]);
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn ckpt --help");
+    drop(command);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitpid") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ckpt --help into a closed pipe did not exit within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        status.signal() == Some(libc::SIGPIPE) && stderr.is_empty(),
+        "ckpt --help into a closed pipe: {}, stderr {stderr:?}",
+        describe_status(status)
+    );
 }

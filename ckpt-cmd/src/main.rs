@@ -124,6 +124,7 @@ const DEFAULT_PATH: &str = "/bin:/usr/bin";
 const LIBRARY_FILE: &str = "libckpt.so";
 
 fn main() -> ExitCode {
+    sys::default_sigpipe();
     match args::parse(std::env::args_os().skip(1)) {
         Ok(Request::Help) => {
             print!("{USAGE}");

@@ -1,12 +1,12 @@
-//! The two signal calls the command makes without a safe wrapper, because none covers them.
+//! The three signal calls the command makes without a safe wrapper, because none covers them.
 //! Everything else goes through nix (peer credentials, `poll`, the `kill` probe),
 //! getrandom and bytemuck, called where it is used.
 //!
 //! # Safety
 //!
-//! Both are plain libc calls whose only arguments are integers (and, for `sigqueue`, a
-//! union passed by value): no memory is lent to them, so nothing here can be unsound. They
-//! are raw because of what nix's `Signal` cannot name: the real-time signals, which are
+//! All are plain libc calls whose only arguments are integers (and, for `sigqueue`, a
+//! union passed by value): no memory is lent to them, so nothing here can be unsound.
+//! `sigqueue` and `kill` are raw because of what nix's `Signal` cannot name: the real-time signals, which are
 //! ckpt's control signal (`ckpt_image::CONTROL_SIGNAL`) and may be any `--signal N` of
 //! `ckpt checkpoint`; and nix has no `sigqueue`.
 #![allow(unsafe_code)]
@@ -36,4 +36,14 @@ pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Restores the default action of `SIGPIPE`, which the Rust runtime ignores: a reader that
+/// goes away (`ckpt info FILE | head`) ends the command quietly, as it ends any Unix
+/// filter, instead of making `println!` panic. Programs the command runs get the default
+/// action anyway (std's exec resets it).
+pub fn default_sigpipe() {
+    // SAFETY: installs SIG_DFL, no handler of ours; called first thing in main, when no
+    // other thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
