@@ -369,7 +369,10 @@ mod tests {
             // cannot import: CI installs cc, so there a missing one fails.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-                assert!(!in_ci, "no C compiler (cc) to assemble {source}, under CI=true");
+                assert!(
+                    !in_ci,
+                    "no C compiler (cc) to assemble {source}, under CI=true"
+                );
                 eprintln!("SKIPPED loader_is_its_assembly_source: no C compiler (cc)");
                 return;
             }

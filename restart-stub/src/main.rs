@@ -181,7 +181,7 @@ fn open_self(initial_sp: *const usize) -> usize {
         }
         p = p.add(1);
         while *p != 0 {
-            if *p == 31 {
+            if *p == AT_EXECFN {
                 // (Inside the unsafe block above: AT_EXECFN is a NUL-terminated path, which
                 // the kernel only reads.)
                 let fd = syscall3(SYS_OPEN, *p.add(1), O_RDONLY | O_CLOEXEC, 0);
@@ -200,13 +200,12 @@ fn open_self(initial_sp: *const usize) -> usize {
 }
 
 fn file_size(fd: usize) -> u64 {
-    // struct stat on x86-64 is 144 bytes; st_size is at offset 48.
-    let mut st = [0u64; 18];
-    // SAFETY: the kernel writes one struct stat (144 bytes) into a buffer of 144 bytes.
+    let mut st = [0u64; STAT_WORDS];
+    // SAFETY: the kernel writes one struct stat into a buffer of its size.
     if unsafe { syscall3(SYS_FSTAT, fd, st.as_mut_ptr() as usize, 0) } < 0 {
         die("cannot stat the checkpoint file", None, EXIT_CANNOT_READ);
     }
-    st[6]
+    st[STAT_SIZE_WORD]
 }
 
 /// Iterates over the environment the checkpoint file was started with (the restart's own
@@ -431,7 +430,7 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     // 5. Signal actions and the thread's own state, then jump.
     for (i, sa) in tables.sigactions.iter().enumerate() {
         let sig = i + 1;
-        if sig == 9 || sig == 19 {
+        if sig == SIGKILL || sig == SIGSTOP {
             continue;
         }
         // SAFETY: installs the program's saved action, a record in the kernel's layout.

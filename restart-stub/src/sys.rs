@@ -52,6 +52,14 @@ pub const ENOMEM: isize = 12;
 pub const MADV_POPULATE_WRITE: usize = 23;
 pub const MADV_GUARD_INSTALL: usize = 102;
 pub const MLOCK_ONFAULT: usize = 1;
+pub const ENOSYS: isize = 38;
+pub const SIGKILL: usize = 9;
+pub const SIGSTOP: usize = 19;
+/// The auxiliary vector entry with the executed file's name.
+pub const AT_EXECFN: usize = 31;
+/// `struct stat`, in 8-byte words, and the word holding `st_size`.
+pub const STAT_WORDS: usize = 18;
+pub const STAT_SIZE_WORD: usize = 6;
 
 /// Issues system call `n`; returns the raw result (negative errno on failure).
 ///

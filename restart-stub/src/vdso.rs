@@ -73,9 +73,12 @@ pub(crate) fn forward_vdso(old: &ckpt_image::RegionRecord, new: u64, len: u64) {
         let code = match target {
             Some(t) => jump_to(t),
             // mov rax, -ENOSYS; ret
-            None => [
-                0x48, 0xc7, 0xc0, 0xda, 0xff, 0xff, 0xff, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc,
-            ],
+            None => {
+                let e = (-(ENOSYS as i32)).to_le_bytes();
+                [
+                    0x48, 0xc7, 0xc0, e[0], e[1], e[2], e[3], 0xc3, 0xcc, 0xcc, 0xcc, 0xcc,
+                ]
+            }
         };
         if count < MAX && off + 12 <= old.len {
             patches[count] = (off, code);
