@@ -11,7 +11,6 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ckpt_tests::*;
@@ -227,29 +226,6 @@ fn a_program_that_catches_every_signal_survives_ckpt_checkpoint() {
         ROUNDS,
     );
     restarted.kill();
-}
-
-/// python3's real executable (the one on PATH may be a wrapper script), or `None` after
-/// saying that the test is skipped.
-fn python3() -> Option<PathBuf> {
-    if !have_program("python3") {
-        skip(Skip::MissingTool, "python3 is not installed");
-        return None;
-    }
-    let output = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if output.status.success() && path.is_absolute() && path.is_file() {
-        Some(path)
-    } else {
-        skip(
-            Skip::MissingTool,
-            "python3 does not say where its executable is",
-        );
-        None
-    }
 }
 
 #[test]

@@ -9,7 +9,6 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use ckpt_tests::*;
@@ -34,26 +33,6 @@ fn interpreter(name: &str) -> Option<PathBuf> {
         skip(Skip::MissingTool, &format!("{name} is not installed"));
     }
     found
-}
-
-/// python3's real executable: the one on PATH may be a wrapper script (pyenv's shim, say),
-/// and ckpt should start Python itself.
-fn python3() -> Option<PathBuf> {
-    interpreter("python3")?;
-    let output = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()?;
-    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if output.status.success() && path.is_absolute() && path.is_file() {
-        Some(path)
-    } else {
-        skip(
-            Skip::MissingTool,
-            "python3 does not say where its executable is",
-        );
-        None
-    }
 }
 
 /// What a counting interpreter printed so far, across its processes.

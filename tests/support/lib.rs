@@ -97,6 +97,29 @@ pub fn have_program(name: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// python3's real executable (the one on PATH may be a wrapper script, pyenv's shim say,
+/// and ckpt should start Python itself), or `None` after saying that the test is skipped.
+pub fn python3() -> Option<PathBuf> {
+    if !have_program("python3") {
+        skip(Skip::MissingTool, "python3 is not installed");
+        return None;
+    }
+    let output = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if output.status.success() && path.is_absolute() && path.is_file() {
+        Some(path)
+    } else {
+        skip(
+            Skip::MissingTool,
+            "python3 does not say where its executable is",
+        );
+        None
+    }
+}
+
 /// Why a test skips something: which decides whether CI may skip it (see [`skip`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
