@@ -21,18 +21,8 @@ impl<const N: usize> Line<N> {
         self
     }
 
-    pub fn push_decimal(&mut self, mut v: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
-        let mut k = digits.len();
-        loop {
-            k -= 1;
-            digits[k] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(&digits[k..])
+    pub fn push_decimal(&mut self, v: u64) -> &mut Self {
+        self.push(ckpt_image::digits::decimal(v, &mut [0; 20]))
     }
 
     /// `v` in decimal, with a minus sign when negative.
@@ -45,19 +35,8 @@ impl<const N: usize> Line<N> {
 
     /// `0x` and `v` in lower-case hexadecimal.
     pub fn push_hex(&mut self, v: u64) -> &mut Self {
-        let mut digits = [0u8; 16];
-        let mut k = digits.len();
-        let mut v = v;
-        loop {
-            k -= 1;
-            let d = (v & 0xf) as u8;
-            digits[k] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
-            v >>= 4;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push(b"0x").push(&digits[k..])
+        self.push(b"0x")
+            .push(ckpt_image::digits::hex(v, &mut [0; 16]))
     }
 
     /// Whether everything pushed fitted.

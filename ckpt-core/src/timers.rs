@@ -34,6 +34,8 @@
 //! The records live in a static of this module (saved with the library's memory), used only
 //! by the checkpoint path while it holds the in-progress flag.
 
+use ckpt_image::procfs::{parse_dec, parse_hex};
+
 use crate::line::Line;
 use crate::sys::{self, Global, SigInfo, TimerEvent};
 
@@ -461,27 +463,8 @@ fn parse_decimal(s: &[u8]) -> Option<i32> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    if digits.is_empty() || digits.len() > 10 {
-        return None;
-    }
-    let mut v: i64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + (c - b'0') as i64;
-    }
+    let v = i64::try_from(parse_dec(digits)?).ok()?;
     i32::try_from(if negative { -v } else { v }).ok()
-}
-
-fn parse_hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |v, &c| {
-        let d = (c as char).to_digit(16)?;
-        Some(v << 4 | d as u64)
-    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod crc32c;
+pub mod digits;
 pub mod elf;
 pub mod le;
 pub mod lz4;

@@ -36,24 +36,15 @@ pub const SOCKET_NAME_MAX: usize = 48;
 pub fn socket_name(pid: u32, nonce: u32, out: &mut [u8; SOCKET_NAME_MAX]) -> usize {
     let mut n = SOCKET_PREFIX.len();
     out[..n].copy_from_slice(SOCKET_PREFIX);
-    let mut digits = [0u8; 10];
-    let mut k = digits.len();
-    let mut v = pid;
-    loop {
-        k -= 1;
-        digits[k] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out[n..n + digits.len() - k].copy_from_slice(&digits[k..]);
-    n += digits.len() - k;
+    let mut digits = [0; 20];
+    let pid = crate::digits::decimal(pid as u64, &mut digits);
+    out[n..n + pid.len()].copy_from_slice(pid);
+    n += pid.len();
     out[n] = b'/';
     n += 1;
     for shift in (0..8).rev() {
         let d = ((nonce >> (shift * 4)) & 0xf) as u8;
-        out[n] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        out[n] = crate::digits::hex_digit(d);
         n += 1;
     }
     n

@@ -149,7 +149,7 @@ pub fn format_hex(v: u64, buf: &mut [u8; 18]) -> &[u8] {
     };
     for i in 0..digits {
         let d = ((v >> (4 * (digits - 1 - i))) & 0xf) as u8;
-        buf[2 + i] = if d < 10 { b'0' + d } else { b'a' + d - 10 };
+        buf[2 + i] = ckpt_image::digits::hex_digit(d);
     }
     &buf[..2 + digits]
 }
