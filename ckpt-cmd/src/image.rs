@@ -13,8 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use ckpt_image::{
-    elf, lz4, page_up, stub_sum::StubSum, ExitStatus, ExtentRecord, FormatError, ImageHeader,
-    Tables, EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
+    elf, lz4, stub_sum::StubSum, ExitStatus, ExtentRecord, FormatError, ImageHeader, Tables,
+    EXTENT_LZ4, FORMAT_VERSION, HEADER_SPACE, PAGE_SIZE,
 };
 
 use crate::elf_reader;
@@ -126,14 +126,8 @@ impl Image {
             _ => Refusal::format(error),
         })?;
         // As the stub: its scratch memory (tables, vDSO parking) must fit its reservation.
-        let scratch_end = header
-            .stub_base
-            .checked_add(page_up(header.stub_mem))
-            .and_then(|s| s.checked_add(page_up(header.tables_len)));
-        let reserve_end = header.stub_base.checked_add(header.stub_reserve);
-        match (scratch_end, reserve_end) {
-            (Some(s), Some(r)) if s <= r => {}
-            _ => return Err(Refusal::format(FormatError::BadTables)),
+        if header.stub_scratch().is_none() {
+            return Err(Refusal::format(FormatError::BadTables));
         }
 
         // The tables.

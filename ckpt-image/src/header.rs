@@ -2,7 +2,7 @@
 //! the tables are, the stub's place and the process's memory layout; checked in that order
 //! ([`ImageHeader::validate`]); and the exit status of each refusal.
 
-use crate::{crc32c, EM_X86_64, FORMAT_VERSION, MAGIC, NSIG};
+use crate::{checked_page_up, crc32c, EM_X86_64, FORMAT_VERSION, MAGIC, NSIG};
 use crate::{EXTENT_SIZE, REGION_SIZE, SIGACTION_SIZE, THREAD_SIZE};
 
 /// The fixed-size header of an image.
@@ -207,6 +207,14 @@ pub struct TableLayout {
     pub total: usize,
 }
 
+/// See [`ImageHeader::stub_scratch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StubScratch {
+    pub tables: u64,
+    pub park: u64,
+    pub end: u64,
+}
+
 impl ImageHeader {
     pub fn table_layout(&self) -> Option<TableLayout> {
         let regions = 0usize;
@@ -229,6 +237,19 @@ impl ImageHeader {
             names,
             total,
         })
+    }
+
+    /// Where the restart stub keeps its scratch memory, inside its reservation after its
+    /// own image: the tables at `tables`, then the parking place of the vDSO family at
+    /// `park`, up to `end`. `None` when the tables do not fit (the image is refused as
+    /// `BadTables`, by the stub and by `ckpt verify` alike).
+    pub fn stub_scratch(&self) -> Option<StubScratch> {
+        let tables = self
+            .stub_base
+            .checked_add(checked_page_up(self.stub_mem)?)?;
+        let park = tables.checked_add(checked_page_up(self.tables_len)?)?;
+        let end = self.stub_base.checked_add(self.stub_reserve)?;
+        (park <= end).then_some(StubScratch { tables, park, end })
     }
 
     /// The header as bytes (it is plain old data with explicit padding).

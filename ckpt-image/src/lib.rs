@@ -66,6 +66,14 @@ pub const fn page_up(x: u64) -> u64 {
     (x + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
 }
 
+/// [`page_up`] of a number read from a file: `None` past the top of the address space.
+pub const fn checked_page_up(x: u64) -> Option<u64> {
+    match x.checked_add(PAGE_SIZE - 1) {
+        Some(v) => Some(v & !(PAGE_SIZE - 1)),
+        None => None,
+    }
+}
+
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).
 pub const CONTROL_SIGNAL: i32 = 63;

@@ -33,9 +33,9 @@ use std::mem::size_of;
 use ckpt_image::request::{self, Answer};
 use ckpt_image::{
     crc32c, elf, signals, ExtentRecord, FormatError, ImageHeader, RegionRecord, SigactionRecord,
-    Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC, EXTENT_LZ4, EXTENT_SIZE,
-    FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE, SIGACTION_SIZE,
-    STUB_FILE_OFFSET, THREAD_SIZE,
+    StubScratch, Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC, EXTENT_LZ4,
+    EXTENT_SIZE, FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE,
+    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_SIZE,
 };
 use ckpt_image::{lz4, procfs};
 use fuzzing::{mutate, run, Mutation, Rng, IN_PLACE, MUTATIONS};
@@ -538,6 +538,21 @@ fn image_header() {
             "validate({actual_len:#x}) = {got:?}, the format says {want:?} for {header:#x?}"
         );
         accepted += usize::from(got.is_ok());
+        // The stub's scratch memory, in arithmetic that cannot overflow.
+        let page = |x: u64| (x as u128).div_ceil(PAGE as u128) * PAGE as u128;
+        let tables = header.stub_base as u128 + page(header.stub_mem);
+        let park = tables + page(header.tables_len);
+        let end = header.stub_base as u128 + header.stub_reserve as u128;
+        let want = (park <= end && end <= u64::MAX as u128).then_some(StubScratch {
+            tables: tables as u64,
+            park: park as u64,
+            end: end as u64,
+        });
+        let got = header.stub_scratch();
+        ensure!(
+            got == want,
+            "stub_scratch() = {got:x?}, should be {want:x?}"
+        );
         Ok(())
     });
     println!("image_header: {accepted} of {cases} mutated headers accepted");

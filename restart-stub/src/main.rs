@@ -17,8 +17,8 @@ mod sys;
 mod vdso;
 
 use ckpt_image::{
-    elf, lz4, page_up, region_flags, ExitStatus, FormatError, ImageHeader, Tables, HEADER_SPACE,
-    PAGE_SIZE,
+    elf, lz4, region_flags, ExitStatus, FormatError, ImageHeader, StubScratch, Tables,
+    HEADER_SPACE, PAGE_SIZE,
 };
 
 use restart_stub::properties::{advice_after_fill, advice_before_fill, map_flags, MAP_NORESERVE};
@@ -283,13 +283,14 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     let header = ImageHeader::read_from(page).unwrap_or_else(|| fail(FormatError::Truncated));
     header.validate(size).unwrap_or_else(|e| fail(e));
 
-    let scratch = header.stub_base + page_up(header.stub_mem);
-    let tables_space = page_up(header.tables_len);
-    let park = scratch + tables_space;
-    let reserve_end = header.stub_base + header.stub_reserve;
-    if park > reserve_end {
-        fail(FormatError::BadTables);
-    }
+    let StubScratch {
+        tables: scratch,
+        park,
+        end: reserve_end,
+    } = header
+        .stub_scratch()
+        .unwrap_or_else(|| fail(FormatError::BadTables));
+    let tables_space = park - scratch;
     if tables_space > 0 {
         // SAFETY: maps at an address of the saved layout, which the stub has cleared of everything but its own reservation.
         let r = unsafe {
