@@ -41,6 +41,12 @@ pub fn set_errno(v: i32) {
     unsafe { *libc::__errno_location() = v };
 }
 
+/// Where the calling thread's `errno` lives.
+pub fn errno_address() -> u64 {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() as u64 }
+}
+
 fn errno() -> i32 {
     // SAFETY: __errno_location returns the calling thread's errno slot, always valid.
     unsafe { *libc::__errno_location() }

@@ -17,10 +17,13 @@ const CHUNK: u64 = 1 << 20;
 /// made readable if need be). Returns the bytes written (whole pages; fewer than `len` when the rest of the
 /// mapping cannot be read) and their checksum.
 ///
-/// The memory around the stack pointer changes while the writer runs (its own frames live
-/// there), so those chunks are copied to `staging` first and written and checksummed from
-/// the copy: the file and its checksum then agree. What lies below the capture point is
-/// dead in the restarted process anyway.
+/// Some memory changes while the writer runs: around the stack pointer (its own frames
+/// live there), and the writing thread's control block and `errno` (the kernel updates the
+/// rseq area in the block whenever the thread moves to another CPU; system calls set
+/// `errno`). Chunks that touch those are copied to `staging` first and written and
+/// checksummed from the copy: the file and its checksum then agree. What changes there
+/// after the copy is dead in the restarted process anyway (below the capture point, or
+/// put back by the restart: rseq registered again, `errno` restored by the handler).
 fn write_extent(
     fd: i32,
     addr: u64,
@@ -30,13 +33,19 @@ fn write_extent(
     readable: bool,
 ) -> Result<(u64, u32), i32> {
     let here = &staging as *const _ as u64;
-    let (live_lo, live_hi) = (here.saturating_sub(512 << 10), here + (64 << 10));
+    let page = |a: u64| a & !(PAGE_SIZE - 1);
+    let (fs, errno) = (page(sys::fs_base()), page(sys::errno_address()));
+    let live = [
+        (here.saturating_sub(512 << 10), here + (64 << 10)),
+        (fs, fs + 2 * PAGE_SIZE),
+        (errno, errno + PAGE_SIZE),
+    ];
     let mut done = 0;
     let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
     while done < len {
         let want = (len - done).min(CHUNK);
         let at = addr + done;
-        let n = if at < live_hi && at + want > live_lo {
+        let n = if live.iter().any(|&(lo, hi)| at < hi && at + want > lo) {
             let copy = &mut staging[..want as usize];
             // SAFETY: a stored extent of a region that is readable now (made so if need be),
             // in a process frozen in this handler, under the fault guard.
