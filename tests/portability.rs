@@ -249,7 +249,8 @@ fn checkpoint_marked_as_taken_inside_the_vdso_is_refused_under_another() {
     for under_other in [false, true] {
         let mut image = Image::read(&checkpoint);
         let at = image.thread_field(offset_of!(ThreadRecord, flags));
-        image.put_u32(at, ckpt_image::THREAD_IN_VDSO);
+        let flags = u32::from_le_bytes(image.bytes[at..at + 4].try_into().unwrap());
+        image.put_u32(at, flags | ckpt_image::THREAD_IN_VDSO);
         if under_other {
             image = other_vdso(image).1;
         }

@@ -2,7 +2,7 @@
 //! and may not allocate. The buffers are lazily committed anonymous memory: pages never
 //! touched cost nothing, neither in the process nor in its checkpoints.
 
-use ckpt_image::{ExtentRecord, RegionRecord, SigactionRecord, ThreadRecord, NSIG};
+use ckpt_image::{ExtentRecord, RegionRecord, SigactionRecord, NSIG};
 
 use crate::capture::NotedLock;
 use crate::sys::{self, Global, PageRegion};
@@ -35,7 +35,6 @@ pub struct Arena {
     pub misc: &'static mut [u8],
     pub auxv: &'static mut [u64],
     pub sigactions: [SigactionRecord; NSIG],
-    pub thread: ThreadRecord,
     pub target_path: [u8; PATH_MAX],
     pub temp_path: [u8; PATH_MAX + 32],
 }
@@ -67,7 +66,6 @@ impl Arena {
             misc: sys::reserve(64 << 10),
             auxv: sys::as_records(sys::reserve(4096)),
             sigactions: [SigactionRecord::default(); NSIG],
-            thread: ThreadRecord::default(),
             target_path: [0; PATH_MAX],
             temp_path: [0; PATH_MAX + 32],
         }

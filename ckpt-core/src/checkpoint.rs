@@ -173,17 +173,6 @@ impl Exclusive {
             }
         }
     }
-
-    /// Waits (yielding) until no checkpoint is in progress. Not for signal handlers.
-    pub fn acquire() -> Option<Exclusive> {
-        for _ in 0..1_000_000 {
-            if let Some(x) = Exclusive::try_acquire() {
-                return Some(x);
-            }
-            sys::sched_yield();
-        }
-        None
-    }
 }
 
 impl Drop for Exclusive {
@@ -251,8 +240,11 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         Outcome::Written | Outcome::Failed(_) => hooks.post.run(false),
         // The post-checkpoint hooks run when the writer has finished (on_control_signal).
         Outcome::Forked => {}
-        Outcome::Busy | Outcome::Coalesced => {}
+        Outcome::Busy | Outcome::Coalesced => return outcome,
     }
+    // The program's other threads go on: after the hooks, which run while they are stopped
+    // (with a forked writer, at once: it has its own copy of them).
+    crate::threads::thaw();
     outcome
 }
 
@@ -298,12 +290,15 @@ fn take(
     if undumpable {
         sys::set_dumpable(true);
     }
-    let ctx = &mut job.arena.thread.context as *mut ckpt_image::ResumeContext;
+    let ctx = &mut crate::threads::leader().context as *mut ckpt_image::ResumeContext;
     // SAFETY: ctx points into the arena, valid for writes; `run` is called with a pointer to
     // `job`, which outlives the call. In a restarted process the call returns RESUMED into
     // this frame, which the image preserved because it was suspended in the call.
     let r = unsafe { sys::capture_and_run(ctx, run, (&mut job as *mut Job).cast()) };
     if r == RESUMED {
+        // Every thread is made again and back before the process-wide state is put back.
+        crate::threads::resume::thread_resumed(0);
+        crate::threads::resume::all_back(x.arena.misc);
         after_restart(x.state, x.arena);
         return Outcome::Restarted;
     }
@@ -346,25 +341,33 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     let arena = &mut *job.arena;
     let state = &mut *job.state;
 
-    // Thread state not in the kernel's signal frame.
+    // Every other thread stops, with its state in the thread table.
+    let own = own_signals(&state.config);
+    crate::threads::OWN_SIGNALS.store(own, core::sync::atomic::Ordering::Relaxed);
+    crate::threads::stop_others(arena.misc).map_err(WriteError::Threads)?;
+
+    // This thread's state not in the kernel's signal frame.
     let fs = sys::fs_base();
-    let t = &mut arena.thread;
+    let t = crate::threads::leader();
     t.tid = sys::gettid();
     t.fs_base = fs;
+    t.gs_base = 0;
     t.xcr0 = ckpt_image::xcr0();
     t.sigmask = job.sigmask;
-    (t.altstack_sp, t.altstack_flags, t.altstack_size) = sys::sigaltstack();
-    (t.robust_list_head, t.robust_list_len) = sys::robust_list();
-    let glibc_rseq = state.rseq_offset.map(|off| fs.wrapping_add(off as u64));
-    (t.rseq_area, t.rseq_len, t.rseq_sig) = crate::rseq::current(glibc_rseq).unwrap_or((0, 0, 0));
-    if let Some(off) = state.tid_offset {
-        t.clear_child_tid = fs + off;
-    }
-    let (library_timers, own_signals) = (library_timers(state), own_signals(&state.config));
+    crate::threads::park::fill_common(t, fs);
+    (t.pc, t.sp) = (job.interrupted_pc, 0);
+    let library_timers = library_timers(state);
     state.process.capture(arena.misc);
+    // Signals pending for the whole process are raised at it again, not at the thread that
+    // happened to have them in its view.
+    let shared = state.process.shared_pending;
+    for s in crate::threads::image_order().filter(|&s| s != 0) {
+        crate::threads::record_mut(s).pending &= !shared;
+    }
+    crate::threads::leader().pending = state.process.pending & !shared & !own;
     crate::clocks::note_checkpoint();
     let p = &mut state.process;
-    p.pending = crate::timers::capture(arena.maps, library_timers, p.pending, own_signals);
+    p.pending = crate::timers::capture(arena.maps, library_timers, p.pending, own);
     for (i, sa) in arena.sigactions.iter_mut().enumerate() {
         *sa = SigactionRecord::default();
         let _ = sys::rt_sigaction(i as i32 + 1, None, Some(sa));
@@ -372,15 +375,13 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     debug_assert_eq!(arena.sigactions.len(), NSIG);
 
     // The kernel's view of the layout, and a refusal for what we cannot restore yet.
-    let n = sys::read_file(b"/proc/self/stat\0", arena.misc).map_err(WriteError::ReadProc)?;
-    let (mut mm, threads) =
-        write::parse_stat(&arena.misc[..n]).ok_or(WriteError::ReadProc(libc::EIO))?;
-    if threads > 1 {
-        return Err(WriteError::MultiThreaded);
-    }
+    let n =
+        sys::read_file(b"/proc/thread-self/stat\0", arena.misc).map_err(WriteError::ReadProc)?;
+    let (mut mm, _) = write::parse_stat(&arena.misc[..n]).ok_or(WriteError::ReadProc(libc::EIO))?;
     mm.brk = sys::current_brk();
     let auxv_bytes = ckpt_image::record_bytes_mut(arena.auxv);
-    let n = sys::read_file(b"/proc/self/auxv\0", auxv_bytes).map_err(WriteError::ReadProc)?;
+    let n =
+        sys::read_file(b"/proc/thread-self/auxv\0", auxv_bytes).map_err(WriteError::ReadProc)?;
     let mut auxv_words = 0;
     while auxv_words + 1 < n / 8 {
         let key = arena.auxv[auxv_words];
@@ -436,11 +437,9 @@ fn capture_regions_and_write(
     let in_vdso = arena.regions[..cap.regions].iter().any(|r| {
         r.flags & ckpt_image::region_flags::VDSO != 0 && (r.start..r.start + r.len).contains(&pc)
     });
-    arena.thread.flags = if in_vdso {
-        ckpt_image::THREAD_IN_VDSO
-    } else {
-        0
-    };
+    if in_vdso {
+        crate::threads::leader().flags |= ckpt_image::THREAD_IN_VDSO;
+    }
     let cfg = state.config;
     let opts = write::WriteOptions {
         fsync: cfg.fsync,

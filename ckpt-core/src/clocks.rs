@@ -36,12 +36,10 @@ const FIRST_OWN_CLOCK: libc::clockid_t = -8;
 /// The kind bits of a dynamic clock (`(~fd << 3) | 3`, a PTP device): an fd, not a pid.
 const CLOCKFD: libc::clockid_t = 3;
 
-/// Former pids and tids of this process and what each is now: (old, new) pairs, the newest
-/// last, `RENAMED_LEN` of them in use. Written only by `note_restart`, which runs while the
-/// restarted process has one thread; read lock-free by the wrappers on any thread.
-///
-/// With several threads restored, `note_restart` must record each thread's (old tid, new
-/// tid) pair — the table is made for it.
+/// Former pids of this process and what each is now: (old, new) pairs, the newest last,
+/// `RENAMED_LEN` of them in use. Written only by `note_restart`, which runs while the
+/// restarted process's other threads wait; read lock-free by the wrappers on any thread.
+/// Former thread ids are `threads::tids`'.
 const MAX_RENAMED: usize = 1024;
 static RENAMED: [[AtomicU32; 2]; MAX_RENAMED] =
     [const { [AtomicU32::new(0), AtomicU32::new(0)] }; MAX_RENAMED];
@@ -49,33 +47,24 @@ static RENAMED_LEN: AtomicUsize = AtomicUsize::new(0);
 /// The next slot to overwrite once the table is full (the oldest pair).
 static RENAMED_NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// The pid and tid of the process at its last checkpoint. Saved with the image.
-static CHECKPOINTED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+/// The pid of the process at its last checkpoint. Saved with the image.
+static CHECKPOINTED: AtomicU32 = AtomicU32::new(0);
 
-/// Records the pid and tid of the checkpointing thread. Signal-safe.
+/// Records the pid of the checkpointing process. Signal-safe.
 pub fn note_checkpoint() {
-    CHECKPOINTED[0].store(sys::getpid(), Ordering::Relaxed);
-    CHECKPOINTED[1].store(sys::gettid(), Ordering::Relaxed);
+    CHECKPOINTED.store(sys::getpid(), Ordering::Relaxed);
 }
 
-/// In a restarted process: every former pid and tid now names this process and thread.
-/// Signal-safe.
+/// In a restarted process: every former pid now names this process. Signal-safe.
 pub fn note_restart() {
-    let (pid, tid) = (sys::getpid(), sys::gettid());
-    let old_pid = CHECKPOINTED[0].load(Ordering::Relaxed);
-    let old_tid = CHECKPOINTED[1].load(Ordering::Relaxed);
+    let pid = sys::getpid();
+    let old_pid = CHECKPOINTED.load(Ordering::Relaxed);
     for pair in &RENAMED[..RENAMED_LEN.load(Ordering::Relaxed)] {
-        let now = pair[1].load(Ordering::Relaxed);
-        if now == old_pid {
+        if pair[1].load(Ordering::Relaxed) == old_pid {
             pair[1].store(pid, Ordering::Relaxed);
-        } else if now == old_tid {
-            pair[1].store(tid, Ordering::Relaxed);
         }
     }
     rename(old_pid, pid);
-    if old_tid != old_pid {
-        rename(old_tid, tid);
-    }
 }
 
 fn rename(old: u32, new: u32) {
@@ -110,7 +99,11 @@ fn renamed(id: u32) -> Option<u32> {
 /// `clock` with a former pid or tid of this process replaced by the current one; any other
 /// clock id as it is. Signal-safe.
 pub fn translate(clock: libc::clockid_t) -> libc::clockid_t {
-    match cpu_clock_owner(clock).and_then(|(id, _)| renamed(id)) {
+    let now = cpu_clock_owner(clock).and_then(|(id, thread)| match thread {
+        true => crate::threads::tids::current(id).or_else(|| renamed(id)),
+        false => renamed(id),
+    });
+    match now {
         Some(now) => (!(now as libc::clockid_t) << 3) | (clock & 7),
         None => clock,
     }
@@ -327,30 +320,28 @@ mod tests {
     fn clock_ids_round_trip_and_only_cpu_clocks_of_former_ids_change() {
         // One test: the table is process-wide.
         assert_eq!(cpu_clock(8368, 2), -66950, "glibc's encoding, as measured");
-        CHECKPOINTED[0].store(100, Ordering::Relaxed);
-        CHECKPOINTED[1].store(101, Ordering::Relaxed);
-        rename(100, 200);
-        rename(101, 200);
-        assert_eq!(translate(cpu_clock(100, 2)), cpu_clock(200, 2));
-        assert_eq!(translate(cpu_clock(101, 6)), cpu_clock(200, 6));
+        CHECKPOINTED.store(7100, Ordering::Relaxed);
+        rename(7100, 7200);
+        rename(7101, 7200);
+        assert_eq!(translate(cpu_clock(7100, 2)), cpu_clock(7200, 2));
+        assert_eq!(translate(cpu_clock(7101, 6)), cpu_clock(7200, 6));
         for unchanged in [
             0,
             1,
             libc::CLOCK_PROCESS_CPUTIME_ID,
             -6,
             -2,
-            cpu_clock(300, 2),
-            cpu_clock(100, 3), // an fd of a dynamic clock
+            cpu_clock(7300, 2),
+            cpu_clock(7100, 3), // an fd of a dynamic clock
         ] {
             assert_eq!(translate(unchanged), unchanged);
         }
         // A second restart: the first one's names follow, and the second's are added.
-        CHECKPOINTED[0].store(200, Ordering::Relaxed);
-        CHECKPOINTED[1].store(200, Ordering::Relaxed);
+        CHECKPOINTED.store(7200, Ordering::Relaxed);
         let pid = sys::getpid();
         note_restart();
-        assert_eq!(translate(cpu_clock(100, 2)), cpu_clock(pid, 2));
-        assert_eq!(translate(cpu_clock(101, 6)), cpu_clock(pid, 6));
-        assert_eq!(translate(cpu_clock(200, 2)), cpu_clock(pid, 2));
+        assert_eq!(translate(cpu_clock(7100, 2)), cpu_clock(pid, 2));
+        assert_eq!(translate(cpu_clock(7101, 6)), cpu_clock(pid, 6));
+        assert_eq!(translate(cpu_clock(7200, 2)), cpu_clock(pid, 2));
     }
 }

@@ -9,8 +9,10 @@
 //! The path a checkpoint takes, by module:
 //!
 //! - [`trigger`]: the checkpoint signal, the control signal (periodic checkpoints, requests
-//!   from `ckpt checkpoint` served by [`request`], the writer's exit), and checkpoints put
-//!   off while the program is inside the vDSO or the mutex code;
+//!   from `ckpt checkpoint` served by [`request`], the writer's exit, another thread's
+//!   freeze), and checkpoints put off while the program is inside the vDSO or the mutex
+//!   code;
+//! - [`threads`]: every other thread stopped (the freeze) and, after a restart, made again;
 //! - [`checkpoint`]: the core (the library's state, one checkpoint at a time, hooks, the
 //!   capture point), with [`writer`] for the forked image writer;
 //! - [`capture`]: what the address space holds and what to store of it; [`process`] and
@@ -51,6 +53,7 @@ pub mod restore;
 pub mod rseq;
 pub mod signals;
 pub mod sys;
+pub mod threads;
 pub mod timers;
 pub mod trigger;
 pub mod write;

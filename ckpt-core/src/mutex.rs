@@ -1,12 +1,12 @@
-//! Mutexes locked before a checkpoint, taken over by the restarted thread.
+//! Mutexes locked before a checkpoint, taken over by the restarted threads.
 //!
 //! glibc records the owner of error-checking, recursive, robust and priority-inheritance
-//! mutexes as a thread id. A restarted process has a new thread id (libckpt writes it into
-//! glibc's thread control block, so that `pthread_kill`, scheduling calls and new locks are
+//! mutexes as a thread id. Every thread of a restarted process has a new id (in glibc's
+//! thread control block too, so that `pthread_kill`, scheduling calls and new locks are
 //! right), so a mutex locked before the checkpoint would look owned by a stranger: unlock
 //! would fail with EPERM, and a recursive relock would deadlock. libckpt therefore wraps
-//! the mutex entry points: after a restart, a mutex whose owner is one of the thread ids
-//! this process had before a restart is handed to the current thread id first. Before any
+//! the mutex entry points: after a restart, a mutex whose owner is a former thread id of
+//! this process is handed to that thread's id now (`threads::tids`) first. Before any
 //! restart the wrappers only forward the call.
 //!
 //! A checkpoint must not land between a wrapper's hand-over and glibc's own look at the
@@ -23,41 +23,19 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::sys;
+use crate::threads::tids;
 
 /// Set once the process has been restarted at least once.
 pub static RESTARTED: AtomicBool = AtomicBool::new(false);
-/// Offset of the tid in glibc's thread control block (set at load).
-pub static TID_OFFSET: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// Thread ids the (main) thread had before restarts, newest last; 0 = unused.
-const MAX_OLD_TIDS: usize = 16;
-static OLD_TIDS: [core::sync::atomic::AtomicU32; MAX_OLD_TIDS] =
-    [const { core::sync::atomic::AtomicU32::new(0) }; MAX_OLD_TIDS];
 
 /// Counts restarts, so that a wrapper can tell that one happened during its call.
 static RESTARTS: AtomicU64 = AtomicU64::new(0);
 
-/// Records `tid` as a former thread id of this process. Signal-safe.
-pub fn remember_old_tid(tid: u32) {
-    for slot in &OLD_TIDS {
-        if slot.load(Ordering::Relaxed) == tid {
-            return;
-        }
-    }
-    for slot in &OLD_TIDS {
-        if slot
-            .compare_exchange(0, tid, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-        {
-            break;
-        }
-    }
+/// Notes a restart (once every thread's former id is mapped to its new one, `tids`).
+/// Signal-safe.
+pub fn note_restart() {
     RESTARTED.store(true, Ordering::Release);
     RESTARTS.fetch_add(1, Ordering::AcqRel);
-}
-
-fn is_old(tid: u32) -> bool {
-    tid != 0 && OLD_TIDS.iter().any(|s| s.load(Ordering::Relaxed) == tid)
 }
 
 // Layout of glibc's `struct __pthread_mutex_s` on x86-64.
@@ -73,14 +51,11 @@ fn adopt(m: *mut c_void) {
     if !RESTARTED.load(Ordering::Acquire) || m.is_null() {
         return;
     }
-    let off = TID_OFFSET.load(Ordering::Relaxed);
-    if off == u64::MAX {
+    // Without glibc's layout no thread id was made right; the owners stay as they are.
+    if crate::threads::TID_OFFSET.load(Ordering::Relaxed) == u64::MAX {
         return;
     }
     let base = m as u64;
-    // SAFETY: glibc's cached thread id in the calling thread's control block (its offset was
-    // found at load, inside the block).
-    let now = unsafe { sys::load_u32(sys::thread_self() + off) };
     // SAFETY: `m` is the mutex the program passes to a pthread_mutex_* call, a live, aligned
     // pthread_mutex_t; glibc itself accesses these words atomically.
     let (owner, lock, kind) = unsafe {
@@ -91,12 +66,12 @@ fn adopt(m: *mut c_void) {
         )
     };
     let o = owner.load(Ordering::Relaxed);
-    if is_old(o) {
+    if let Some(now) = tids::current(o) {
         let _ = owner.compare_exchange(o, now, Ordering::AcqRel, Ordering::Relaxed);
     }
     if kind.load(Ordering::Relaxed) & (KIND_ROBUST | KIND_PI) != 0 {
         let l = lock.load(Ordering::Relaxed);
-        if is_old(l & FUTEX_TID_MASK) {
+        if let Some(now) = tids::current(l & FUTEX_TID_MASK) {
             let _ = lock.compare_exchange(
                 l,
                 (l & !FUTEX_TID_MASK) | now,

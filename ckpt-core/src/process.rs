@@ -40,8 +40,11 @@ pub struct ProcessState {
     pub umask: u32,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF: (interval, remaining) in microseconds.
     pub itimers: [(u64, u64); 3],
-    /// Signals pending at the checkpoint, raised again after a restart.
+    /// Signals pending at the checkpoint for the process or the checkpointing thread, raised
+    /// again after a restart.
     pub pending: u64,
+    /// Those of them pending for the whole process (`ShdPnd`).
+    pub shared_pending: u64,
     /// Whether the program had made itself not dumpable (`PR_SET_DUMPABLE` 0: ssh-agent,
     /// gpg-agent, programs holding keys); a restarted one is made so again.
     pub undumpable: bool,
@@ -62,6 +65,7 @@ impl Default for ProcessState {
             umask: 0o022,
             itimers: [(0, 0); 3],
             pending: 0,
+            shared_pending: 0,
             undumpable: false,
             rlimits: [None; RLIMITS],
             thp_disable: None,
@@ -80,7 +84,7 @@ impl ProcessState {
     pub fn capture(&mut self, scratch: &mut [u8]) {
         self.cwd[0] = 0;
         if let Ok(n) = sys::readlink(
-            b"/proc/self/cwd\0",
+            b"/proc/thread-self/cwd\0",
             &mut self.cwd[..crate::arena::PATH_MAX - 1],
         ) {
             self.cwd[n] = 0;
@@ -88,11 +92,15 @@ impl ProcessState {
         self.umask = sys::get_umask();
         self.itimers = sys::get_itimers();
         self.pending = sys::sigpending();
+        self.shared_pending = sys::read_file(b"/proc/thread-self/status\0", scratch)
+            .ok()
+            .and_then(|n| ckpt_image::procfs::status_mask(&scratch[..n], b"ShdPnd"))
+            .unwrap_or(0);
         for (res, slot) in self.rlimits.iter_mut().enumerate() {
             *slot = sys::get_rlimit(res as u32).ok();
         }
         self.thp_disable = sys::thp_disable().ok();
-        self.oom_score_adj = sys::read_file(b"/proc/self/oom_score_adj\0", scratch)
+        self.oom_score_adj = sys::read_file(b"/proc/thread-self/oom_score_adj\0", scratch)
             .ok()
             .and_then(|n| parse_i64(&scratch[..n]));
         self.membarrier = sys::membarrier_registrations().ok();
@@ -190,7 +198,7 @@ impl ProcessState {
     }
 
     fn restore_oom_score_adj(&self, adj: i64, scratch: &mut [u8]) {
-        let now = sys::read_file(b"/proc/self/oom_score_adj\0", scratch)
+        let now = sys::read_file(b"/proc/thread-self/oom_score_adj\0", scratch)
             .ok()
             .and_then(|n| parse_i64(&scratch[..n]));
         if now == Some(adj) {
@@ -201,7 +209,7 @@ impl ProcessState {
             value.push(b"-");
         }
         value.push_decimal(adj.unsigned_abs());
-        if sys::write_file(b"/proc/self/oom_score_adj\0", value.as_bytes()).is_err() {
+        if sys::write_file(b"/proc/thread-self/oom_score_adj\0", value.as_bytes()).is_err() {
             report3(
                 b"ckpt: cannot set the OOM score adjustment back to ",
                 value.as_bytes(),

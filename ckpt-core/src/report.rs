@@ -10,8 +10,11 @@ pub fn report_failure(name: &[u8], err: WriteError) {
     let mut line = Line::<1024>::new();
     line.push(b"ckpt: checkpoint to '")
         .push(&name[..name.len().min(512)])
-        .push(b"' failed: ")
-        .push(what.as_bytes());
+        .push(b"' failed: ");
+    if let Some(tid) = err.thread() {
+        line.push(b"thread ").push_decimal(tid as u64).push(b" ");
+    }
+    line.push(what.as_bytes());
     if let Some(addr) = err.address() {
         line.push(b" at ").push_hex(addr);
     }

@@ -1,32 +1,20 @@
-//! What a restarted process puts back itself once the stub has jumped into the capture
-//! point: the stub's memory released, glibc's cached thread id, the robust list and rseq,
-//! process-wide state, timers, pending signals, and the library's own timers. Signal-safe.
+//! What a restarted process puts back itself once every thread is back (`threads::resume`
+//! made them again, each with its own kernel state): the stub's memory released, the
+//! process-wide state, timers, pending signals, and the library's own timers. Run by the
+//! leader while the other threads wait. Signal-safe.
 
 use crate::arena::Arena;
 use crate::checkpoint::State;
 use crate::sys;
 use crate::trigger::note_vdso;
 
-/// Repairs, in a restarted process, what the kernel does not carry over: the stub's memory
-/// is released, glibc's cached thread id, the robust futex list and rseq are registered for
-/// the new thread. Signal-safe.
+/// Repairs, in a restarted process, what the kernel does not carry over. Signal-safe.
 pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
-    // SAFETY: the stub's reservation, which nothing references once it has jumped here.
+    // SAFETY: the stub's reservation, which nothing references once it has jumped here (the
+    // first thread made the others before it came back).
     unsafe { sys::munmap(state.stub.base, state.stub.reserve) };
-    let t = &arena.thread;
-    if let Some(off) = state.tid_offset {
-        let at = t.fs_base + off;
-        crate::mutex::remember_old_tid(t.tid);
-        // SAFETY: glibc's cached thread id in this thread's restored control block.
-        unsafe { sys::store_u32(at, sys::gettid()) };
-        sys::set_tid_address(at);
-    }
-    if t.robust_list_head != 0 {
-        sys::set_robust_list(t.robust_list_head, t.robust_list_len);
-    }
-    if t.rseq_len != 0 {
-        let _ = sys::rseq_register(t.rseq_area, t.rseq_len, t.rseq_sig);
-    }
+    crate::mutex::note_restart();
+    crate::rseq::note_restart();
     let p = &state.process;
     p.restore(arena.misc);
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
@@ -38,12 +26,18 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     // timers come back with their ids before the library makes its own (below).
     crate::clocks::note_restart();
     crate::timers::restore();
-    // Signals that were pending come back pending (one instance each); not ckpt's own,
-    // which would checkpoint again at once.
+    // Signals that were pending come back pending (one instance each): the process's to the
+    // process, this thread's to this thread (the other threads raised their own); not ckpt's
+    // own, which would checkpoint again at once.
     for sig in 1..=64 {
         let ours = sig == state.config.asyncsig || sig == crate::config::CONTROL_SIGNAL;
-        if p.pending & (1u64 << (sig - 1)) != 0 && !ours {
-            sys::raise_in_thread(sig);
+        let bit = 1u64 << (sig - 1);
+        if p.pending & bit != 0 && !ours {
+            if p.shared_pending & bit != 0 {
+                sys::raise_in_process(sig);
+            } else {
+                sys::raise_in_thread(sig);
+            }
         }
     }
     // Kernel timers do not survive; the periodic one is created again for this process.

@@ -157,3 +157,18 @@ pub fn current(glibc_area: Option<u64>) -> Option<(u64, u32, u32)> {
         }
     }
 }
+
+/// In a restarted process (every thread back, its former id mapped to its new one): the
+/// recorded registrations follow their threads to their new ids; those of threads that had
+/// ended are forgotten. Signal-safe.
+pub fn note_restart() {
+    for t in &TIDS {
+        let tid = t.load(Ordering::Relaxed);
+        if tid != 0 {
+            t.store(
+                crate::threads::tids::current(tid).unwrap_or(0),
+                Ordering::Relaxed,
+            );
+        }
+    }
+}

@@ -21,12 +21,10 @@
 //! one line and the program goes on; timers a checkpoint could not save (more than
 //! `MAX_TIMERS`) are counted on stderr at the checkpoint and again at the restart.
 //!
-//! Threads: a checkpoint of more than one thread is refused today, so a `SIGEV_THREAD_ID`
-//! timer aimed at another thread names a thread that has ended (the kernel delivers nothing
-//! to it); it comes back without notification. When threads are restored, `restore` must aim
-//! such timers at the new tid of their thread (and record the pairs in `clocks`), and glibc's
-//! `SIGEV_THREAD` timers (a kernel timer aimed at glibc's helper thread with `SIGTIMER`, the
-//! value pointing at glibc's record in memory) come back once the helper thread does. A
+//! Threads: a `SIGEV_THREAD_ID` timer is aimed at its thread's new id (`threads::tids`); one
+//! aimed at a thread that had ended comes back without notification. glibc's `SIGEV_THREAD`
+//! timers are kernel timers aimed at glibc's helper thread, which comes back like any other
+//! (when it can be stopped: it blocks every signal, see `threads`). A
 //! timer on `CLOCK_THREAD_CPUTIME_ID` is listed as clock -2 whichever thread made it (the
 //! kernel keeps that thread to itself): it must be made again by its own thread, which only
 //! a record kept by a `timer_create` wrapper could tell.
@@ -290,12 +288,14 @@ pub fn restore() {
 fn restore_timer(t: &TimerRecord, thread: u32) -> Result<(), (&'static str, i32)> {
     let mut event = t.event;
     if event.notify & SIGEV_THREAD_ID != 0 {
-        if event.tid as u32 == thread {
-            event.tid = sys::gettid() as i32;
-        } else {
-            // A thread that had ended (see the module documentation).
-            event.notify = SIGEV_NONE;
-            event.tid = 0;
+        match crate::threads::tids::current(event.tid as u32) {
+            Some(now) => event.tid = now as i32,
+            None if event.tid as u32 == thread => event.tid = sys::gettid() as i32,
+            None => {
+                // A thread that had ended (see the module documentation).
+                event.notify = SIGEV_NONE;
+                event.tid = 0;
+            }
         }
     }
     let clock = crate::clocks::translate(t.clock);

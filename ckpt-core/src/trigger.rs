@@ -113,7 +113,7 @@ pub(crate) fn run_outside_vdso(pc: u64, what: Retry) {
 /// The vDSO's address range, to tell a signal that interrupted the program inside it. Set at
 /// library load and after each restart. Signal-safe.
 pub fn note_vdso(arena: &mut Arena) {
-    let range = match sys::read_file(b"/proc/self/maps\0", arena.maps) {
+    let range = match sys::read_file(b"/proc/thread-self/maps\0", arena.maps) {
         Ok(n) if n < arena.maps.len() => capture::vdso_range(&arena.maps[..n]),
         _ => None,
     };
@@ -121,6 +121,11 @@ pub fn note_vdso(arena: &mut Arena) {
     VDSO_RANGE[0].store(lo, Ordering::Relaxed);
     VDSO_RANGE[1].store(hi, Ordering::Relaxed);
     RETRY_TIMER.store(-1, Ordering::Relaxed);
+}
+
+/// Whether `pc` lies in the vDSO. Signal-safe.
+pub(crate) fn in_vdso(pc: u64) -> bool {
+    (VDSO_RANGE[0].load(Ordering::Relaxed)..VDSO_RANGE[1].load(Ordering::Relaxed)).contains(&pc)
 }
 
 static VDSO_RANGE: [core::sync::atomic::AtomicU64; 2] = [
@@ -224,7 +229,8 @@ pub(crate) static INTERRUPTED_PC: core::sync::atomic::AtomicU64 =
     core::sync::atomic::AtomicU64::new(0);
 
 /// The handler of the control signal: the periodic timer and the retry timer (`SI_TIMER`),
-/// checkpoint requests from `ckpt checkpoint` (`SI_QUEUE`), and the image writer's exit.
+/// checkpoint requests from `ckpt checkpoint` (`SI_QUEUE`), the image writer's exit, and
+/// another thread's checkpoint stopping this one (`SI_TKILL` from this process).
 /// Signal-safe.
 pub(crate) extern "C" fn on_control_signal(
     _sig: i32,
@@ -256,6 +262,9 @@ pub(crate) extern "C" fn on_control_signal(
         }
         // Who asks is learnt from the kernel, not from the signal (request.rs).
         libc::SI_QUEUE => run_outside_vdso(pc, Retry::Request(pid, value as u32)),
+        // Another thread of this process is taking a checkpoint and stops this one (the
+        // kernel fills in the sender of a tgkill: nobody else can send this).
+        libc::SI_TKILL if pid == sys::getpid() => crate::threads::park::park(ctx),
         _ => {}
     }
 }

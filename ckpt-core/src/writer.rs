@@ -65,7 +65,7 @@ pub(crate) fn writer_gone(state: &mut State, status: i32) {
 /// whether it has as much; if not it exits unheard of and the parent writes the image itself.
 /// That costs the pause two reads of the maps, a few dozen microseconds. Signal-safe.
 pub(crate) fn fork_complete_copy(arena: &mut Arena) -> Option<i32> {
-    let n = sys::read_file(b"/proc/self/maps\0", arena.maps).ok()?;
+    let n = sys::read_file(b"/proc/thread-self/maps\0", arena.maps).ok()?;
     if n == arena.maps.len() {
         return None;
     }
@@ -74,7 +74,7 @@ pub(crate) fn fork_complete_copy(arena: &mut Arena) -> Option<i32> {
     let forked = sys::fork_writer(crate::config::CONTROL_SIGNAL);
     if let Ok(0) = forked {
         sys::close(answer);
-        let complete = match sys::read_file(b"/proc/self/maps\0", arena.maps) {
+        let complete = match sys::read_file(b"/proc/thread-self/maps\0", arena.maps) {
             Ok(n) if n < arena.maps.len() => capture::mapped_bytes(&arena.maps[..n]) >= ours,
             _ => false,
         };

@@ -50,8 +50,9 @@ pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 
 /// 2: the entry check verifies the restart stub against `ImageHeader::stub_sum`; extents
 /// may be guard pages (`EXTENT_GUARD`); regions carry the properties the program set on
-/// them (`region_flags::VM_FLAGS`).
-pub const FORMAT_VERSION: u32 = 2;
+/// them (`region_flags::VM_FLAGS`). 3: one thread record per thread, with its pending
+/// signals, where it was stopped, its name and CPU affinity.
+pub const FORMAT_VERSION: u32 = 3;
 
 pub const EM_X86_64: u32 = 62;
 

@@ -3,6 +3,7 @@
 
 use crate::{crc32c, lz4, records, ExtentRecord, FormatError, ImageHeader, RegionRecord};
 use crate::{SigactionRecord, ThreadRecord, EXTENT_GUARD, EXTENT_LZ4, PAGE_SIZE, STUB_FILE_OFFSET};
+use crate::{THREAD_FLAGS, THREAD_LEADER, THREAD_MAIN};
 
 /// Typed views of the tables of a validated image.
 pub struct Tables<'a> {
@@ -18,7 +19,8 @@ impl<'a> Tables<'a> {
     /// Interprets `bytes` (the tables, 8-byte aligned, length checked by the caller against
     /// the header) as tables, after checking their checksum and their internal consistency:
     /// regions sorted and disjoint, page-aligned, each extent inside its region and inside
-    /// the file at a page-aligned offset.
+    /// the file at a page-aligned offset; thread records with known flags, exactly one the
+    /// leader, the main thread (when recorded) first.
     pub fn parse(header: &ImageHeader, bytes: &'a [u8]) -> Result<Tables<'a>, FormatError> {
         let layout = header.table_layout().ok_or(FormatError::BadTables)?;
         if bytes.len() != layout.total || !(bytes.as_ptr() as usize).is_multiple_of(8) {
@@ -118,6 +120,17 @@ impl<'a> Tables<'a> {
                 return bad;
             }
         }
+        // Threads: known flags, one leader, the main thread (if any) first.
+        let mut leaders = 0;
+        for (i, t) in self.threads.iter().enumerate() {
+            if t.flags & !THREAD_FLAGS != 0 || (t.flags & THREAD_MAIN != 0 && i != 0) {
+                return bad;
+            }
+            leaders += usize::from(t.flags & THREAD_LEADER != 0);
+        }
+        if leaders != 1 {
+            return bad;
+        }
         // The stub's reservation must not overlap the saved layout.
         let stub_end = match header.stub_base.checked_add(header.stub_reserve) {
             Some(e) => e,
@@ -183,7 +196,10 @@ mod tests {
             file_offset: 0x2000,
             ..Default::default()
         };
-        let thread = ThreadRecord::default();
+        let thread = ThreadRecord {
+            flags: THREAD_LEADER,
+            ..Default::default()
+        };
         let mut buf: Vec<u64> = Vec::new();
         let push = |buf: &mut Vec<u64>, bytes: &[u8]| {
             for c in bytes.chunks(8) {

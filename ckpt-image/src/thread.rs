@@ -73,17 +73,21 @@ const _: () = {
     assert!(core::mem::offset_of!(ResumeContext, fpu_cw) == 68);
 };
 
-/// Per-thread state. The first record is the thread that took the checkpoint.
+/// Per-thread state, one record per thread of the process. The first record is the thread
+/// the restart stub resumes: the main thread (its id is the process id) when it was alive,
+/// else the thread that took the checkpoint. That thread makes the others again (libckpt,
+/// with raw `clone`), each resuming in its own saved context.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadRecord {
     pub tid: u32,
-    /// `THREAD_IN_VDSO` and nothing else yet.
+    /// `THREAD_*` flags.
     pub flags: u32,
     pub fs_base: u64,
     pub gs_base: u64,
     pub context: ResumeContext,
-    /// Signal mask to install before jumping to the resume point.
+    /// The thread's signal mask where the checkpoint stopped it (the program's; its own
+    /// handler frame restores it).
     pub sigmask: u64,
     pub altstack_sp: u64,
     pub altstack_size: u64,
@@ -97,7 +101,20 @@ pub struct ThreadRecord {
     pub xcr0: u32,
     pub robust_list_head: u64,
     pub robust_list_len: u64,
+    /// glibc's tid field in the thread's control block: the kernel clears it when the thread
+    /// ends (`pthread_join` waits for that), and writes the new tid there when the restart
+    /// makes the thread again.
     pub clear_child_tid: u64,
+    /// Signals pending for this thread alone (bit `sig - 1`), raised at it again.
+    pub pending: u64,
+    /// Where the checkpoint stopped the thread: its instruction and stack pointers (0: not
+    /// known, as for `ckpt_ckpt()`).
+    pub pc: u64,
+    pub sp: u64,
+    /// The thread's name (`PR_GET_NAME`), NUL-padded.
+    pub comm: [u8; 16],
+    /// The CPUs the thread may run on, bit per CPU (0 to 1023); all zero: not recorded.
+    pub affinity: [u64; 16],
 }
 
 crate::record_layout!(ThreadRecord {
@@ -117,7 +134,20 @@ crate::record_layout!(ThreadRecord {
     robust_list_head: u64,
     robust_list_len: u64,
     clear_child_tid: u64,
+    pending: u64,
+    pc: u64,
+    sp: u64,
+    comm: [u8; 16],
+    affinity: [u64; 16],
 });
+
+impl ThreadRecord {
+    /// The thread's name, without its NUL padding.
+    pub fn name(&self) -> &[u8] {
+        let n = self.comm.iter().position(|&c| c == 0).unwrap_or(16);
+        &self.comm[..n]
+    }
+}
 
 /// XCR0 (the register state enabled on this CPU): the low half, 0 when there is no XSAVE.
 pub fn xcr0() -> u32 {
@@ -138,7 +168,14 @@ pub fn xcr0() -> u32 {
     0
 }
 
-/// `ThreadRecord::flags`: the checkpoint signal interrupted the thread inside the vDSO, so it
+/// `ThreadRecord::flags`: the checkpoint interrupted the thread inside the vDSO, so it
 /// resumes in vDSO code that reads the kernel's data pages directly: such a checkpoint
 /// restarts only under a kernel with the same vDSO.
 pub const THREAD_IN_VDSO: u32 = 1;
+/// `ThreadRecord::flags`: the process's main thread (its tid was the process id).
+pub const THREAD_MAIN: u32 = 2;
+/// `ThreadRecord::flags`: the thread that took the checkpoint (it puts the process-wide
+/// state back after a restart, runs the hooks, and lets the others go on).
+pub const THREAD_LEADER: u32 = 4;
+/// Every `THREAD_*` flag this format defines.
+pub const THREAD_FLAGS: u32 = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER;

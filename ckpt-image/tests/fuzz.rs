@@ -35,7 +35,7 @@ use ckpt_image::{
     crc32c, elf, signals, ExtentRecord, FormatError, ImageHeader, RegionRecord, SigactionRecord,
     StubScratch, Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC, EXTENT_LZ4,
     EXTENT_SIZE, FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE,
-    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_SIZE,
+    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_SIZE,
 };
 use ckpt_image::{lz4, procfs};
 use fuzzing::{mutate, run, Mutation, Rng, IN_PLACE, MUTATIONS};
@@ -233,9 +233,17 @@ fn valid_model(rng: &mut Rng) -> Model {
         });
         addr = start + pages * PAGE;
     }
-    let threads = (0..if rng.one_in(8) { rng.between(2, 3) } else { 1 })
+    let mut threads: Vec<ThreadRecord> = (0..if rng.one_in(8) { rng.between(2, 3) } else { 1 })
         .map(|_| random_record(rng))
         .collect();
+    for t in &mut threads {
+        t.flags &= THREAD_IN_VDSO;
+    }
+    let leader = rng.below(threads.len());
+    threads[leader].flags |= THREAD_LEADER;
+    if rng.one_in(2) {
+        threads[0].flags |= THREAD_MAIN;
+    }
     let sigaction_count = if rng.one_in(2) {
         NSIG
     } else {
@@ -421,6 +429,8 @@ fn decode(h: &ImageHeader, bytes: &[u8]) -> Decoded {
 /// - a stored extent lies after the stub in the file: page aligned and wholly inside the file
 ///   when plain, its first frame header inside the file when compressed (its frames are
 ///   checked as they are read); the region's `stored` is the sum of their lengths;
+/// - thread records carry only defined flags, exactly one is the leader, and only the first
+///   may be the main thread;
 /// - no region overlaps the stub's reservation, which does not wrap around.
 fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decoded, FormatError> {
     let bad = Err(FormatError::BadTables);
@@ -480,6 +490,19 @@ fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decod
         if stored != r.stored as u128 {
             return bad;
         }
+    }
+    // Threads: only the flags the format defines; exactly one leader; a main thread only
+    // in the first record.
+    let known = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER;
+    if t.threads.iter().any(|x| x.flags & !known != 0)
+        || t.threads.iter().skip(1).any(|x| x.flags & THREAD_MAIN != 0)
+        || t.threads
+            .iter()
+            .filter(|x| x.flags & THREAD_LEADER != 0)
+            .count()
+            != 1
+    {
+        return bad;
     }
     let stub_end = h.stub_base as u128 + h.stub_reserve as u128;
     if stub_end > u64::MAX as u128 {
@@ -684,6 +707,18 @@ fn mutate_model(rng: &mut Rng, m: &mut Model) {
             1 => m.auxv.truncate(rng.below(m.auxv.len() + 1)),
             _ => m.threads.truncate(rng.below(m.threads.len() + 1)),
         },
+        10 if !m.threads.is_empty() && rng.one_in(2) => {
+            let i = rng.below(m.threads.len());
+            let t = &mut m.threads[i];
+            t.flags = match rng.below(3) {
+                0 => t.flags ^ (1 << rng.below(32)),
+                1 => rng.below(8) as u32,
+                _ => rng.next_u64() as u32,
+            };
+            if rng.one_in(4) {
+                shuffle(rng, &mut m.threads);
+            }
+        }
         _ => {
             let h = &mut m.header;
             let lowest = m.regions.first().map_or(0, |r| r.start);

@@ -32,16 +32,24 @@ pub struct CkptConfig {
 }
 
 /// Runs `f` with every signal blocked (so that no checkpoint handler of this thread can see
-/// a half-made change) and the library's state held.
+/// a half-made change) and the library's state held. While another thread's checkpoint
+/// holds the state, this thread waits with its signals as they were, so that the
+/// checkpoint can stop it.
 fn with_state<R>(f: impl FnOnce(&mut Exclusive) -> R) -> Option<R> {
     let mask = sys::sigmask();
-    sys::set_sigmask(!0);
-    let r = Exclusive::acquire().map(|mut x| f(&mut x));
-    sys::set_sigmask(mask);
-    if r.is_none() {
-        eprintln!("ckpt: the library is not initialised or stays busy; call ignored");
+    for _ in 0..1_000_000 {
+        sys::set_sigmask(!0);
+        if let Some(mut x) = Exclusive::try_acquire() {
+            let r = f(&mut x);
+            drop(x);
+            sys::set_sigmask(mask);
+            return Some(r);
+        }
+        sys::set_sigmask(mask);
+        sys::sched_yield();
     }
-    r
+    eprintln!("ckpt: the library is not initialised or stays busy; call ignored");
+    None
 }
 
 #[derive(Clone, Copy)]

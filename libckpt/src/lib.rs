@@ -32,7 +32,7 @@ pub mod api;
 pub mod config;
 
 use ckpt_core::checkpoint::{State, STATE};
-use ckpt_core::{arena, clocks, mutex, request, rseq, signals, sys, trigger};
+use ckpt_core::{arena, clocks, mutex, request, rseq, signals, sys, threads, trigger};
 
 // The C library the program runs on: malloc, getenv, dlsym and the system call wrappers.
 #[link(name = "c")]
@@ -150,14 +150,13 @@ fn init() {
     // Settle the checksum's CPU check now, not in the middle of writing an image.
     ckpt_image::crc32c::have_sse42();
     let tid_offset = find_tid_offset();
-    if let Some(off) = tid_offset {
-        mutex::TID_OFFSET.store(off, core::sync::atomic::Ordering::Relaxed);
-    }
+    let rseq_offset = rseq_offset();
+    threads::init(tid_offset, rseq_offset);
     mutex::init();
     let state = State {
         config,
         tid_offset,
-        rseq_offset: rseq_offset(),
+        rseq_offset,
         stub: Default::default(),
         async_installed: false,
         periodic_timer: None,

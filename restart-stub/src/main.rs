@@ -349,7 +349,11 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     let vdso_home = if same_vdso {
         saved_family.span().map(|(lo, _)| lo)
     } else {
-        if tables.threads[0].flags & ckpt_image::THREAD_IN_VDSO != 0 {
+        if tables
+            .threads
+            .iter()
+            .any(|t| t.flags & ckpt_image::THREAD_IN_VDSO != 0)
+        {
             die(
                 "this kernel's vDSO differs, and the checkpoint was taken inside the old one",
                 None,
@@ -455,12 +459,15 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
             EXIT_RESTORE_FAILED,
         );
     }
+    // Every signal blocked: the thread resumes inside a handler (or `ckpt_ckpt()`), which
+    // puts its own mask back as it returns; the threads it makes again start so too.
+    let all: u64 = !0;
     // SAFETY: sets the signal mask from an 8-byte value.
     unsafe {
         syscall6(
             SYS_RT_SIGPROCMASK,
             SIG_SETMASK,
-            &thread.sigmask as *const u64 as usize,
+            &all as *const u64 as usize,
             0,
             8,
             0,

@@ -54,3 +54,46 @@ pub unsafe extern "C" fn capture_and_run(
 pub extern "C" fn restore_rt() {
     naked_asm!("mov rax, 15", "syscall", "ud2")
 }
+
+/// Makes a thread of this process (raw `clone`, `flags` as given, thread pointer `tls`, the
+/// kernel writing its tid at `tid_addr` and clearing it there when the thread ends) that
+/// resumes at once in the saved context `ctx`, its capture call returning
+/// [`ckpt_image::RESUMED`]. Returns the new thread's id, or a negative errno.
+///
+/// The new thread runs no instruction of this function after the system call: its stack
+/// pointer is set 1 KiB below the saved one (below the red zone, unused by then), and it jumps
+/// straight into the context with its registers as the system call left them. Signal-safe.
+///
+/// # Safety
+/// `ctx` must be a context saved by `capture_and_run` in a thread of this process whose stack
+/// and frames hold what they held then; `tls` its thread pointer; `tid_addr` the tid field of
+/// its control block; `flags` must include `CLONE_VM | CLONE_THREAD | CLONE_SIGHAND`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn clone_into_context(
+    flags: u64,
+    ctx: *const ResumeContext,
+    tls: u64,
+    tid_addr: u64,
+) -> i64 {
+    naked_asm!(
+        // clone(flags, stack, parent_tid, child_tid, tls): rdi, rsi, rdx, r10, r8.
+        "mov r9, rsi",
+        "mov rsi, [r9]",
+        "sub rsi, 1024",
+        "mov r8, rdx",
+        "mov rdx, rcx",
+        "mov r10, rcx",
+        "mov eax, 56",
+        "syscall",
+        "test rax, rax",
+        "jnz 2f",
+        // The new thread: rdi = ctx, rsi = RESUMED.
+        "mov rdi, r9",
+        "movabs rsi, {resumed}",
+        "jmp {resume}",
+        "2:",
+        "ret",
+        resumed = const ckpt_image::RESUMED,
+        resume = sym ckpt_image::resume_context,
+    )
+}

@@ -227,7 +227,8 @@ pub fn mapped_bytes(maps: &[u8]) -> u64 {
 
 /// Reads the maps and plans what each region stores. Signal-safe.
 pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
-    let len = sys::read_file(b"/proc/self/maps\0", arena.maps).map_err(CaptureError::ReadMaps)?;
+    let len =
+        sys::read_file(b"/proc/thread-self/maps\0", arena.maps).map_err(CaptureError::ReadMaps)?;
     if len == arena.maps.len() {
         return Err(CaptureError::MapsTooLarge);
     }
@@ -259,7 +260,12 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
         regions[at].flags |= lock.flags;
     }
 
-    let pagemap = sys::open(b"/proc/self/pagemap\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok();
+    let pagemap = sys::open(
+        b"/proc/thread-self/pagemap\0",
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    )
+    .ok();
     let mut scan = Scan {
         ok: pagemap.is_some(),
         guard_ok: true,

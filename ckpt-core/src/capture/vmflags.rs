@@ -9,7 +9,7 @@ use super::{CaptureError, USER_END};
 use crate::arena::Arena;
 use crate::sys;
 
-pub(super) const SMAPS: &[u8] = b"/proc/self/smaps\0";
+pub(super) const SMAPS: &[u8] = b"/proc/thread-self/smaps\0";
 
 /// Calls `each` with every line of the file at `path` (NUL-terminated), read in pieces
 /// through `buf`, which must hold the longest line. Signal-safe.
@@ -113,7 +113,7 @@ ckpt_image::record_layout!(NotedLock {
 /// image itself. Signal-safe.
 pub fn note_locks(arena: &mut Arena) -> bool {
     arena.noted_locks = 0;
-    let locked = match sys::read_file(b"/proc/self/status\0", arena.misc) {
+    let locked = match sys::read_file(b"/proc/thread-self/status\0", arena.misc) {
         Ok(n) if n < arena.misc.len() => status_kib(&arena.misc[..n], b"VmLck"),
         _ => None,
     };

@@ -233,7 +233,7 @@ pub fn link_fd(fd: c_int, path: &[u8]) -> SysResult<()> {
     assert_nul(path);
     let mut proc_path = crate::line::Line::<32>::new();
     proc_path
-        .push(b"/proc/self/fd/")
+        .push(b"/proc/thread-self/fd/")
         .push_decimal(fd as u64)
         .push(b"\0");
     let from = proc_path.as_bytes();
@@ -267,4 +267,26 @@ pub fn write_file(path: &[u8], bytes: &[u8]) -> SysResult<()> {
     let r = pwrite_all_stream(fd, bytes);
     close(fd);
     r
+}
+
+/// Reads directory entries (`getdents64`) of `fd` into `buf`; 0 at the end. Signal-safe.
+pub fn getdents(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most buf.len() bytes into buf.
+    check(unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) })
+}
+
+/// The names in a `getdents64` buffer, each without its NUL.
+pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0usize;
+    core::iter::from_fn(move || {
+        // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name...
+        let reclen = u16::from_ne_bytes([*buf.get(at + 16)?, *buf.get(at + 17)?]) as usize;
+        if reclen < 20 || at + reclen > buf.len() {
+            return None;
+        }
+        let rec = &buf[at + 19..at + reclen];
+        at += reclen;
+        let n = rec.iter().position(|&c| c == 0).unwrap_or(rec.len());
+        Some(&rec[..n])
+    })
 }

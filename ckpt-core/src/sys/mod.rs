@@ -27,7 +27,7 @@ pub use socket::*;
 pub use thread::*;
 pub use time::*;
 
-pub use crate::arch::capture_and_run;
+pub use crate::arch::{capture_and_run, clone_into_context};
 
 /// Result of a raw call: the value, or the errno.
 pub type SysResult<T> = Result<T, i32>;

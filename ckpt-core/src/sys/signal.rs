@@ -274,3 +274,39 @@ pub unsafe fn interrupted_pc(ctx: *const c_void) -> u64 {
     // SAFETY: per the contract, ctx points to the kernel's ucontext_t for this signal.
     unsafe { (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as u64 }
 }
+
+/// Where a signal interrupted the thread: its instruction and stack pointers and its signal
+/// mask there, from the `ucontext_t` a SA_SIGINFO handler receives ((0, 0, 0) when there is
+/// none).
+///
+/// # Safety
+/// `ctx` is null or the context pointer the kernel passed to the running handler.
+pub unsafe fn interrupted_state(ctx: *const c_void) -> (u64, u64, u64) {
+    if ctx.is_null() {
+        return (0, 0, 0);
+    }
+    // SAFETY: per the contract, ctx points to the kernel's ucontext_t for this signal; the
+    // kernel's 8-byte mask sits where glibc's sigset_t begins.
+    unsafe {
+        let uc = &*(ctx as *const libc::ucontext_t);
+        let mask = core::ptr::read_unaligned(core::ptr::addr_of!(uc.uc_sigmask) as *const u64);
+        (
+            uc.uc_mcontext.gregs[libc::REG_RIP as usize] as u64,
+            uc.uc_mcontext.gregs[libc::REG_RSP as usize] as u64,
+            mask,
+        )
+    }
+}
+
+/// Sends `sig` to thread `tid` of this process (`SI_TKILL`: the kernel fills in our pid and
+/// uid, which nobody else can forge).
+pub fn tgkill(tid: u32, sig: c_int) -> SysResult<()> {
+    // SAFETY: tgkill takes integers only.
+    check(unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as c_int, sig) }).map(drop)
+}
+
+/// Sends `sig` to this process (any thread that does not block it takes it).
+pub fn raise_in_process(sig: c_int) {
+    // SAFETY: kill takes integers only.
+    unsafe { libc::kill(libc::getpid(), sig) };
+}

@@ -120,3 +120,71 @@ pub unsafe fn call_mutex_fn(f: u64, a: *mut c_void, b: *const c_void, c: *const 
         unsafe { core::mem::transmute(f as usize) };
     f(a, b, c)
 }
+
+/// Waits while `word` holds `expected`, for at most `timeout_ns` (None: no limit), or until
+/// woken; may return early (a signal, a spurious wake). A raw futex, private to the process:
+/// not a glibc wait, so no cancellation point and nothing left behind in a thread that a
+/// restart makes again. Signal-safe.
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: Option<u64>) {
+    let ts = timeout_ns.map(|ns| libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(core::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the futex word is a live AtomicU32; the timeout, when given, lives for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        )
+    };
+}
+
+/// Wakes up to `n` threads waiting on `word`. Signal-safe.
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: i32) {
+    // SAFETY: the futex word is a live AtomicU32; waking touches no memory of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            n,
+        )
+    };
+}
+
+/// The calling thread's name (`PR_GET_NAME`), NUL-padded.
+pub fn thread_name() -> [u8; 16] {
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer.
+    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    name
+}
+
+/// Names the calling thread (`PR_SET_NAME`; the kernel takes up to 15 bytes).
+pub fn set_thread_name(name: &[u8; 16]) {
+    let mut z = *name;
+    z[15] = 0;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, z.as_ptr()) };
+}
+
+/// The CPUs the calling thread may run on (bit per CPU, 0 to 1023), or None.
+pub fn affinity() -> Option<[u64; 16]> {
+    let mut mask = [0u64; 16];
+    // SAFETY: the kernel writes at most the 128 bytes given.
+    let r = unsafe { libc::syscall(libc::SYS_sched_getaffinity, 0, 128usize, mask.as_mut_ptr()) };
+    (r > 0).then_some(mask)
+}
+
+/// Lets the calling thread run on the CPUs of `mask`.
+pub fn set_affinity(mask: &[u64; 16]) -> SysResult<()> {
+    // SAFETY: the kernel reads the 128 bytes given.
+    check(unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, 128usize, mask.as_ptr()) })
+        .map(drop)
+}

@@ -198,3 +198,14 @@ pub fn set_itimer(which: usize, interval_us: u64, value_us: u64) {
         )
     };
 }
+
+/// Nanoseconds of `CLOCK_MONOTONIC` (signal-safe).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
+}

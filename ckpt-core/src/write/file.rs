@@ -27,7 +27,7 @@ pub(super) fn create_error(errno: i32, name: &[u8]) -> WriteError {
     // (ENOENT for a named file, EPERM for an unnamed one.)
     if name.first() != Some(&b'/') {
         let mut cwd = [0u8; 1024];
-        if let Ok(n) = sys::readlink(b"/proc/self/cwd\0", &mut cwd) {
+        if let Ok(n) = sys::readlink(b"/proc/thread-self/cwd\0", &mut cwd) {
             if cwd[..n].ends_with(b" (deleted)") {
                 return WriteError::CwdDeleted;
             }

@@ -31,7 +31,8 @@ pub enum WriteError {
     Fsync(i32),
     Rename(i32),
     NoRoomForStub,
-    MultiThreaded,
+    /// The other threads could not all be stopped.
+    Threads(crate::threads::FreezeError),
     /// Reading the program's memory at this address faulted.
     Fault(u64),
     /// The name is relative and the working directory was deleted.
@@ -49,7 +50,7 @@ impl WriteError {
             WriteError::Fsync(e) => ("cannot sync the checkpoint file to disk", e),
             WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
-            WriteError::MultiThreaded => ("multi-threaded programs are not supported yet", 0),
+            WriteError::Threads(e) => e.describe(),
             WriteError::Fault(_) => ("reading the program's memory faulted", 0),
             WriteError::CwdDeleted => (
                 "the working directory has been deleted; give the checkpoint an absolute name \
@@ -64,6 +65,14 @@ impl WriteError {
         match self {
             WriteError::Fault(addr) => Some(addr),
             WriteError::Capture(c) => c.address(),
+            _ => None,
+        }
+    }
+
+    /// The thread the error is about, if any (its message then follows "thread TID").
+    pub fn thread(self) -> Option<u32> {
+        match self {
+            WriteError::Threads(e) => e.thread(),
             _ => None,
         }
     }
@@ -181,9 +190,10 @@ pub fn write_image(
     // Layout: tables size is known now; choose the stub's place in the saved layout.
     let regions = &mut arena.regions[..cap.regions];
     let auxv_words = cap.auxv_words;
+    let threads = crate::threads::image_order().count();
     let tables_len = (regions.len() * ckpt_image::REGION_SIZE
         + cap.extents * ckpt_image::EXTENT_SIZE
-        + ckpt_image::THREAD_SIZE
+        + threads * ckpt_image::THREAD_SIZE
         + ckpt_image::NSIG * ckpt_image::SIGACTION_SIZE
         + auxv_words * 8
         + cap.names) as u64;
@@ -242,7 +252,14 @@ fn write_to(fd: i32, arena: &mut Arena, cap: &Captured, plan: &Plan) -> Result<(
     // Compression reads memory through /proc/self/mem, which stops short (instead of
     // faulting) at pages that cannot be read.
     let mem = if plan.opts.compress != Compression::Off {
-        Some(sys::open(b"/proc/self/mem\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).map_err(w)?)
+        Some(
+            sys::open(
+                b"/proc/thread-self/mem\0",
+                libc::O_RDONLY | libc::O_CLOEXEC,
+                0,
+            )
+            .map_err(w)?,
+        )
     } else {
         None
     };
@@ -322,24 +339,29 @@ fn write_payloads_and_tables(
     }
     drop(guard);
 
-    // Tables, then the header that points at them.
+    // Tables, then the header that points at them. The thread records, one per thread, the
+    // one the restart resumes first first.
     let tables_offset = offset;
-    let thread = core::slice::from_ref(&arena.thread);
-    let parts: [&[u8]; 6] = [
-        ckpt_image::record_bytes(&arena.regions[..cap.regions]),
-        ckpt_image::record_bytes(&arena.extents[..cap.extents]),
-        ckpt_image::record_bytes(thread),
-        ckpt_image::record_bytes(&arena.sigactions),
-        ckpt_image::record_bytes(&arena.auxv[..auxv_words]),
-        &arena.names[..cap.names],
-    ];
     let mut crc = 0;
     let mut at = tables_offset;
-    for p in parts {
+    let mut put = |p: &[u8]| -> Result<(), WriteError> {
         sys::pwrite_all(fd, p, at).map_err(w)?;
         crc = ckpt_image::crc32c::crc32c(crc, p);
         at += p.len() as u64;
+        Ok(())
+    };
+    put(ckpt_image::record_bytes(&arena.regions[..cap.regions]))?;
+    put(ckpt_image::record_bytes(&arena.extents[..cap.extents]))?;
+    let mut thread_count = 0u32;
+    for s in crate::threads::image_order() {
+        put(ckpt_image::record_bytes(core::slice::from_ref(
+            crate::threads::record(s),
+        )))?;
+        thread_count += 1;
     }
+    put(ckpt_image::record_bytes(&arena.sigactions))?;
+    put(ckpt_image::record_bytes(&arena.auxv[..auxv_words]))?;
+    put(&arena.names[..cap.names])?;
     debug_assert_eq!(at - tables_offset, tables_len);
 
     let mut header = ImageHeader {
@@ -353,7 +375,7 @@ fn write_payloads_and_tables(
         tables_crc: crc,
         region_count: cap.regions as u32,
         extent_count: cap.extents as u32,
-        thread_count: 1,
+        thread_count,
         sigaction_count: ckpt_image::NSIG as u32,
         auxv_words: auxv_words as u32,
         names_len: cap.names as u32,

@@ -1,0 +1,209 @@
+//! Multithreaded programs: every thread stopped for the checkpoint and made again by the
+//! restart, with its own state (tests/programs/threads.c checks it from inside); a thread
+//! that cannot be stopped fails the checkpoint, named, and the program goes on.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ckpt_tests::*;
+
+const THREADS_C: &str = include_str!("programs/threads.c");
+const WORKERS: usize = 6;
+
+fn build(dir: &TempDir) -> PathBuf {
+    compile_c(dir, "threads", THREADS_C, &["-pthread", "-ldl"])
+}
+
+/// What the program prints after "check", in some order: every worker's verdict, each
+/// blocked thread woken, and the end.
+fn expected_end() -> Vec<String> {
+    let mut lines: Vec<String> = (0..WORKERS).map(|i| format!("worker {i} ok")).collect();
+    lines.extend(
+        [
+            "cond woke",
+            "sigwait woke: 12",
+            "sleeper woke",
+            "altstack woke: on it",
+            "done: counted",
+        ]
+        .map(String::from),
+    );
+    lines.sort();
+    lines
+}
+
+/// Sends "check" to a running `threads` program and expects its verdicts and exit 0.
+fn check_and_finish(mut proc: Proc, mut stdin: std::fs::File, label: &str) {
+    writeln!(stdin, "check").unwrap_or_else(|e| proc.fail(&format!("{label}: write: {e}")));
+    proc.wait_success(TIMEOUT);
+    proc.rest_of_output();
+    let mut lines: Vec<String> = proc
+        .seen()
+        .iter()
+        .filter(|l| {
+            *l != "ready" && !l.starts_with("ckpt_ckpt returned") && !l.starts_with("echo ")
+        })
+        .cloned()
+        .collect();
+    lines.sort();
+    if lines != expected_end() {
+        proc.fail(&format!(
+            "{label}: expected, in any order, {:?}",
+            expected_end()
+        ));
+    }
+    proc.assert_no_bad_lines();
+}
+
+/// Starts `threads MODE` under ckpt (stdin a pipe), waits until it is ready.
+fn start(dir: &TempDir, ckpt: Option<&Path>, program: &Path, mode: &str) -> (Proc, std::fs::File) {
+    let workers = WORKERS.to_string();
+    let command = match ckpt {
+        Some(ckpt) => ckpt_command_with(ckpt, dir, program, &[mode, &workers]),
+        None => ckpt_command(dir, program, &[mode, &workers]),
+    };
+    let (mut proc, stdin) = Proc::spawn_with_stdin(command, &format!("threads {mode}"));
+    if mode != "api" {
+        proc.wait_line("ready");
+    }
+    (proc, stdin)
+}
+
+/// Checkpoints a running `threads` program with the checkpoint signal and expects the file,
+/// which must pass its own verification (memory that changed while it was written would
+/// not).
+fn checkpoint(mut proc: Proc, checkpoint: &Path) {
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, checkpoint);
+    verify(checkpoint);
+}
+
+fn verify(checkpoint: &Path) {
+    let dir = checkpoint.parent().expect("a checkpoint in a directory");
+    let mut command = std::process::Command::new(ckpt_bin());
+    command.arg("verify").arg(checkpoint).current_dir(dir);
+    let finished = run_to_end(command, "ckpt verify", TIMEOUT);
+    if !finished.status.success() {
+        finished.fail("ckpt verify", "the checkpoint fails its own verification");
+    }
+}
+
+fn restart(dir: &TempDir, checkpoint: &Path, label: &str) -> (Proc, std::fs::File) {
+    Proc::spawn_with_stdin(restart_command(dir, checkpoint), label)
+}
+
+/// The test of the test: without a checkpoint the program says what `expected_end` says.
+#[test]
+fn uninterrupted_run_passes_its_own_checks() {
+    let dir = TempDir::new("threads-plain");
+    let program = build(&dir);
+    let (proc, stdin) = start(&dir, None, &program, "main");
+    check_and_finish(proc, stdin, "uninterrupted");
+}
+
+#[test]
+fn every_thread_comes_back_with_its_state() {
+    let dir = TempDir::new("threads-main");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let (proc, _stdin) = start(&dir, None, &program, "main");
+    checkpoint(proc, &image);
+    let (proc, stdin) = restart(&dir, &image, "threads.ckpt");
+    check_and_finish(proc, stdin, "restarted");
+}
+
+#[test]
+fn every_thread_comes_back_as_nobody() {
+    let dir = TempDir::new("threads-nobody");
+    dir.make_world_writable();
+    let ckpt = world_runnable_ckpt(&dir);
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let workers = WORKERS.to_string();
+    let (mut proc, _stdin) = Proc::spawn_with_stdin(
+        as_nobody(ckpt_command_with(
+            &ckpt,
+            &dir,
+            &program,
+            &["main", &workers],
+        )),
+        "threads as nobody",
+    );
+    proc.wait_line("ready");
+    checkpoint(proc, &image);
+    let (proc, stdin) = Proc::spawn_with_stdin(
+        as_nobody(restart_command(&dir, &image)),
+        "threads.ckpt as nobody",
+    );
+    check_and_finish(proc, stdin, "restarted as nobody");
+}
+
+/// The main thread has called pthread_exit: the process lives on in its other threads, and
+/// so does the restarted one.
+#[test]
+fn main_thread_gone_before_the_checkpoint() {
+    let dir = TempDir::new("threads-exit");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let (proc, _stdin) = start(&dir, None, &program, "exit");
+    checkpoint(proc, &image);
+    let (proc, stdin) = restart(&dir, &image, "threads.ckpt (main gone)");
+    check_and_finish(proc, stdin, "restarted, main gone");
+}
+
+/// A worker takes the checkpoint itself with ckpt_ckpt(); the restarted worker's call
+/// returns 1, and every other thread comes back too.
+#[test]
+fn worker_takes_the_checkpoint_with_the_api() {
+    let dir = TempDir::new("threads-api");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let (mut proc, _stdin) = start(&dir, None, &program, "api");
+    proc.wait_line("ready");
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &image);
+    verify(&image);
+    let (mut proc, stdin) = restart(&dir, &image, "threads.ckpt (api)");
+    proc.wait_line("ckpt_ckpt returned 1");
+    check_and_finish(proc, stdin, "restarted after ckpt_ckpt in a worker");
+}
+
+/// A restarted process is checkpointed and restarted again: the threads made by the first
+/// restart are stopped and made again like any others.
+#[test]
+fn restarted_threads_checkpoint_again() {
+    let dir = TempDir::new("threads-twice");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let (proc, _stdin) = start(&dir, None, &program, "main");
+    checkpoint(proc, &image);
+    let (mut proc, stdin) = restart(&dir, &image, "threads.ckpt (1)");
+    writeln!(&stdin, "echo1").unwrap();
+    proc.wait_line("echo echo1");
+    checkpoint(proc, &image);
+    let (proc, stdin) = restart(&dir, &image, "threads.ckpt (2)");
+    check_and_finish(proc, stdin, "restarted twice");
+}
+
+/// With `-c` a forked child writes the image and the program goes on at once, every thread
+/// with it; the image restarts every thread too.
+#[test]
+fn continue_with_a_forked_writer() {
+    let dir = TempDir::new("threads-continue");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let workers = WORKERS.to_string();
+    let mut command = ckpt_command(&dir, &program, &["main", &workers]);
+    command.env("CKPT_CONTINUE", "1");
+    let (mut proc, stdin) = Proc::spawn_with_stdin(command, "threads (CKPT_CONTINUE=1)");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    if !wait_for_file(&image, TIMEOUT) {
+        proc.fail("no checkpoint file appeared");
+    }
+    check_and_finish(proc, stdin, "original, after the checkpoint");
+    verify(&image);
+    let (proc, stdin) = restart(&dir, &image, "threads.ckpt (from -c)");
+    check_and_finish(proc, stdin, "restarted from -c");
+}
