@@ -207,3 +207,148 @@ fn continue_with_a_forked_writer() {
     let (proc, stdin) = restart(&dir, &image, "threads.ckpt (from -c)");
     check_and_finish(proc, stdin, "restarted from -c");
 }
+
+const BLOCKERS_C: &str = include_str!("programs/blockers.c");
+
+/// What `blockers` prints after "check".
+const BLOCKERS_END: [&str; 5] = [
+    "spinner ok",
+    "fp ok",
+    "timer ok",
+    "sigwait woke: 12",
+    "done",
+];
+
+fn blockers_check(mut proc: Proc, mut stdin: std::fs::File, label: &str) {
+    writeln!(stdin, "check").unwrap_or_else(|e| proc.fail(&format!("{label}: write: {e}")));
+    // (Not wait_success: it gives up at a reported checkpoint failure, which one test
+    // expects.)
+    let status = proc.wait_exit_only(TIMEOUT);
+    if !status.success() {
+        proc.fail(&format!("{label}: exited with {}", describe_status(status)));
+    }
+    let mut lines: Vec<String> = proc.rest_of_output();
+    lines.sort();
+    let mut want = BLOCKERS_END.map(String::from).to_vec();
+    want.sort();
+    if lines != want {
+        proc.fail(&format!("{label}: expected, in any order, {want:?}"));
+    }
+}
+
+/// Threads that block every signal, ckpt's too (a raw rt_sigprocmask; glibc's helper thread
+/// of a SIGEV_THREAD timer does it itself), cannot park: they are stopped with ptrace, and
+/// come back with their registers (a floating-point loop checks its sums), in their system
+/// call (sigwaitinfo), and the timer's callbacks go on.
+fn threads_blocking_every_signal(nobody: bool) {
+    let dir = TempDir::new(if nobody {
+        "threads-blockers-nobody"
+    } else {
+        "threads-blockers"
+    });
+    let ckpt = if nobody {
+        dir.make_world_writable();
+        world_runnable_ckpt(&dir)
+    } else {
+        ckpt_bin()
+    };
+    let wrap = |c| if nobody { as_nobody(c) } else { c };
+    let program = compile_c(&dir, "blockers", BLOCKERS_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let (mut proc, _stdin) = Proc::spawn_with_stdin(
+        wrap(ckpt_command_with(&ckpt, &dir, &program, &[])),
+        "blockers",
+    );
+    proc.wait_line("ready");
+    checkpoint(proc, &image);
+    let (proc, stdin) =
+        Proc::spawn_with_stdin(wrap(restart_command(&dir, &image)), "blockers.ckpt");
+    blockers_check(proc, stdin, "restarted");
+}
+
+#[test]
+fn threads_blocking_every_signal_are_stopped_with_ptrace() {
+    threads_blocking_every_signal(false);
+}
+
+#[test]
+fn threads_blocking_every_signal_are_stopped_with_ptrace_as_nobody() {
+    threads_blocking_every_signal(true);
+}
+
+/// Where ptrace is refused (here by the program's own seccomp filter), a thread that
+/// blocks every signal cannot be stopped: the checkpoint fails in one line that names it,
+/// no file is left, and every thread of the program goes on.
+#[test]
+fn unstoppable_thread_fails_the_checkpoint_and_the_program_goes_on() {
+    let dir = TempDir::new("threads-noptrace");
+    let program = compile_c(&dir, "blockers", BLOCKERS_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let (mut proc, stdin) = Proc::spawn_with_stdin(
+        ckpt_command(&dir, &program, &["noptrace"]),
+        "blockers noptrace",
+    );
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !proc.stderr().contains("failed") {
+        if std::time::Instant::now() > deadline {
+            proc.fail("no failure was reported");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let stderr = proc.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed"))
+        .unwrap_or_default()
+        .to_owned();
+    let named = line.contains("' failed: thread ")
+        && line.contains("blocks ckpt's control signal")
+        && line.contains("operation not permitted")
+        && line.ends_with("the program continues");
+    if !named {
+        proc.fail(&format!(
+            "the failure should name the thread and why: {line:?}"
+        ));
+    }
+    if image.exists() {
+        proc.fail("a failed checkpoint left a file");
+    }
+    blockers_check(proc, stdin, "after the failed checkpoint");
+}
+
+/// A thread holds the loader's lock at the checkpoint (it is inside `dlopen`, in a
+/// library's constructor). glibc locks and unlocks it with its internal mutex code, which
+/// compares the owner's thread id with the caller's: after the restart the lock must be
+/// handed to the thread's new id, or its unlock fails unseen and the next `dlopen`, or
+/// `exit` itself, waits forever.
+#[test]
+fn loader_lock_held_at_the_checkpoint_is_released_after_the_restart() {
+    let dir = TempDir::new("threads-loaderlock");
+    let library = compile_c(
+        &dir,
+        "libslowinit.so",
+        include_str!("programs/libslowinit.c"),
+        &["-shared", "-fPIC"],
+    );
+    let program = compile_c(
+        &dir,
+        "loaderlock",
+        include_str!("programs/loaderlock.c"),
+        &["-rdynamic", "-pthread", "-ldl"],
+    );
+    let image = checkpoint_path(&dir, &program);
+    let library = library.to_str().expect("a UTF-8 path");
+    let (mut proc, _stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &program, &[library]), "loaderlock");
+    proc.wait_line("ready");
+    checkpoint(proc, &image);
+    let (mut proc, mut stdin) = restart(&dir, &image, "loaderlock.ckpt");
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+    let lines = proc.rest_of_output();
+    if lines != ["dlopen returned", "second dlopen ok", "done"] {
+        proc.fail("expected the dlopen to return, a second one to work, and exit()");
+    }
+}

@@ -29,8 +29,9 @@
 //! wrappers are safe where the call cannot break memory safety, `unsafe fn` where it can),
 //! the assembly in `arch`; the wrappers of glibc functions ([`signals`], [`mutex`],
 //! [`clocks`], [`rseq`]) call the functions they wrap with the program's pointers, and the
-//! writer and [`restore`] read the program's memory and change mappings, each `unsafe` block
-//! saying why it is sound.
+//! writer and [`restore`] read the program's memory and change mappings, and
+//! [`threads`] makes threads with raw `clone` and reads traced threads' registers, each
+//! `unsafe` block saying why it is sound.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

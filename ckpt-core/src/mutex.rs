@@ -18,6 +18,14 @@
 //! restart happened during the call hands the mutex over and tries once more (glibc's
 //! unlock checks the owner before it changes anything, and part of it lies in a function
 //! glibc does not export, whose extent is unknown).
+//!
+//! Two more kinds of lock keep a thread id. A read-write lock held for writing records its
+//! writer (`__cur_writer`), which its unlock compares with the caller's id: the
+//! `pthread_rwlock_unlock` wrapper hands it over the same way. And the dynamic loader's own
+//! locks (`_rtld_global`'s recursive mutexes: `dlopen`, `dl_iterate_phdr`, TLS set-up, the
+//! exit path) are taken inside libc without any wrapper: a restart held in one of them would
+//! make the program hang at `exit`. [`adopt_loader_locks`] hands every such lock to its
+//! owner's new id once after each restart, finding them from the loader's symbol table.
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,34 +102,98 @@ fn real(slot: &AtomicU64, name: &core::ffi::CStr) -> Option<u64> {
     Some(f)
 }
 
+/// A write-locked rwlock records its writer's thread id (`__cur_writer`, at byte 24 on
+/// x86-64), and glibc's unlock compares it with the caller's to choose the writer's path:
+/// after a restart the writer is handed over like a mutex's owner.
+#[inline(always)]
+fn adopt_writer(rw: *mut c_void) {
+    if !RESTARTED.load(Ordering::Acquire) || rw.is_null() {
+        return;
+    }
+    // SAFETY: `rw` is the rwlock the program passes to pthread_rwlock_unlock, a live,
+    // aligned pthread_rwlock_t; glibc itself reads this word atomically.
+    let writer = unsafe { sys::atomic_u32_at(rw as u64 + 24) };
+    let w = writer.load(Ordering::Relaxed);
+    if let Some(now) = tids::current(w) {
+        let _ = writer.compare_exchange(w, now, Ordering::AcqRel, Ordering::Relaxed);
+    }
+}
+
+/// The loader's own locks (`_rtld_global`: the lock `dlopen`, `dlclose`, the creation of a
+/// thread's TLS and `exit` take), found at load: glibc locks them through its internal
+/// mutex functions, past the wrappers here.
+static LOADER: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
+/// In a restarted process, with every other thread waiting: the loader's recursive locks
+/// that a thread held at the checkpoint are handed to its new id (else its unlock fails
+/// unseen, and the next `dlopen` or `exit` waits forever). They are found by their shape
+/// in `_rtld_global` (a recursive `pthread_mutex_t`: lock word 1 or 2, count at least 1,
+/// kind recursive, owner a former thread id), whose layout differs between glibc versions.
+/// Signal-safe.
+pub fn adopt_loader_locks() {
+    let (base, size) = (
+        LOADER[0].load(Ordering::Relaxed),
+        LOADER[1].load(Ordering::Relaxed),
+    );
+    let mut at = base;
+    while size >= 40 && at <= base + size - 40 {
+        // SAFETY: inside `_rtld_global`, ld.so's object (its extent from the symbol table),
+        // read and written as the words glibc's mutex code uses atomically.
+        let (lock, count, owner, kind) = unsafe {
+            (
+                sys::atomic_u32_at(at).load(Ordering::Relaxed),
+                sys::atomic_u32_at(at + 4).load(Ordering::Relaxed),
+                sys::atomic_u32_at(at + 8),
+                sys::atomic_u32_at(at + 16).load(Ordering::Relaxed),
+            )
+        };
+        let o = owner.load(Ordering::Relaxed);
+        if (lock == 1 || lock == 2) && count >= 1 && kind & 0x7f == KIND_RECURSIVE {
+            if let Some(now) = tids::current(o) {
+                owner.store(now, Ordering::Relaxed);
+            }
+        }
+        at += 8;
+    }
+}
+
+const KIND_RECURSIVE: u32 = 1;
+
 /// The glibc functions the wrappers forward to, in the order of [`NAMES`].
-static REAL: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static REAL: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
 const F_LOCK: usize = 0;
 const F_TRYLOCK: usize = 1;
 const F_UNLOCK: usize = 2;
 const F_TIMEDLOCK: usize = 3;
 const F_CLOCKLOCK: usize = 4;
-const NAMES: [&core::ffi::CStr; 5] = [
+const F_RWUNLOCK: usize = 5;
+const NAMES: [&core::ffi::CStr; 6] = [
     c"pthread_mutex_lock",
     c"pthread_mutex_trylock",
     c"pthread_mutex_unlock",
     c"pthread_mutex_timedlock",
     c"pthread_mutex_clocklock",
+    c"pthread_rwlock_unlock",
 ];
 
 /// Code a checkpoint must not interrupt: the wrappers and glibc's functions they call, as
 /// (start, end) address ranges found at library load.
-static CRITICAL: [[AtomicU64; 2]; 10] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 10];
+static CRITICAL: [[AtomicU64; 2]; 12] = [const { [AtomicU64::new(0), AtomicU64::new(0)] }; 12];
 
-/// Looks up glibc's functions and the extents of the code a checkpoint must not interrupt.
-/// At library load.
+/// Looks up glibc's functions and the extents of the code a checkpoint must not interrupt,
+/// and the loader's locks. At library load.
 pub fn init() {
-    let wrappers: [u64; 5] = [
+    if let Some((base, size)) = sys::lookup_symbol(c"_rtld_global").and_then(sys::symbol_extent) {
+        LOADER[0].store(base, Ordering::Relaxed);
+        LOADER[1].store(size, Ordering::Relaxed);
+    }
+    let wrappers: [u64; 6] = [
         pthread_mutex_lock as *const () as u64,
         pthread_mutex_trylock as *const () as u64,
         pthread_mutex_unlock as *const () as u64,
         pthread_mutex_timedlock as *const () as u64,
         pthread_mutex_clocklock as *const () as u64,
+        pthread_rwlock_unlock as *const () as u64,
     ];
     let mut n = 0;
     for (i, name) in NAMES.iter().enumerate() {
@@ -146,6 +218,9 @@ pub fn in_critical_code(pc: u64) -> bool {
 
 macro_rules! forward {
     ($name:ident, $which:expr, ($($arg:ident),*), ($a:expr, $b:expr)) => {
+        forward!($name, $which, ($($arg),*), ($a, $b), adopt);
+    };
+    ($name:ident, $which:expr, ($($arg:ident),*), ($a:expr, $b:expr), $adopt:ident) => {
         /// Wraps glibc's function of the same name (see the module documentation).
         ///
         /// # Safety
@@ -154,12 +229,12 @@ macro_rules! forward {
         pub unsafe extern "C" fn $name(m: *mut c_void $(, $arg: *const c_void)*) -> c_int {
             let Some(f) = real(&REAL[$which], NAMES[$which]) else { return libc::ENOSYS };
             let restarts = RESTARTS.load(Ordering::Acquire);
-            adopt(m);
+            $adopt(m);
             // SAFETY: `f` is glibc's function of this name, called with the caller's arguments.
             let r = unsafe { sys::call_mutex_fn(f, m, $a, $b) };
             if $which == F_UNLOCK && r == libc::EPERM && RESTARTS.load(Ordering::Acquire) != restarts {
                 // Restarted during the call: hand over, and unlock for real.
-                adopt(m);
+                $adopt(m);
                 // SAFETY: as above.
                 return unsafe { sys::call_mutex_fn(f, m, $a, $b) };
             }
@@ -183,4 +258,11 @@ forward!(
     F_CLOCKLOCK,
     (clock, abstime),
     (clock, abstime)
+);
+forward!(
+    pthread_rwlock_unlock,
+    F_RWUNLOCK,
+    (),
+    (NONE, NONE),
+    adopt_writer
 );

@@ -14,6 +14,7 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     // first thread made the others before it came back).
     unsafe { sys::munmap(state.stub.base, state.stub.reserve) };
     crate::mutex::note_restart();
+    crate::mutex::adopt_loader_locks();
     crate::rseq::note_restart();
     let p = &state.process;
     p.restore(arena.misc);

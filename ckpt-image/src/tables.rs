@@ -3,7 +3,7 @@
 
 use crate::{crc32c, lz4, records, ExtentRecord, FormatError, ImageHeader, RegionRecord};
 use crate::{SigactionRecord, ThreadRecord, EXTENT_GUARD, EXTENT_LZ4, PAGE_SIZE, STUB_FILE_OFFSET};
-use crate::{THREAD_FLAGS, THREAD_LEADER, THREAD_MAIN};
+use crate::{THREAD_FLAGS, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
 /// Typed views of the tables of a validated image.
 pub struct Tables<'a> {
@@ -20,7 +20,7 @@ impl<'a> Tables<'a> {
     /// the header) as tables, after checking their checksum and their internal consistency:
     /// regions sorted and disjoint, page-aligned, each extent inside its region and inside
     /// the file at a page-aligned offset; thread records with known flags, exactly one the
-    /// leader, the main thread (when recorded) first.
+    /// leader, the main thread (when recorded) first, the first not stopped with ptrace.
     pub fn parse(header: &ImageHeader, bytes: &'a [u8]) -> Result<Tables<'a>, FormatError> {
         let layout = header.table_layout().ok_or(FormatError::BadTables)?;
         if bytes.len() != layout.total || !(bytes.as_ptr() as usize).is_multiple_of(8) {
@@ -120,10 +120,14 @@ impl<'a> Tables<'a> {
                 return bad;
             }
         }
-        // Threads: known flags, one leader, the main thread (if any) first.
+        // Threads: known flags, one leader, the main thread (if any) first, and a first one
+        // that saved its own context.
         let mut leaders = 0;
         for (i, t) in self.threads.iter().enumerate() {
-            if t.flags & !THREAD_FLAGS != 0 || (t.flags & THREAD_MAIN != 0 && i != 0) {
+            if t.flags & !THREAD_FLAGS != 0
+                || (t.flags & THREAD_MAIN != 0 && i != 0)
+                || (t.flags & THREAD_PTRACED != 0 && (i == 0 || t.flags & THREAD_LEADER != 0))
+            {
                 return bad;
             }
             leaders += usize::from(t.flags & THREAD_LEADER != 0);

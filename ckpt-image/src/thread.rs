@@ -177,5 +177,10 @@ pub const THREAD_MAIN: u32 = 2;
 /// `ThreadRecord::flags`: the thread that took the checkpoint (it puts the process-wide
 /// state back after a restart, runs the hooks, and lets the others go on).
 pub const THREAD_LEADER: u32 = 4;
+/// `ThreadRecord::flags`: the thread could not stop itself (it blocked ckpt's signal) and
+/// was stopped from outside, with ptrace: its registers are kept in the process's memory
+/// (libckpt's), and the restart returns it to them through a signal frame it builds. Never
+/// the first record: the stub resumes only a thread that saved its own context.
+pub const THREAD_PTRACED: u32 = 8;
 /// Every `THREAD_*` flag this format defines.
-pub const THREAD_FLAGS: u32 = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER;
+pub const THREAD_FLAGS: u32 = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER | THREAD_PTRACED;

@@ -35,7 +35,8 @@ use ckpt_image::{
     crc32c, elf, signals, ExtentRecord, FormatError, ImageHeader, RegionRecord, SigactionRecord,
     StubScratch, Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC, EXTENT_LZ4,
     EXTENT_SIZE, FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE,
-    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_SIZE,
+    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED,
+    THREAD_SIZE,
 };
 use ckpt_image::{lz4, procfs};
 use fuzzing::{mutate, run, Mutation, Rng, IN_PLACE, MUTATIONS};
@@ -236,10 +237,11 @@ fn valid_model(rng: &mut Rng) -> Model {
     let mut threads: Vec<ThreadRecord> = (0..if rng.one_in(8) { rng.between(2, 3) } else { 1 })
         .map(|_| random_record(rng))
         .collect();
-    for t in &mut threads {
-        t.flags &= THREAD_IN_VDSO;
+    for (i, t) in threads.iter_mut().enumerate() {
+        t.flags &= THREAD_IN_VDSO | if i > 0 { THREAD_PTRACED } else { 0 };
     }
     let leader = rng.below(threads.len());
+    threads[leader].flags &= !THREAD_PTRACED;
     threads[leader].flags |= THREAD_LEADER;
     if rng.one_in(2) {
         threads[0].flags |= THREAD_MAIN;
@@ -429,8 +431,8 @@ fn decode(h: &ImageHeader, bytes: &[u8]) -> Decoded {
 /// - a stored extent lies after the stub in the file: page aligned and wholly inside the file
 ///   when plain, its first frame header inside the file when compressed (its frames are
 ///   checked as they are read); the region's `stored` is the sum of their lengths;
-/// - thread records carry only defined flags, exactly one is the leader, and only the first
-///   may be the main thread;
+/// - thread records carry only defined flags, exactly one is the leader, only the first may
+///   be the main thread, and neither the first nor the leader was stopped with ptrace;
 /// - no region overlaps the stub's reservation, which does not wrap around.
 fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decoded, FormatError> {
     let bad = Err(FormatError::BadTables);
@@ -493,9 +495,14 @@ fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decod
     }
     // Threads: only the flags the format defines; exactly one leader; a main thread only
     // in the first record.
-    let known = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER;
+    let known = THREAD_IN_VDSO | THREAD_MAIN | THREAD_LEADER | THREAD_PTRACED;
+    let ptraced = |x: &ThreadRecord| x.flags & THREAD_PTRACED != 0;
     if t.threads.iter().any(|x| x.flags & !known != 0)
         || t.threads.iter().skip(1).any(|x| x.flags & THREAD_MAIN != 0)
+        || t.threads.first().is_some_and(ptraced)
+        || t.threads
+            .iter()
+            .any(|x| ptraced(x) && x.flags & THREAD_LEADER != 0)
         || t.threads
             .iter()
             .filter(|x| x.flags & THREAD_LEADER != 0)

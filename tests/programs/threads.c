@@ -18,7 +18,8 @@
  *   raise() reaching this very thread (glibc's cached tid again); the rseq area updated by
  *   the kernel (it is registered); the robust list head; worker 0: its CPU affinity and an
  *   error-checking mutex it holds; worker 1: a recursive mutex it holds twice; worker 2: a
- *   robust mutex it holds, and SIGWINCH pending for it alone (blocked). */
+ *   robust mutex it holds, and SIGWINCH pending for it alone (blocked); worker 4: an rwlock
+ *   it holds for writing. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,6 +48,7 @@ static atomic_int set_up;
 static atomic_int announced; /* "ready" is out */
 static atomic_ulong counts[MAX_WORKERS];
 static pthread_mutex_t errorcheck, recursive, robust;
+static pthread_rwlock_t rwlock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static pthread_mutex_t cond_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -145,6 +147,17 @@ static const char *check_worker(int i, void *robust_before, cpu_set_t *affinity_
         if (!sigismember(&pending, SIGWINCH))
             return "its pending SIGWINCH is gone";
     }
+    if (i == 4) {
+        int r = pthread_rwlock_unlock(&rwlock);
+        if (r == 0)
+            r = pthread_rwlock_tryrdlock(&rwlock);
+        if (r == 0)
+            r = pthread_rwlock_unlock(&rwlock);
+        if (r != 0) {
+            snprintf(why, sizeof why, "its write-locked rwlock: %s", strerror(r));
+            return why;
+        }
+    }
     return NULL;
 }
 
@@ -180,6 +193,8 @@ static void *worker(void *arg)
         pthread_sigmask(SIG_BLOCK, &winch, NULL);
         pthread_kill(pthread_self(), SIGWINCH);
     }
+    if (i == 4)
+        pthread_rwlock_wrlock(&rwlock);
     void *robust_before = robust_head();
     atomic_fetch_add(&set_up, 1);
     int spin = i == 3;

@@ -97,3 +97,54 @@ pub unsafe extern "C" fn clone_into_context(
         resume = sym ckpt_image::resume_context,
     )
 }
+
+/// Makes a thread of this process (raw `clone`, as [`clone_into_context`]) that runs
+/// `entry(arg)` on the stack `stack`, then returns through the signal frame whose context is
+/// at `uc` (`rt_sigreturn`), to the registers, extended state and signal mask it holds.
+/// Returns the new thread's id, or a negative errno. Signal-safe.
+///
+/// # Safety
+/// `stack` must be a 16-byte aligned stack pointer with room for `entry`, `uc` a context
+/// built as the kernel builds one for a signal, whose registers are a valid state of the
+/// thread; `tls` its thread pointer and `tid_addr` the tid field of its control block;
+/// `flags` must include `CLONE_VM | CLONE_THREAD | CLONE_SIGHAND`.
+#[unsafe(naked)]
+pub unsafe extern "C" fn clone_onto_frame(
+    flags: u64,
+    stack: u64,
+    tls: u64,
+    tid_addr: u64,
+    arg: u64,
+    uc: u64,
+    entry: extern "C" fn(u64),
+) -> i64 {
+    naked_asm!(
+        // The seventh argument is on the stack: [rsp + 8] at entry.
+        "push r12",
+        "push r13",
+        "push r14",
+        "mov r14, [rsp + 32]",
+        "mov r12, r8",
+        "mov r13, r9",
+        // clone(flags, stack, parent_tid, child_tid, tls): rdi, rsi, rdx, r10, r8.
+        "mov r8, rdx",
+        "mov rdx, rcx",
+        "mov r10, rcx",
+        "mov eax, 56",
+        "syscall",
+        "test rax, rax",
+        "jnz 2f",
+        // The new thread: entry(arg) on its stack, then rt_sigreturn from the frame.
+        "mov rdi, r12",
+        "call r14",
+        "mov rsp, r13",
+        "mov eax, 15",
+        "syscall",
+        "ud2",
+        "2:",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "ret",
+    )
+}

@@ -2,7 +2,7 @@
 //! The checkpoint path's contact with the kernel and with raw memory: system calls through
 //! `libc` (all async-signal-safe), views of reserved memory, and process-global cells,
 //! grouped by subsystem (`fs`, `mem`, `signal`, `fault`, `thread`, `time`, `process`,
-//! `socket`); the assembly is in `crate::arch`. Functions marked
+//! `socket`, `trace`); the assembly is in `crate::arch`. Functions marked
 //! "signal-safe" allocate nothing, take no locks and do no stdio; this crate has no
 //! allocator at all, so nothing here can allocate.
 
@@ -17,6 +17,7 @@ mod signal;
 mod socket;
 mod thread;
 mod time;
+mod trace;
 
 pub use fault::*;
 pub use fs::*;
@@ -26,8 +27,9 @@ pub use signal::*;
 pub use socket::*;
 pub use thread::*;
 pub use time::*;
+pub use trace::*;
 
-pub use crate::arch::{capture_and_run, clone_into_context};
+pub use crate::arch::{capture_and_run, clone_into_context, clone_onto_frame};
 
 /// Result of a raw call: the value, or the errno.
 pub type SysResult<T> = Result<T, i32>;

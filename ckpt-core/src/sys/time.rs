@@ -209,3 +209,13 @@ pub fn monotonic_ns() -> u64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec.max(0) as u64 * 1_000_000_000 + ts.tv_nsec.max(0) as u64
 }
+
+/// Sleeps `ns` nanoseconds (less when a signal comes). Signal-safe.
+pub fn sleep_ns(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: nanosleep reads one timespec; no remainder wanted.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}

@@ -2,14 +2,15 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use ckpt_image::{THREAD_LEADER, THREAD_MAIN};
+use ckpt_image::{ThreadRecord, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
 use super::*;
 use crate::config::CONTROL_SIGNAL;
 use crate::sys;
 
-/// A freeze fails when no thread has parked or ended for this long (a thread that blocks
-/// the control signal, or runs a handler of the program's own that blocks it).
+/// Threads that have not parked when no thread has parked or ended for this long are
+/// stopped from outside (`ptrace`): a thread that blocks the control signal (at once, see
+/// `BLOCKED_MS`), or runs a handler of the program's own that blocks it.
 pub const TIMEOUT_MS: u64 = 500;
 
 /// Why the other threads could not all be stopped.
@@ -21,10 +22,9 @@ pub enum FreezeError {
     TooMany,
     /// glibc's thread control block could not be read at load: threads cannot be made again.
     UnknownThreadLayout,
-    /// This thread blocks the control signal (past ckpt's wrappers), so it cannot stop.
-    Blocks(u32),
-    /// This thread did not stop (it may be running a handler that blocks the signal).
-    DidNotStop(u32),
+    /// This thread did not stop for the control signal (it blocks it, when `blocks`), and
+    /// ptrace could not stop it either (errno).
+    Unstoppable { tid: u32, blocks: bool, errno: i32 },
 }
 
 impl FreezeError {
@@ -36,15 +36,19 @@ impl FreezeError {
                 "the C library's thread layout is unknown, so threads cannot be restored",
                 0,
             ),
-            FreezeError::Blocks(_) => (
-                "blocks ckpt's control signal (63) past ckpt's wrappers (with a raw system \
-                 call), so it cannot be stopped",
-                0,
+            FreezeError::Unstoppable {
+                blocks: true,
+                errno,
+                ..
+            } => (
+                "blocks ckpt's control signal (63) past ckpt's wrappers, and ptrace could not \
+                 stop it either",
+                errno,
             ),
-            FreezeError::DidNotStop(_) => (
-                "did not stop within 500 ms (it may be running a signal handler that blocks \
-                 ckpt's control signal)",
-                0,
+            FreezeError::Unstoppable { errno, .. } => (
+                "did not stop for ckpt's control signal within 500 ms, and ptrace could not \
+                 stop it either",
+                errno,
             ),
         }
     }
@@ -52,7 +56,7 @@ impl FreezeError {
     /// The thread the error names (its message follows "thread TID").
     pub fn thread(self) -> Option<u32> {
         match self {
-            FreezeError::Blocks(t) | FreezeError::DidNotStop(t) => Some(t),
+            FreezeError::Unstoppable { tid, .. } => Some(tid),
             _ => None,
         }
     }
@@ -94,6 +98,7 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
     NEXT_SLOT.store(1, Ordering::SeqCst);
     PARKED.store(0, Ordering::SeqCst);
     FIRST_SLOT.store(0, Ordering::Relaxed);
+    super::ptrace::reset();
     for s in &SIGNALLED {
         s.store(0, Ordering::Relaxed);
     }
@@ -109,7 +114,9 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
     leader.flags = THREAD_LEADER;
     if me == pid {
         leader.flags |= THREAD_MAIN;
-    } else if let Some(main) = parked_slots(gen).find(|&s| record(s).tid == pid) {
+    } else if let Some(main) =
+        parked_slots(gen).find(|&s| record(s).tid == pid && record(s).flags & THREAD_PTRACED == 0)
+    {
         FIRST_SLOT.store(main as u32, Ordering::Relaxed);
     }
     Ok(())
@@ -126,8 +133,105 @@ fn stop_all(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
         if new == 0 && settled(gen) {
             return Ok(());
         }
-        wait_settled(gen)?;
+        if !wait_settled(gen, scratch) {
+            stop_from_outside(gen, scratch)?;
+        }
     }
+}
+
+/// Stops the threads that did not park with ptrace (`ptrace`), each into a slot of its own
+/// marked `THREAD_PTRACED`.
+fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
+    let mut tids = [0u32; super::ptrace::MAX_CAPTURED];
+    let mut n = 0;
+    for i in 0..SET {
+        let tid = SIGNALLED[i].load(Ordering::Relaxed);
+        if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
+            continue;
+        }
+        if n == tids.len() {
+            return Err(unstoppable(tid, libc::E2BIG, scratch));
+        }
+        tids[n] = tid;
+        n += 1;
+    }
+    let mut full = false;
+    let captured = super::ptrace::capture(&tids[..n], |k, st| {
+        let s = NEXT_SLOT.fetch_add(1, Ordering::SeqCst) as usize;
+        if s >= MAX_THREADS {
+            full = true;
+            return;
+        }
+        // SAFETY: slot `s` was handed to the leader alone by NEXT_SLOT.
+        let rec = unsafe { slot(s) };
+        fill_from_outside(rec, st, scratch);
+        super::ptrace::assign(k, s);
+        READY[s].store(gen, Ordering::SeqCst);
+        let (i, known) = find(st.tid);
+        if known {
+            STATUS[i].store(SETTLED, Ordering::Relaxed);
+        }
+    });
+    if full {
+        return Err(FreezeError::TooMany);
+    }
+    // (A thread that ended meanwhile is found gone by the next `settled`.)
+    captured.map_err(|f| unstoppable(f.tid, f.errno, scratch))
+}
+
+fn unstoppable(tid: u32, errno: i32, scratch: &mut [u8]) -> FreezeError {
+    let blocks =
+        task_status(tid, b"SigBlk", scratch).unwrap_or(0) & (1 << (CONTROL_SIGNAL - 1)) != 0;
+    FreezeError::Unstoppable { tid, blocks, errno }
+}
+
+/// A mask line (`SigBlk`, `SigPnd`) of thread `tid`'s status.
+fn task_status(tid: u32, key: &[u8], scratch: &mut [u8]) -> Option<u64> {
+    let mut path = crate::line::Line::<48>::new();
+    path.push(b"/proc/self/task/")
+        .push_decimal(tid as u64)
+        .push(b"/status\0");
+    let n = sys::read_file(path.as_bytes(), scratch).ok()?;
+    ckpt_image::procfs::status_mask(&scratch[..n], key)
+}
+
+/// The record of a thread stopped with ptrace, from what the tracer read and what the
+/// kernel tells of it by its id.
+fn fill_from_outside(rec: &mut ThreadRecord, st: &super::ptrace::Captured, scratch: &mut [u8]) {
+    use super::ptrace::reg::*;
+    let tid = st.tid;
+    *rec = ThreadRecord::default();
+    rec.tid = tid;
+    rec.flags = THREAD_PTRACED;
+    if crate::trigger::in_vdso(st.regs[RIP]) {
+        rec.flags |= THREAD_IN_VDSO;
+    }
+    rec.fs_base = st.regs[FS_BASE];
+    rec.gs_base = st.regs[GS_BASE];
+    rec.sigmask = task_status(tid, b"SigBlk", scratch).unwrap_or(0);
+    let stopped_with = match st.signal {
+        sig @ 1..=64 => 1u64 << (sig - 1),
+        _ => 0,
+    };
+    rec.pending = (task_status(tid, b"SigPnd", scratch).unwrap_or(0) | stopped_with)
+        & !OWN_SIGNALS.load(Ordering::Relaxed);
+    rec.altstack_flags = 2; // SS_DISABLE: ptrace cannot read it
+    (rec.rseq_area, rec.rseq_len, rec.rseq_sig) =
+        (st.rseq[0], st.rseq[1] as u32, st.rseq[2] as u32);
+    rec.xcr0 = ckpt_image::xcr0();
+    (rec.robust_list_head, rec.robust_list_len) = sys::robust_list_of(tid);
+    let tid_offset = TID_OFFSET.load(Ordering::Relaxed);
+    rec.clear_child_tid = rec.fs_base.wrapping_add(tid_offset);
+    (rec.pc, rec.sp) = (st.regs[RIP], st.regs[RSP]);
+    let mut path = crate::line::Line::<48>::new();
+    path.push(b"/proc/self/task/")
+        .push_decimal(tid as u64)
+        .push(b"/comm\0");
+    if let Ok(n) = sys::read_file(path.as_bytes(), &mut rec.comm) {
+        let end = rec.comm[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
+        rec.comm[end..].fill(0);
+    }
+    rec.affinity = sys::affinity_of(tid).unwrap_or([0; 16]);
 }
 
 /// Signals every listed thread not signalled yet; returns how many.
@@ -249,50 +353,47 @@ fn gone(tid: u32) -> bool {
     }
 }
 
-/// Waits until every signalled thread has parked or ended; fails when none has for
-/// `TIMEOUT_MS`.
-fn wait_settled(gen: u32) -> Result<(), FreezeError> {
+/// Waits until every signalled thread has parked or ended; false when the rest must be
+/// stopped from outside: none has parked or ended for `TIMEOUT_MS`, or for `BLOCKED_MS`
+/// when every one left blocks the signal (it would wait in vain).
+fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
     let mut progress = PARKED.load(Ordering::SeqCst);
     let mut since = sys::monotonic_ns();
+    let mut looked = false;
     loop {
         let seen = PARKED.load(Ordering::SeqCst);
         let now = sys::monotonic_ns();
         if seen != progress {
-            (progress, since) = (seen, now);
+            (progress, since, looked) = (seen, now, false);
         }
         if settled(gen) {
-            return Ok(());
+            return true;
         }
-        if now.saturating_sub(since) >= TIMEOUT_MS * 1_000_000 {
-            return Err(straggler());
+        let quiet = now.saturating_sub(since);
+        if quiet >= TIMEOUT_MS * 1_000_000 {
+            return false;
+        }
+        if quiet >= BLOCKED_MS * 1_000_000 && !looked {
+            looked = true;
+            if all_waiting_block(scratch) {
+                return false;
+            }
         }
         sys::futex_wait(&PARKED, seen, Some(1_000_000));
     }
 }
 
-/// The first thread still waited for, and why it does not stop.
-fn straggler() -> FreezeError {
-    for i in 0..SET {
+/// How long the freeze waits before it looks whether the threads left block the signal.
+const BLOCKED_MS: u64 = 10;
+
+/// Whether every thread still waited for blocks the control signal.
+fn all_waiting_block(scratch: &mut [u8]) -> bool {
+    (0..SET).all(|i| {
         let tid = SIGNALLED[i].load(Ordering::Relaxed);
-        if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
-            continue;
-        }
-        let mut path = crate::line::Line::<48>::new();
-        path.push(b"/proc/self/task/")
-            .push_decimal(tid as u64)
-            .push(b"/status\0");
-        let mut buf = [0u8; 2048];
-        let blocked = sys::read_file(path.as_bytes(), &mut buf)
-            .ok()
-            .and_then(|n| ckpt_image::procfs::status_mask(&buf[..n], b"SigBlk"))
-            .unwrap_or(0);
-        return if blocked & (1 << (CONTROL_SIGNAL - 1)) != 0 {
-            FreezeError::Blocks(tid)
-        } else {
-            FreezeError::DidNotStop(tid)
-        };
-    }
-    FreezeError::DidNotStop(0)
+        tid == 0
+            || STATUS[i].load(Ordering::Relaxed) != WAITING
+            || task_status(tid, b"SigBlk", scratch).unwrap_or(0) & (1 << (CONTROL_SIGNAL - 1)) != 0
+    })
 }
 
 /// Ends the freeze: every parked thread goes on (returns from its handler). Signal-safe.
@@ -300,4 +401,5 @@ pub fn thaw() {
     FREEZE.store(0, Ordering::SeqCst);
     RELEASE.fetch_add(1, Ordering::SeqCst);
     sys::futex_wake(&RELEASE, i32::MAX);
+    super::ptrace::release();
 }

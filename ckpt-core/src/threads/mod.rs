@@ -10,13 +10,17 @@
 //!   leader lists the threads again until a pass finds none it has not signalled and every
 //!   signalled one has parked or ended; a thread made meanwhile is found by the next pass (only
 //!   a thread that has not parked can make one, and the new one is listed before its maker's
-//!   `clone` returns). When no thread has parked or ended for [`freeze::TIMEOUT_MS`], the
-//!   checkpoint fails, naming a thread that did not stop and why, and every thread goes on.
+//!   `clone` returns). A thread that blocks the control signal and so cannot park (glibc's
+//!   `SIGEV_THREAD` helper, runtimes that mask everything) is stopped from outside by a
+//!   forked tracer ([`ptrace`]). When no thread has parked or ended for
+//!   [`freeze::TIMEOUT_MS`], or tracing is refused, the checkpoint fails, naming a thread that
+//!   did not stop and why, and every thread goes on.
 //!   [`thaw`] lets them go: after the post-checkpoint hooks, after the restart hooks in a
 //!   restarted process, at once when a forked child writes the image.
 //! - [`resume`]: the restart stub resumes one thread, the first record of the image (the
 //!   main thread when it was alive, so that its id is the process id again). That thread
-//!   makes every other one with a raw `clone` straight into its saved context, the kernel
+//!   makes every other one with a raw `clone` straight into its saved context (a thread
+//!   stopped from outside, onto a signal frame built from its registers), the kernel
 //!   writing the new thread id into glibc's control block before the thread runs. Each thread
 //!   registers its robust list and rseq area again, takes back its name and CPU affinity and
 //!   its pending signals; the leader waits for all of them, maps the old thread ids to the new
@@ -35,6 +39,7 @@ use crate::sys;
 
 pub mod freeze;
 pub mod park;
+pub mod ptrace;
 pub mod resume;
 pub mod tids;
 
@@ -85,6 +90,7 @@ pub fn init(tid_offset: Option<u64>, rseq_offset: Option<i64>) {
         MAX_THREADS * core::mem::size_of::<ThreadRecord>(),
     ));
     TABLE.store(table.as_mut_ptr(), Ordering::Release);
+    ptrace::init();
     TID_OFFSET.store(tid_offset.unwrap_or(u64::MAX), Ordering::Relaxed);
     RSEQ_OFFSET.store(
         rseq_offset.map_or(u64::MAX, |o| o as u64),

@@ -74,10 +74,30 @@ fn make_others(first: usize) {
     for s in frozen_slots().filter(|&s| s != first) {
         // SAFETY: a frozen thread's slot, read by the one thread running.
         let rec = unsafe { slot(s) };
-        // SAFETY: the record's context was saved by capture_and_run in that thread, whose
-        // stack the image restored; tls and the tid field are that thread's own.
-        let r = unsafe {
-            sys::clone_into_context(CLONE_FLAGS, &rec.context, rec.fs_base, rec.clear_child_tid)
+        let r = match super::ptrace::of_slot(s) {
+            // SAFETY: the record's context was saved by capture_and_run in that thread,
+            // whose stack the image restored; tls and the tid field are that thread's own.
+            None => unsafe {
+                sys::clone_into_context(CLONE_FLAGS, &rec.context, rec.fs_base, rec.clear_child_tid)
+            },
+            // A thread stopped with ptrace: back through a signal frame built on its stack.
+            Some(st) => {
+                // SAFETY: the thread's stack is restored and unused until it runs.
+                let (uc, stack) = unsafe { super::ptrace::build_frame(st, rec.sigmask) };
+                // SAFETY: the frame was just built from the thread's own state; the stack
+                // below it is unused; tls and the tid field are that thread's own.
+                unsafe {
+                    sys::clone_onto_frame(
+                        CLONE_FLAGS,
+                        stack,
+                        rec.fs_base,
+                        rec.clear_child_tid,
+                        s as u64,
+                        uc,
+                        resumed_from_outside,
+                    )
+                }
+            }
         };
         if r < 0 {
             let mut msg = Line::<160>::new();
@@ -97,6 +117,7 @@ fn make_others(first: usize) {
 /// The leader, back: waits until every thread is, then maps their old ids to the new ones.
 /// Signal-safe.
 pub(crate) fn all_back(scratch: &mut [u8]) {
+    super::ptrace::forget_tracers();
     let count = frozen_slots().count() as u32;
     loop {
         let back = RESUMED.load(Ordering::SeqCst);
@@ -112,4 +133,16 @@ pub(crate) fn all_back(scratch: &mut [u8]) {
         }),
         scratch,
     );
+}
+
+/// The first code of a thread stopped with ptrace, made again (`slot`: its record): it takes
+/// back its kernel state like any thread, waits for the leader, and returns to
+/// `clone_onto_frame`, which returns it to its registers. Signal-safe.
+extern "C" fn resumed_from_outside(slot: u64) {
+    let (gen, release) = (
+        FREEZE.load(Ordering::SeqCst),
+        RELEASE.load(Ordering::SeqCst),
+    );
+    thread_resumed(slot as usize);
+    super::park::wait_for_release(gen, release);
 }
