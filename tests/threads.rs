@@ -352,3 +352,135 @@ fn loader_lock_held_at_the_checkpoint_is_released_after_the_restart() {
         proc.fail("expected the dlopen to return, a second one to work, and exit()");
     }
 }
+
+/// The image of a multithreaded program restarts the same, compressed (CKPT_COMPRESS=lz4)
+/// and restored lazily (CKPT_LAZY=1, memory mapped from the file).
+#[test]
+fn compressed_image_restarts_lazily() {
+    let dir = TempDir::new("threads-lz4-lazy");
+    let program = build(&dir);
+    let image = checkpoint_path(&dir, &program);
+    let workers = WORKERS.to_string();
+    let mut command = ckpt_command(&dir, &program, &["main", &workers]);
+    command.env("CKPT_COMPRESS", "lz4");
+    let (mut proc, _stdin) = Proc::spawn_with_stdin(command, "threads (CKPT_COMPRESS=lz4)");
+    proc.wait_line("ready");
+    checkpoint(proc, &image);
+    for lazy in [true, false] {
+        let mut command = restart_command(&dir, &image);
+        if lazy {
+            command.env("CKPT_LAZY", "1");
+        }
+        let label = format!("threads.ckpt (lz4, lazy: {lazy})");
+        let (proc, stdin) = Proc::spawn_with_stdin(command, &label);
+        check_and_finish(proc, stdin, &label);
+    }
+}
+
+const CHURN_C: &str = include_str!("programs/churn.c");
+
+/// A thousand threads, each blocked in pthread_cond_wait, come back, each with its own
+/// thread id in glibc and its stack; restored eagerly and lazily from one image.
+#[test]
+fn a_thousand_threads_come_back() {
+    const N: u64 = 1000;
+    let dir = TempDir::new("threads-1000");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let n = N.to_string();
+    let (mut proc, _stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &program, &["many", &n]), "churn many");
+    proc.wait_line("ready");
+    let before = std::fs::read_to_string(format!("/proc/{}/status", proc.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    if before != (N + 1).to_string() {
+        proc.fail(&format!(
+            "expected {} threads before the checkpoint, saw {before:?}",
+            N + 1
+        ));
+    }
+    checkpoint(proc, &image);
+    let count = &info_json(&image)["threads"]["count"];
+    if count.as_u64() != Some(N + 1) {
+        panic!(
+            "ckpt info counts {count} threads in the image, not {}",
+            N + 1
+        );
+    }
+    for lazy in [false, true] {
+        let mut command = restart_command(&dir, &image);
+        if lazy {
+            command.env("CKPT_LAZY", "1");
+        }
+        let label = format!("churn.ckpt (1000 threads, lazy: {lazy})");
+        let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, &label);
+        writeln!(stdin, "check").unwrap();
+        proc.wait_success(TIMEOUT);
+        let want = format!("joined {N} sum {} bad 0", N * (N + 1) / 2);
+        if proc.rest_of_output() != [want.clone()] {
+            proc.fail(&format!("expected {want:?}"));
+        }
+    }
+}
+
+/// (inode, modification time) of a file, to see a new one renamed into place.
+fn identity(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// Periodic checkpoints (`-c -z`) of a program that never stops making and joining threads,
+/// some detached: every image passes its own verification (no memory changes while it is
+/// written: every thread is frozen), the program's own checks pass throughout, and the last
+/// image restarts and goes on making threads.
+#[test]
+fn periodic_checkpoints_of_a_thread_churn_all_verify() {
+    const IMAGES: usize = 12;
+    let dir = TempDir::new("threads-churn");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let mut command = std::process::Command::new(ckpt_bin());
+    command
+        .args(["-c", "-z", "50"])
+        .arg(&program)
+        .arg("churn")
+        .current_dir(dir.path());
+    clear_ckpt_settings(&mut command);
+    let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, "ckpt -c -z 50 churn churn");
+    proc.wait_line("ready");
+    let mut last = None;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let kept = dir.join("kept.ckpt");
+    for seen in 0..IMAGES {
+        loop {
+            let now = identity(&image);
+            if now.is_some() && now != last {
+                last = now;
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                proc.fail(&format!("only {seen} periodic checkpoints appeared"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // A hard link holds this very file while later ones replace the name.
+        let _ = std::fs::remove_file(&kept);
+        std::fs::hard_link(&image, &kept).unwrap();
+        verify(&kept);
+    }
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+    if !proc.rest_of_output().iter().any(|l| l == "rounds ok") {
+        proc.fail("the churning program's own checks failed");
+    }
+    let (mut proc, mut stdin) = restart(&dir, &kept, "kept.ckpt (churn)");
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+    if proc.rest_of_output() != ["rounds ok"] {
+        proc.fail("the restarted churn's own checks failed");
+    }
+}

@@ -1,0 +1,198 @@
+/* Many threads, and threads that never stop coming and going, for tests/threads.rs.
+ *
+ * Usage: churn many N
+ *   N threads, each waiting on one condition variable (blocked in futex). Prints "ready" once
+ *   all N are waiting. For the line "check" on stdin every thread is woken, checks that
+ *   raise() reaches it (glibc's cached thread id is its own) and that its stack-allocated
+ *   pattern is intact, adds its number to a sum, and is joined; then "joined N sum S bad B".
+ *
+ * Usage: churn churn
+ *   The main thread makes, round after round, 4 joinable and 2 detached threads; each fills a
+ *   buffer of its own with a pattern, sums it, and checks the sum (memory that came back
+ *   wrong, or changed under it, is caught). A reader thread waits for "check" on stdin.
+ *   Prints "ready" after the first round; for "check", at the end of the round under way,
+ *   "rounds ok" (at least one round after the line came) or "BAD: ..." and exits. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int go;
+static atomic_int waiting;
+static atomic_ulong sum;
+static atomic_int bad;
+static __thread volatile sig_atomic_t urg_seen;
+
+static void on_urg(int sig)
+{
+    (void)sig;
+    urg_seen = 1;
+}
+
+/* raise() reaches this thread, and a pattern on its stack is what it wrote. */
+static int thread_is_whole(const unsigned char *pattern, size_t len, unsigned seed)
+{
+    for (size_t k = 0; k < len; k++)
+        if (pattern[k] != (unsigned char)(seed * 31 + k))
+            return 0;
+    urg_seen = 0;
+    return raise(SIGURG) == 0 && urg_seen;
+}
+
+static void *waiter(void *arg)
+{
+    unsigned i = (unsigned)(uintptr_t)arg;
+    unsigned char pattern[256];
+    for (size_t k = 0; k < sizeof pattern; k++)
+        pattern[k] = (unsigned char)(i * 31 + k);
+    pthread_mutex_lock(&lock);
+    atomic_fetch_add(&waiting, 1);
+    while (!go)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    if (!thread_is_whole(pattern, sizeof pattern, i))
+        atomic_fetch_add(&bad, 1);
+    atomic_fetch_add(&sum, i);
+    return NULL;
+}
+
+static int many(int n)
+{
+    pthread_t *threads = calloc((size_t)n, sizeof *threads);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    for (int i = 0; i < n; i++) {
+        int r = pthread_create(&threads[i], &attr, waiter, (void *)(uintptr_t)(i + 1));
+        if (r != 0) {
+            printf("pthread_create %d: %s\n", i, strerror(r));
+            return 1;
+        }
+    }
+    while (atomic_load(&waiting) < n)
+        sleep_ms(1);
+    /* Every thread has counted itself under the lock; taking it once more makes sure the
+     * last one is in pthread_cond_wait. */
+    pthread_mutex_lock(&lock);
+    pthread_mutex_unlock(&lock);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin) || strcmp(line, "check\n") != 0) {
+        printf("no check\n");
+        return 3;
+    }
+    pthread_mutex_lock(&lock);
+    go = 1;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    printf("joined %d sum %lu bad %d\n", n, atomic_load(&sum), atomic_load(&bad));
+    return 0;
+}
+
+#define BUFFER (64 * 1024)
+static atomic_int checking;
+static atomic_int detached_alive;
+
+static void *busy(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    unsigned char *buffer = malloc(BUFFER);
+    unsigned char stack_pattern[128];
+    for (size_t k = 0; k < sizeof stack_pattern; k++)
+        stack_pattern[k] = (unsigned char)(seed * 31 + k);
+    uint64_t want = 0, got = 0;
+    for (size_t k = 0; k < BUFFER; k++) {
+        buffer[k] = (unsigned char)(seed + k * 7);
+        want += buffer[k];
+    }
+    for (size_t k = 0; k < BUFFER; k++)
+        got += buffer[k];
+    if (got != want || !thread_is_whole(stack_pattern, sizeof stack_pattern, seed))
+        atomic_fetch_add(&bad, 1);
+    free(buffer);
+    return NULL;
+}
+
+static void *detached(void *arg)
+{
+    busy(arg);
+    atomic_fetch_sub(&detached_alive, 1);
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    (void)arg;
+    char line[64];
+    while (fgets(line, sizeof line, stdin))
+        if (strcmp(line, "check\n") == 0) {
+            atomic_store(&checking, 1);
+            return NULL;
+        }
+    printf("stdin closed\n");
+    fflush(stdout);
+    exit(3);
+}
+
+static int churn(void)
+{
+    pthread_t r;
+    pthread_create(&r, NULL, reader, NULL);
+    pthread_attr_t detach;
+    pthread_attr_init(&detach);
+    pthread_attr_setdetachstate(&detach, PTHREAD_CREATE_DETACHED);
+    unsigned seed = 1;
+    int after_check = 0;
+    for (unsigned long round = 0;; round++) {
+        int check = atomic_load(&checking);
+        pthread_t t[4];
+        for (int k = 0; k < 4; k++)
+            pthread_create(&t[k], NULL, busy, (void *)(uintptr_t)seed++);
+        for (int k = 0; k < 2; k++) {
+            pthread_t d;
+            atomic_fetch_add(&detached_alive, 1);
+            if (pthread_create(&d, &detach, detached, (void *)(uintptr_t)seed++) != 0)
+                atomic_fetch_sub(&detached_alive, 1);
+        }
+        for (int k = 0; k < 4; k++)
+            pthread_join(t[k], NULL);
+        if (round == 0) {
+            printf("ready\n");
+            fflush(stdout);
+        }
+        if (check && ++after_check >= 2) {
+            while (atomic_load(&detached_alive) > 0)
+                sleep_ms(1);
+            if (atomic_load(&bad))
+                printf("BAD: %d threads found their memory or thread id wrong\n",
+                       atomic_load(&bad));
+            else
+                printf("rounds ok\n");
+            fflush(stdout);
+            return 0;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGURG, on_urg);
+    if (argc == 3 && strcmp(argv[1], "many") == 0)
+        return many(atoi(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "churn") == 0)
+        return churn();
+    fprintf(stderr, "usage: churn many N | churn churn\n");
+    return 2;
+}
