@@ -484,3 +484,28 @@ fn periodic_checkpoints_of_a_thread_churn_all_verify() {
         proc.fail("the restarted churn's own checks failed");
     }
 }
+
+/// More threads than the thread table holds (4096): the checkpoint fails in one line that
+/// says so, leaves no file, and every thread goes on.
+#[test]
+fn too_many_threads_fail_the_checkpoint_and_the_program_goes_on() {
+    const N: u64 = 4100;
+    let dir = TempDir::new("threads-too-many");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let n = N.to_string();
+    let (mut proc, mut stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &program, &["many", &n]), "churn many");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr("more threads than ckpt can stop (4096)", TIMEOUT);
+    if image.exists() {
+        proc.fail("a failed checkpoint left a file");
+    }
+    writeln!(stdin, "check").unwrap();
+    let status = proc.wait_exit_only(TIMEOUT);
+    let want = format!("joined {N} sum {} bad 0", N * (N + 1) / 2);
+    if !status.success() || proc.rest_of_output() != [want.clone()] {
+        proc.fail(&format!("expected {want:?} and exit 0"));
+    }
+}

@@ -9,8 +9,12 @@
 //! extended state, hands them to the leader through a pipe, and holds the thread stopped
 //! until the leader lets every thread go ([`release`]). An ordinary user may trace its own
 //! process when no security module forbids it (Yama is not built into this kernel; measured
-//! in `DESIGN-threads-files-attach.md` F4); where tracing is refused, the checkpoint fails,
-//! naming the thread.
+//! in `DESIGN-threads-files-attach.md` F4). Under Yama's `ptrace_scope` 1 (Ubuntu's
+//! default) a child may trace its parent only when the parent names it with
+//! `PR_SET_PTRACER`, which the leader does before the tracer starts and withdraws at the
+//! release (a tracer the program had named itself is replaced meanwhile: the kernel keeps
+//! one per process and does not tell which). Where tracing is refused (`ptrace_scope` 2 or
+//! 3, seccomp), the checkpoint fails, naming the thread.
 //!
 //! The state goes into memory reserved at load, so it is part of the image. After a restart
 //! `resume` makes such a thread again on a signal frame built from it, as the kernel builds
@@ -169,6 +173,10 @@ pub(super) fn capture(
     };
     sys::close(to_parent);
     sys::close(let_go_read);
+    // Under Yama's ptrace_scope 1 a child may not trace its parent unless the parent says
+    // so; the tracer starts when it has.
+    sys::allow_tracer(pid);
+    sys::write_byte(let_go, 1);
     TRACERS[slot][0].store(pid, Ordering::SeqCst);
     TRACERS[slot][1].store(let_go, Ordering::SeqCst);
 
@@ -238,6 +246,7 @@ pub(super) fn release() {
         }
         if pid > 0 {
             sys::reap(pid);
+            sys::allow_tracer(0);
         }
     }
 }
@@ -265,6 +274,11 @@ const PTRACE_EVENT_STOP: i32 = 128;
 /// The tracer child: seizes and stops each thread, sends its state, then waits to be let
 /// go (a byte, or the end of the pipe when the process is gone) and detaches.
 fn tracer(tids: &[u32], first: usize, out: i32, let_go: i32) -> ! {
+    // One byte: the parent allows the tracing; the next: it lets the threads go.
+    let mut byte = [0u8; 1];
+    if sys::read_full(let_go, &mut byte) != Ok(1) {
+        sys::exit_now(1)
+    }
     let mut held = [0u32; MAX_CAPTURED];
     let mut signals = [0u64; MAX_CAPTURED];
     for (i, &tid) in tids.iter().enumerate() {
@@ -286,7 +300,6 @@ fn tracer(tids: &[u32], first: usize, out: i32, let_go: i32) -> ! {
         }
     }
     sys::close(out);
-    let mut byte = [0u8; 1];
     let _ = sys::read_full(let_go, &mut byte);
     for (i, &tid) in held.iter().enumerate().take(tids.len()) {
         if tid != 0 {
