@@ -509,3 +509,25 @@ fn too_many_threads_fail_the_checkpoint_and_the_program_goes_on() {
         proc.fail(&format!("expected {want:?} and exit 0"));
     }
 }
+
+/// A timer on CLOCK_THREAD_CPUTIME_ID cannot be given back to the thread that made it (the
+/// kernel does not say which did): the restart says so in one line, never silently.
+#[test]
+fn timer_on_a_thread_clock_is_reported_at_the_restart() {
+    let dir = TempDir::new("threads-threadclock");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let (mut proc, _stdin) = Proc::spawn_with_stdin(
+        ckpt_command(&dir, &program, &["threadclock"]),
+        "churn threadclock",
+    );
+    proc.wait_line("ready");
+    checkpoint(proc, &image);
+    let (mut proc, mut stdin) = restart(&dir, &image, "churn.ckpt (threadclock)");
+    proc.wait_stderr(
+        "(CLOCK_THREAD_CPUTIME_ID) now counts the CPU time of the thread that took the checkpoint",
+        TIMEOUT,
+    );
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+}

@@ -27,7 +27,8 @@
 //! (when it can be stopped: it blocks every signal, see `threads`). A
 //! timer on `CLOCK_THREAD_CPUTIME_ID` is listed as clock -2 whichever thread made it (the
 //! kernel keeps that thread to itself): it must be made again by its own thread, which only
-//! a record kept by a `timer_create` wrapper could tell.
+//! a record kept by a `timer_create` wrapper could tell. It is made again by the restart's
+//! leader, and in a process with other threads the restart says so in one line.
 //!
 //! The records live in a static of this module (saved with the library's memory), used only
 //! by the checkpoint path while it holds the in-progress flag.
@@ -49,6 +50,9 @@ const SIGEV_SIGNAL: i32 = 0;
 const SIGEV_NONE: i32 = 1;
 const SIGEV_THREAD: i32 = 2;
 const SIGEV_THREAD_ID: i32 = 4;
+/// How `/proc/self/timers` lists a timer on `CLOCK_THREAD_CPUTIME_ID` (the calling thread's
+/// CPU-time clock, whichever thread that was).
+const THREAD_CPUTIME_SELF: i32 = -2;
 const SI_TIMER: i32 = -2;
 
 /// A timer as saved: what `/proc/self/timers` lists, with `timer_gettime`'s times.
@@ -261,9 +265,12 @@ pub fn restore() {
     if !timers.is_empty() {
         match sys::timer_restore_ids(sys::TIMER_IDS_ON) {
             Ok(_) => {
+                let threads = crate::threads::frozen_count();
                 for t in timers {
                     if let Err((what, e)) = restore_timer(t, saved.thread) {
                         report_unrestored(t, what, e);
+                    } else if t.clock == THREAD_CPUTIME_SELF && threads > 1 {
+                        report_thread_clock(t);
                     }
                 }
                 let _ = sys::timer_restore_ids(saved.restore_ids);
@@ -313,6 +320,16 @@ fn restore_timer(t: &TimerRecord, thread: u32) -> Result<(), (&'static str, i32)
         sys::timer_settime(t.id, t.interval_ns, t.value_ns).map_err(|e| ("timer_settime", e))?;
     }
     Ok(())
+}
+
+/// One line about a timer on a thread's own CPU-time clock, made again by the thread that
+/// took the checkpoint (see the module documentation). Signal-safe.
+fn report_thread_clock(t: &TimerRecord) {
+    let mut msg = Line::<256>::new();
+    msg.push(b"ckpt: POSIX timer ")
+        .push_decimal(t.id as u64)
+        .push(b" (CLOCK_THREAD_CPUTIME_ID) now counts the CPU time of the thread that took the checkpoint, which may not be the thread that made it\n");
+    sys::write_stderr(msg.as_bytes());
 }
 
 /// One line naming a timer that could not be made again. Signal-safe.

@@ -11,7 +11,11 @@
  *   buffer of its own with a pattern, sums it, and checks the sum (memory that came back
  *   wrong, or changed under it, is caught). A reader thread waits for "check" on stdin.
  *   Prints "ready" after the first round; for "check", at the end of the round under way,
- *   "rounds ok" (at least one round after the line came) or "BAD: ..." and exits. */
+ *   "rounds ok" (at least one round after the line came) or "BAD: ..." and exits.
+ *
+ * Usage: churn threadclock
+ *   A second thread waits; the main thread makes a timer on its own CPU-time clock
+ *   (CLOCK_THREAD_CPUTIME_ID). Prints "ready", and "done" after "check". */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -186,11 +191,36 @@ static int churn(void)
     }
 }
 
+static int threadclock(void)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, waiter, (void *)(uintptr_t)1);
+    struct sigevent ev = { .sigev_notify = SIGEV_NONE };
+    timer_t timer;
+    if (timer_create(CLOCK_THREAD_CPUTIME_ID, &ev, &timer) != 0) {
+        perror("timer_create");
+        return 1;
+    }
+    struct itimerspec in = { .it_value = { .tv_sec = 1000 } };
+    timer_settime(timer, 0, &in, NULL);
+    while (atomic_load(&waiting) < 1)
+        sleep_ms(1);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return 3;
+    printf("done\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGURG, on_urg);
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many(atoi(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "threadclock") == 0)
+        return threadclock();
     if (argc == 2 && strcmp(argv[1], "churn") == 0)
         return churn();
     fprintf(stderr, "usage: churn many N | churn churn\n");

@@ -134,6 +134,12 @@ fn frozen_slots() -> impl Iterator<Item = usize> {
     core::iter::once(0).chain(parked_slots(FREEZE.load(Ordering::SeqCst)))
 }
 
+/// How many threads the checkpoint froze (the leader too); in a restarted process, until the
+/// thaw, how many the restart made.
+pub fn frozen_count() -> usize {
+    frozen_slots().count()
+}
+
 /// The slots of the frozen threads, the restart's first one first: the order of the
 /// image's thread table.
 pub fn image_order() -> impl Iterator<Item = usize> {
