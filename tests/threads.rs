@@ -531,3 +531,33 @@ fn timer_on_a_thread_clock_is_reported_at_the_restart() {
     writeln!(stdin, "check").unwrap();
     proc.wait_success(TIMEOUT);
 }
+
+/// `ckpt checkpoint PID` of a multithreaded program: the request's signal may reach any
+/// thread, which stops the others; the program goes on, and the image restarts every
+/// thread.
+#[test]
+fn ckpt_checkpoint_of_a_running_multithreaded_program() {
+    let dir = TempDir::new("threads-request");
+    let program = build(&dir);
+    let image = dir.join("requested.ckpt");
+    let (mut proc, stdin) = start(&dir, None, &program, "main");
+    let pid = proc.pid().to_string();
+    let image_arg = image.to_str().expect("a UTF-8 path");
+    let finished = run_to_end(
+        ckpt_tool(
+            &dir,
+            &["checkpoint", &pid, "-n", image_arg, "--timeout", "20"],
+        ),
+        "ckpt checkpoint",
+        TIMEOUT,
+    );
+    if !finished.status.success() {
+        finished.fail("ckpt checkpoint", "the request should succeed");
+    }
+    verify(&image);
+    writeln!(&stdin, "still").unwrap();
+    proc.wait_line("echo still");
+    check_and_finish(proc, stdin, "after ckpt checkpoint");
+    let (proc, stdin) = restart(&dir, &image, "requested.ckpt");
+    check_and_finish(proc, stdin, "restarted from ckpt checkpoint");
+}
