@@ -73,6 +73,11 @@ void ckpt_on_postckpt(void (*f)(void *), void *arg);
  * Registers F to be called with ARG when a process is restarted from a checkpoint: after
  * the checkpoint has been completely restored, just before control returns to the program,
  * in the REVERSE of the order they were registered. May run in a signal handler.
+ *
+ * In a multithreaded program, post-checkpoint and restart hooks run in the thread that took
+ * the checkpoint while every other thread is stopped (pre-checkpoint hooks, before they
+ * are): such a hook must not wait for anything another thread may hold — a mutex, stdio's
+ * locks (printf), the allocator's (malloc) — or it waits forever.
  */
 void ckpt_on_restart(void (*f)(void *), void *arg);
 
