@@ -76,8 +76,13 @@ static void *worker(void *arg)
         if (t - last > max_gap)
             max_gap = t - last;
         last = t;
-        /* The program-wide stall: time since any thread last got here. */
-        uint64_t before = atomic_exchange_explicit(&last_progress, t, memory_order_relaxed);
+        /* The program-wide stall: time since any thread last got here. A maximum, not an
+         * exchange: a thread preempted between reading the clock and here must not put
+         * back its old time (that made stalls of a scheduling round out of nothing). */
+        uint64_t before = atomic_load_explicit(&last_progress, memory_order_relaxed);
+        while (t > before && !atomic_compare_exchange_weak_explicit(&last_progress, &before, t, memory_order_relaxed,
+                                                                    memory_order_relaxed)) {
+        }
         if (before && t > before) {
             uint64_t stall = t - before, seen = atomic_load_explicit(&longest_stall, memory_order_relaxed);
             while (stall > seen) {
