@@ -214,6 +214,154 @@ fn info_describes_a_real_checkpoint() {
     );
 }
 
+/// The thread list of `ckpt info` and `ckpt info --json` for tests/programs/threads.c:
+/// one line and one object per thread, with the workers' names (`w0` …), the roles, where
+/// each was stopped, worker 2's private pending SIGWINCH and worker 0's single CPU; once
+/// checkpointed by the signal (the main thread, in read(), takes it), once by worker 1 with
+/// ckpt_ckpt() (where it stopped is not recorded then).
+#[test]
+fn info_lists_the_threads() {
+    let dir = TempDir::new("info-threads");
+    let program = compile_c(
+        &dir,
+        "threads",
+        include_str!("programs/threads.c"),
+        &["-pthread", "-ldl"],
+    );
+    check_thread_list(&dir, &program, "main");
+    check_thread_list(&dir, &program, "api");
+}
+
+fn check_thread_list(dir: &TempDir, program: &Path, mode: &str) {
+    const WORKERS: usize = 6;
+    const OTHERS: usize = 4; // threads.c's blocked threads beside main and the workers
+    let workers = WORKERS.to_string();
+    let (mut proc, _stdin) = Proc::spawn_with_stdin(
+        ckpt_command(dir, program, &[mode, &workers]),
+        &format!("threads {mode}"),
+    );
+    let pid = proc.pid();
+    proc.wait_line("ready");
+    match mode {
+        "api" => proc.wait_success(TIMEOUT),
+        _ => drop(proc.checkpoint_and_collect(TIMEOUT)),
+    }
+    let checkpoint = checkpoint_path(dir, program);
+    expect_checkpoint(&mut proc, &checkpoint);
+
+    let json = run_to_end(
+        ckpt_tool(dir, &[Path::new("info"), Path::new("--json"), &checkpoint]),
+        "ckpt info --json",
+        TIMEOUT,
+    );
+    if json.status.code() != Some(0) {
+        json.fail("ckpt info --json", "expected success");
+    }
+    let value: serde_json::Value = serde_json::from_str(json.stdout.trim())
+        .unwrap_or_else(|e| json.fail("ckpt info --json", &format!("not JSON: {e}")));
+    let threads = &value["threads"];
+    let list = threads["list"].as_array().expect("threads.list array");
+    let count = 1 + WORKERS + OTHERS;
+    assert_eq!(threads["count"], count, "{threads}");
+    assert_eq!(list.len(), count, "{threads}");
+    let tids: Vec<serde_json::Value> = list.iter().map(|t| t["tid"].clone()).collect();
+    assert_eq!(serde_json::Value::from(tids), threads["tids"]);
+    let with_role = |role: &str| -> Vec<&serde_json::Value> {
+        list.iter()
+            .filter(|t| t["roles"].as_array().unwrap().iter().any(|r| r == role))
+            .collect()
+    };
+    let named = |name: &str| -> &serde_json::Value {
+        let found: Vec<_> = list.iter().filter(|t| t["name"] == name).collect();
+        assert_eq!(found.len(), 1, "one thread named {name}: {threads}");
+        found[0]
+    };
+    let main = with_role("main");
+    assert_eq!(main.len(), 1, "one main thread: {threads}");
+    let main = main[0];
+    assert_eq!(main["tid"], pid, "{main}");
+    assert_eq!(main["name"], "threads", "{main}");
+    let leader = with_role("leader");
+    assert_eq!(leader.len(), 1, "one leader: {threads}");
+    let leader = leader[0];
+    assert!(with_role("ptraced").is_empty(), "{threads}");
+    // The main thread was stopped in read(), inside libc.
+    let at = &main["stopped_at"];
+    let mapping = at["mapping"].as_str().unwrap_or_default();
+    assert!(mapping.starts_with("libc.so"), "main stopped at {at}");
+    assert!(
+        at["path"].as_str().unwrap_or_default().ends_with(mapping),
+        "{at}"
+    );
+    if mode == "api" {
+        assert_eq!(leader, named("w1"), "{threads}");
+        assert!(leader["stopped_at"].is_null(), "{leader}");
+    }
+    for i in 0..WORKERS {
+        let worker = named(&format!("w{i}"));
+        if worker != leader {
+            assert!(worker["stopped_at"]["mapping"].is_string(), "{worker}");
+        }
+        let pending = worker["pending"].as_array().unwrap();
+        match i {
+            2 => assert_eq!(pending, &["SIGWINCH"], "{worker}"),
+            _ => assert!(pending.is_empty(), "{worker}"),
+        }
+    }
+    let pinned = named("w0")["cpus"].as_str().expect("w0's cpus").to_owned();
+    assert!(
+        pinned.parse::<u32>().is_ok(),
+        "w0 runs on one CPU: {pinned}"
+    );
+
+    // The text: a header and one line per thread, columns as in JSON.
+    let text = run_to_end(
+        ckpt_tool(dir, &[Path::new("info"), &checkpoint]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    if text.status.code() != Some(0) {
+        text.fail("ckpt info", "expected success");
+    }
+    let out = &text.stdout;
+    let table: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| *l != "thread list:")
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        table.first().map(|h| h.join(" ")),
+        Some("tid role name stopped at pending cpus".to_owned()),
+        "{out}"
+    );
+    assert_eq!(table.len(), 1 + count, "{out}");
+    for (row, t) in table[1..].iter().zip(list) {
+        assert_eq!(row.len(), 6, "{row:?}");
+        assert_eq!(row[0], t["tid"].to_string(), "{out}");
+        let roles: Vec<&str> = t["roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap())
+            .collect();
+        let roles = if roles.is_empty() {
+            "-".to_owned()
+        } else {
+            roles.join(",")
+        };
+        assert_eq!(row[1], roles, "{out}");
+        assert_eq!(row[2], t["name"], "{out}");
+        let at = &t["stopped_at"];
+        let at = match at["mapping"].as_str() {
+            Some(m) => format!("{m}+{:#x}", at["offset"].as_u64().unwrap()),
+            None => "-".to_owned(),
+        };
+        assert_eq!(row[3], at, "{out}");
+        assert_eq!(row[5], t["cpus"], "{out}");
+    }
+}
+
 #[test]
 fn checkpoint_refuses_a_target_without_libckpt() {
     let dir = TempDir::new("cmd-nolib");

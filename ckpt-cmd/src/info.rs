@@ -12,7 +12,8 @@ use std::io;
 use serde::Serialize;
 use serde_json::ser::Formatter;
 
-use ckpt_image::{prot, region_flags as rf, RegionRecord, EXTENT_LZ4};
+use ckpt_image::{prot, region_flags as rf, RegionRecord, ThreadRecord, EXTENT_LZ4};
+use ckpt_image::{THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
 use crate::image::Image;
 
@@ -114,6 +115,8 @@ pub struct RegionInfo {
     /// What the program had set on it with `mmap`, `madvise`, `mlock` and `mseal`, restored
     /// at restart: `noreserve`, `dontfork`, `locked` … (`region_flags::VM_FLAGS`).
     pub flags: Vec<&'static str>,
+    /// Offset in the backing file of the region's first byte.
+    pub file_offset: u64,
 }
 
 /// The words for the `VM_FLAGS` in `flags`, in their table's order.
@@ -122,6 +125,158 @@ pub fn vm_flag_words(flags: u32) -> Vec<&'static str> {
         .iter()
         .filter(|(flag, _, _)| flags & flag != 0)
         .map(|(_, _, word)| *word)
+        .collect()
+}
+
+/// One thread of the thread table, ready to print.
+pub struct ThreadInfo {
+    pub tid: u32,
+    /// Its name (`comm`), as the program set it with `pthread_setname_np` or `PR_SET_NAME`.
+    pub name: String,
+    /// `main` (its tid was the process id), `leader` (it took the checkpoint), `ptraced`
+    /// (it blocked ckpt's signal and was stopped from outside), in that order.
+    pub roles: Vec<&'static str>,
+    /// Where the checkpoint stopped it (0: not known, as for the leader of `ckpt_ckpt()`).
+    pub pc: u64,
+    pub sp: u64,
+    /// The mapping `pc` lies in; `None` when `pc` is not known.
+    pub stopped_at: Option<Location>,
+    pub in_vdso: bool,
+    /// Signals pending for this thread alone, by name.
+    pub pending: Vec<String>,
+    /// The CPUs it may run on, as a list such as `0-3,8`; `None` when not recorded.
+    pub cpus: Option<String>,
+}
+
+/// An address as the mapping it lies in and an offset.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The file's base name, or `[vdso]`, `[heap]`, `[stack]`, `[anon]`; `[unmapped]` when
+    /// no saved region holds the address.
+    pub mapping: String,
+    /// The file's full path (file-backed mappings only).
+    pub path: Option<String>,
+    /// For a file: the offset in the file (for a shared library or a position-independent
+    /// executable usually its ELF address, as `addr2line` takes it); otherwise the offset
+    /// from the start of the region; for `[unmapped]` the address itself.
+    pub offset: u64,
+}
+
+impl Location {
+    /// Where `addr` lies among `regions` (sorted and disjoint, as the tables guarantee).
+    pub fn of(regions: &[RegionInfo], addr: u64) -> Location {
+        let at = regions.partition_point(|r| r.end <= addr);
+        let Some(r) = regions.get(at).filter(|r| r.start <= addr) else {
+            return Location {
+                mapping: "[unmapped]".to_owned(),
+                path: None,
+                offset: addr,
+            };
+        };
+        let within = addr - r.start;
+        if r.backing.is_file() {
+            let base = r.name.rsplit('/').next().unwrap_or(&r.name);
+            Location {
+                mapping: if base.is_empty() { "[file]" } else { base }.to_owned(),
+                path: Some(r.name.clone()),
+                offset: r.file_offset.saturating_add(within),
+            }
+        } else {
+            let mapping = match r.backing {
+                Backing::Anonymous => "[anon]".to_owned(),
+                _ if r.name.is_empty() => format!("[{}]", r.backing.word()),
+                _ => r.name.clone(),
+            };
+            Location {
+                mapping,
+                path: None,
+                offset: within,
+            }
+        }
+    }
+
+    /// `libc.so.6+0x1234`.
+    pub fn text(&self) -> String {
+        format!("{}+{:#x}", printable(&self.mapping), self.offset)
+    }
+}
+
+impl ThreadInfo {
+    pub fn gather(t: &ThreadRecord, regions: &[RegionInfo]) -> ThreadInfo {
+        let roles = [
+            (THREAD_MAIN, "main"),
+            (THREAD_LEADER, "leader"),
+            (THREAD_PTRACED, "ptraced"),
+        ]
+        .iter()
+        .filter(|(flag, _)| t.flags & flag != 0)
+        .map(|(_, word)| *word)
+        .collect();
+        ThreadInfo {
+            tid: t.tid,
+            name: String::from_utf8_lossy(t.name()).into_owned(),
+            roles,
+            pc: t.pc,
+            sp: t.sp,
+            stopped_at: (t.pc != 0).then(|| Location::of(regions, t.pc)),
+            in_vdso: t.flags & THREAD_IN_VDSO != 0,
+            pending: (1..=64)
+                .filter(|sig| t.pending & (1u64 << (sig - 1)) != 0)
+                .map(signal_word)
+                .collect(),
+            cpus: cpu_list(&t.affinity),
+        }
+    }
+}
+
+/// `SIGWINCH`, `SIGRTMIN+2`, `signal 32` (glibc's own).
+pub fn signal_word(sig: i32) -> String {
+    match ckpt_image::signals::signal_name(sig) {
+        Some(name) => format!("SIG{name}"),
+        None if sig >= ckpt_image::signals::SIGRTMIN => {
+            format!("SIGRTMIN+{}", sig - ckpt_image::signals::SIGRTMIN)
+        }
+        None => format!("signal {sig}"),
+    }
+}
+
+/// A CPU mask (bit per CPU) as a list of CPUs and ranges, `0-3,8,10-11` (the format of
+/// `taskset -c` and `/sys/devices/system/cpu/online`); `None` for an empty mask, which
+/// means "not recorded".
+pub fn cpu_list(mask: &[u64]) -> Option<String> {
+    let set = |cpu: usize| mask[cpu / 64] & (1 << (cpu % 64)) != 0;
+    let n = mask.len() * 64;
+    let mut parts = Vec::new();
+    let mut cpu = 0;
+    while cpu < n {
+        if !set(cpu) {
+            cpu += 1;
+            continue;
+        }
+        let first = cpu;
+        while cpu + 1 < n && set(cpu + 1) {
+            cpu += 1;
+        }
+        parts.push(if first == cpu {
+            first.to_string()
+        } else {
+            format!("{first}-{cpu}")
+        });
+        cpu += 1;
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+/// `text` with control characters escaped (thread and file names are the program's choice).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect()
 }
 
@@ -137,6 +292,8 @@ pub struct Info {
     pub stub_base: u64,
     pub regions: Vec<RegionInfo>,
     pub tids: Vec<u32>,
+    /// Every thread, in the table's order (the one the restart resumes first, first).
+    pub threads: Vec<ThreadInfo>,
     /// The checkpoint signal found the thread inside the vDSO (such a checkpoint restarts
     /// only under a kernel with the same vDSO).
     pub in_vdso: bool,
@@ -169,6 +326,7 @@ impl Info {
                     huge: r.flags & rf::HUGE != 0,
                     guard: tables.guards_of(r).map(|e| e.len).sum(),
                     flags: vm_flag_words(r.flags),
+                    file_offset: r.file_offset,
                 }
             })
             .collect();
@@ -196,6 +354,11 @@ impl Info {
             version: header.version,
             stub_base: header.stub_base,
             total_stored: tables.regions.iter().map(|r| r.stored).sum(),
+            threads: tables
+                .threads
+                .iter()
+                .map(|t| ThreadInfo::gather(t, &regions))
+                .collect(),
             regions,
             tids: tables.threads.iter().map(|t| t.tid).collect(),
             in_vdso: tables
@@ -306,7 +469,57 @@ impl Info {
             self.file_size,
             human_size(self.file_size)
         );
+        self.thread_table(&mut out);
         out
+    }
+
+    /// One line per thread, in columns as wide as their widest entry.
+    fn thread_table(&self, out: &mut String) {
+        let rows: Vec<[String; 6]> = self
+            .threads
+            .iter()
+            .map(|t| {
+                let dash = || "-".to_owned();
+                [
+                    t.tid.to_string(),
+                    if t.roles.is_empty() {
+                        dash()
+                    } else {
+                        t.roles.join(",")
+                    },
+                    if t.name.is_empty() {
+                        dash()
+                    } else {
+                        printable(&t.name)
+                    },
+                    t.stopped_at.as_ref().map_or_else(dash, Location::text),
+                    if t.pending.is_empty() {
+                        dash()
+                    } else {
+                        t.pending.join(",")
+                    },
+                    t.cpus.clone().unwrap_or_else(dash),
+                ]
+            })
+            .collect();
+        let header = ["tid", "role", "name", "stopped at", "pending", "cpus"].map(String::from);
+        let mut widths = [0usize; 6];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let _ = writeln!(out, "thread list:");
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::from(" ");
+            for (i, (w, cell)) in widths.iter().zip(row).enumerate() {
+                let _ = match i {
+                    0 => write!(line, " {cell:>w$}"),
+                    _ => write!(line, "  {cell:<w$}"),
+                };
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
 
     /// The `--json` object: one line, keys in a fixed order (tests and scripts parse it).
@@ -345,6 +558,25 @@ impl Info {
                 count: self.tids.len(),
                 tids: &self.tids,
                 in_vdso: self.in_vdso,
+                list: self
+                    .threads
+                    .iter()
+                    .map(|t| ThreadJson {
+                        tid: t.tid,
+                        name: &t.name,
+                        roles: &t.roles,
+                        pc: t.pc,
+                        sp: t.sp,
+                        stopped_at: t.stopped_at.as_ref().map(|l| LocationJson {
+                            mapping: &l.mapping,
+                            path: l.path.as_deref(),
+                            offset: l.offset,
+                        }),
+                        in_vdso: t.in_vdso,
+                        pending: &t.pending,
+                        cpus: t.cpus.as_deref(),
+                    })
+                    .collect(),
             },
             xcr0: self.xcr0,
             extents: self.extents,
@@ -398,6 +630,29 @@ struct ThreadsJson<'a> {
     count: usize,
     tids: &'a [u32],
     in_vdso: bool,
+    list: Vec<ThreadJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ThreadJson<'a> {
+    tid: u32,
+    name: &'a str,
+    roles: &'a [&'static str],
+    pc: u64,
+    sp: u64,
+    /// `null` when the pc is not known.
+    stopped_at: Option<LocationJson<'a>>,
+    in_vdso: bool,
+    pending: &'a [String],
+    /// `null` when not recorded.
+    cpus: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LocationJson<'a> {
+    mapping: &'a str,
+    path: Option<&'a str>,
+    offset: u64,
 }
 
 /// `value` as compact JSON that is also safe to paste into JavaScript or show on a terminal:

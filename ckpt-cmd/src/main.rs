@@ -87,8 +87,11 @@ like one of them as `ckpt -- info`):
   info FILE [--json]
              print what checkpoint FILE holds: program, command line, when it
              was taken, pid, format version, regions (addresses, protections,
-             backing, bytes stored), threads, sizes; --json prints one JSON
-             object. Validates the header and tables like a restart does.
+             backing, bytes stored), sizes, and the threads, one a line: tid,
+             role (main, leader: took the checkpoint, ptraced), name, where it
+             was stopped (mapping+offset), pending signals, CPUs; --json prints
+             one JSON object. Validates the header and tables like a restart
+             does.
   verify FILE
              everything info checks, plus the ELF header, the checksum of the
              restart stub and the CRC-32C of every stored extent; prints

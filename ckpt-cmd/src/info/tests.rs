@@ -112,3 +112,67 @@ fn vm_flag_names() {
         ["noreserve", "dontfork", "locked"]
     );
 }
+
+#[test]
+fn cpu_lists() {
+    let mut mask = [0u64; 16];
+    assert_eq!(cpu_list(&mask), None);
+    mask[0] = 0b1;
+    assert_eq!(cpu_list(&mask).as_deref(), Some("0"));
+    mask[0] = 0b1011_0111;
+    assert_eq!(cpu_list(&mask).as_deref(), Some("0-2,4-5,7"));
+    // Runs across words and up to the last CPU.
+    mask[0] = 1 << 63;
+    mask[1] = 0b11;
+    mask[15] = 1 << 63;
+    assert_eq!(cpu_list(&mask).as_deref(), Some("63-65,1023"));
+}
+
+#[test]
+fn signal_words() {
+    assert_eq!(signal_word(28), "SIGWINCH");
+    assert_eq!(signal_word(6), "SIGABRT");
+    assert_eq!(signal_word(32), "signal 32");
+    assert_eq!(signal_word(34), "SIGRTMIN+0");
+    assert_eq!(signal_word(64), "SIGRTMIN+30");
+}
+
+fn region(start: u64, end: u64, backing: Backing, name: &str, file_offset: u64) -> RegionInfo {
+    RegionInfo {
+        start,
+        end,
+        prot: "r-xp".to_owned(),
+        backing,
+        name: name.to_owned(),
+        stored: 0,
+        extents: 0,
+        compressed: false,
+        in_file: Some(0),
+        huge: false,
+        guard: 0,
+        flags: Vec::new(),
+        file_offset,
+    }
+}
+
+#[test]
+fn locations() {
+    let regions = [
+        region(0x1000, 0x3000, Backing::File, "/lib/libc.so.6", 0x26000),
+        region(0x3000, 0x4000, Backing::Anonymous, "", 0),
+        region(0x8000, 0x9000, Backing::Vdso, "[vdso]", 0),
+        region(0x9000, 0xa000, Backing::Heap, "[heap]", 0),
+    ];
+    let at = |addr| Location::of(&regions, addr).text();
+    assert_eq!(at(0x1000), "libc.so.6+0x26000");
+    assert_eq!(at(0x2ffe), "libc.so.6+0x27ffe");
+    assert_eq!(at(0x3010), "[anon]+0x10");
+    assert_eq!(at(0x8a00), "[vdso]+0xa00");
+    assert_eq!(at(0x9008), "[heap]+0x8");
+    assert_eq!(at(0x4000), "[unmapped]+0x4000");
+    assert_eq!(at(0xa000), "[unmapped]+0xa000");
+    assert_eq!(
+        Location::of(&regions, 0x1004).path.as_deref(),
+        Some("/lib/libc.so.6")
+    );
+}
