@@ -130,7 +130,7 @@ fn stop_all(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
         if NEXT_SLOT.load(Ordering::SeqCst) as usize > MAX_THREADS {
             return Err(FreezeError::TooMany);
         }
-        if new == 0 && settled(gen) {
+        if new == 0 && settled(gen, false) {
             return Ok(());
         }
         if !wait_settled(gen, scratch) {
@@ -310,8 +310,11 @@ fn count_listed(scratch: &mut [u8]) -> Result<usize, FreezeError> {
     result
 }
 
-/// Marks the threads that have parked or ended; true when none is still waited for.
-fn settled(gen: u32) -> bool {
+/// Marks the threads that have parked or ended; true when none is still waited for. Whether
+/// a thread has ended without parking is looked up only when `look_for_ended` (a `/proc`
+/// read for each thread waited for: while threads are still parking, the leader leaves the
+/// CPUs to them).
+fn settled(gen: u32, look_for_ended: bool) -> bool {
     for s in parked_slots(gen) {
         let (i, known) = find(record(s).tid);
         if known {
@@ -324,7 +327,7 @@ fn settled(gen: u32) -> bool {
         if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
             continue;
         }
-        if gone(tid) {
+        if look_for_ended && gone(tid) {
             STATUS[i].store(SETTLED, Ordering::Relaxed);
         } else {
             all = false;
@@ -366,10 +369,10 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
         if seen != progress {
             (progress, since, looked) = (seen, now, false);
         }
-        if settled(gen) {
+        let quiet = now.saturating_sub(since);
+        if settled(gen, quiet >= LOOK_FOR_ENDED_NS) {
             return true;
         }
-        let quiet = now.saturating_sub(since);
         if quiet >= TIMEOUT_MS * 1_000_000 {
             return false;
         }
@@ -382,6 +385,10 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
         sys::futex_wait(&PARKED, seen, Some(1_000_000));
     }
 }
+
+/// How long without a thread parking before the freeze looks whether the threads waited for
+/// have ended (exited, or a zombie main thread).
+const LOOK_FOR_ENDED_NS: u64 = 1_000_000;
 
 /// How long the freeze waits before it looks whether the threads left block the signal.
 const BLOCKED_MS: u64 = 10;
