@@ -2,7 +2,7 @@
 //! and may not allocate. The buffers are lazily committed anonymous memory: pages never
 //! touched cost nothing, neither in the process nor in its checkpoints.
 
-use ckpt_image::{ExtentRecord, RegionRecord, SigactionRecord, NSIG};
+use ckpt_image::{ExtentRecord, FdRecord, RegionRecord, SigactionRecord, NSIG};
 
 use crate::capture::NotedLock;
 use crate::sys::{self, Global, PageRegion};
@@ -34,6 +34,11 @@ pub struct Arena {
     /// `/proc/self/stat` and other small reads.
     pub misc: &'static mut [u8],
     pub auxv: &'static mut [u64],
+    /// The open descriptors (`files`), their paths, and a restart's plan for each.
+    pub fds: &'static mut [FdRecord],
+    pub fd_names: &'static mut [u8],
+    pub fd_plans: &'static mut [u8],
+    pub fd_dup_of: &'static mut [u32],
     pub sigactions: [SigactionRecord; NSIG],
     pub target_path: [u8; PATH_MAX],
     pub temp_path: [u8; PATH_MAX + 32],
@@ -65,6 +70,12 @@ impl Arena {
             lz4_table: lz4_flex::block::CompressTable::large(),
             misc: sys::reserve(64 << 10),
             auxv: sys::as_records(sys::reserve(4096)),
+            fds: sys::as_records(sys::reserve(
+                crate::files::MAX_FDS * core::mem::size_of::<FdRecord>(),
+            )),
+            fd_names: sys::reserve(16 << 20),
+            fd_plans: sys::reserve(crate::files::MAX_FDS),
+            fd_dup_of: sys::as_records(sys::reserve(crate::files::MAX_FDS * 4)),
             sigactions: [SigactionRecord::default(); NSIG],
             target_path: [0; PATH_MAX],
             temp_path: [0; PATH_MAX + 32],

@@ -358,6 +358,16 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     (t.pc, t.sp) = (job.interrupted_pc, 0);
     let library_timers = library_timers(state);
     state.process.capture(arena.misc);
+    // The open descriptors, but ckpt's own: the socket of the request being answered, a
+    // previous writer's, the tracers' pipes.
+    let mut own_fds = [-1i32; crate::threads::ptrace::MAX_TRACERS + 2];
+    own_fds[..crate::threads::ptrace::MAX_TRACERS]
+        .copy_from_slice(&crate::threads::ptrace::tracer_fds());
+    own_fds[crate::threads::ptrace::MAX_TRACERS] = job.respond.unwrap_or(-1);
+    own_fds[crate::threads::ptrace::MAX_TRACERS + 1] =
+        state.writer.and_then(|w| w.answer).unwrap_or(-1);
+    state.process.files = crate::files::capture(arena, &own_fds, state.config.fd_policy)
+        .map_err(WriteError::Files)?;
     // Signals pending for the whole process are raised at it again, not at the thread that
     // happened to have them in its view.
     let shared = state.process.shared_pending;
@@ -445,7 +455,8 @@ fn capture_regions_and_write(
         fsync: cfg.fsync,
         compress: cfg.compress,
     };
-    write::write_image(arena, &cap, name, opts, mm, &mut state.stub)
+    let files = state.process.files;
+    write::write_image(arena, &cap, files, name, opts, mm, &mut state.stub)
 }
 
 /// The library's own POSIX timers in this process (-1: none): a checkpoint leaves them out,

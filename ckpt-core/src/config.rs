@@ -29,6 +29,20 @@ pub struct Config {
     /// Which payloads are stored as LZ4 frames (`CKPT_COMPRESS`: `code`, the default;
     /// `lz4` for all memory; `0` for none).
     pub compress: Compression,
+    /// What a checkpoint does with a descriptor it cannot save yet (`CKPT_FD_POLICY`).
+    pub fd_policy: FdPolicy,
+    /// A restart refuses to go on when a file the program had open was replaced or
+    /// truncated, instead of warning (`CKPT_STRICT_FILES`).
+    pub strict_files: bool,
+}
+
+/// What a checkpoint does with a descriptor it cannot save yet (a pipe, a socket, …).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FdPolicy {
+    /// The checkpoint fails, naming it (the default).
+    Refuse,
+    /// It is recorded as closed; the restart leaves it closed and says so.
+    Close,
 }
 
 impl Config {
@@ -42,6 +56,8 @@ impl Config {
             fsync: true,
             fork: true,
             compress: Compression::Code,
+            fd_policy: FdPolicy::Refuse,
+            strict_files: false,
         }
     }
 

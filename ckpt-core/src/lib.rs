@@ -16,7 +16,7 @@
 //! - [`checkpoint`]: the core (the library's state, one checkpoint at a time, hooks, the
 //!   capture point), with [`writer`] for the forked image writer;
 //! - [`capture`]: what the address space holds and what to store of it; [`process`] and
-//!   [`timers`]: process-wide kernel state;
+//!   [`timers`]: process-wide kernel state; [`files`]: the open descriptors;
 //! - [`write`](mod@write): the image file;
 //! - the restart stub (`restart-stub/`) maps it all back and jumps into the capture point;
 //! - [`restore`]: what a restarted process puts back itself.
@@ -45,6 +45,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod clocks;
 pub mod config;
+pub mod files;
 pub mod line;
 pub mod mutex;
 pub mod process;

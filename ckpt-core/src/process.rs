@@ -56,6 +56,8 @@ pub struct ProcessState {
     pub oom_score_adj: Option<i64>,
     /// `MEMBARRIER_CMD_GET_REGISTRATIONS`: the registration commands the process issued.
     pub membarrier: Option<u64>,
+    /// The descriptor table the last checkpoint recorded (`files`, in the arena).
+    pub files: crate::files::Captured,
 }
 
 impl Default for ProcessState {
@@ -71,6 +73,7 @@ impl Default for ProcessState {
             thp_disable: None,
             oom_score_adj: None,
             membarrier: None,
+            files: crate::files::Captured { fds: 0, names: 0 },
         }
     }
 }

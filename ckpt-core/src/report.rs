@@ -14,6 +14,15 @@ pub fn report_failure(name: &[u8], err: WriteError) {
     if let Some(tid) = err.thread() {
         line.push(b"thread ").push_decimal(tid as u64).push(b" ");
     }
+    if let Some(fd) = err.descriptor() {
+        let mut link = [0u8; 128];
+        let n = crate::files::refused_name(&mut link);
+        line.push(b"fd ")
+            .push_decimal(fd as u64)
+            .push(b" (")
+            .push(&link[..n])
+            .push(b") ");
+    }
     line.push(what.as_bytes());
     if let Some(addr) = err.address() {
         line.push(b" at ").push_hex(addr);

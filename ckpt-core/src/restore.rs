@@ -1,6 +1,6 @@
 //! What a restarted process puts back itself once every thread is back (`threads::resume`
 //! made them again, each with its own kernel state): the stub's memory released, the
-//! process-wide state, timers, pending signals, and the library's own timers. Run by the
+//! process-wide state, the open descriptors, timers, pending signals, and the library's own timers. Run by the
 //! leader while the other threads wait. Signal-safe.
 
 use crate::arena::Arena;
@@ -18,6 +18,9 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     crate::rseq::note_restart();
     let p = &state.process;
     p.restore(arena.misc);
+    // The program's descriptors, once its resource limits (RLIMIT_NOFILE) are back: every
+    // one checked before any is changed.
+    crate::files::restore(arena, p.files, state.config.strict_files);
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
         if value != 0 {
             sys::set_itimer(which, interval, value);

@@ -3,7 +3,7 @@
 //! ([`ImageHeader::validate`]); and the exit status of each refusal.
 
 use crate::{checked_page_up, crc32c, EM_X86_64, FORMAT_VERSION, MAGIC, NSIG};
-use crate::{EXTENT_SIZE, REGION_SIZE, SIGACTION_SIZE, THREAD_SIZE};
+use crate::{EXTENT_SIZE, FD_SIZE, REGION_SIZE, SIGACTION_SIZE, THREAD_SIZE};
 
 /// The fixed-size header of an image.
 #[repr(C)]
@@ -50,7 +50,10 @@ pub struct ImageHeader {
     /// The [`stub_sum`](crate::stub_sum) of the file's bytes in [`elf::checked_range`](crate::elf::checked_range) (the rest of the first
     /// page and the stub's pages), which the entry check also holds and verifies.
     pub stub_sum: u64,
-    pub reserved: [u64; 7],
+    /// Descriptor records, after the auxv words and before the names.
+    pub fd_count: u32,
+    pub _pad1: u32,
+    pub reserved: [u64; 6],
 }
 
 crate::record_layout!(ImageHeader {
@@ -78,7 +81,9 @@ crate::record_layout!(ImageHeader {
     pid: u32,
     _pad0: u32,
     stub_sum: u64,
-    reserved: [u64; 7],
+    fd_count: u32,
+    _pad1: u32,
+    reserved: [u64; 6],
 });
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.
@@ -203,6 +208,7 @@ pub struct TableLayout {
     pub threads: usize,
     pub sigactions: usize,
     pub auxv: usize,
+    pub fds: usize,
     pub names: usize,
     pub total: usize,
 }
@@ -226,7 +232,8 @@ impl ImageHeader {
             threads.checked_add((self.thread_count as usize).checked_mul(THREAD_SIZE)?)?;
         let auxv =
             sigactions.checked_add((self.sigaction_count as usize).checked_mul(SIGACTION_SIZE)?)?;
-        let names = auxv.checked_add((self.auxv_words as usize).checked_mul(8)?)?;
+        let fds = auxv.checked_add((self.auxv_words as usize).checked_mul(8)?)?;
+        let names = fds.checked_add((self.fd_count as usize).checked_mul(FD_SIZE)?)?;
         let total = names.checked_add(self.names_len as usize)?;
         Some(TableLayout {
             regions,
@@ -234,6 +241,7 @@ impl ImageHeader {
             threads,
             sigactions,
             auxv,
+            fds,
             names,
             total,
         })

@@ -9,7 +9,7 @@
 //! | [`STUB_FILE_OFFSET`]   | the restart stub, position independent, loaded at `stub_base`    |
 //! | `header_offset`        | [`ImageHeader`] (one page)                                       |
 //! | after the header       | region payloads, each extent at a page-aligned offset            |
-//! | `tables_offset`        | tables: regions, extents, threads, signal actions, auxv, names   |
+//! | `tables_offset`        | tables: regions, extents, threads, signal actions, auxv, fds, names |
 //!
 //! The `PT_CKPT` program header points at the image header, so a reader needs nothing but the
 //! file. Everything is little-endian `#[repr(C)]` with explicit padding; the header is checked
@@ -28,11 +28,13 @@ pub mod request;
 pub mod signals;
 pub mod stub_sum;
 
+mod fd;
 mod header;
 mod records;
 mod tables;
 mod thread;
 
+pub use fd::*;
 pub use header::*;
 pub use records::*;
 pub use tables::*;
@@ -51,8 +53,9 @@ pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// 2: the entry check verifies the restart stub against `ImageHeader::stub_sum`; extents
 /// may be guard pages (`EXTENT_GUARD`); regions carry the properties the program set on
 /// them (`region_flags::VM_FLAGS`). 3: one thread record per thread, with its pending
-/// signals, where it was stopped, its name and CPU affinity.
-pub const FORMAT_VERSION: u32 = 3;
+/// signals, where it was stopped, its name and CPU affinity. 4: one descriptor record per
+/// open descriptor ([`FdRecord`]), their paths in the names area.
+pub const FORMAT_VERSION: u32 = 4;
 
 pub const EM_X86_64: u32 = 62;
 

@@ -1,6 +1,7 @@
 //! Reading the kernel's text files under `/proc`, once for every side that does: the maps
 //! (the writer, the restart stub, `ckpt checkpoint`), `stat` (the writer, `ckpt
-//! checkpoint`) and `status` (the writer, `ckpt checkpoint`). Pure functions without
+//! checkpoint`), `status` (the writer, `ckpt checkpoint`) and `fdinfo` (the writer, whose
+//! fields read like `status`'s). Pure functions without
 //! allocation, so that the stub and the signal handler can use them; fuzzed in
 //! `tests/fuzz.rs`.
 
@@ -22,6 +23,20 @@ pub fn parse_dec(s: &[u8]) -> Option<u64> {
     s.iter().try_fold(0u64, |v, &c| {
         v.checked_mul(10)?
             .checked_add((c as char).to_digit(10)? as u64)
+    })
+}
+
+/// An octal number of 1 to 22 digits that fits in 64 bits (`flags` of
+/// `/proc/PID/fdinfo/N`).
+pub fn parse_oct(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 22 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |v, &c| {
+        if v >> 61 != 0 {
+            return None;
+        }
+        Some((v << 3) | (c as char).to_digit(8)? as u64)
     })
 }
 
@@ -131,6 +146,16 @@ pub fn status_mask(status: &[u8], key: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn octal_numbers() {
+        assert_eq!(parse_oct(b"0100002"), Some(0o100002));
+        assert_eq!(parse_oct(b"02000000"), Some(0o2000000));
+        assert_eq!(parse_oct(b"1777777777777777777777"), Some(u64::MAX));
+        assert_eq!(parse_oct(b"2000000000000000000000"), None);
+        assert_eq!(parse_oct(b"8"), None);
+        assert_eq!(parse_oct(b""), None);
+    }
 
     #[test]
     fn maps_lines() {

@@ -2,6 +2,7 @@
 //! is restored.
 
 use crate::{crc32c, lz4, records, ExtentRecord, FormatError, ImageHeader, RegionRecord};
+use crate::{FdRecord, FD_ACTION_MAX, FD_ACTION_REOPEN, FD_ACTION_STDIO, FD_KIND_MAX};
 use crate::{SigactionRecord, ThreadRecord, EXTENT_GUARD, EXTENT_LZ4, PAGE_SIZE, STUB_FILE_OFFSET};
 use crate::{THREAD_FLAGS, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
@@ -12,6 +13,7 @@ pub struct Tables<'a> {
     pub threads: &'a [ThreadRecord],
     pub sigactions: &'a [SigactionRecord],
     pub auxv: &'a [u64],
+    pub fds: &'a [FdRecord],
     pub names: &'a [u8],
 }
 
@@ -20,7 +22,10 @@ impl<'a> Tables<'a> {
     /// the header) as tables, after checking their checksum and their internal consistency:
     /// regions sorted and disjoint, page-aligned, each extent inside its region and inside
     /// the file at a page-aligned offset; thread records with known flags, exactly one the
-    /// leader, the main thread (when recorded) first, the first not stopped with ptrace.
+    /// leader, the main thread (when recorded) first, the first not stopped with ptrace;
+    /// descriptor records in increasing order, of known kinds and actions (reopened only
+    /// when their kind can be, "standard" only for 0–2), each in a group led by the first of
+    /// its members, their paths inside the names, nothing in the fields for later kinds.
     pub fn parse(header: &ImageHeader, bytes: &'a [u8]) -> Result<Tables<'a>, FormatError> {
         let layout = header.table_layout().ok_or(FormatError::BadTables)?;
         if bytes.len() != layout.total || !(bytes.as_ptr() as usize).is_multiple_of(8) {
@@ -38,7 +43,8 @@ impl<'a> Tables<'a> {
             extents: records(table(layout.extents, layout.threads)).ok_or(bad)?,
             threads: records(table(layout.threads, layout.sigactions)).ok_or(bad)?,
             sigactions: records(table(layout.sigactions, layout.auxv)).ok_or(bad)?,
-            auxv: records(table(layout.auxv, layout.names)).ok_or(bad)?,
+            auxv: records(table(layout.auxv, layout.fds)).ok_or(bad)?,
+            fds: records(table(layout.fds, layout.names)).ok_or(bad)?,
             names: &bytes[layout.names..],
         };
         tables.check(header)?;
@@ -135,6 +141,31 @@ impl<'a> Tables<'a> {
         if leaders != 1 {
             return bad;
         }
+        let mut next_fd = 0u64;
+        for (i, f) in self.fds.iter().enumerate() {
+            let group = f.group as usize;
+            let reopens = crate::kind_reopens(f.kind);
+            if (f.fd as u64) < next_fd
+                || f.fd > i32::MAX as u32
+                || f.kind == 0
+                || f.kind > FD_KIND_MAX
+                || f.action == 0
+                || f.action > FD_ACTION_MAX
+                || (f.action == FD_ACTION_REOPEN && !reopens)
+                || (f.action == FD_ACTION_STDIO && f.fd > 2)
+                || f.fd_flags & !1 != 0
+                || group > i
+                || self.fds[group].group as usize != group
+                || (f.name_offset as usize).saturating_add(f.name_len as usize) > self.names.len()
+                || f.aux_offset != 0
+                || f.aux_len != 0
+                || f.first_extent != 0
+                || f.extent_count != 0
+            {
+                return bad;
+            }
+            next_fd = f.fd as u64 + 1;
+        }
         // The stub's reservation must not overlap the saved layout.
         let stub_end = match header.stub_base.checked_add(header.stub_reserve) {
             Some(e) => e,
@@ -151,6 +182,12 @@ impl<'a> Tables<'a> {
     pub fn name(&self, r: &RegionRecord) -> &'a [u8] {
         let s = r.name_offset as usize;
         &self.names[s..s + r.name_len as usize]
+    }
+
+    /// The path of descriptor record `f`.
+    pub fn fd_name(&self, f: &FdRecord) -> &'a [u8] {
+        let s = f.name_offset as usize;
+        &self.names[s..s + f.name_len as usize]
     }
 
     pub fn extents_of(&self, r: &RegionRecord) -> &'a [ExtentRecord] {

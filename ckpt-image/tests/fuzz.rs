@@ -32,13 +32,14 @@ use std::mem::size_of;
 
 use ckpt_image::request::{self, Answer};
 use ckpt_image::{
-    crc32c, elf, signals, ExtentRecord, FormatError, ImageHeader, RegionRecord, SigactionRecord,
-    StubScratch, Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC, EXTENT_LZ4,
-    EXTENT_SIZE, FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT, REGION_SIZE,
-    SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED,
-    THREAD_SIZE,
+    crc32c, elf, signals, ExtentRecord, FdRecord, FormatError, ImageHeader, RegionRecord,
+    SigactionRecord, StubScratch, Tables, ThreadRecord, EM_X86_64, EXTENT_GUARD, EXTENT_HAS_CRC,
+    EXTENT_LZ4, EXTENT_SIZE, FORMAT_VERSION, HEADER_SPACE, MAGIC, NSIG, PAGE_SIZE, PT_CKPT,
+    REGION_SIZE, SIGACTION_SIZE, STUB_FILE_OFFSET, THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN,
+    THREAD_PTRACED, THREAD_SIZE,
 };
 use ckpt_image::{lz4, procfs};
+use ckpt_image::{FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO, FD_SIZE};
 use fuzzing::{mutate, run, Mutation, Rng, IN_PLACE, MUTATIONS};
 
 const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -53,6 +54,7 @@ impl Record for RegionRecord {}
 impl Record for ExtentRecord {}
 impl Record for ThreadRecord {}
 impl Record for SigactionRecord {}
+impl Record for FdRecord {}
 impl Record for ImageHeader {}
 impl Record for ckpt_image::MmLayout {}
 
@@ -130,6 +132,7 @@ struct Model {
     threads: Vec<ThreadRecord>,
     sigactions: Vec<SigactionRecord>,
     auxv: Vec<u64>,
+    fds: Vec<FdRecord>,
     names: Vec<u8>,
 }
 
@@ -253,6 +256,34 @@ fn valid_model(rng: &mut Rng) -> Model {
     };
     let sigactions = (0..sigaction_count).map(|_| random_record(rng)).collect();
     let auxv = (0..rng.below(48)).map(|_| rng.next_u64()).collect();
+    // Descriptors: increasing numbers, reopened (kinds 1-3), standard (0-2) of any kind, or
+    // left closed; some sharing a description with an earlier one of their kind.
+    let mut fds: Vec<FdRecord> = Vec::new();
+    let mut fd = rng.below(3) as u32;
+    for i in 0..rng.below(12) {
+        let mut f: FdRecord = random_record(rng);
+        f.fd = fd;
+        fd += rng.between(1, 4) as u32;
+        (f.kind, f.action) = match rng.below(3) {
+            _ if f.fd <= 2 => (rng.between(1, 11) as u32, FD_ACTION_STDIO),
+            0 => (rng.between(4, 11) as u32, FD_ACTION_CLOSED),
+            _ => (rng.between(1, 3) as u32, FD_ACTION_REOPEN),
+        };
+        f.fd_flags &= 1;
+        let leaders: Vec<u32> = (0..fds.len() as u32)
+            .filter(|&j| fds[j as usize].group == j)
+            .collect();
+        f.group = if !leaders.is_empty() && rng.one_in(3) {
+            rng.pick(&leaders)
+        } else {
+            i as u32
+        };
+        let name = rng.pick(&NAMES);
+        names.extend_from_slice(name);
+        (f.name_offset, f.name_len) = ((names.len() - name.len()) as u32, name.len() as u32);
+        (f.aux_offset, f.aux_len, f.first_extent, f.extent_count) = (0, 0, 0, 0);
+        fds.push(f);
+    }
 
     let mut model = Model {
         header: ImageHeader {
@@ -274,6 +305,7 @@ fn valid_model(rng: &mut Rng) -> Model {
         threads,
         sigactions,
         auxv,
+        fds,
         names,
     };
     for field in bytes_of_mut(&mut model.header.mm).chunks_mut(8) {
@@ -294,6 +326,7 @@ impl Model {
         for w in &self.auxv {
             t.extend_from_slice(&w.to_le_bytes());
         }
+        t.extend_from_slice(bytes_of(&self.fds));
         t.extend_from_slice(&self.names);
         t
     }
@@ -323,6 +356,7 @@ impl Model {
         h.sigaction_count = self.sigactions.len() as u32;
         h.auxv_words = self.auxv.len() as u32;
         h.names_len = self.names.len() as u32;
+        h.fd_count = self.fds.len() as u32;
         h.tables_len = tables.len() as u64;
         h.tables_crc = CASTAGNOLI.checksum(&tables);
         h.header_crc = header_crc(&h);
@@ -378,6 +412,7 @@ fn tables_len(h: &ImageHeader) -> u128 {
         + h.thread_count as u128 * THREAD_SIZE as u128
         + h.sigaction_count as u128 * SIGACTION_SIZE as u128
         + h.auxv_words as u128 * 8
+        + h.fd_count as u128 * FD_SIZE as u128
         + h.names_len as u128
 }
 
@@ -389,6 +424,7 @@ struct Decoded {
     threads: Vec<ThreadRecord>,
     sigactions: Vec<SigactionRecord>,
     auxv: Vec<u64>,
+    fds: Vec<FdRecord>,
     names: Vec<u8>,
 }
 
@@ -411,12 +447,14 @@ fn decode(h: &ImageHeader, bytes: &[u8]) -> Decoded {
         .map(|i| u64::from_le_bytes(bytes[at + 8 * i as usize..][..8].try_into().unwrap()))
         .collect();
     at += 8 * h.auxv_words as usize;
+    let fds = take(bytes, &mut at, h.fd_count);
     Decoded {
         regions,
         extents,
         threads,
         sigactions,
         auxv,
+        fds,
         names: bytes[at..].to_vec(),
     }
 }
@@ -433,6 +471,11 @@ fn decode(h: &ImageHeader, bytes: &[u8]) -> Decoded {
 ///   checked as they are read); the region's `stored` is the sum of their lengths;
 /// - thread records carry only defined flags, exactly one is the leader, only the first may
 ///   be the main thread, and neither the first nor the leader was stopped with ptrace;
+/// - descriptor records have increasing numbers (at most `i32::MAX`), a kind 1 to 11 and an
+///   action 1 to 3; action 1 (reopen) only for kinds 1 to 3 and action 2 (standard) only for
+///   descriptors 0 to 2; only the close-on-exec descriptor flag; a group that is the index of
+///   a record at or before it which leads its own group; the path inside the names; the
+///   fields for later kinds zero;
 /// - no region overlaps the stub's reservation, which does not wrap around.
 fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decoded, FormatError> {
     let bad = Err(FormatError::BadTables);
@@ -510,6 +553,24 @@ fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decod
             != 1
     {
         return bad;
+    }
+    for (i, f) in t.fds.iter().enumerate() {
+        let in_order = i == 0 || t.fds[i - 1].fd < f.fd;
+        let g = f.group as usize;
+        let fine = in_order
+            && f.fd <= i32::MAX as u32
+            && (1..=11).contains(&f.kind)
+            && (1..=3).contains(&f.action)
+            && (f.action != FD_ACTION_REOPEN || (1..=3).contains(&f.kind))
+            && (f.action != FD_ACTION_STDIO || f.fd <= 2)
+            && f.fd_flags <= 1
+            && g <= i
+            && t.fds[g].group as usize == g
+            && f.name_offset as u128 + f.name_len as u128 <= t.names.len() as u128
+            && (f.aux_offset, f.aux_len, f.first_extent, f.extent_count) == (0, 0, 0, 0);
+        if !fine {
+            return bad;
+        }
     }
     let stub_end = h.stub_base as u128 + h.stub_reserve as u128;
     if stub_end > u64::MAX as u128 {
@@ -709,11 +770,29 @@ fn mutate_model(rng: &mut Rng, m: &mut Model) {
             0 => shuffle(rng, &mut m.regions),
             _ => shuffle(rng, &mut m.extents),
         },
-        9 => match rng.below(3) {
+        9 => match rng.below(4) {
             0 => m.names.truncate(rng.below(m.names.len() + 1)),
             1 => m.auxv.truncate(rng.below(m.auxv.len() + 1)),
+            2 => m.fds.truncate(rng.below(m.fds.len() + 1)),
             _ => m.threads.truncate(rng.below(m.threads.len() + 1)),
         },
+        10 if !m.fds.is_empty() && rng.one_in(2) => {
+            let i = rng.below(m.fds.len());
+            let f = &mut m.fds[i];
+            match rng.below(8) {
+                0 => f.fd = edge(rng, &[f.fd as u64, 2, 3, i32::MAX as u64]) as u32,
+                1 => f.kind = rng.below(13) as u32,
+                2 => f.action = rng.below(5) as u32,
+                3 => f.group = edge(rng, &[f.group as u64, i as u64]) as u32,
+                4 => f.name_offset = edge(rng, &[f.name_offset as u64, names]) as u32,
+                5 => f.name_len = edge(rng, &[f.name_len as u64, names]) as u32,
+                6 => f.fd_flags = rng.below(4) as u32,
+                _ => bytes(rng, f),
+            }
+            if rng.one_in(4) {
+                shuffle(rng, &mut m.fds);
+            }
+        }
         10 if !m.threads.is_empty() && rng.one_in(2) => {
             let i = rng.below(m.threads.len());
             let t = &mut m.threads[i];
@@ -787,6 +866,7 @@ fn tables() {
                     threads: tables.threads.to_vec(),
                     sigactions: tables.sigactions.to_vec(),
                     auxv: tables.auxv.to_vec(),
+                    fds: tables.fds.to_vec(),
                     names: tables.names.to_vec(),
                 };
                 ensure!(seen == *decoded, "parse shows other records than the bytes hold");

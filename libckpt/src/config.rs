@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use ckpt_core::sys;
 use ckpt_core::write::Compression;
 
-pub use ckpt_core::config::{Config, CONTROL_SIGNAL, MAXNAME};
+pub use ckpt_core::config::{Config, FdPolicy, CONTROL_SIGNAL, MAXNAME};
 
 /// Sets the checkpoint name, or says why it cannot be.
 pub fn set_name(cfg: &mut Config, name: &[u8]) -> Result<(), String> {
@@ -152,6 +152,21 @@ pub fn from_env() -> Result<Config, String> {
                 ))
             }
         };
+    }
+    if let Some(v) = var(c"CKPT_FD_POLICY") {
+        cfg.fd_policy = match text("CKPT_FD_POLICY", v)?.to_ascii_lowercase().as_str() {
+            "refuse" | "fail" => FdPolicy::Refuse,
+            "close" => FdPolicy::Close,
+            other => {
+                return Err(format!(
+                    "CKPT_FD_POLICY: '{other}' is not a policy (refuse, the default: a \
+                     descriptor a checkpoint cannot save fails it; close: it is left closed)"
+                ))
+            }
+        };
+    }
+    if let Some(v) = var(c"CKPT_STRICT_FILES") {
+        cfg.strict_files = text("CKPT_STRICT_FILES", v)? != "0";
     }
     Ok(cfg)
 }

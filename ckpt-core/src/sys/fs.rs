@@ -290,3 +290,52 @@ pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
         Some(&rec[..n])
     })
 }
+
+/// `fstat` of a descriptor. Signal-safe.
+pub fn fstat(fd: c_int) -> SysResult<libc::stat> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: the kernel writes one `struct stat` into `st`.
+    check(unsafe { libc::fstat(fd, &mut st) } as libc::c_long)?;
+    Ok(st)
+}
+
+/// The descriptor flags (`F_GETFD`: `FD_CLOEXEC`). Signal-safe.
+pub fn fd_flags(fd: c_int) -> SysResult<c_int> {
+    // SAFETY: F_GETFD takes no argument and touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long).map(|v| v as c_int)
+}
+
+/// Whether descriptors `a` and `b` of this process share one open file description
+/// (`kcmp(KCMP_FILE)`); `Err` where kcmp is not available. Signal-safe.
+pub fn same_description(a: c_int, b: c_int) -> SysResult<bool> {
+    const KCMP_FILE: libc::c_long = 0;
+    let pid = super::getpid() as libc::c_long;
+    // SAFETY: kcmp compares two descriptors of this process; it touches no memory.
+    let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) };
+    check(r).map(|v| v == 0)
+}
+
+/// `lseek(fd, offset, SEEK_SET)`. Signal-safe.
+pub fn seek_to(fd: c_int, offset: u64) -> SysResult<u64> {
+    // SAFETY: plain syscall on a descriptor; touches no memory.
+    let r = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_SET) };
+    check(r as libc::c_long).map(|v| v as u64)
+}
+
+/// `dup3(old, new, O_CLOEXEC when cloexec)`: `new` becomes a copy of `old`, replacing what it
+/// was. Signal-safe.
+pub fn dup_to(old: c_int, new: c_int, cloexec: bool) -> SysResult<()> {
+    let flags = if cloexec { libc::O_CLOEXEC } else { 0 };
+    // SAFETY: plain syscall on descriptors; touches no memory.
+    check(unsafe { libc::dup3(old, new, flags) } as libc::c_long).map(drop)
+}
+
+/// Closes every descriptor from `first` to `last` (inclusive). Signal-safe.
+pub fn close_range(first: u32, last: u32) {
+    if first > last {
+        return;
+    }
+    // SAFETY: closes descriptors; touches no memory.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+}

@@ -87,7 +87,7 @@ static COUNT: AtomicU32 = AtomicU32::new(0);
 static SLOT_OF: [AtomicU32; MAX_CAPTURED] = [const { AtomicU32::new(0) }; MAX_CAPTURED];
 
 /// The tracer children of the freeze under way (pid, and the pipe that lets them go).
-const MAX_TRACERS: usize = 8;
+pub const MAX_TRACERS: usize = 8;
 static TRACERS: [[AtomicI32; 2]; MAX_TRACERS] =
     [const { [AtomicI32::new(0), AtomicI32::new(-1)] }; MAX_TRACERS];
 
@@ -218,6 +218,12 @@ pub(super) fn capture(
     }
     sys::close(from_child);
     result
+}
+
+/// The descriptors the tracers' pipes hold open in this process while they hold threads
+/// stopped (ckpt's own: a checkpoint does not record them), -1 where there is none.
+pub fn tracer_fds() -> [i32; MAX_TRACERS] {
+    core::array::from_fn(|i| TRACERS[i][1].load(Ordering::SeqCst))
 }
 
 /// Records that captured state `k` belongs to thread-table slot `slot`.

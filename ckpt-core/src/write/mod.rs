@@ -37,6 +37,8 @@ pub enum WriteError {
     Fault(u64),
     /// The name is relative and the working directory was deleted.
     CwdDeleted,
+    /// The open descriptors could not all be recorded.
+    Files(crate::files::FdError),
 }
 
 impl WriteError {
@@ -51,6 +53,7 @@ impl WriteError {
             WriteError::Rename(e) => ("cannot rename the checkpoint into place", e),
             WriteError::NoRoomForStub => ("no free address range for the restart stub", 0),
             WriteError::Threads(e) => e.describe(),
+            WriteError::Files(e) => e.describe(),
             WriteError::Fault(_) => ("reading the program's memory faulted", 0),
             WriteError::CwdDeleted => (
                 "the working directory has been deleted; give the checkpoint an absolute name \
@@ -65,6 +68,14 @@ impl WriteError {
         match self {
             WriteError::Fault(addr) => Some(addr),
             WriteError::Capture(c) => c.address(),
+            _ => None,
+        }
+    }
+
+    /// The descriptor the error is about, if any (its message then follows "fd N (LINK)").
+    pub fn descriptor(self) -> Option<u32> {
+        match self {
+            WriteError::Files(e) => e.descriptor(),
             _ => None,
         }
     }
@@ -172,6 +183,7 @@ pub struct WriteOptions {
 pub fn write_image(
     arena: &mut Arena,
     cap: &Captured,
+    files: crate::files::Captured,
     name: &[u8],
     opts: WriteOptions,
     mm: MmLayout,
@@ -196,7 +208,9 @@ pub fn write_image(
         + threads * ckpt_image::THREAD_SIZE
         + ckpt_image::NSIG * ckpt_image::SIGACTION_SIZE
         + auxv_words * 8
-        + cap.names) as u64;
+        + files.fds * ckpt_image::FD_SIZE
+        + cap.names
+        + files.names) as u64;
     let family_span: u64 = regions
         .iter()
         .filter(|r| r.flags & rf::VDSO_FAMILY != 0)
@@ -213,6 +227,7 @@ pub fn write_image(
     )
     .map_err(|e| create_error(e, name))?;
     let plan = Plan {
+        files,
         stub: StubPlace { base, reserve },
         tables_len,
         auxv_words,
@@ -240,6 +255,7 @@ pub fn write_image(
 
 /// What was decided before the file is written.
 struct Plan {
+    files: crate::files::Captured,
     stub: StubPlace,
     tables_len: u64,
     auxv_words: usize,
@@ -279,6 +295,7 @@ fn write_payloads_and_tables(
 ) -> Result<(), WriteError> {
     let w = WriteError::Write;
     let Plan {
+        files,
         stub: StubPlace { base, reserve },
         tables_len,
         auxv_words,
@@ -361,7 +378,14 @@ fn write_payloads_and_tables(
     }
     put(ckpt_image::record_bytes(&arena.sigactions))?;
     put(ckpt_image::record_bytes(&arena.auxv[..auxv_words]))?;
+    // The descriptors' paths follow the regions' names.
+    for f in &arena.fds[..files.fds] {
+        let mut f = *f;
+        f.name_offset += cap.names as u32;
+        put(ckpt_image::record_bytes(core::slice::from_ref(&f)))?;
+    }
     put(&arena.names[..cap.names])?;
+    put(&arena.fd_names[..files.names])?;
     debug_assert_eq!(at - tables_offset, tables_len);
 
     let mut header = ImageHeader {
@@ -378,7 +402,8 @@ fn write_payloads_and_tables(
         thread_count,
         sigaction_count: ckpt_image::NSIG as u32,
         auxv_words: auxv_words as u32,
-        names_len: cap.names as u32,
+        names_len: (cap.names + files.names) as u32,
+        fd_count: files.fds as u32,
         stub_base: base,
         stub_reserve: reserve,
         stub_mem: crate::STUB_MEM_SIZE,

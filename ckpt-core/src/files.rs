@@ -1,0 +1,459 @@
+//! Open descriptors: recorded at the checkpoint (while the other threads are stopped) from
+//! `/proc/self/fd`, `fdinfo` and `fstat`, grouped by open file description with
+//! `kcmp(KCMP_FILE)`; opened again by the restarted process before its other threads go on.
+//!
+//! What can be saved yet: regular files, directories, and `/dev/null`, `zero`, `full`,
+//! `random`, `urandom`. Standard input, output and error (0–2) are the restart's own, moved
+//! to the saved offset when they are the same file, reopened when the restart's is closed.
+//! Anything else fails the checkpoint, naming the descriptor, or with `CKPT_FD_POLICY=close`
+//! is recorded as closed. ckpt's own descriptors (the request socket, a writer's answer,
+//! tracer pipes, the listing itself) are never recorded.
+//!
+//! A restart checks everything before it changes anything: a path that cannot be opened
+//! ends it (status [`EXIT_FILE_MISSING`]); a file replaced or truncated below its offset is
+//! one warning line, or a refusal under `CKPT_STRICT_FILES` ([`EXIT_FILE_CHANGED`]).
+//!
+//! Everything here is signal-safe: raw system calls, reserved memory, no allocation.
+
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+
+use ckpt_image::procfs::{parse_dec, parse_oct, status_value};
+use ckpt_image::{FdRecord, FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO};
+use ckpt_image::{FD_KIND_ANON, FD_KIND_DELETED, FD_KIND_DEVICE, FD_KIND_DIRECTORY};
+use ckpt_image::{FD_KIND_FIFO, FD_KIND_MEMFD, FD_KIND_OTHER, FD_KIND_OTHER_DEVICE};
+use ckpt_image::{FD_KIND_PIPE, FD_KIND_REGULAR, FD_KIND_SOCKET};
+
+use crate::arena::Arena;
+use crate::config::FdPolicy;
+use crate::line::Line;
+use crate::sys;
+
+/// Most descriptors a checkpoint records.
+pub const MAX_FDS: usize = 65536;
+
+/// Restart status: a file the program had open cannot be opened again (README).
+pub const EXIT_FILE_MISSING: i32 = 77;
+/// Restart status: under `CKPT_STRICT_FILES`, a file the program had open was replaced or
+/// truncated (README).
+pub const EXIT_FILE_CHANGED: i32 = 78;
+
+/// Why the descriptors could not be recorded.
+#[derive(Clone, Copy, Debug)]
+pub enum FdError {
+    /// `/proc/self/fd` could not be listed.
+    List(i32),
+    /// More descriptors (or longer paths) than the table holds.
+    TooMany,
+    /// This descriptor is of a kind a checkpoint cannot save yet ([`refused_name`] says
+    /// what it is).
+    Unsupported(u32),
+}
+
+impl FdError {
+    pub fn describe(self) -> (&'static str, i32) {
+        match self {
+            FdError::List(e) => ("cannot list the open descriptors in /proc/self/fd", e),
+            FdError::TooMany => ("more open descriptors than ckpt records (65536)", 0),
+            FdError::Unsupported(_) => (
+                "cannot be checkpointed yet (CKPT_FD_POLICY=close leaves such descriptors \
+                 closed at the restart)",
+                0,
+            ),
+        }
+    }
+
+    /// The descriptor the error names.
+    pub fn descriptor(self) -> Option<u32> {
+        match self {
+            FdError::Unsupported(fd) => Some(fd),
+            _ => None,
+        }
+    }
+}
+
+/// The link of the descriptor an [`FdError::Unsupported`] names (`pipe:[12345]`), kept for
+/// the message: atomics, so that reading it needs no exclusive hold.
+static REFUSED: [AtomicU8; 128] = [const { AtomicU8::new(0) }; 128];
+static REFUSED_LEN: AtomicU32 = AtomicU32::new(0);
+
+/// The link of the descriptor the last refusal named, into `out`; its length.
+pub fn refused_name(out: &mut [u8; 128]) -> usize {
+    let n = (REFUSED_LEN.load(Ordering::Relaxed) as usize).min(out.len());
+    for (o, r) in out.iter_mut().zip(&REFUSED).take(n) {
+        *o = r.load(Ordering::Relaxed);
+    }
+    n
+}
+
+fn note_refused(name: &[u8]) {
+    let n = name.len().min(REFUSED.len());
+    for (r, &c) in REFUSED.iter().zip(name).take(n) {
+        r.store(c, Ordering::Relaxed);
+    }
+    REFUSED_LEN.store(n as u32, Ordering::Relaxed);
+}
+
+/// What the descriptor table holds after a capture: records and bytes of paths.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Captured {
+    pub fds: usize,
+    pub names: usize,
+}
+
+/// Records every open descriptor but `own` (ckpt's) into the arena's descriptor table.
+/// Signal-safe; the other threads are stopped.
+pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captured, FdError> {
+    let dir = sys::open(
+        b"/proc/thread-self/fd\0",
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(FdError::List)?;
+    let listed = list(dir, own, arena);
+    sys::close(dir);
+    let count = listed?;
+    let fds = &mut arena.fds[..count];
+    fds.sort_unstable_by_key(|f| f.fd);
+
+    let mut names = 0usize;
+    for i in 0..count {
+        let fd = arena.fds[i].fd;
+        let mut path = Line::<48>::new();
+        path.push(b"/proc/thread-self/fd/")
+            .push_decimal(fd as u64)
+            .push(b"\0");
+        let room = &mut arena.fd_names[names..];
+        if room.len() < crate::arena::PATH_MAX {
+            return Err(FdError::TooMany);
+        }
+        // An error: closed since it was listed (only ckpt's own can be: the others are
+        // stopped); fstat below says so too.
+        let len =
+            sys::readlink(path.as_bytes(), &mut room[..crate::arena::PATH_MAX]).unwrap_or_default();
+        let st = match sys::fstat(fd as i32) {
+            Ok(st) => st,
+            Err(_) => {
+                arena.fds[i].kind = 0;
+                continue;
+            }
+        };
+        let name = &arena.fd_names[names..names + len];
+        let kind = classify(&st, name);
+        let mut info = Line::<48>::new();
+        info.push(b"/proc/thread-self/fdinfo/")
+            .push_decimal(fd as u64)
+            .push(b"\0");
+        let n = sys::read_file(info.as_bytes(), arena.misc).unwrap_or(0);
+        let text = &arena.misc[..n];
+        let field = |key: &[u8]| status_value(text, key);
+        let flags = field(b"flags").and_then(parse_oct).unwrap_or(0) as u32;
+        let rec = &mut arena.fds[i];
+        *rec = FdRecord {
+            fd,
+            kind,
+            action: 0,
+            flags: flags & !(libc::O_CLOEXEC as u32),
+            fd_flags: (sys::fd_flags(fd as i32).unwrap_or(0) & libc::FD_CLOEXEC) as u32,
+            group: i as u32,
+            pos: field(b"pos").and_then(parse_dec).unwrap_or(0),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            rdev: st.st_rdev,
+            size: st.st_size as u64,
+            mtime_ns: (st.st_mtime as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(st.st_mtime_nsec as u64),
+            mode: st.st_mode,
+            mnt_id: field(b"mnt_id").and_then(parse_dec).unwrap_or(0) as u32,
+            name_offset: names as u32,
+            name_len: len as u32,
+            ..Default::default()
+        };
+        rec.action = if fd <= 2 {
+            FD_ACTION_STDIO
+        } else if ckpt_image::kind_reopens(kind) {
+            FD_ACTION_REOPEN
+        } else if policy == FdPolicy::Close {
+            FD_ACTION_CLOSED
+        } else {
+            note_refused(&arena.fd_names[names..names + len]);
+            return Err(FdError::Unsupported(fd));
+        };
+        names += len;
+    }
+    // Drop the ones that went away (ckpt's own, closed meanwhile).
+    let mut kept = 0;
+    for i in 0..count {
+        if arena.fds[i].kind != 0 {
+            arena.fds[kept] = arena.fds[i];
+            kept += 1;
+        }
+    }
+    group(&mut arena.fds[..kept]);
+    Ok(Captured { fds: kept, names })
+}
+
+/// The descriptor numbers in `/proc/self/fd` (read through `dir`) but `dir` and `own`, into
+/// the table; how many.
+fn list(dir: i32, own: &[i32], arena: &mut Arena) -> Result<usize, FdError> {
+    let mut count = 0;
+    loop {
+        let n = match sys::getdents(dir, arena.misc) {
+            Ok(0) => return Ok(count),
+            Ok(n) => n,
+            Err(e) => return Err(FdError::List(e)),
+        };
+        for name in sys::dirent_names(&arena.misc[..n]) {
+            let Some(fd) = parse_dec(name) else { continue };
+            let fd = fd as i32;
+            if fd == dir || own.contains(&fd) {
+                continue;
+            }
+            if count == arena.fds.len() {
+                return Err(FdError::TooMany);
+            }
+            arena.fds[count] = FdRecord {
+                fd: fd as u32,
+                ..Default::default()
+            };
+            count += 1;
+        }
+    }
+}
+
+/// The kind of a descriptor, from its `fstat` and its link.
+fn classify(st: &libc::stat, link: &[u8]) -> u32 {
+    let deleted = link.ends_with(b" (deleted)");
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG if link.starts_with(b"/memfd:") => FD_KIND_MEMFD,
+        libc::S_IFREG | libc::S_IFDIR if deleted || !link.starts_with(b"/") => FD_KIND_DELETED,
+        libc::S_IFREG => FD_KIND_REGULAR,
+        libc::S_IFDIR => FD_KIND_DIRECTORY,
+        libc::S_IFCHR if ckpt_image::reopenable_device(st.st_rdev) => FD_KIND_DEVICE,
+        libc::S_IFCHR | libc::S_IFBLK => FD_KIND_OTHER_DEVICE,
+        libc::S_IFIFO if link.starts_with(b"pipe:") => FD_KIND_PIPE,
+        libc::S_IFIFO => FD_KIND_FIFO,
+        libc::S_IFSOCK => FD_KIND_SOCKET,
+        _ if link.starts_with(b"anon_inode:") => FD_KIND_ANON,
+        _ => FD_KIND_OTHER,
+    }
+}
+
+/// Sets each record's group to the index of the first descriptor sharing its open file
+/// description. Only descriptors of one file can; `kcmp` decides among those.
+fn group(fds: &mut [FdRecord]) {
+    for i in 1..fds.len() {
+        let (dev, ino, fd) = (fds[i].dev, fds[i].ino, fds[i].fd as i32);
+        for j in 0..i {
+            let o = fds[j];
+            if o.dev == dev
+                && o.ino == ino
+                && o.group as usize == j
+                && sys::same_description(fd, o.fd as i32) == Ok(true)
+            {
+                fds[i].group = j as u32;
+                break;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restart
+
+// What the restart does to each record, decided before anything changes (`Arena::fd_plans`).
+/// Nothing (a standard descriptor that is another file; a record left closed).
+const KEEP: u8 = 0;
+/// Reopened at a temporary number, to be moved to its own.
+const OPENED: u8 = 1;
+/// A copy of the record `Arena::fd_dup_of` names, once that one is in place.
+const DUP: u8 = 2;
+/// The restart's own standard descriptor, the same file: moved to the saved offset.
+const SEEK: u8 = 3;
+/// A standard descriptor closed in the restart that cannot be reopened: left closed.
+const CLOSED: u8 = 4;
+
+/// Opens every recorded descriptor again, as [`capture`] recorded it, in a restarted
+/// process (the other threads wait). Ends the process with [`EXIT_FILE_MISSING`] or
+/// [`EXIT_FILE_CHANGED`] before changing any descriptor when it cannot. Signal-safe.
+pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
+    let fds = &arena.fds[..cap.fds];
+    let names = &arena.fd_names[..cap.names];
+    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
+    // Temporary numbers above every saved one: record i opens at base + i.
+    let base = fds.last().map_or(3, |f| f.fd.max(2) + 1);
+    let temp = |i: usize| base + i as u32;
+    let plans = &mut arena.fd_plans[..cap.fds];
+    let mut changed = 0;
+    for (i, f) in fds.iter().enumerate() {
+        plans[i] = KEEP;
+        match f.action {
+            FD_ACTION_REOPEN => {}
+            FD_ACTION_STDIO => {
+                let own = sys::fstat(f.fd as i32);
+                match own {
+                    Ok(st) => {
+                        let same = f.kind == FD_KIND_REGULAR
+                            && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                            && (st.st_dev, st.st_ino) == (f.dev, f.ino);
+                        if same {
+                            if (st.st_size as u64) < f.pos {
+                                changed += 1;
+                                report_changed(f, name(f), false, strict);
+                            }
+                            plans[i] = SEEK;
+                        }
+                        continue;
+                    }
+                    Err(_) if !ckpt_image::kind_reopens(f.kind) => {
+                        plans[i] = CLOSED;
+                        continue;
+                    }
+                    // Closed in the restart: the saved one is opened again.
+                    Err(_) => {}
+                }
+            }
+            _ => continue,
+        }
+        // The first reopened member of its group is opened; the others copy it.
+        let leader = (f.group as usize..i).find(|&j| fds[j].group == f.group && plans[j] == OPENED);
+        if let Some(j) = leader {
+            plans[i] = DUP;
+            arena.fd_dup_of[i] = j as u32;
+            continue;
+        }
+        let mut path = [0u8; crate::arena::PATH_MAX + 1];
+        let n = name(f).len().min(crate::arena::PATH_MAX);
+        path[..n].copy_from_slice(&name(f)[..n]);
+        let flags = f.flags as i32
+            & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY)
+            | libc::O_CLOEXEC;
+        let opened = sys::open(&path[..n + 1], flags, 0).and_then(|fd| {
+            let r = sys::dup_to(fd, temp(i) as i32, true);
+            sys::close(fd);
+            r.map(|()| temp(i) as i32)
+        });
+        let fd = match opened {
+            Ok(fd) => fd,
+            Err(e) => {
+                let mut line = Line::<1024>::new();
+                line.push(b"ckpt restart: fd ")
+                    .push_decimal(f.fd as u64)
+                    .push(b" ('")
+                    .push(name(f))
+                    .push(b"') cannot be opened again: ")
+                    .push(crate::report::errno_name(e).as_bytes())
+                    .push(b" (errno ")
+                    .push_decimal(e as u64)
+                    .push(b"); nothing was restored\n");
+                sys::write_stderr(line.as_bytes());
+                sys::exit_now(EXIT_FILE_MISSING);
+            }
+        };
+        plans[i] = OPENED;
+        if f.kind == FD_KIND_DEVICE {
+            continue;
+        }
+        if let Ok(st) = sys::fstat(fd) {
+            let replaced = (st.st_dev, st.st_ino) != (f.dev, f.ino);
+            let truncated = f.kind == FD_KIND_REGULAR && (st.st_size as u64) < f.pos;
+            if replaced || truncated {
+                changed += 1;
+                report_changed(f, name(f), replaced, strict);
+            }
+        }
+    }
+    if strict && changed > 0 {
+        let mut line = Line::<256>::new();
+        line.push(b"ckpt restart: CKPT_STRICT_FILES is set and ")
+            .push_decimal(changed)
+            .push(b" file(s) changed since the checkpoint; nothing was restored\n");
+        sys::write_stderr(line.as_bytes());
+        sys::exit_now(EXIT_FILE_CHANGED);
+    }
+
+    // Past every check: the descriptors the restart leaked beyond 2 and no record needs are
+    // closed, and every record is put in place.
+    let mut next = 3u32;
+    for f in fds
+        .iter()
+        .filter(|f| f.fd >= 3 && f.action == FD_ACTION_REOPEN)
+    {
+        sys::close_range(next, f.fd.wrapping_sub(1));
+        next = f.fd + 1;
+    }
+    sys::close_range(next, base - 1);
+    sys::close_range(temp(cap.fds), u32::MAX);
+    let mut left_closed = Line::<1024>::new();
+    for (i, f) in fds.iter().enumerate() {
+        let plan = arena.fd_plans[i];
+        let result = match plan {
+            OPENED => {
+                let t = temp(i) as i32;
+                if matches!(f.kind, FD_KIND_REGULAR | FD_KIND_DIRECTORY) && f.pos != 0 {
+                    let _ = sys::seek_to(t, f.pos);
+                }
+                sys::dup_to(t, f.fd as i32, f.cloexec())
+            }
+            DUP => {
+                let j = arena.fd_dup_of[i] as usize;
+                sys::dup_to(fds[j].fd as i32, f.fd as i32, f.cloexec())
+            }
+            SEEK => sys::seek_to(f.fd as i32, f.pos).map(drop),
+            _ => Ok(()),
+        };
+        if plan == CLOSED || f.action == FD_ACTION_CLOSED {
+            left_closed
+                .push(if left_closed.as_bytes().is_empty() {
+                    b"ckpt restart: left closed (not saved by the checkpoint): fd "
+                } else {
+                    b", fd "
+                })
+                .push_decimal(f.fd as u64)
+                .push(b" (")
+                .push(name(f))
+                .push(b")");
+        }
+        if let Err(e) = result {
+            let mut line = Line::<1024>::new();
+            line.push(b"ckpt restart: fd ")
+                .push_decimal(f.fd as u64)
+                .push(b" ('")
+                .push(name(f))
+                .push(b"') cannot be put back: ")
+                .push(crate::report::errno_name(e).as_bytes())
+                .push(b" (errno ")
+                .push_decimal(e as u64)
+                .push(b")\n");
+            sys::write_stderr(line.as_bytes());
+            sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
+        }
+    }
+    sys::close_range(base, temp(cap.fds));
+    if !left_closed.as_bytes().is_empty() {
+        left_closed.push(b"\n");
+        sys::write_stderr(left_closed.as_bytes());
+    }
+}
+
+fn report_changed(f: &FdRecord, name: &[u8], replaced: bool, strict: bool) {
+    let mut line = Line::<1024>::new();
+    line.push(b"ckpt restart: fd ")
+        .push_decimal(f.fd as u64)
+        .push(b" ('")
+        .push(name)
+        .push(if replaced {
+            b"') was replaced since the checkpoint (another file has its name now)"
+        } else {
+            b"') was truncated since the checkpoint (it ends before the saved offset "
+        });
+    if !replaced {
+        line.push_decimal(f.pos).push(b")");
+    }
+    line.push(if strict {
+        b"\n"
+    } else {
+        b"; the program goes on with it\n"
+    });
+    sys::write_stderr(line.as_bytes());
+}

@@ -1,0 +1,150 @@
+//! A descriptor's record: one per descriptor the program had open at the checkpoint, in
+//! increasing descriptor order. It says what the descriptor was (its kind, the path the
+//! kernel gave for it, the identity of the file behind it), how it was open (flags, offset,
+//! close-on-exec, which other descriptors shared its open file description) and what a
+//! restart does with it ([`FdRecord::action`]).
+//!
+//! The record has room for the kinds still to come (pipes, sockets, eventfd and its
+//! family, terminals): `aux_*` will point at kind-specific bytes in the names area and
+//! `first_extent`/`extent_count` at stored bytes (queued pipe data, deleted files); this
+//! version writes them as zero and refuses anything else.
+
+/// Per-descriptor state. The path (`readlink` of `/proc/self/fd/N`) is in the names area at
+/// `name_offset`, `name_len` bytes, without a NUL.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FdRecord {
+    /// The descriptor number.
+    pub fd: u32,
+    /// `FD_KIND_*`.
+    pub kind: u32,
+    /// `FD_ACTION_*`: what the restart does with it.
+    pub action: u32,
+    /// The open flags (`O_ACCMODE`, `O_APPEND`, `O_NONBLOCK`, … as `/proc/self/fdinfo`
+    /// shows them), without `O_CLOEXEC`.
+    pub flags: u32,
+    /// `FD_CLOEXEC` (1) when the descriptor is closed on exec.
+    pub fd_flags: u32,
+    /// The index in the table of the first descriptor that shares this one's open file
+    /// description (its own index when it is the first): dup'ed descriptors share their
+    /// offset and flags.
+    pub group: u32,
+    /// The file offset (for a directory, the position cookie of its stream).
+    pub pos: u64,
+    /// The identity of the file behind it, from `fstat`.
+    pub dev: u64,
+    pub ino: u64,
+    pub rdev: u64,
+    pub size: u64,
+    /// Last modification, nanoseconds since the epoch.
+    pub mtime_ns: u64,
+    pub mode: u32,
+    /// The mount id of `/proc/self/fdinfo`.
+    pub mnt_id: u32,
+    pub name_offset: u32,
+    pub name_len: u32,
+    /// Kind-specific bytes in the names area (none yet: zero).
+    pub aux_offset: u32,
+    pub aux_len: u32,
+    /// Stored bytes in the extent table (none yet: zero).
+    pub first_extent: u32,
+    pub extent_count: u32,
+}
+
+crate::record_layout!(FdRecord {
+    fd: u32,
+    kind: u32,
+    action: u32,
+    flags: u32,
+    fd_flags: u32,
+    group: u32,
+    pos: u64,
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+    size: u64,
+    mtime_ns: u64,
+    mode: u32,
+    mnt_id: u32,
+    name_offset: u32,
+    name_len: u32,
+    aux_offset: u32,
+    aux_len: u32,
+    first_extent: u32,
+    extent_count: u32,
+});
+
+pub const FD_SIZE: usize = core::mem::size_of::<FdRecord>();
+const _: () = assert!(FD_SIZE.is_multiple_of(8));
+
+/// A regular file that still has its name.
+pub const FD_KIND_REGULAR: u32 = 1;
+/// A directory.
+pub const FD_KIND_DIRECTORY: u32 = 2;
+/// `/dev/null`, `/dev/zero`, `/dev/full`, `/dev/random` or `/dev/urandom`: reopened by path.
+pub const FD_KIND_DEVICE: u32 = 3;
+/// A pipe (`pipe:[INODE]`).
+pub const FD_KIND_PIPE: u32 = 4;
+/// A named pipe.
+pub const FD_KIND_FIFO: u32 = 5;
+/// A socket (`socket:[INODE]`).
+pub const FD_KIND_SOCKET: u32 = 6;
+/// An anonymous inode: eventfd, timerfd, signalfd, epoll, inotify, pidfd, io_uring …
+pub const FD_KIND_ANON: u32 = 7;
+/// Another character or block device: terminals among them.
+pub const FD_KIND_OTHER_DEVICE: u32 = 8;
+/// A regular file or directory that was deleted (its contents are not stored yet).
+pub const FD_KIND_DELETED: u32 = 9;
+/// A memfd.
+pub const FD_KIND_MEMFD: u32 = 10;
+/// Anything else.
+pub const FD_KIND_OTHER: u32 = 11;
+/// The largest `FD_KIND_*`.
+pub const FD_KIND_MAX: u32 = FD_KIND_OTHER;
+
+/// The restart opens the path again (flags, offset, close-on-exec, shared descriptions).
+pub const FD_ACTION_REOPEN: u32 = 1;
+/// Standard input, output or error (0–2): the restart's own, moved to the saved offset when
+/// it is the same file, and the saved one reopened when the restart's is closed.
+pub const FD_ACTION_STDIO: u32 = 2;
+/// Not saved (`CKPT_FD_POLICY=close`): the restart leaves it closed and says so.
+pub const FD_ACTION_CLOSED: u32 = 3;
+/// The largest `FD_ACTION_*`.
+pub const FD_ACTION_MAX: u32 = FD_ACTION_CLOSED;
+
+/// Whether a descriptor of this kind can be opened again by its path.
+pub const fn kind_reopens(kind: u32) -> bool {
+    matches!(kind, FD_KIND_REGULAR | FD_KIND_DIRECTORY | FD_KIND_DEVICE)
+}
+
+/// A short name of the kind, for messages and `ckpt info`.
+pub const fn kind_name(kind: u32) -> &'static str {
+    match kind {
+        FD_KIND_REGULAR => "file",
+        FD_KIND_DIRECTORY => "directory",
+        FD_KIND_DEVICE => "device",
+        FD_KIND_PIPE => "pipe",
+        FD_KIND_FIFO => "fifo",
+        FD_KIND_SOCKET => "socket",
+        FD_KIND_ANON => "anon-inode",
+        FD_KIND_OTHER_DEVICE => "other-device",
+        FD_KIND_DELETED => "deleted-file",
+        FD_KIND_MEMFD => "memfd",
+        _ => "other",
+    }
+}
+
+/// The devices a restart opens again by path (`major 1`): null, zero, full, random,
+/// urandom.
+pub const fn reopenable_device(rdev: u64) -> bool {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    major == 1 && matches!(minor, 3 | 5 | 7 | 8 | 9)
+}
+
+impl FdRecord {
+    /// Whether the descriptor is closed on exec.
+    pub fn cloexec(&self) -> bool {
+        self.fd_flags & 1 != 0
+    }
+}
