@@ -34,6 +34,8 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_FORK",
     "CKPT_COMPRESS",
     "CKPT_LAZY",
+    "CKPT_FD_POLICY",
+    "CKPT_STRICT_FILES",
     "CKPT_LIBRARY",
     "LD_PRELOAD",
 ];
@@ -166,6 +168,26 @@ pub fn skip(why: Skip, reason: &str) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
+/// Marks every descriptor this test process inherited (beyond 0-2) close-on-exec, once,
+/// before it starts anything: cargo's jobserver pipes and whatever the harness or CI left
+/// open are not the tested programs' own, and a checkpoint would rightly refuse the pipes
+/// among them. Everything the test process opens itself is close-on-exec already.
+pub fn seal_inherited_descriptors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on descriptors of
+        // this process; it touches no memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Temporary directories
 
@@ -177,6 +199,7 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
+        seal_inherited_descriptors();
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let label: String = label
             .chars()
@@ -402,6 +425,7 @@ fn spawn_retrying(command: &mut Command, label: &str) -> Child {
 /// Spawns `command` as `spawn_retrying` does, returning any other error (an executable the
 /// kernel refuses is an outcome for some tests).
 pub fn try_spawn(command: &mut Command) -> std::io::Result<Child> {
+    seal_inherited_descriptors();
     let mut tries = 0;
     loop {
         match command.spawn() {
@@ -430,9 +454,15 @@ pub struct Proc {
 
 impl Proc {
     /// Starts `command` with stdin from /dev/null and stdout/stderr piped to the test.
-    pub fn spawn(mut command: Command, label: &str) -> Proc {
+    pub fn spawn(command: Command, label: &str) -> Proc {
+        Proc::spawn_reading(command, label, Stdio::null())
+    }
+
+    /// Starts `command` with stdin from `stdin` (a file, say) and stdout/stderr piped to
+    /// the test.
+    pub fn spawn_reading(mut command: Command, label: &str, stdin: Stdio) -> Proc {
         command
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn_retrying(&mut command, label);
