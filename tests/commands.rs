@@ -328,6 +328,7 @@ fn check_thread_list(dir: &TempDir, program: &Path, mode: &str) {
         .lines()
         .skip_while(|l| *l != "thread list:")
         .skip(1)
+        .take_while(|l| !l.starts_with("descriptors:"))
         .map(|l| l.split_whitespace().collect())
         .collect();
     assert_eq!(

@@ -13,6 +13,8 @@ use serde::Serialize;
 use serde_json::ser::Formatter;
 
 use ckpt_image::{prot, region_flags as rf, RegionRecord, ThreadRecord, EXTENT_LZ4};
+use ckpt_image::{FdRecord, FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO};
+use ckpt_image::{FD_KIND_DIRECTORY, FD_KIND_REGULAR};
 use ckpt_image::{THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
 use crate::image::Image;
@@ -280,6 +282,94 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
+/// One open descriptor, ready to print.
+pub struct FdInfo {
+    pub fd: u32,
+    pub kind: &'static str,
+    pub path: String,
+    /// `r`, `w` or `rw`.
+    pub access: &'static str,
+    /// `append`, `nonblock`, `sync`, … as the program opened it.
+    pub flags: Vec<&'static str>,
+    pub pos: u64,
+    pub cloexec: bool,
+    /// The first descriptor that shares this one's open file description, when another.
+    pub shares_with: Option<u32>,
+    /// `reopen`, `dup`, `stdio` or `closed`.
+    pub action: &'static str,
+    /// What a restart does with it, in words.
+    pub restart: String,
+    pub record: FdRecord,
+}
+
+impl FdInfo {
+    pub fn gather(f: &FdRecord, all: &[FdRecord], path: &[u8]) -> FdInfo {
+        let shares_with = all
+            .get(f.group as usize)
+            .map(|g| g.fd)
+            .filter(|&g| g != f.fd);
+        let access = match f.flags as i32 & libc::O_ACCMODE {
+            libc::O_RDONLY => "r",
+            libc::O_WRONLY => "w",
+            _ => "rw",
+        };
+        let flags = [
+            (libc::O_APPEND, "append"),
+            (libc::O_NONBLOCK, "nonblock"),
+            (libc::O_SYNC, "sync"),
+            (libc::O_DSYNC, "dsync"),
+            (libc::O_DIRECT, "direct"),
+            (libc::O_NOATIME, "noatime"),
+            (libc::O_PATH, "path"),
+        ]
+        .iter()
+        .filter(|(bit, _)| f.flags as i32 & bit == *bit)
+        .map(|(_, w)| *w)
+        .collect();
+        let reopens = ckpt_image::kind_reopens(f.kind);
+        let (action, restart) = match f.action {
+            FD_ACTION_REOPEN => match shares_with {
+                Some(g) => ("dup", format!("dup of {g} (shares its offset)")),
+                None => (
+                    "reopen",
+                    match f.kind {
+                        FD_KIND_REGULAR => format!("reopen at offset {}", f.pos),
+                        FD_KIND_DIRECTORY => format!("reopen at position {}", f.pos),
+                        _ => "reopen".to_owned(),
+                    },
+                ),
+            },
+            FD_ACTION_STDIO => (
+                "stdio",
+                match f.kind {
+                    FD_KIND_REGULAR => format!(
+                        "the restart's own (the same file goes on at offset {}; reopened if \
+                         closed)",
+                        f.pos
+                    ),
+                    _ if reopens => "the restart's own (reopened if closed)".to_owned(),
+                    _ => "the restart's own".to_owned(),
+                },
+            ),
+            FD_ACTION_CLOSED => ("closed", "left closed (not saved)".to_owned()),
+            _ => ("unknown", "unknown".to_owned()),
+        };
+        FdInfo {
+            fd: f.fd,
+            kind: ckpt_image::kind_name(f.kind),
+            path: String::from_utf8_lossy(path).into_owned(),
+            access,
+            flags,
+            pos: f.pos,
+            cloexec: f.cloexec(),
+            shares_with,
+            action,
+            restart,
+            record: *f,
+        }
+    }
+}
+
 /// Everything `ckpt info` prints.
 pub struct Info {
     pub file: String,
@@ -294,6 +384,8 @@ pub struct Info {
     pub tids: Vec<u32>,
     /// Every thread, in the table's order (the one the restart resumes first, first).
     pub threads: Vec<ThreadInfo>,
+    /// Every open descriptor, in increasing order.
+    pub fds: Vec<FdInfo>,
     /// The checkpoint signal found the thread inside the vDSO (such a checkpoint restarts
     /// only under a kernel with the same vDSO).
     pub in_vdso: bool,
@@ -358,6 +450,11 @@ impl Info {
                 .threads
                 .iter()
                 .map(|t| ThreadInfo::gather(t, &regions))
+                .collect(),
+            fds: tables
+                .fds
+                .iter()
+                .map(|f| FdInfo::gather(f, tables.fds, tables.fd_name(f)))
                 .collect(),
             regions,
             tids: tables.threads.iter().map(|t| t.tid).collect(),
@@ -470,7 +567,52 @@ impl Info {
             human_size(self.file_size)
         );
         self.thread_table(&mut out);
+        self.fd_table(&mut out);
         out
+    }
+
+    /// One line per descriptor, in columns as wide as their widest entry.
+    fn fd_table(&self, out: &mut String) {
+        let _ = writeln!(out, "descriptors:   {}", self.fds.len());
+        let rows: Vec<[String; 6]> = self
+            .fds
+            .iter()
+            .map(|f| {
+                let mut access = f.access.to_owned();
+                for w in &f.flags {
+                    let _ = write!(access, ",{w}");
+                }
+                if f.cloexec {
+                    access.push_str(",cloexec");
+                }
+                [
+                    f.fd.to_string(),
+                    f.kind.to_owned(),
+                    access,
+                    f.pos.to_string(),
+                    f.restart.clone(),
+                    printable(&f.path),
+                ]
+            })
+            .collect();
+        let header = ["fd", "kind", "flags", "offset", "restart", "path"].map(String::from);
+        let mut widths = [0usize; 6];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let _ = writeln!(out, "descriptor list:");
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::from(" ");
+            for (i, (w, cell)) in widths.iter().zip(row).enumerate() {
+                let _ = match i {
+                    0 | 3 => write!(line, " {cell:>w$}"),
+                    _ => write!(line, "  {cell:<w$}"),
+                };
+            }
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
     }
 
     /// One line per thread, in columns as wide as their widest entry.
@@ -578,12 +720,62 @@ impl Info {
                     })
                     .collect(),
             },
+            descriptors: DescriptorsJson {
+                count: self.fds.len(),
+                list: self
+                    .fds
+                    .iter()
+                    .map(|f| FdJson {
+                        fd: f.fd,
+                        kind: f.kind,
+                        path: &f.path,
+                        access: f.access,
+                        flags: &f.flags,
+                        pos: f.pos,
+                        cloexec: f.cloexec,
+                        shares_with: f.shares_with,
+                        action: f.action,
+                        restart: &f.restart,
+                        dev: f.record.dev,
+                        ino: f.record.ino,
+                        size: f.record.size,
+                        mtime_ns: f.record.mtime_ns,
+                        mode: f.record.mode,
+                    })
+                    .collect(),
+            },
             xcr0: self.xcr0,
             extents: self.extents,
             total_stored: self.total_stored,
             file_size: self.file_size,
         })
     }
+}
+
+#[derive(Serialize)]
+struct DescriptorsJson<'a> {
+    count: usize,
+    list: Vec<FdJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct FdJson<'a> {
+    fd: u32,
+    kind: &'static str,
+    path: &'a str,
+    access: &'static str,
+    flags: &'a [&'static str],
+    pos: u64,
+    cloexec: bool,
+    /// `null` unless another descriptor shares its open file description (the first one).
+    shares_with: Option<u32>,
+    action: &'static str,
+    restart: &'a str,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: u64,
+    mode: u32,
 }
 
 /// `ckpt info --json`, field by field in the order it prints them.
@@ -599,6 +791,7 @@ struct InfoJson<'a> {
     stub_base: u64,
     regions: Vec<RegionJson<'a>>,
     threads: ThreadsJson<'a>,
+    descriptors: DescriptorsJson<'a>,
     xcr0: u32,
     extents: usize,
     total_stored: u64,

@@ -1,0 +1,597 @@
+//! Open descriptors across a checkpoint (tests/programs/files.c does the work and says what
+//! it found): files go on at their offsets, appends after other writers, shared and
+//! independent offsets stay so, close-on-exec is kept, directory streams go on, null-like
+//! devices work; a changed file warns (or refuses under CKPT_STRICT_FILES) and a deleted
+//! one refuses the restart, naming it; standard input that is the same file goes on where it
+//! was; a descriptor a checkpoint cannot save fails it, named, and the program goes on, or
+//! with CKPT_FD_POLICY=close is left closed and the restart says so.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ckpt_tests::*;
+
+const FILES_C: &str = include_str!("programs/files.c");
+
+fn build(dir: &TempDir) -> PathBuf {
+    compile_c(dir, "files", FILES_C, &[])
+}
+
+/// A file everyone may read and write (tests run some programs as nobody).
+fn shared_file(path: &Path, contents: &[u8]) {
+    std::fs::write(path, contents).expect("write a test file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+}
+
+/// How a program is run: as whoever runs the tests, or as nobody (when they run as root).
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    dir: &'a TempDir,
+    program: &'a Path,
+    ckpt: Option<&'a Path>,
+}
+
+impl<'a> Run<'a> {
+    fn new(dir: &'a TempDir, program: &'a Path) -> Run<'a> {
+        Run {
+            dir,
+            program,
+            ckpt: None,
+        }
+    }
+
+    fn image(&self) -> PathBuf {
+        checkpoint_path(self.dir, self.program)
+    }
+
+    fn wrap(&self, command: Command) -> Command {
+        match self.ckpt {
+            Some(_) => as_nobody(command),
+            None => command,
+        }
+    }
+
+    /// Starts `files ARGS…` under ckpt with stdin a pipe, and waits for its "ready".
+    fn start(&self, args: &[&str], env: &[(&str, &str)]) -> (Proc, std::fs::File) {
+        let mut command = match self.ckpt {
+            Some(ckpt) => ckpt_command_with(ckpt, self.dir, self.program, args),
+            None => ckpt_command(self.dir, self.program, args),
+        };
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let (mut proc, stdin) =
+            Proc::spawn_with_stdin(self.wrap(command), &format!("files {}", args.join(" ")));
+        proc.wait_line("ready");
+        (proc, stdin)
+    }
+
+    /// Runs `files ARGS…` to its "ready" and checkpoints it; the lines it printed.
+    fn checkpoint(&self, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+        let _ = std::fs::remove_file(self.image());
+        let (mut proc, _stdin) = self.start(args, env);
+        proc.signal(libc::SIGTSTP);
+        proc.wait_success(TIMEOUT);
+        expect_checkpoint(&mut proc, &self.image());
+        proc.seen().to_vec()
+    }
+
+    /// Restarts the checkpoint, says "go", and waits for its exit: (status, lines, stderr).
+    fn restart(&self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let (mut proc, mut stdin) = Proc::spawn_with_stdin(
+            self.wrap(restart_command(self.dir, &self.image())),
+            "files.ckpt",
+        );
+        let _ = writeln!(stdin, "go");
+        let status = proc.wait_exit(TIMEOUT);
+        proc.rest_of_output();
+        (status, proc.seen().to_vec(), proc.stderr())
+    }
+
+    /// Restarts, expecting exit 0: (lines, stderr).
+    #[track_caller]
+    fn restart_ok(&self) -> (Vec<String>, String) {
+        let (status, lines, stderr) = self.restart();
+        if !status.success() {
+            panic!(
+                "the restart exited with {}; it printed {lines:?}, stderr {stderr:?}",
+                describe_status(status)
+            );
+        }
+        (lines, stderr)
+    }
+}
+
+#[track_caller]
+fn expect_lines(lines: &[String], expected: &[&str], what: &str) {
+    if lines != expected {
+        panic!("{what}: expected {expected:?}, got {lines:?}");
+    }
+}
+
+fn read_resumes_at_its_offset(nobody: bool) {
+    let dir = TempDir::new(if nobody {
+        "files-read-nobody"
+    } else {
+        "files-read"
+    });
+    let ckpt = nobody.then(|| {
+        dir.make_world_writable();
+        world_runnable_ckpt(&dir)
+    });
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, again\n");
+    let run = Run {
+        ckpt: ckpt.as_deref(),
+        ..Run::new(&dir, &program)
+    };
+    let before = run.checkpoint(&["read", data.to_str().unwrap()], &[]);
+    expect_lines(
+        &before,
+        &["before: hello ", "ready"],
+        "before the checkpoint",
+    );
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["after: world,", "done"], "after the restart");
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+}
+
+/// A file read up to offset 6 gives the bytes from offset 6 on after the restart.
+#[test]
+fn file_read_at_an_offset_continues_with_the_next_bytes() {
+    read_resumes_at_its_offset(false);
+}
+
+#[test]
+fn file_read_at_an_offset_continues_as_nobody() {
+    read_resumes_at_its_offset(true);
+}
+
+/// An O_APPEND log keeps appending at its end after another writer grew it meanwhile, and
+/// the restart does not complain about the growth.
+#[test]
+fn append_log_keeps_appending_after_another_writer_grew_it() {
+    let dir = TempDir::new("files-append");
+    let program = build(&dir);
+    let log = dir.join("log.txt");
+    shared_file(&log, b"");
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["append", log.to_str().unwrap()], &[]);
+    let mut other = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("open the log");
+    other.write_all(b"other\n").expect("append");
+    drop(other);
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["appended", "done"], "after the restart");
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    let text = std::fs::read_to_string(&log).expect("read the log");
+    assert_eq!(text, "one\nother\ntwo\n");
+}
+
+/// Dup'ed descriptors share their offset after the restart, an independent open of the same
+/// file does not, every descriptor keeps its number, and close-on-exec is kept.
+#[test]
+fn dup_shares_the_offset_an_independent_open_does_not_and_close_on_exec_is_kept() {
+    let dir = TempDir::new("files-dup");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"abcdefgh");
+    let run = Run::new(&dir, &program);
+    let before = run.checkpoint(&["dup", data.to_str().unwrap()], &[]);
+    expect_lines(&before, &["a: ab", "ready"], "before the checkpoint");
+    let (after, _) = run.restart_ok();
+    expect_lines(
+        &after,
+        &[
+            "b: cd",
+            "c: ab",
+            "fds: 3 4 5 6",
+            "cloexec: a=0 b=0 c=0 d=1",
+            "done",
+        ],
+        "after the restart",
+    );
+    // ckpt info says what each descriptor is and what a restart does with it.
+    let info = run_to_end(
+        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    assert!(info.status.success(), "ckpt info: {}", info.stderr);
+    let fd_lines: Vec<&str> = info
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("descriptor list:"))
+        .collect();
+    let text = fd_lines.join("\n");
+    for (fd, what) in [
+        ("3", "reopen"),
+        ("4", "dup of 3"),
+        ("5", "reopen"),
+        ("6", "reopen"),
+    ] {
+        let line = fd_lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(fd))
+            .unwrap_or_else(|| panic!("no line for fd {fd} in {text}"));
+        assert!(line.contains(what), "fd {fd}: {line:?} should say {what:?}");
+        assert!(line.contains(data.to_str().unwrap()), "fd {fd}: {line:?}");
+    }
+    let json = info_json(&run.image());
+    let list = json["descriptors"]["list"]
+        .as_array()
+        .expect("descriptors.list");
+    let d = list.iter().find(|d| d["fd"] == 6).expect("fd 6 in JSON");
+    assert_eq!(d["kind"], "file");
+    assert_eq!(d["cloexec"], true);
+    assert_eq!(d["path"], data.to_str().unwrap());
+    assert_eq!(list.iter().find(|d| d["fd"] == 3).unwrap()["pos"], 2);
+    assert_eq!(
+        list.iter().find(|d| d["fd"] == 4).unwrap()["shares_with"],
+        3
+    );
+}
+
+/// A directory read part of the way with getdents64 goes on from where it was: every entry
+/// once, none twice.
+#[test]
+fn directory_stream_continues() {
+    let dir = TempDir::new("files-dir");
+    let program = build(&dir);
+    let listed = dir.join("listed");
+    std::fs::create_dir(&listed).expect("mkdir");
+    let mut expected: Vec<String> = (0..40).map(|i| format!("entry-number-{i:02}")).collect();
+    for name in &expected {
+        std::fs::write(listed.join(name), b"").expect("create an entry");
+    }
+    expected.extend([".".to_string(), "..".to_string()]);
+    expected.sort();
+    let run = Run::new(&dir, &program);
+    let before = run.checkpoint(&["dir", listed.to_str().unwrap()], &[]);
+    let (after, _) = run.restart_ok();
+    let mut seen: Vec<String> = before
+        .iter()
+        .chain(&after)
+        .filter_map(|l| l.strip_prefix("entry: ").map(String::from))
+        .collect();
+    let first_part = before.iter().filter(|l| l.starts_with("entry: ")).count();
+    assert!(
+        (6..expected.len()).contains(&first_part),
+        "the checkpoint should come mid-way: {before:?}"
+    );
+    seen.sort();
+    assert_eq!(seen, expected, "before {before:?}, after {after:?}");
+    assert!(after.ends_with(&["end of directory".to_string(), "done".to_string()]));
+}
+
+/// /dev/null, /dev/zero and /dev/urandom work after the restart.
+#[test]
+fn null_zero_and_urandom_work_after_the_restart() {
+    let dir = TempDir::new("files-devices");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["devices"], &[]);
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["devices ok", "done"], "after the restart");
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+}
+
+/// A file replaced (renamed over) since the checkpoint: one warning line naming the
+/// descriptor and the path, and the program goes on with the new file; under
+/// CKPT_STRICT_FILES=1 the restart refuses with status 78 and restores nothing.
+#[test]
+fn replaced_file_warns_and_strict_files_refuses() {
+    let dir = TempDir::new("files-replaced");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    let run = Run::new(&dir, &program);
+    for strict in [false, true] {
+        shared_file(&data, b"hello world, again\n");
+        let env: &[(&str, &str)] = if strict {
+            &[("CKPT_STRICT_FILES", "1")]
+        } else {
+            &[]
+        };
+        run.checkpoint(&["read", data.to_str().unwrap()], env);
+        let new = dir.join("new.txt");
+        shared_file(&new, b"HELLO WORLD, AGAIN\n");
+        std::fs::rename(&new, &data).expect("replace the file");
+        let (status, lines, stderr) = run.restart();
+        let warning = format!("ckpt restart: fd 3 ('{}') was replaced", data.display());
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with(&warning)).count(),
+            1,
+            "one warning expected: {stderr:?}"
+        );
+        if strict {
+            assert_eq!(status.code(), Some(78), "stderr {stderr:?}");
+            assert!(lines.is_empty(), "nothing should run: {lines:?}");
+            assert!(stderr.contains("CKPT_STRICT_FILES"), "{stderr:?}");
+        } else {
+            assert!(status.success(), "{}: {stderr:?}", describe_status(status));
+            expect_lines(&lines, &["after: WORLD,", "done"], "with the new file");
+        }
+    }
+}
+
+/// A file truncated below the offset the program had read to: a warning naming it.
+#[test]
+fn truncated_file_warns() {
+    let dir = TempDir::new("files-truncated");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, again\n");
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["read", data.to_str().unwrap()], &[]);
+    std::fs::write(&data, b"hel").expect("truncate");
+    let (status, _, stderr) = run.restart();
+    assert!(
+        stderr.contains(&format!("fd 3 ('{}') was truncated", data.display())),
+        "{stderr:?}"
+    );
+    // The program then finds too few bytes and says so itself.
+    assert_eq!(status.code(), Some(2), "{stderr:?}");
+}
+
+/// A file deleted since the checkpoint: the restart says which, exits 77 and runs nothing.
+#[test]
+fn deleted_path_refuses_the_restart_naming_it() {
+    let dir = TempDir::new("files-deleted");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, again\n");
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["read", data.to_str().unwrap()], &[]);
+    std::fs::remove_file(&data).expect("delete");
+    let (status, lines, stderr) = run.restart();
+    assert_eq!(status.code(), Some(77), "stderr {stderr:?}");
+    assert!(lines.is_empty(), "nothing should run: {lines:?}");
+    let expected = format!(
+        "ckpt restart: fd 3 ('{}') cannot be opened again: no such file or directory",
+        data.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+}
+
+/// Lines of a file big enough that stdio reads it in several pieces.
+fn numbered_lines(prefix: &str, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| format!("{prefix} {i:04} {}", "x".repeat(60)))
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).expect("write lines");
+}
+
+/// Starts `files lines` with stdin from `input`, checkpoints it after a few lines; the lines
+/// it printed.
+fn lines_checkpointed(run: &Run, input: &Path) -> Vec<String> {
+    let _ = std::fs::remove_file(run.image());
+    let stdin = std::fs::File::open(input).expect("open input");
+    let mut proc = Proc::spawn_reading(
+        ckpt_command(run.dir, run.program, &["lines"]),
+        "files lines",
+        Stdio::from(stdin),
+    );
+    proc.wait_lines(5, TIMEOUT);
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    proc.rest_of_output();
+    expect_checkpoint(&mut proc, &run.image());
+    proc.seen().to_vec()
+}
+
+/// Restarts `files lines` with stdin from `input`, or closed when `None`.
+fn lines_restarted(run: &Run, input: Option<&Path>) -> Vec<String> {
+    let mut command = restart_command(run.dir, &run.image());
+    let stdin = match input {
+        Some(input) => Stdio::from(std::fs::File::open(input).expect("open input")),
+        None => {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: close is async-signal-safe and allocates nothing.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::close(0);
+                    Ok(())
+                });
+            }
+            Stdio::null()
+        }
+    };
+    let mut proc = Proc::spawn_reading(command, "files.ckpt lines", stdin);
+    proc.wait_success(TIMEOUT);
+    proc.rest_of_output();
+    proc.seen().to_vec()
+}
+
+/// The `bc -l < file` case: standard input redirected from a file, checkpointed mid-file and
+/// restarted with the same file as standard input, goes on where it stopped: no line twice,
+/// none skipped (today's bug printed the file again).
+#[test]
+fn stdin_from_the_same_file_continues_at_its_offset() {
+    let dir = TempDir::new("files-stdin");
+    let program = build(&dir);
+    let input = dir.join("input.txt");
+    let all = numbered_lines("line", 300);
+    write_lines(&input, &all);
+    let run = Run::new(&dir, &program);
+    let before = lines_checkpointed(&run, &input);
+    assert!(
+        before.len() < all.len(),
+        "the checkpoint came after the whole input"
+    );
+    let after = lines_restarted(&run, Some(&input));
+    let mut expected = all.clone();
+    expected.extend(["end of input".to_string(), "done".to_string()]);
+    let got: Vec<String> = before.into_iter().chain(after).collect();
+    assert!(
+        got == expected,
+        "lines repeated or missing: got {} lines, expected {}; first difference at {:?}",
+        got.len(),
+        expected.len(),
+        got.iter().zip(&expected).position(|(a, b)| a != b)
+    );
+}
+
+/// Standard input closed at the restart: the saved one is opened again, at its offset.
+#[test]
+fn stdin_closed_at_the_restart_is_reopened_at_its_offset() {
+    let dir = TempDir::new("files-stdin-closed");
+    let program = build(&dir);
+    let input = dir.join("input.txt");
+    let all = numbered_lines("line", 300);
+    write_lines(&input, &all);
+    let run = Run::new(&dir, &program);
+    let before = lines_checkpointed(&run, &input);
+    let after = lines_restarted(&run, None);
+    let mut expected = all.clone();
+    expected.extend(["end of input".to_string(), "done".to_string()]);
+    let got: Vec<String> = before.into_iter().chain(after).collect();
+    assert!(got == expected, "lines repeated or missing: {got:?}");
+}
+
+/// Another file as standard input at the restart is used as it is given: from its start.
+#[test]
+fn stdin_from_another_file_is_used_as_given() {
+    let dir = TempDir::new("files-stdin-other");
+    let program = build(&dir);
+    let input = dir.join("input.txt");
+    write_lines(&input, &numbered_lines("line", 300));
+    let other = dir.join("other.txt");
+    write_lines(&other, &numbered_lines("other", 3));
+    let run = Run::new(&dir, &program);
+    lines_checkpointed(&run, &input);
+    let after = lines_restarted(&run, Some(&other));
+    // What stdio had read ahead of the first file comes first (its last line cut where
+    // the read-ahead ended), then the other from its first line.
+    let other_lines = numbered_lines("other", 3);
+    let Some(i) = after.iter().position(|l| l.contains("other 0001")) else {
+        panic!("the other file was not read from its start: {after:?}")
+    };
+    assert!(after[i].ends_with(&other_lines[0]), "{after:?}");
+    let mut rest = other_lines[1..].to_vec();
+    rest.extend(["end of input".to_string(), "done".to_string()]);
+    assert_eq!(after[i + 1..].to_vec(), rest);
+}
+
+/// A pipe cannot be checkpointed yet: the checkpoint fails in one line naming the descriptor
+/// and what it is, leaves no file, and the program goes on.
+#[test]
+fn pipe_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
+    let dir = TempDir::new("files-pipe");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pipe"], &[]);
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr("failed", TIMEOUT);
+    let stderr = proc.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("' failed: fd 3 (pipe:[")
+            && line.contains("cannot be checkpointed yet")
+            && line.ends_with("the program continues"),
+        "{line:?}"
+    );
+    assert!(!run.image().exists(), "a failed checkpoint left a file");
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    proc.rest_of_output();
+    expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
+}
+
+/// With CKPT_FD_POLICY=close the pipe is recorded as closed: the checkpoint is written, and
+/// the restart says in one line which descriptors it left closed.
+#[test]
+fn fd_policy_close_leaves_the_pipe_closed_and_the_restart_says_so() {
+    let dir = TempDir::new("files-pipe-close");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["pipe"], &[("CKPT_FD_POLICY", "close")]);
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["pipe closed", "done"], "after the restart");
+    let said: Vec<&str> = stderr.lines().collect();
+    assert_eq!(said.len(), 1, "{stderr:?}");
+    assert!(
+        said[0].starts_with("ckpt restart: left closed")
+            && said[0].contains("fd 3 (pipe:[")
+            && said[0].contains("fd 4 (pipe:["),
+        "{stderr:?}"
+    );
+}
+
+/// The test harness hands the tested programs no descriptor beyond 0-2 (cargo's jobserver,
+/// a CI runner's): a checkpoint would rightly refuse the pipes among them.
+#[test]
+fn the_harness_leaks_no_descriptor_into_tested_programs() {
+    let dir = TempDir::new("files-leaks");
+    let program = build(&dir);
+    let finished = run_to_end(
+        direct_command(&dir, &program, &["fds"]),
+        "files fds",
+        TIMEOUT,
+    );
+    finished.expect_success_with("files fds", &["listed", "done"]);
+}
+
+/// md5sum of a large file given as an argument, checkpointed mid-way and restarted, prints
+/// the sum of the whole file.
+#[test]
+fn md5sum_of_a_large_file_resumes_mid_way() {
+    if !have_program("md5sum") {
+        return skip(Skip::MissingTool, "md5sum is not installed");
+    }
+    let dir = TempDir::new("files-md5sum");
+    let big = dir.join("big");
+    // Sparse: quick to make, and md5sum reads its holes as fast as the page cache.
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(2 << 30).expect("set_len");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&big)
+        .and_then(|mut f| f.write_all(b"not only zeros"))
+        .expect("write");
+    let md5sum = PathBuf::from("md5sum");
+    let expected = run_to_end(
+        {
+            let mut c = Command::new("md5sum");
+            c.arg(&big).current_dir(dir.path());
+            c
+        },
+        "md5sum",
+        Duration::from_secs(60),
+    );
+    assert!(expected.status.success());
+    let mut proc = Proc::spawn(
+        ckpt_command(&dir, &md5sum, &[big.to_str().unwrap()]),
+        "ckpt md5sum",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(Duration::from_secs(60));
+    let image = dir.join("md5sum.ckpt");
+    if proc.rest_of_output().iter().any(|l| l.contains("big")) {
+        proc.fail("md5sum finished before the checkpoint: give it a bigger file");
+    }
+    expect_checkpoint(&mut proc, &image);
+    let restarted = run_to_end(
+        restart_command(&dir, &image),
+        "md5sum.ckpt",
+        Duration::from_secs(60),
+    );
+    assert!(restarted.status.success(), "{}", restarted.stderr);
+    assert_eq!(restarted.stdout, expected.stdout);
+}

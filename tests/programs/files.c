@@ -1,0 +1,190 @@
+// Open descriptors across a checkpoint (tests/files.rs). Each mode opens its descriptors,
+// does part of its work, prints "ready" and waits for a line on stdin ("go"), which the test
+// sends after the restart (or after a failed checkpoint); then it does the rest and prints
+// what it found. Modes:
+//   read PATH      reads 6 bytes, then 6 more after "go"
+//   append PATH    appends "one\n", then "two\n" after "go"
+//   dup PATH       a, b = dup(a), c = an independent open: reads 2 with a, then 2 with b
+//                  and 2 with c; also a close-on-exec descriptor
+//   dir PATH       reads a directory stream a few entries at a time (getdents64), some
+//                  before and the rest after "go"
+//   devices        /dev/null, /dev/zero and /dev/urandom
+//   pipe           a pipe (which a checkpoint cannot save yet)
+//   lines          stdin is a file: prints each line of it, slowly (no "ready", no "go")
+//   fds            lists its descriptors beyond 2, then exits
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void wait_go(void) {
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    // stdin is a pipe from the test; a read the checkpoint interrupted is restarted.
+    if (!fgets(line, sizeof line, stdin)) {
+        printf("no go: %s\n", strerror(errno));
+        exit(3);
+    }
+}
+
+static void die(const char *what) {
+    printf("error: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+static void read_exactly(int fd, char *buf, size_t n, const char *what) {
+    ssize_t r = read(fd, buf, n);
+    if (r != (ssize_t)n) die(what);
+    buf[n] = 0;
+}
+
+static int mode_read(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die("open");
+    char buf[8];
+    read_exactly(fd, buf, 6, "read before");
+    printf("before: %s\n", buf);
+    wait_go();
+    read_exactly(fd, buf, 6, "read after");
+    printf("after: %s\n", buf);
+    return 0;
+}
+
+static int mode_append(const char *path) {
+    int fd = open(path, O_WRONLY | O_APPEND);
+    if (fd < 0) die("open");
+    if (write(fd, "one\n", 4) != 4) die("write one");
+    wait_go();
+    if (write(fd, "two\n", 4) != 4) die("write two");
+    printf("appended\n");
+    return 0;
+}
+
+static int mode_dup(const char *path) {
+    int a = open(path, O_RDONLY);
+    int b = dup(a);
+    int c = open(path, O_RDONLY);
+    int d = open(path, O_RDONLY | O_CLOEXEC);
+    if (a < 0 || b < 0 || c < 0 || d < 0) die("open");
+    char buf[4];
+    read_exactly(a, buf, 2, "read a");
+    printf("a: %s\n", buf);
+    wait_go();
+    read_exactly(b, buf, 2, "read b");
+    printf("b: %s\n", buf);
+    read_exactly(c, buf, 2, "read c");
+    printf("c: %s\n", buf);
+    printf("fds: %d %d %d %d\n", a, b, c, d);
+    printf("cloexec: a=%d b=%d c=%d d=%d\n", fcntl(a, F_GETFD), fcntl(b, F_GETFD),
+           fcntl(c, F_GETFD), fcntl(d, F_GETFD));
+    return 0;
+}
+
+// Prints the names of the entries one getdents64 call returns; how many.
+static int dir_batch(int fd) {
+    char buf[128];
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) die("getdents64");
+    int count = 0;
+    for (long at = 0; at < n;) {
+        struct dirent64 *e = (struct dirent64 *)(buf + at);
+        printf("entry: %s\n", e->d_name);
+        at += e->d_reclen;
+        count++;
+    }
+    return count;
+}
+
+static int mode_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) die("open");
+    for (int seen = 0; seen < 6;) {
+        int n = dir_batch(fd);
+        if (n == 0) break;
+        seen += n;
+    }
+    wait_go();
+    while (dir_batch(fd) > 0) {
+    }
+    printf("end of directory\n");
+    return 0;
+}
+
+static int mode_devices(void) {
+    int null = open("/dev/null", O_WRONLY);
+    int zero = open("/dev/zero", O_RDONLY);
+    int urandom = open("/dev/urandom", O_RDONLY);
+    if (null < 0 || zero < 0 || urandom < 0) die("open");
+    wait_go();
+    if (write(null, "x", 1) != 1) die("write /dev/null");
+    char z[16], r[16], none[16] = {0};
+    read_exactly(zero, z, 15, "read /dev/zero");
+    if (memcmp(z, none, 15) != 0) die("/dev/zero gave other bytes");
+    read_exactly(urandom, r, 15, "read /dev/urandom");
+    printf("devices ok\n");
+    return 0;
+}
+
+static int mode_pipe(void) {
+    int p[2];
+    if (pipe(p) != 0) die("pipe");
+    wait_go();
+    int open_now = fcntl(p[0], F_GETFD) >= 0 && fcntl(p[1], F_GETFD) >= 0;
+    printf("pipe %s\n", open_now ? "open" : "closed");
+    return 0;
+}
+
+static int mode_lines(void) {
+    char line[512];
+    while (fgets(line, sizeof line, stdin)) {
+        fputs(line, stdout);
+        fflush(stdout);
+        usleep(2000);
+    }
+    printf("end of input\n");
+    return 0;
+}
+
+static int mode_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) die("opendir");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d)) continue;
+        char link[256] = "";
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n > 0) link[n] = 0;
+        printf("inherited: %d -> %s\n", fd, link);
+    }
+    printf("listed\n");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    const char *path = argc > 2 ? argv[2] : "";
+    int r;
+    if (!strcmp(mode, "read")) r = mode_read(path);
+    else if (!strcmp(mode, "append")) r = mode_append(path);
+    else if (!strcmp(mode, "dup")) r = mode_dup(path);
+    else if (!strcmp(mode, "dir")) r = mode_dir(path);
+    else if (!strcmp(mode, "devices")) r = mode_devices();
+    else if (!strcmp(mode, "pipe")) r = mode_pipe();
+    else if (!strcmp(mode, "lines")) r = mode_lines();
+    else if (!strcmp(mode, "fds")) r = mode_fds();
+    else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    printf("done\n");
+    return r;
+}
