@@ -81,10 +81,19 @@ impl<'a> Run<'a> {
 
     /// Restarts the checkpoint, says "go", and waits for its exit: (status, lines, stderr).
     fn restart(&self) -> (std::process::ExitStatus, Vec<String>, String) {
-        let (mut proc, mut stdin) = Proc::spawn_with_stdin(
-            self.wrap(restart_command(self.dir, &self.image())),
-            "files.ckpt",
-        );
+        self.restart_with(&[])
+    }
+
+    /// As `restart`, with `env` in the restart's environment.
+    fn restart_with(
+        &self,
+        env: &[(&str, &str)],
+    ) -> (std::process::ExitStatus, Vec<String>, String) {
+        let mut command = restart_command(self.dir, &self.image());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let (mut proc, mut stdin) = Proc::spawn_with_stdin(self.wrap(command), "files.ckpt");
         let _ = writeln!(stdin, "go");
         let status = proc.wait_exit(TIMEOUT);
         proc.rest_of_output();
@@ -283,26 +292,24 @@ fn null_zero_and_urandom_work_after_the_restart() {
 }
 
 /// A file replaced (renamed over) since the checkpoint: one warning line naming the
-/// descriptor and the path, and the program goes on with the new file; under
-/// CKPT_STRICT_FILES=1 the restart refuses with status 78 and restores nothing.
+/// descriptor and the path, and the program goes on with the new file; with
+/// CKPT_STRICT_FILES=1, in the restart's environment or the program's, the restart refuses
+/// with status 78 and restores nothing.
 #[test]
 fn replaced_file_warns_and_strict_files_refuses() {
     let dir = TempDir::new("files-replaced");
     let program = build(&dir);
     let data = dir.join("data.txt");
     let run = Run::new(&dir, &program);
-    for strict in [false, true] {
+    let strict_env: &[(&str, &str)] = &[("CKPT_STRICT_FILES", "1")];
+    for (program_env, restart_env) in [(&[][..], &[][..]), (strict_env, &[]), (&[], strict_env)] {
+        let strict = !program_env.is_empty() || !restart_env.is_empty();
         shared_file(&data, b"hello world, again\n");
-        let env: &[(&str, &str)] = if strict {
-            &[("CKPT_STRICT_FILES", "1")]
-        } else {
-            &[]
-        };
-        run.checkpoint(&["read", data.to_str().unwrap()], env);
+        run.checkpoint(&["read", data.to_str().unwrap()], program_env);
         let new = dir.join("new.txt");
         shared_file(&new, b"HELLO WORLD, AGAIN\n");
         std::fs::rename(&new, &data).expect("replace the file");
-        let (status, lines, stderr) = run.restart();
+        let (status, lines, stderr) = run.restart_with(restart_env);
         let warning = format!("ckpt restart: fd 3 ('{}') was replaced", data.display());
         assert_eq!(
             stderr.lines().filter(|l| l.starts_with(&warning)).count(),

@@ -3,10 +3,16 @@
 //! process-wide state, the open descriptors, timers, pending signals, and the library's own timers. Run by the
 //! leader while the other threads wait. Signal-safe.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::arena::Arena;
 use crate::checkpoint::State;
 use crate::sys;
 use crate::trigger::note_vdso;
+
+/// The options of the restart's own environment (`ckpt_image::RESTART_*`), written here by
+/// the restart stub (the image header gives it this address).
+pub static RESTART_OPTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Repairs, in a restarted process, what the kernel does not carry over. Signal-safe.
 pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
@@ -20,7 +26,9 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     p.restore(arena.misc);
     // The program's descriptors, once its resource limits (RLIMIT_NOFILE) are back: every
     // one checked before any is changed.
-    crate::files::restore(arena, p.files, state.config.strict_files);
+    let options = RESTART_OPTIONS.load(Ordering::Relaxed);
+    let strict = state.config.strict_files || options & ckpt_image::RESTART_STRICT_FILES != 0;
+    crate::files::restore(arena, p.files, strict);
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
         if value != 0 {
             sys::set_itimer(which, interval, value);

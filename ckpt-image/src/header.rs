@@ -53,7 +53,10 @@ pub struct ImageHeader {
     /// Descriptor records, after the auxv words and before the names.
     pub fd_count: u32,
     pub _pad1: u32,
-    pub reserved: [u64; 6],
+    /// Where, in the program's memory (libckpt's), the stub writes the options of the
+    /// restart's own environment (`RESTART_*` bits) for libckpt to read; 0: nowhere.
+    pub restart_options: u64,
+    pub reserved: [u64; 5],
 }
 
 crate::record_layout!(ImageHeader {
@@ -83,7 +86,8 @@ crate::record_layout!(ImageHeader {
     stub_sum: u64,
     fd_count: u32,
     _pad1: u32,
-    reserved: [u64; 6],
+    restart_options: u64,
+    reserved: [u64; 5],
 });
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.

@@ -78,6 +78,10 @@ pub const fn checked_page_up(x: u64) -> Option<u64> {
     }
 }
 
+/// Restart options (`ImageHeader::restart_options`): `CKPT_STRICT_FILES` is set (not to 0)
+/// in the environment of the restart.
+pub const RESTART_STRICT_FILES: u64 = 1;
+
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).
 pub const CONTROL_SIGNAL: i32 = 63;

@@ -164,6 +164,26 @@ pub fn env_lookup<'a>(env: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> Optio
     None
 }
 
+/// Whether a flag variable of the restart's environment is set: present, not empty and not
+/// `0` (as `CKPT_LAZY=1`).
+pub fn env_flag<'a>(env: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> bool {
+    matches!(env_lookup(env, name), Some(v) if v != b"0" && !v.is_empty())
+}
+
+/// Whether the 8 bytes at `addr` (8-byte aligned) lie in one saved writable region: the
+/// only place the stub writes the restart's options into the program's memory.
+pub fn writable_word(regions: &[RegionRecord], addr: u64) -> bool {
+    addr != 0
+        && addr.is_multiple_of(8)
+        && regions.iter().any(|r| {
+            r.prot & ckpt_image::prot::WRITE != 0
+                && r.start <= addr
+                && addr
+                    .checked_add(8)
+                    .is_some_and(|end| end <= r.start.saturating_add(r.len))
+        })
+}
+
 /// The functions a vDSO exports, read from its image as mapped (`image` starts at its ELF
 /// header): `f(name, offset)` for each defined function symbol of its `.dynsym`, `offset`
 /// being where the function starts relative to the image. `None` when the image is not a
@@ -319,6 +339,34 @@ pub mod properties {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_options() {
+        let env: [&[u8]; 4] = [b"A=1", b"CKPT_STRICT_FILES=0", b"CKPT_LAZY=1", b"CKPT_X="];
+        assert!(env_flag(env.iter().copied(), b"CKPT_LAZY"));
+        assert!(!env_flag(env.iter().copied(), b"CKPT_STRICT_FILES"));
+        assert!(!env_flag(env.iter().copied(), b"CKPT_X"));
+        assert!(!env_flag(env.iter().copied(), b"CKPT_NONE"));
+        let rw = RegionRecord {
+            start: 0x1000,
+            len: 0x1000,
+            prot: ckpt_image::prot::READ | ckpt_image::prot::WRITE,
+            ..Default::default()
+        };
+        let ro = RegionRecord {
+            start: 0x2000,
+            len: 0x1000,
+            prot: ckpt_image::prot::READ,
+            ..Default::default()
+        };
+        let regions = [rw, ro];
+        assert!(writable_word(&regions, 0x1000));
+        assert!(writable_word(&regions, 0x1ff8));
+        assert!(!writable_word(&regions, 0x1ffc));
+        assert!(!writable_word(&regions, 0x2000));
+        assert!(!writable_word(&regions, 0));
+        assert!(!writable_word(&regions, u64::MAX - 7));
+    }
 
     #[test]
     fn properties_of_a_region() {

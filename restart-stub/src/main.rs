@@ -24,7 +24,7 @@ use ckpt_image::{
 use restart_stub::properties::{advice_after_fill, advice_before_fill, map_flags, MAP_NORESERVE};
 
 use restart_stub::{
-    env_lookup, format_hex, jump_to, parse_maps, vdso_functions, Mapping, VdsoFamily,
+    env_flag, format_hex, jump_to, parse_maps, vdso_functions, writable_word, Mapping, VdsoFamily,
 };
 
 use regions::restore_region;
@@ -240,7 +240,11 @@ fn environment(initial_sp: *const usize) -> impl Iterator<Item = &'static [u8]> 
 #[no_mangle]
 pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     // Restart options, from the restarting environment.
-    let lazy = matches!(env_lookup(environment(initial_sp), b"CKPT_LAZY"), Some(v) if v != b"0" && !v.is_empty());
+    let lazy = env_flag(environment(initial_sp), b"CKPT_LAZY");
+    let mut options = 0u64;
+    if env_flag(environment(initial_sp), b"CKPT_STRICT_FILES") {
+        options |= ckpt_image::RESTART_STRICT_FILES;
+    }
     // Nothing may interrupt the restore: signals stay pending until the program's handlers
     // are back.
     let all: u64 = !0;
@@ -440,6 +444,12 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
         }
         // SAFETY: installs the program's saved action, a record in the kernel's layout.
         unsafe { syscall6(SYS_RT_SIGACTION, sig, sa as *const _ as usize, 0, 8, 0, 0) };
+    }
+    // The restart's options, for libckpt, in the word the header names (always written, so
+    // that a value saved with memory does not stand).
+    if writable_word(tables.regions, header.restart_options) {
+        // SAFETY: an aligned word inside a saved writable region, mapped and filled above.
+        unsafe { core::ptr::write_volatile(header.restart_options as *mut u64, options) };
     }
     let thread = &tables.threads[0];
     let ss = [

@@ -404,6 +404,7 @@ fn write_payloads_and_tables(
         auxv_words: auxv_words as u32,
         names_len: (cap.names + files.names) as u32,
         fd_count: files.fds as u32,
+        restart_options: crate::restore::RESTART_OPTIONS.as_ptr() as u64,
         stub_base: base,
         stub_reserve: reserve,
         stub_mem: crate::STUB_MEM_SIZE,
