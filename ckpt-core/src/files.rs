@@ -328,9 +328,13 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
             & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY)
             | libc::O_CLOEXEC;
         let opened = sys::open(&path[..n + 1], flags, 0).and_then(|fd| {
-            let r = sys::dup_to(fd, temp(i) as i32, true);
+            let t = temp(i) as i32;
+            if fd == t {
+                return Ok(t);
+            }
+            let r = sys::dup_to(fd, t, true);
             sys::close(fd);
-            r.map(|()| temp(i) as i32)
+            r.map(|()| t)
         });
         let fd = match opened {
             Ok(fd) => fd,
