@@ -247,6 +247,20 @@ fn dup_shares_the_offset_an_independent_open_does_not_and_close_on_exec_is_kept(
     );
 }
 
+/// Two hundred opens of one file, each at its own offset, and dups of half of them: every
+/// offset comes back, and only dups share one (the grouping sorts descriptions with kcmp).
+#[test]
+fn many_opens_of_one_file_keep_their_own_offsets() {
+    let dir = TempDir::new("files-many");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, &[b'x'; 400]);
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["many", data.to_str().unwrap()], &[]);
+    let (after, _) = run.restart_ok();
+    expect_lines(&after, &["many ok", "done"], "after the restart");
+}
+
 /// A directory read part of the way with getdents64 goes on from where it was: every entry
 /// once, none twice.
 #[test]

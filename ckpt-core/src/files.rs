@@ -189,7 +189,7 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
             kept += 1;
         }
     }
-    group(&mut arena.fds[..kept]);
+    group(&mut arena.fds[..kept], arena.fd_dup_of);
     Ok(Captured { fds: kept, names })
 }
 
@@ -240,21 +240,45 @@ fn classify(st: &libc::stat, link: &[u8]) -> u32 {
 }
 
 /// Sets each record's group to the index of the first descriptor sharing its open file
-/// description. Only descriptors of one file can; `kcmp` decides among those.
-fn group(fds: &mut [FdRecord]) {
-    for i in 1..fds.len() {
-        let (dev, ino, fd) = (fds[i].dev, fds[i].ino, fds[i].fd as i32);
-        for j in 0..i {
-            let o = fds[j];
-            if o.dev == dev
-                && o.ino == ino
-                && o.group as usize == j
-                && sys::same_description(fd, o.fd as i32) == Ok(true)
-            {
-                fds[i].group = j as u32;
-                break;
-            }
+/// description. Only descriptors of one file can, and `kcmp` orders descriptions (as the
+/// kernel's pointers, disguised but consistent): the table's indices, in `order`, are
+/// sorted by file and description, and each run of one description is a group —
+/// O(n log n) `kcmp` calls where comparing every pair of one file's descriptors took
+/// seconds for a thousand opens of it.
+fn group(fds: &mut [FdRecord], order: &mut [u32]) {
+    let n = fds.len();
+    let order = &mut order[..n];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i as u32;
+    }
+    let description =
+        |a: &FdRecord, b: &FdRecord| match sys::description_order(a.fd as i32, b.fd as i32) {
+            Ok(ord) => ord,
+            Err(_) => a.fd.cmp(&b.fd),
+        };
+    order.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&fds[a as usize], &fds[b as usize]);
+        (x.dev, x.ino)
+            .cmp(&(y.dev, y.ino))
+            .then_with(|| description(x, y))
+    });
+    let mut start = 0;
+    while start < n {
+        let first = fds[order[start] as usize];
+        let mut end = start + 1;
+        while end < n && {
+            let next = &fds[order[end] as usize];
+            (next.dev, next.ino) == (first.dev, first.ino)
+                && sys::description_order(first.fd as i32, next.fd as i32)
+                    == Ok(core::cmp::Ordering::Equal)
+        } {
+            end += 1;
         }
+        let leader = order[start..end].iter().copied().min().unwrap_or(0);
+        for &k in &order[start..end] {
+            fds[k as usize].group = leader;
+        }
+        start = end;
     }
 }
 
@@ -264,9 +288,9 @@ fn group(fds: &mut [FdRecord]) {
 // What the restart does to each record, decided before anything changes (`Arena::fd_plans`).
 /// Nothing (a standard descriptor that is another file; a record left closed).
 const KEEP: u8 = 0;
-/// Reopened at a temporary number, to be moved to its own.
+/// Opened again by its path.
 const OPENED: u8 = 1;
-/// A copy of the record `Arena::fd_dup_of` names, once that one is in place.
+/// A copy of the record `Arena::fd_dup_of` names, which is in place by then.
 const DUP: u8 = 2;
 /// The restart's own standard descriptor, the same file: moved to the saved offset.
 const SEEK: u8 = 3;
@@ -274,44 +298,43 @@ const SEEK: u8 = 3;
 const CLOSED: u8 = 4;
 
 /// Opens every recorded descriptor again, as [`capture`] recorded it, in a restarted
-/// process (the other threads wait). Ends the process with [`EXIT_FILE_MISSING`] or
-/// [`EXIT_FILE_CHANGED`] before changing any descriptor when it cannot. Signal-safe.
+/// process (the other threads wait). First every path is opened, checked and closed again:
+/// one that cannot be opened ends the process with [`EXIT_FILE_MISSING`], changed ones
+/// with [`EXIT_FILE_CHANGED`] under `strict`, before any descriptor has changed. Then
+/// everything beyond 2 is closed (nothing but what the restarting shell leaked is open
+/// there) and each record is opened into its number; that this fails so soon after it
+/// worked (the file removed in between) ends the process with `RestoreFailed`.
+/// Signal-safe.
 pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
-    // Temporary numbers above every saved one: record i opens at base + i.
-    let base = fds.last().map_or(3, |f| f.fd.max(2) + 1);
-    let temp = |i: usize| base + i as u32;
     let plans = &mut arena.fd_plans[..cap.fds];
     let mut changed = 0;
     for (i, f) in fds.iter().enumerate() {
         plans[i] = KEEP;
         match f.action {
             FD_ACTION_REOPEN => {}
-            FD_ACTION_STDIO => {
-                let own = sys::fstat(f.fd as i32);
-                match own {
-                    Ok(st) => {
-                        let same = f.kind == FD_KIND_REGULAR
-                            && st.st_mode & libc::S_IFMT == libc::S_IFREG
-                            && (st.st_dev, st.st_ino) == (f.dev, f.ino);
-                        // The same file goes on where it was; one that no longer reaches
-                        // that far was rewritten (`./prog.ckpt > log` truncates it), and is
-                        // used as given.
-                        if same && st.st_size as u64 >= f.pos {
-                            plans[i] = SEEK;
-                        }
-                        continue;
+            FD_ACTION_STDIO => match sys::fstat(f.fd as i32) {
+                Ok(st) => {
+                    let same = f.kind == FD_KIND_REGULAR
+                        && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                        && (st.st_dev, st.st_ino) == (f.dev, f.ino);
+                    // The same file goes on where it was; one that no longer reaches that
+                    // far was rewritten (`./prog.ckpt > log` truncates it), and is used as
+                    // given.
+                    if same && st.st_size as u64 >= f.pos {
+                        plans[i] = SEEK;
                     }
-                    Err(_) if !ckpt_image::kind_reopens(f.kind) => {
-                        plans[i] = CLOSED;
-                        continue;
-                    }
-                    // Closed in the restart: the saved one is opened again.
-                    Err(_) => {}
+                    continue;
                 }
-            }
+                Err(_) if !ckpt_image::kind_reopens(f.kind) => {
+                    plans[i] = CLOSED;
+                    continue;
+                }
+                // Closed in the restart: the saved one is opened again.
+                Err(_) => {}
+            },
             _ => continue,
         }
         // The first reopened member of its group is opened; the others copy it.
@@ -321,43 +344,26 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
             arena.fd_dup_of[i] = j as u32;
             continue;
         }
-        let mut path = [0u8; crate::arena::PATH_MAX + 1];
-        let n = name(f).len().min(crate::arena::PATH_MAX);
-        path[..n].copy_from_slice(&name(f)[..n]);
-        let flags = f.flags as i32
-            & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY)
-            | libc::O_CLOEXEC;
-        let opened = sys::open(&path[..n + 1], flags, 0).and_then(|fd| {
-            let t = temp(i) as i32;
-            if fd == t {
-                return Ok(t);
-            }
-            let r = sys::dup_to(fd, t, true);
-            sys::close(fd);
-            r.map(|()| t)
-        });
-        let fd = match opened {
+        let fd = match open_record(f, name(f), true) {
             Ok(fd) => fd,
             Err(e) => {
-                let mut line = Line::<1024>::new();
-                line.push(b"ckpt restart: fd ")
-                    .push_decimal(f.fd as u64)
-                    .push(b" ('")
-                    .push(name(f))
-                    .push(b"') cannot be opened again: ")
-                    .push(crate::report::errno_name(e).as_bytes())
-                    .push(b" (errno ")
-                    .push_decimal(e as u64)
-                    .push(b"); nothing was restored\n");
-                sys::write_stderr(line.as_bytes());
+                report_restore_error(
+                    f,
+                    name(f),
+                    b"') cannot be opened again: ",
+                    e,
+                    b"; nothing was restored\n",
+                );
                 sys::exit_now(EXIT_FILE_MISSING);
             }
         };
         plans[i] = OPENED;
+        let st = sys::fstat(fd);
+        sys::close(fd);
         if f.kind == FD_KIND_DEVICE {
             continue;
         }
-        if let Ok(st) = sys::fstat(fd) {
+        if let Ok(st) = st {
             let replaced = (st.st_dev, st.st_ino) != (f.dev, f.ino);
             let truncated = f.kind == FD_KIND_REGULAR && (st.st_size as u64) < f.pos;
             if replaced || truncated {
@@ -375,29 +381,25 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
         sys::exit_now(EXIT_FILE_CHANGED);
     }
 
-    // Past every check: the descriptors the restart leaked beyond 2 and no record needs are
-    // closed, and every record is put in place.
-    let mut next = 3u32;
-    for f in fds
-        .iter()
-        .filter(|f| f.fd >= 3 && f.action == FD_ACTION_REOPEN)
-    {
-        sys::close_range(next, f.fd.wrapping_sub(1));
-        next = f.fd + 1;
-    }
-    sys::close_range(next, base - 1);
-    sys::close_range(temp(cap.fds), u32::MAX);
+    // Past every check: what the restarting shell leaked beyond 2 goes, and every record is
+    // put in place, in increasing order (so a reopened file never lands on a number a
+    // record placed before it holds).
+    sys::close_range(3, u32::MAX);
     let mut left_closed = Line::<1024>::new();
     for (i, f) in fds.iter().enumerate() {
         let plan = arena.fd_plans[i];
         let result = match plan {
-            OPENED => {
-                let t = temp(i) as i32;
+            OPENED => open_record(f, name(f), f.cloexec()).and_then(|t| {
                 if matches!(f.kind, FD_KIND_REGULAR | FD_KIND_DIRECTORY) && f.pos != 0 {
                     let _ = sys::seek_to(t, f.pos);
                 }
-                sys::dup_to(t, f.fd as i32, f.cloexec())
-            }
+                if t == f.fd as i32 {
+                    return Ok(());
+                }
+                let r = sys::dup_to(t, f.fd as i32, f.cloexec());
+                sys::close(t);
+                r
+            }),
             DUP => {
                 let j = arena.fd_dup_of[i] as usize;
                 sys::dup_to(fds[j].fd as i32, f.fd as i32, f.cloexec())
@@ -418,25 +420,43 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
                 .push(b")");
         }
         if let Err(e) = result {
-            let mut line = Line::<1024>::new();
-            line.push(b"ckpt restart: fd ")
-                .push_decimal(f.fd as u64)
-                .push(b" ('")
-                .push(name(f))
-                .push(b"') cannot be put back: ")
-                .push(crate::report::errno_name(e).as_bytes())
-                .push(b" (errno ")
-                .push_decimal(e as u64)
-                .push(b")\n");
-            sys::write_stderr(line.as_bytes());
+            report_restore_error(f, name(f), b"') cannot be put back: ", e, b"\n");
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
-    sys::close_range(base, temp(cap.fds));
     if !left_closed.as_bytes().is_empty() {
         left_closed.push(b"\n");
         sys::write_stderr(left_closed.as_bytes());
     }
+}
+
+/// Opens the path of `f` with its flags (not those that create or truncate, nor
+/// `O_NOCTTY`), close-on-exec when `cloexec`. Signal-safe.
+fn open_record(f: &FdRecord, name: &[u8], cloexec: bool) -> sys::SysResult<i32> {
+    let mut path = [0u8; crate::arena::PATH_MAX + 1];
+    let n = name.len().min(crate::arena::PATH_MAX);
+    path[..n].copy_from_slice(&name[..n]);
+    let mut flags =
+        f.flags as i32 & !(libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY);
+    if cloexec {
+        flags |= libc::O_CLOEXEC;
+    }
+    sys::open(&path[..n + 1], flags, 0)
+}
+
+fn report_restore_error(f: &FdRecord, name: &[u8], what: &[u8], e: i32, end: &[u8]) {
+    let mut line = Line::<1024>::new();
+    line.push(b"ckpt restart: fd ")
+        .push_decimal(f.fd as u64)
+        .push(b" ('")
+        .push(name)
+        .push(what)
+        .push(crate::report::errno_name(e).as_bytes())
+        .push(b" (errno ")
+        .push_decimal(e as u64)
+        .push(b")")
+        .push(end);
+    sys::write_stderr(line.as_bytes());
 }
 
 fn report_changed(f: &FdRecord, name: &[u8], replaced: bool, strict: bool) {

@@ -57,6 +57,11 @@ pub fn errno_name(e: i32) -> &'static str {
         libc::EINVAL => "invalid argument",
         libc::ECONNREFUSED => "connection refused",
         libc::ETIMEDOUT => "timed out",
+        libc::EBADF => "bad file descriptor",
+        libc::EMFILE => "too many open files",
+        libc::ENXIO => "no such device or address",
+        libc::EBUSY => "device or resource busy",
+        libc::ETXTBSY => "text file busy",
         _ => "system error",
     }
 }

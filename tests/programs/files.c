@@ -11,6 +11,8 @@
 //   devices        /dev/null, /dev/zero and /dev/urandom
 //   pipe           a pipe (which a checkpoint cannot save yet)
 //   lines          stdin is a file: prints each line of it, slowly (no "ready", no "go")
+//   many PATH      200 opens of one file, each at its own offset, half of them dup'ed:
+//                  after "go" every offset is checked, and that only dups share one
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -151,6 +153,38 @@ static int mode_lines(void) {
     return 0;
 }
 
+static int mode_many(const char *path) {
+    enum { N = 200 };
+    int fd[N], dups[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = open(path, O_RDONLY);
+        if (fd[i] < 0) die("open");
+        lseek(fd[i], i, SEEK_SET);
+        dups[i] = i % 2 == 0 ? dup(fd[i]) : -1;
+    }
+    wait_go();
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        char c;
+        if (lseek(fd[i], 0, SEEK_CUR) != i) {
+            printf("BAD fd %d is at %ld, not %d\n", fd[i], (long)lseek(fd[i], 0, SEEK_CUR), i);
+            bad++;
+            continue;
+        }
+        if (dups[i] >= 0) {
+            if (read(dups[i], &c, 1) != 1 || lseek(fd[i], 0, SEEK_CUR) != i + 1) {
+                printf("BAD dup of fd %d does not share its offset\n", fd[i]);
+                bad++;
+            }
+        } else if (i + 1 < N && read(fd[i], &c, 1) == 1 && lseek(fd[i + 1], 0, SEEK_CUR) != i + 1) {
+            printf("BAD fd %d moved with fd %d\n", fd[i + 1], fd[i]);
+            bad++;
+        }
+    }
+    printf(bad ? "many: %d bad\n" : "many ok\n", bad);
+    return bad != 0;
+}
+
 static int mode_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) die("opendir");
@@ -180,6 +214,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "devices")) r = mode_devices();
     else if (!strcmp(mode, "pipe")) r = mode_pipe();
     else if (!strcmp(mode, "lines")) r = mode_lines();
+    else if (!strcmp(mode, "many")) r = mode_many(path);
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);

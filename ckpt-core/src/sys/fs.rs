@@ -306,14 +306,20 @@ pub fn fd_flags(fd: c_int) -> SysResult<c_int> {
     check(unsafe { libc::fcntl(fd, libc::F_GETFD) } as libc::c_long).map(|v| v as c_int)
 }
 
-/// Whether descriptors `a` and `b` of this process share one open file description
-/// (`kcmp(KCMP_FILE)`); `Err` where kcmp is not available. Signal-safe.
-pub fn same_description(a: c_int, b: c_int) -> SysResult<bool> {
+/// How the open file descriptions of descriptors `a` and `b` of this process compare
+/// (`kcmp(KCMP_FILE)`: `Equal` when they share one; otherwise an order that is consistent
+/// but means nothing else); `Err` where kcmp is not available. Signal-safe.
+pub fn description_order(a: c_int, b: c_int) -> SysResult<core::cmp::Ordering> {
     const KCMP_FILE: libc::c_long = 0;
     let pid = super::getpid() as libc::c_long;
     // SAFETY: kcmp compares two descriptors of this process; it touches no memory.
     let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_FILE, a, b) };
-    check(r).map(|v| v == 0)
+    match check(r)? {
+        0 => Ok(core::cmp::Ordering::Equal),
+        1 => Ok(core::cmp::Ordering::Less),
+        2 => Ok(core::cmp::Ordering::Greater),
+        _ => Err(libc::EINVAL),
+    }
 }
 
 /// `lseek(fd, offset, SEEK_SET)`. Signal-safe.
