@@ -534,6 +534,35 @@ fn pipe_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
     expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
 }
 
+/// `ckpt checkpoint PID` of a program with a pipe gets the same refusal as its answer, and
+/// the program goes on.
+#[test]
+fn ckpt_checkpoint_of_a_program_with_a_pipe_is_answered_with_the_refusal() {
+    let dir = TempDir::new("files-pipe-request");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pipe"], &[]);
+    let pid = proc.pid().to_string();
+    let answer = run_to_end(
+        ckpt_tool(&dir, &["checkpoint", &pid]),
+        "ckpt checkpoint",
+        TIMEOUT,
+    );
+    assert_eq!(answer.status.code(), Some(1), "{}", answer.stderr);
+    assert!(
+        answer.stderr.contains("fd 3 (pipe:[")
+            && answer.stderr.contains("cannot be checkpointed yet"),
+        "{}",
+        answer.stderr
+    );
+    assert!(!run.image().exists(), "a failed checkpoint left a file");
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    proc.rest_of_output();
+    expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
+}
+
 /// With CKPT_FD_POLICY=close the pipe is recorded as closed: the checkpoint is written, and
 /// the restart says in one line which descriptors it left closed.
 #[test]
@@ -615,4 +644,101 @@ fn md5sum_of_a_large_file_resumes_mid_way() {
     );
     assert!(restarted.status.success(), "{}", restarted.stderr);
     assert_eq!(restarted.stdout, expected.stdout);
+}
+
+/// `ckpt bc -l < script`, checkpointed after its first answer and restarted with the same
+/// script on stdin, prints the rest of the answers once (it printed the whole script's
+/// answers again before descriptors were restored, and exited 0).
+#[test]
+fn bc_reading_a_script_on_stdin_goes_on_where_it_stopped() {
+    if !have_program("bc") {
+        return skip(Skip::MissingTool, "bc is not installed");
+    }
+    let dir = TempDir::new("files-bc");
+    let script = dir.join("pi.bc");
+    let lines: String = (1..=6)
+        .map(|i| format!("scale=1000; x=4*a(1); {i}\n"))
+        .collect();
+    std::fs::write(&script, lines).expect("write the script");
+    let bc = PathBuf::from("bc");
+    let image = dir.join("bc.ckpt");
+    let stdin = std::fs::File::open(&script).expect("open the script");
+    let mut proc = Proc::spawn_reading(
+        ckpt_command(&dir, &bc, &["-l"]),
+        "ckpt bc -l < pi.bc",
+        Stdio::from(stdin),
+    );
+    proc.wait_line("1");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    let before: Vec<String> = proc
+        .rest_of_output()
+        .into_iter()
+        .chain(std::iter::once("1".to_string()))
+        .collect();
+    expect_checkpoint(&mut proc, &image);
+    let last: u32 = before
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(last < 6, "bc finished before the checkpoint: {before:?}");
+    let stdin = std::fs::File::open(&script).expect("open the script");
+    let mut restarted = Proc::spawn_reading(
+        restart_command(&dir, &image),
+        "./bc.ckpt < pi.bc",
+        Stdio::from(stdin),
+    );
+    restarted.wait_success(Duration::from_secs(30));
+    restarted.rest_of_output();
+    let expected: Vec<String> = (last + 1..=6).map(|i| i.to_string()).collect();
+    assert_eq!(restarted.seen(), expected, "printed before: {before:?}");
+}
+
+/// `ckpt openssl genrsa -out key.pem 4096`, checkpointed while it looks for primes and
+/// restarted, writes a valid key (it left an empty file before descriptors were restored).
+#[test]
+fn openssl_genrsa_writes_its_key_after_a_restart() {
+    if !have_program("openssl") {
+        return skip(Skip::MissingTool, "openssl is not installed");
+    }
+    let dir = TempDir::new("files-openssl");
+    let openssl = PathBuf::from("openssl");
+    let image = dir.join("openssl.ckpt");
+    let key = dir.join("key.pem");
+    // Finding the primes takes a random while: try again if it was done before the signal.
+    let checkpointed = (0..5).any(|_| {
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(&image);
+        let mut proc = Proc::spawn(
+            ckpt_command(&dir, &openssl, &["genrsa", "-out", "key.pem", "4096"]),
+            "ckpt openssl genrsa",
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        proc.signal(libc::SIGTSTP);
+        proc.wait_success(Duration::from_secs(60));
+        image.exists() && std::fs::metadata(&key).is_ok_and(|m| m.len() == 0)
+    });
+    assert!(checkpointed, "openssl finished before every checkpoint");
+    let restarted = run_to_end(
+        restart_command(&dir, &image),
+        "openssl.ckpt",
+        Duration::from_secs(120),
+    );
+    assert!(restarted.status.success(), "{}", restarted.stderr);
+    let check = run_to_end(
+        {
+            let mut c = Command::new("openssl");
+            c.args(["rsa", "-check", "-noout", "-in"]).arg(&key);
+            c
+        },
+        "openssl rsa -check",
+        TIMEOUT,
+    );
+    assert!(
+        check.status.success() && check.stdout.contains("RSA key ok"),
+        "{} {}",
+        check.stdout,
+        check.stderr
+    );
 }

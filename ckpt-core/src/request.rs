@@ -113,6 +113,15 @@ pub fn answer(fd: i32, name: &[u8], result: Result<(), WriteError>) {
         Err(e) => {
             let (what, errno) = e.describe();
             let mut msg = Line::<512>::new();
+            if let Some(fd) = e.descriptor() {
+                let mut link = [0u8; 128];
+                let n = crate::files::refused_name(&mut link);
+                msg.push(b"fd ")
+                    .push_decimal(fd as u64)
+                    .push(b" (")
+                    .push(&link[..n])
+                    .push(b") ");
+            }
             msg.push(what.as_bytes());
             if let Some(addr) = e.address() {
                 msg.push(b" at ").push_hex(addr);
