@@ -160,6 +160,63 @@ fn file_read_at_an_offset_continues_as_nobody() {
     read_resumes_at_its_offset(true);
 }
 
+/// With `CKPT_CONTINUE=1` a forked child writes the image while the program goes on: the descriptors it
+/// records were taken before the fork, and both the program and its restart read on from
+/// offset 6.
+#[test]
+fn file_offset_with_a_forked_writer() {
+    let dir = TempDir::new("files-fork");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, again\n");
+    let run = Run::new(&dir, &program);
+    let (mut proc, mut stdin) =
+        run.start(&["read", data.to_str().unwrap()], &[("CKPT_CONTINUE", "1")]);
+    proc.signal(libc::SIGTSTP);
+    if !wait_for_file(&run.image(), TIMEOUT) {
+        proc.fail("the forked writer wrote no image");
+    }
+    // The image is complete once it has its name; the offsets in it were recorded before
+    // the fork, so the program may read on at once.
+    writeln!(stdin, "go").expect("write go");
+    proc.wait_success(TIMEOUT);
+    proc.rest_of_output();
+    expect_lines(
+        proc.seen(),
+        &["before: hello ", "ready", "after: world,", "done"],
+        "the program",
+    );
+    let (after, _) = run.restart_ok();
+    expect_lines(&after, &["after: world,", "done"], "after the restart");
+}
+
+/// A restarted program checkpointed again records its descriptors again: the second
+/// restart still reads on from offset 6.
+#[test]
+fn restarted_program_checkpointed_again_keeps_its_files() {
+    let dir = TempDir::new("files-twice");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, again\n");
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["read", data.to_str().unwrap()], &[]);
+    let (mut first, _stdin) =
+        Proc::spawn_with_stdin(restart_command(&dir, &run.image()), "files.ckpt (first)");
+    // Blocked in its read of stdin again, then checkpointed again.
+    first.wait_blocked_in(&[0], TIMEOUT);
+    std::fs::remove_file(run.image()).expect("remove the first image");
+    first.signal(libc::SIGTSTP);
+    first.wait_success(TIMEOUT);
+    expect_checkpoint(&mut first, &run.image());
+    let (after, stderr) = run.restart_ok();
+    expect_lines(
+        &after,
+        &["after: world,", "done"],
+        "after the second restart",
+    );
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+}
+
 /// An O_APPEND log keeps appending at its end after another writer grew it meanwhile, and
 /// the restart does not complain about the growth.
 #[test]
