@@ -226,7 +226,9 @@ fn classify(st: &libc::stat, link: &[u8]) -> u32 {
     let deleted = link.ends_with(b" (deleted)");
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG if link.starts_with(b"/memfd:") => FD_KIND_MEMFD,
-        libc::S_IFREG | libc::S_IFDIR if deleted || !link.starts_with(b"/") => FD_KIND_DELETED,
+        libc::S_IFREG | libc::S_IFDIR if deleted || st.st_nlink == 0 || !link.starts_with(b"/") => {
+            FD_KIND_DELETED
+        }
         libc::S_IFREG => FD_KIND_REGULAR,
         libc::S_IFDIR => FD_KIND_DIRECTORY,
         libc::S_IFCHR if ckpt_image::reopenable_device(st.st_rdev) => FD_KIND_DEVICE,
@@ -407,10 +409,12 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
             SEEK => sys::seek_to(f.fd as i32, f.pos).map(drop),
             _ => Ok(()),
         };
-        if plan == CLOSED || f.action == FD_ACTION_CLOSED {
+        // (A standard descriptor the restart closed stays closed, as it was given.)
+        if f.action == FD_ACTION_CLOSED {
             left_closed
                 .push(if left_closed.as_bytes().is_empty() {
-                    b"ckpt restart: left closed (not saved by the checkpoint): fd "
+                    b"ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint \
+                      record them: fd "
                 } else {
                     b", fd "
                 })
@@ -479,4 +483,56 @@ fn report_changed(f: &FdRecord, name: &[u8], replaced: bool, strict: bool) {
         b"; the program goes on with it\n"
     });
     sys::write_stderr(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mode: u32, rdev: u64, nlink: u64) -> libc::stat {
+        // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+        let mut st: libc::stat = unsafe { core::mem::zeroed() };
+        st.st_mode = mode;
+        st.st_rdev = rdev;
+        st.st_nlink = nlink;
+        st
+    }
+
+    #[test]
+    fn kinds() {
+        let reg = stat(libc::S_IFREG | 0o644, 0, 1);
+        assert_eq!(classify(&reg, b"/tmp/a"), FD_KIND_REGULAR);
+        assert_eq!(classify(&reg, b"/tmp/a (deleted)"), FD_KIND_DELETED);
+        assert_eq!(
+            classify(&stat(libc::S_IFREG, 0, 0), b"/tmp/a"),
+            FD_KIND_DELETED
+        );
+        assert_eq!(classify(&reg, b"/memfd:jit (deleted)"), FD_KIND_MEMFD);
+        let dir = stat(libc::S_IFDIR | 0o755, 0, 2);
+        assert_eq!(classify(&dir, b"/tmp"), FD_KIND_DIRECTORY);
+        let null = stat(libc::S_IFCHR | 0o666, libc::makedev(1, 3), 1);
+        assert_eq!(classify(&null, b"/dev/null"), FD_KIND_DEVICE);
+        let tty = stat(libc::S_IFCHR | 0o620, libc::makedev(136, 0), 1);
+        assert_eq!(classify(&tty, b"/dev/pts/0"), FD_KIND_OTHER_DEVICE);
+        let fifo = stat(libc::S_IFIFO | 0o600, 0, 1);
+        assert_eq!(classify(&fifo, b"pipe:[123]"), FD_KIND_PIPE);
+        assert_eq!(classify(&fifo, b"/tmp/fifo"), FD_KIND_FIFO);
+        let sock = stat(libc::S_IFSOCK | 0o777, 0, 1);
+        assert_eq!(classify(&sock, b"socket:[9]"), FD_KIND_SOCKET);
+        assert_eq!(
+            classify(&stat(0o600, 0, 1), b"anon_inode:[eventfd]"),
+            FD_KIND_ANON
+        );
+        assert_eq!(
+            classify(&stat(0o600, 0, 1), b"anon_inode:inotify"),
+            FD_KIND_ANON
+        );
+        assert_eq!(classify(&stat(0o600, 0, 1), b"?"), FD_KIND_OTHER);
+        for minor in [3, 5, 7, 8, 9] {
+            assert!(ckpt_image::reopenable_device(libc::makedev(1, minor)));
+        }
+        for (major, minor) in [(1, 1), (1, 4), (5, 0), (4, 1), (257, 3)] {
+            assert!(!ckpt_image::reopenable_device(libc::makedev(major, minor)));
+        }
+    }
 }
