@@ -471,7 +471,15 @@ fn lines_checkpointed(run: &Run, input: &Path) -> Vec<String> {
 
 /// Restarts `files lines` with stdin from `input`, or closed when `None`.
 fn lines_restarted(run: &Run, input: Option<&Path>) -> Vec<String> {
+    lines_restarted_with(run, input, &[])
+}
+
+/// As `lines_restarted`, with `env` in the restart's environment.
+fn lines_restarted_with(run: &Run, input: Option<&Path>, env: &[(&str, &str)]) -> Vec<String> {
     let mut command = restart_command(run.dir, &run.image());
+    for (k, v) in env {
+        command.env(k, v);
+    }
     let stdin = match input {
         Some(input) => Stdio::from(std::fs::File::open(input).expect("open input")),
         None => {
@@ -536,6 +544,30 @@ fn stdin_closed_at_the_restart_is_reopened_at_its_offset() {
     expected.extend(["end of input".to_string(), "done".to_string()]);
     let got: Vec<String> = before.into_iter().chain(after).collect();
     assert!(got == expected, "lines repeated or missing: {got:?}");
+}
+
+/// With CKPT_RESTORE_STDIO=1 in the restart's environment the saved standard input is
+/// opened again at its offset, whatever the restart was given (its output, a pipe that
+/// cannot be opened again, stays the restart's).
+#[test]
+fn restore_stdio_reopens_the_saved_stdin_instead_of_the_given_one() {
+    let dir = TempDir::new("files-restore-stdio");
+    let program = build(&dir);
+    let input = dir.join("input.txt");
+    let all = numbered_lines("line", 300);
+    write_lines(&input, &all);
+    let other = dir.join("other.txt");
+    write_lines(&other, &numbered_lines("other", 3));
+    let run = Run::new(&dir, &program);
+    let before = lines_checkpointed(&run, &input);
+    let after = lines_restarted_with(&run, Some(&other), &[("CKPT_RESTORE_STDIO", "1")]);
+    let mut expected = all.clone();
+    expected.extend(["end of input".to_string(), "done".to_string()]);
+    let got: Vec<String> = before.into_iter().chain(after).collect();
+    assert!(
+        got == expected,
+        "lines repeated, missing or from the other file: {got:?}"
+    );
 }
 
 /// Another file as standard input at the restart is used as it is given: from its start.

@@ -299,15 +299,27 @@ const SEEK: u8 = 3;
 /// A standard descriptor closed in the restart that cannot be reopened: left closed.
 const CLOSED: u8 = 4;
 
+/// How a restart treats the descriptors.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RestoreOptions {
+    /// A file replaced or truncated since the checkpoint ends the restart
+    /// (`CKPT_STRICT_FILES`) instead of a warning.
+    pub strict: bool,
+    /// Standard input, output and error are the saved ones, not the restart's, where they
+    /// can be opened again (`CKPT_RESTORE_STDIO`).
+    pub stdio: bool,
+}
+
 /// Opens every recorded descriptor again, as [`capture`] recorded it, in a restarted
 /// process (the other threads wait). First every path is opened, checked and closed again:
 /// one that cannot be opened ends the process with [`EXIT_FILE_MISSING`], changed ones
-/// with [`EXIT_FILE_CHANGED`] under `strict`, before any descriptor has changed. Then
+/// with [`EXIT_FILE_CHANGED`] when strict, before any descriptor has changed. Then
 /// everything beyond 2 is closed (nothing but what the restarting shell leaked is open
 /// there) and each record is opened into its number; that this fails so soon after it
 /// worked (the file removed in between) ends the process with `RestoreFailed`.
 /// Signal-safe.
-pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
+pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
+    let strict = options.strict;
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
@@ -317,6 +329,8 @@ pub fn restore(arena: &mut Arena, cap: Captured, strict: bool) {
         plans[i] = KEEP;
         match f.action {
             FD_ACTION_REOPEN => {}
+            // CKPT_RESTORE_STDIO: the saved one, not the restart's.
+            FD_ACTION_STDIO if options.stdio && ckpt_image::kind_reopens(f.kind) => {}
             FD_ACTION_STDIO => match sys::fstat(f.fd as i32) {
                 Ok(st) => {
                     let same = f.kind == FD_KIND_REGULAR

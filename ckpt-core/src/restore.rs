@@ -27,8 +27,11 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     // The program's descriptors, once its resource limits (RLIMIT_NOFILE) are back: every
     // one checked before any is changed.
     let options = RESTART_OPTIONS.load(Ordering::Relaxed);
-    let strict = state.config.strict_files || options & ckpt_image::RESTART_STRICT_FILES != 0;
-    crate::files::restore(arena, p.files, strict);
+    let files = crate::files::RestoreOptions {
+        strict: state.config.strict_files || options & ckpt_image::RESTART_STRICT_FILES != 0,
+        stdio: options & ckpt_image::RESTART_RESTORE_STDIO != 0,
+    };
+    crate::files::restore(arena, p.files, files);
     for (which, &(interval, value)) in p.itimers.iter().enumerate() {
         if value != 0 {
             sys::set_itimer(which, interval, value);

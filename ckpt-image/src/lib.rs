@@ -81,6 +81,9 @@ pub const fn checked_page_up(x: u64) -> Option<u64> {
 /// Restart options (`ImageHeader::restart_options`): `CKPT_STRICT_FILES` is set (not to 0)
 /// in the environment of the restart.
 pub const RESTART_STRICT_FILES: u64 = 1;
+/// Restart option: `CKPT_RESTORE_STDIO` is set: standard input, output and error are the
+/// saved ones (where they can be opened again), not the restart's.
+pub const RESTART_RESTORE_STDIO: u64 = 2;
 
 /// The control signal of libckpt (SIGRTMAX-1): periodic checkpoints (from its POSIX timer)
 /// and checkpoint requests from `ckpt checkpoint` (queued with `sigqueue`).

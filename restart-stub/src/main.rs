@@ -245,6 +245,9 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     if env_flag(environment(initial_sp), b"CKPT_STRICT_FILES") {
         options |= ckpt_image::RESTART_STRICT_FILES;
     }
+    if env_flag(environment(initial_sp), b"CKPT_RESTORE_STDIO") {
+        options |= ckpt_image::RESTART_RESTORE_STDIO;
+    }
     // Nothing may interrupt the restore: signals stay pending until the program's handlers
     // are back.
     let all: u64 = !0;
