@@ -438,6 +438,57 @@ fn deleted_path_refuses_the_restart_naming_it() {
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
 }
 
+/// A descriptor above what the restart may open (its hard RLIMIT_NOFILE lower than the
+/// descriptor's number) refuses the restart before anything changes, naming it; a restart
+/// under the program's own limit puts it back.
+#[test]
+fn descriptor_above_the_restarts_limit_refuses_the_restart() {
+    let dir = TempDir::new("files-high");
+    // As nobody when the tests run as root: root may raise its hard limit again.
+    dir.make_world_writable();
+    let ckpt = world_runnable_ckpt(&dir);
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world");
+    let run = Run {
+        ckpt: Some(&ckpt),
+        ..Run::new(&dir, &program)
+    };
+    run.checkpoint(&["high", data.to_str().unwrap()], &[]);
+    let (after, _) = run.restart_ok();
+    expect_lines(&after, &["fd 1500: hello", "done"], "after the restart");
+
+    // (After as_nobody, which makes a new command without the closures.)
+    let mut command = run.wrap(restart_command(&dir, &run.image()));
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe and allocates nothing.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 1024,
+                    rlim_max: 1024,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let finished = run_to_end(command, "files.ckpt under a lower limit", TIMEOUT);
+    assert_eq!(finished.status.code(), Some(77), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains(&format!(
+            "fd 1500 ('{}') cannot be opened again: too many open files",
+            data.display()
+        )),
+        "{}",
+        finished.stderr
+    );
+    assert!(finished.stdout.is_empty(), "{}", finished.stdout);
+}
+
 /// Lines of a file big enough that stdio reads it in several pieces.
 fn numbered_lines(prefix: &str, n: usize) -> Vec<String> {
     (1..=n)

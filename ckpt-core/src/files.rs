@@ -325,9 +325,21 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     let plans = &mut arena.fd_plans[..cap.fds];
     let mut changed = 0;
+    // The program's own limit is back by now, unless this restart may not raise it so far.
+    let limit = sys::get_rlimit(libc::RLIMIT_NOFILE).map_or(u64::MAX, |(soft, _)| soft);
     for (i, f) in fds.iter().enumerate() {
         plans[i] = KEEP;
         match f.action {
+            FD_ACTION_REOPEN if f.fd as u64 >= limit => {
+                report_restore_error(
+                    f,
+                    name(f),
+                    b"') cannot be opened again: ",
+                    libc::EMFILE,
+                    b"; nothing was restored\n",
+                );
+                sys::exit_now(EXIT_FILE_MISSING);
+            }
             FD_ACTION_REOPEN => {}
             // CKPT_RESTORE_STDIO: the saved one, not the restart's.
             FD_ACTION_STDIO if options.stdio && ckpt_image::kind_reopens(f.kind) => {}

@@ -13,6 +13,7 @@
 //   lines          stdin is a file: prints each line of it, slowly (no "ready", no "go")
 //   many PATH      200 opens of one file, each at its own offset, half of them dup'ed:
 //                  after "go" every offset is checked, and that only dups share one
+//   high PATH      PATH open at descriptor 1500 (its soft limit raised to 2048)
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -185,6 +187,25 @@ static int mode_many(const char *path) {
     return bad != 0;
 }
 
+static int mode_high(const char *path) {
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_max < 2048) {
+        printf("hard limit too low: %lu\n", (unsigned long)rl.rlim_max);
+        return 4;
+    }
+    rl.rlim_cur = 2048;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) die("setrlimit");
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || dup2(fd, 1500) != 1500) die("dup2");
+    close(fd);
+    wait_go();
+    char buf[8];
+    read_exactly(1500, buf, 5, "read fd 1500");
+    printf("fd 1500: %s\n", buf);
+    return 0;
+}
+
 static int mode_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) die("opendir");
@@ -215,6 +236,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "pipe")) r = mode_pipe();
     else if (!strcmp(mode, "lines")) r = mode_lines();
     else if (!strcmp(mode, "many")) r = mode_many(path);
+    else if (!strcmp(mode, "high")) r = mode_high(path);
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
