@@ -68,6 +68,17 @@ environment:
   CKPT_LAZY=1
              in the environment of a RESTART (./PROG.ckpt): map memory from the
              checkpoint file and read it when first touched (see README)
+  CKPT_FD_POLICY=refuse|close
+             a descriptor a checkpoint cannot save yet (a pipe, a socket, ...)
+             fails the checkpoint (refuse, the default) or is left closed at
+             the restart, which says so (close)
+  CKPT_STRICT_FILES=1
+             in PROG's environment or a RESTART's: a file PROG had open that was
+             replaced or truncated since refuses the restart (status 78) instead
+             of a warning
+  CKPT_RESTORE_STDIO=1
+             in the environment of a RESTART: standard input, output and error
+             are PROG's saved ones (files, devices) instead of the restart's
   CKPT_LIBRARY
              path of libckpt.so to preload; by default it is looked for beside
              the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it
@@ -89,8 +100,9 @@ like one of them as `ckpt -- info`):
              was taken, pid, format version, regions (addresses, protections,
              backing, bytes stored), sizes, and the threads, one a line: tid,
              role (main, leader: took the checkpoint, ptraced), name, where it
-             was stopped (mapping+offset), pending signals, CPUs; --json prints
-             one JSON object. Validates the header and tables like a restart
+             was stopped (mapping+offset), pending signals, CPUs; and the open
+             descriptors, one a line, with what a restart does with each;
+             --json prints one JSON object. Validates the header and tables like a restart
              does.
   verify FILE
              everything info checks, plus the ELF header, the checksum of the

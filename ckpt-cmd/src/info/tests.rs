@@ -176,3 +176,54 @@ fn locations() {
         Some("/lib/libc.so.6")
     );
 }
+
+#[test]
+fn descriptors_say_what_a_restart_does() {
+    use ckpt_image::{FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO};
+    use ckpt_image::{FD_KIND_DEVICE, FD_KIND_DIRECTORY, FD_KIND_PIPE, FD_KIND_REGULAR};
+    let rec = |fd, kind, action, group, flags, pos| FdRecord {
+        fd,
+        kind,
+        action,
+        group,
+        flags,
+        pos,
+        ..Default::default()
+    };
+    let all = [
+        rec(0, FD_KIND_REGULAR, FD_ACTION_STDIO, 0, 0, 7),
+        rec(1, FD_KIND_PIPE, FD_ACTION_STDIO, 1, 1, 0),
+        rec(3, FD_KIND_REGULAR, FD_ACTION_REOPEN, 2, 0o2001, 12),
+        rec(4, FD_KIND_REGULAR, FD_ACTION_REOPEN, 2, 0o2001, 12),
+        rec(5, FD_KIND_DIRECTORY, FD_ACTION_REOPEN, 4, 0o200000, 3),
+        rec(6, FD_KIND_DEVICE, FD_ACTION_REOPEN, 5, 2, 0),
+        rec(7, FD_KIND_PIPE, FD_ACTION_CLOSED, 6, 0, 0),
+    ];
+    let info: Vec<FdInfo> = all.iter().map(|f| FdInfo::gather(f, &all, b"/x")).collect();
+    let said: Vec<(&str, &str)> = info
+        .iter()
+        .map(|f| (f.action, f.restart.as_str()))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (
+                "stdio",
+                "the restart's own (the same file goes on at offset 7; reopened if closed)"
+            ),
+            ("stdio", "the restart's own"),
+            ("reopen", "reopen at offset 12"),
+            ("dup", "dup of 3 (shares its offset)"),
+            ("reopen", "reopen at position 3"),
+            ("reopen", "reopen"),
+            ("closed", "left closed (not saved)"),
+        ]
+    );
+    assert_eq!(
+        (info[2].access, info[2].flags.as_slice()),
+        ("w", &["append"][..])
+    );
+    assert_eq!(info[3].shares_with, Some(3));
+    assert_eq!(info[2].shares_with, None);
+    assert_eq!((info[5].access, info[1].kind), ("rw", "pipe"));
+}
