@@ -362,6 +362,20 @@ fn null_zero_and_urandom_work_after_the_restart() {
     assert!(stderr.is_empty(), "the restart said {stderr:?}");
 }
 
+/// The program's own /proc files (`/proc/PID/…` of its pid) are the restarted process's
+/// after the restart, never those of whichever process has the old pid, and are not taken
+/// for replaced files.
+#[test]
+fn own_proc_file_is_the_restarted_process_s() {
+    let dir = TempDir::new("files-proc");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["proc"], &[]);
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["own status", "done"], "after the restart");
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+}
+
 /// A file replaced (renamed over) since the checkpoint: one warning line naming the
 /// descriptor and the path, and the program goes on with the new file; with
 /// CKPT_STRICT_FILES=1, in the restart's environment or the program's, the restart refuses

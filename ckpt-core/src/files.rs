@@ -137,6 +137,7 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
                 continue;
             }
         };
+        let len = own_proc_path(&mut arena.fd_names[names..], len, sys::getpid());
         let name = &arena.fd_names[names..names + len];
         let kind = classify(&st, name);
         let mut info = Line::<48>::new();
@@ -191,6 +192,25 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
     }
     group(&mut arena.fds[..kept], arena.fd_dup_of);
     Ok(Captured { fds: kept, names })
+}
+
+/// A path in this process's own `/proc/PID/` directory, the first `len` bytes of `buf`,
+/// becomes `/proc/self/…`, so that a restart opens the restarted process's file, not one of
+/// whichever process has the old pid by then; the new length.
+fn own_proc_path(buf: &mut [u8], len: usize, pid: u32) -> usize {
+    let mut prefix = Line::<24>::new();
+    prefix.push(b"/proc/").push_decimal(pid as u64);
+    let p = prefix.as_bytes();
+    let own = buf[..len].starts_with(p) && buf[..len].get(p.len()) == Some(&b'/');
+    let rest = p.len()..len;
+    let at = b"/proc/self".len();
+    if !own || at + rest.len() > buf.len() {
+        return len;
+    }
+    // "/proc/PID/…" → "/proc/self/…" (longer for pids under 1000: the rest moves right).
+    buf.copy_within(rest.clone(), at);
+    buf[..at].copy_from_slice(b"/proc/self");
+    at + rest.len()
 }
 
 /// The descriptor numbers in `/proc/self/fd` (read through `dir`) but `dir` and `own`, into
@@ -388,7 +408,8 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         plans[i] = OPENED;
         let st = sys::fstat(fd);
         sys::close(fd);
-        if f.kind == FD_KIND_DEVICE {
+        // A device, or a file of the kernel's /proc, which every process sees anew.
+        if f.kind == FD_KIND_DEVICE || name(f).starts_with(b"/proc/") {
             continue;
         }
         if let Ok(st) = st {
@@ -522,6 +543,26 @@ mod tests {
         st.st_rdev = rdev;
         st.st_nlink = nlink;
         st
+    }
+
+    #[test]
+    fn own_proc_paths() {
+        let mut buf = [0u8; 64];
+        let mut path = |p: &[u8], pid| {
+            buf[..p.len()].copy_from_slice(p);
+            let n = own_proc_path(&mut buf, p.len(), pid);
+            buf[..n].to_vec()
+        };
+        assert_eq!(path(b"/proc/4711/status", 4711), b"/proc/self/status");
+        assert_eq!(
+            path(b"/proc/4711/task/4712/stat", 4711),
+            b"/proc/self/task/4712/stat"
+        );
+        assert_eq!(path(b"/proc/47110/status", 4711), b"/proc/47110/status");
+        assert_eq!(path(b"/proc/4711", 4711), b"/proc/4711");
+        assert_eq!(path(b"/proc/12/status", 4711), b"/proc/12/status");
+        assert_eq!(path(b"/tmp/proc/4711/x", 4711), b"/tmp/proc/4711/x");
+        assert_eq!(path(b"/proc/1/x", 1), b"/proc/self/x");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //   many PATH      200 opens of one file, each at its own offset, half of them dup'ed:
 //                  after "go" every offset is checked, and that only dups share one
 //   high PATH      PATH open at descriptor 1500 (its soft limit raised to 2048)
+//   proc           /proc/self/status open: after "go" it must be this process's
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -206,6 +207,23 @@ static int mode_high(const char *path) {
     return 0;
 }
 
+static int mode_proc(void) {
+    int fd = open("/proc/self/status", O_RDONLY);
+    if (fd < 0) die("open");
+    wait_go();
+    char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) die("pread");
+    buf[n] = 0;
+    char *pid = strstr(buf, "\nPid:");
+    if (!pid || atoi(pid + 5) != getpid()) {
+        printf("BAD /proc/self/status is another process's\n");
+        return 1;
+    }
+    printf("own status\n");
+    return 0;
+}
+
 static int mode_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) die("opendir");
@@ -237,6 +255,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "lines")) r = mode_lines();
     else if (!strcmp(mode, "many")) r = mode_many(path);
     else if (!strcmp(mode, "high")) r = mode_high(path);
+    else if (!strcmp(mode, "proc")) r = mode_proc();
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
