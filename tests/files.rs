@@ -896,3 +896,44 @@ fn openssl_genrsa_writes_its_key_after_a_restart() {
         check.stderr
     );
 }
+
+/// sqlite3 with an on-disk database, checkpointed while it waits for statements and
+/// restarted with new ones: they land in the same database file.
+#[test]
+fn sqlite3_on_disk_database_takes_statements_after_a_restart() {
+    if !have_program("sqlite3") {
+        return skip(Skip::MissingTool, "sqlite3 is not installed");
+    }
+    let dir = TempDir::new("files-sqlite3");
+    let sqlite3 = PathBuf::from("sqlite3");
+    let image = dir.join("sqlite3.ckpt");
+    let (mut proc, mut stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &sqlite3, &["t.db"]), "ckpt sqlite3 t.db");
+    writeln!(
+        stdin,
+        "create table t(x); insert into t values (1);\n.print ready"
+    )
+    .expect("write statements");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &image);
+    let (mut restarted, mut stdin) =
+        Proc::spawn_with_stdin(restart_command(&dir, &image), "sqlite3.ckpt");
+    writeln!(stdin, "insert into t values (2); select count(*) from t;").expect("write");
+    drop(stdin);
+    restarted.wait_success(TIMEOUT);
+    restarted.rest_of_output();
+    expect_lines(restarted.seen(), &["2"], "the restarted sqlite3");
+    let check = run_to_end(
+        {
+            let mut c = Command::new("sqlite3");
+            c.args(["t.db", "select group_concat(x) from t;"])
+                .current_dir(dir.path());
+            c
+        },
+        "sqlite3 t.db",
+        TIMEOUT,
+    );
+    assert_eq!(check.stdout.trim(), "1,2", "{}", check.stderr);
+}
