@@ -937,3 +937,57 @@ fn sqlite3_on_disk_database_takes_statements_after_a_restart() {
     );
     assert_eq!(check.stdout.trim(), "1,2", "{}", check.stderr);
 }
+
+/// `gzip -k FILE`, checkpointed mid-way and restarted, writes the whole compressed file:
+/// it reads on from its input's offset and writes on at its output's.
+#[test]
+fn gzip_of_a_file_to_a_file_resumes_mid_way() {
+    if !have_program("gzip") {
+        return skip(Skip::MissingTool, "gzip is not installed");
+    }
+    let dir = TempDir::new("files-gzip");
+    let input = dir.join("big.txt");
+    // About 60 MB of text that compresses like text: gzip takes a second or two.
+    let mut text = Vec::with_capacity(64 << 20);
+    let mut x: u64 = 1;
+    while text.len() < 60 << 20 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"];
+        let _ = writeln!(
+            text,
+            "{} {} {}",
+            x >> 40,
+            words[(x >> 20) as usize % 6],
+            words[(x >> 30) as usize % 6]
+        );
+    }
+    std::fs::write(&input, &text).expect("write the input");
+    let gzip = PathBuf::from("gzip");
+    let image = dir.join("gzip.ckpt");
+    let mut proc = Proc::spawn(ckpt_command(&dir, &gzip, &["-k", "big.txt"]), "ckpt gzip");
+    std::thread::sleep(Duration::from_millis(300));
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(Duration::from_secs(60));
+    if !image.exists() {
+        proc.fail("gzip finished before the checkpoint: give it a bigger file");
+    }
+    let restarted = run_to_end(
+        restart_command(&dir, &image),
+        "gzip.ckpt",
+        Duration::from_secs(60),
+    );
+    assert!(restarted.status.success(), "{}", restarted.stderr);
+    let check = run_to_end(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", "gzip -dc big.txt.gz | cmp - big.txt && echo same"])
+                .current_dir(dir.path());
+            c
+        },
+        "gzip -dc | cmp",
+        Duration::from_secs(60),
+    );
+    assert_eq!(check.stdout.trim(), "same", "{}", check.stderr);
+}
