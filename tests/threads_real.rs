@@ -7,7 +7,8 @@
 //! - a Rust `std::sync::mpsc` worker pipeline (tests/programs/pipeline.rs);
 //! - OpenMP parallel reductions on libgomp's thread pool, with the pool's idle threads
 //!   spinning, waiting on their futex, or both (tests/programs/omp_reduce.c);
-//! - Python 3 `threading` with a `Lock` and a `queue.Queue` (tests/programs/pythreads.py);
+//! - Python 3 `threading`: counters under a `Lock` feeding a `queue.Queue` that consumers
+//!   drain (tests/programs/pythreads.py);
 //! - `xz -T2` and `zstd -T2` compressing a generated file from stdin to stdout. Descriptors
 //!   other than 0–2 are not restored, but those three are the restart's own: the test gives
 //!   the original process and the restart the same open file descriptions as stdin and
@@ -376,8 +377,7 @@ fn openmp_reductions_with_passive_pool_as_nobody() {
 fn python_threads(user: User) {
     const COUNTERS: u64 = 4;
     const INCREMENTS: u64 = 1_000_000;
-    const PRODUCERS: u64 = 2;
-    const ITEMS: u64 = 200_000;
+    const EVERY: u64 = 10;
     let Some(mut python) = python3() else { return };
     let (dir, ckpt) = setup("threads-real-python", user);
     if user == User::Nobody && running_as_root() {
@@ -406,23 +406,20 @@ fn python_threads(user: User) {
         script.to_str().expect("a UTF-8 path").to_owned(),
         COUNTERS.to_string(),
         INCREMENTS.to_string(),
-        PRODUCERS.to_string(),
         "3".into(),
-        ITEMS.to_string(),
+        EVERY.to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let command = as_user(ckpt_command_with(&ckpt, &dir, &python, &args), user);
     let image = checkpoint_path(&dir, &python);
-    // 4 counters + 2 producers + 3 consumers + main.
-    let mut halves = checkpoint_midway(&dir, command, &image, user, "progress 2", 10);
+    // 4 counters + 3 consumers + main, all busy until the counting ends.
+    let mut halves = checkpoint_midway(&dir, command, &image, user, "progress 2", 8);
 
-    let n = PRODUCERS * ITEMS;
+    let n = COUNTERS * INCREMENTS;
+    let queued = n / EVERY;
     let expected = [
-        format!(
-            "total counter {} {INCREMENTS} {INCREMENTS}",
-            COUNTERS * INCREMENTS
-        ),
-        format!("total queue {n} {}", n * (n - 1) / 2),
+        format!("total counter {n} {INCREMENTS} {INCREMENTS}"),
+        format!("total queue {queued} {}", EVERY * queued * (queued + 1) / 2),
     ];
     let end = halves.after.split_off(halves.after.len().saturating_sub(2));
     if end != expected {

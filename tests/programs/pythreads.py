@@ -1,26 +1,30 @@
-# Python threads through a checkpoint: counters under a threading.Lock, and a queue.Queue
-# pipeline.
+# Python threads through a checkpoint: counters under a threading.Lock, feeding a bounded
+# queue.Queue that consumer threads drain.
 #
-# Usage: pythreads.py COUNTERS INCREMENTS PRODUCERS CONSUMERS ITEMS
+# Usage: pythreads.py COUNTERS INCREMENTS CONSUMERS EVERY
 #
 # COUNTERS threads each add 1 to a shared counter INCREMENTS times, holding a Lock for every
-# read-modify-write (and to their own per-thread slot). PRODUCERS threads each put ITEMS
-# numbers p * ITEMS + i (i in [0, ITEMS)) on a bounded queue.Queue; CONSUMERS threads take
-# them until each gets a None, adding them up under another Lock. Prints "ready" once every
-# thread runs, "progress K" after each tenth of the counting, and at the end
-# "total counter N MIN MAX" (MIN and MAX of the per-thread counts) and
+# read-modify-write (and counting their own increments in a slot of their own). The thread
+# that brings the counter to a multiple of EVERY puts that value on a bounded queue.Queue
+# (after letting go of the lock), so the queue is busy for as long as the counting goes on;
+# CONSUMERS threads take values until each gets a None, adding them up under another Lock.
+# Prints "ready" once every thread runs, "progress K" after each tenth of the counting, and
+# at the end "total counter N MIN MAX" (MIN and MAX of the per-thread counts) and
 # "total queue COUNT SUM".
 import queue
 import sys
 import threading
 
-counters, increments, producers, consumers, items = map(int, sys.argv[1:6])
+counters, increments, consumers, every = map(int, sys.argv[1:5])
 
 lock = threading.Lock()
 counter = 0
 slots = [0] * counters
 start = threading.Event()
 step = counters * increments // 10
+work = queue.Queue(maxsize=100)
+taken_lock = threading.Lock()
+taken = [0, 0]
 
 
 def count(k):
@@ -28,22 +32,13 @@ def count(k):
     start.wait()
     for _ in range(increments):
         with lock:
-            value = counter
+            value = counter + 1
             slots[k] += 1
-            counter = value + 1
-            if counter % step == 0:
-                print("progress", counter // step, flush=True)
-
-
-work = queue.Queue(maxsize=100)
-taken_lock = threading.Lock()
-taken = [0, 0]
-
-
-def produce(p):
-    start.wait()
-    for i in range(items):
-        work.put(p * items + i)
+            counter = value
+            if value % step == 0:
+                print("progress", value // step, flush=True)
+        if value % every == 0:
+            work.put(value)
 
 
 def consume():
@@ -57,13 +52,12 @@ def consume():
 
 
 counting = [threading.Thread(target=count, args=(k,)) for k in range(counters)]
-producing = [threading.Thread(target=produce, args=(p,)) for p in range(producers)]
 consuming = [threading.Thread(target=consume) for _ in range(consumers)]
-for t in counting + producing + consuming:
+for t in counting + consuming:
     t.start()
 print("ready", flush=True)
 start.set()
-for t in counting + producing:
+for t in counting:
     t.join()
 for _ in consuming:
     work.put(None)
