@@ -93,7 +93,8 @@ fn expect_threads(proc: &mut Proc, min: u64) -> u64 {
 /// `ckpt verify` on a checkpoint file, which must pass.
 #[track_caller]
 fn verify(dir: &TempDir, checkpoint: &Path) {
-    let finished = run_to_end(ckpt_tool(dir, &[checkpoint]), "ckpt verify", LONG);
+    let args = [Path::new("verify"), checkpoint];
+    let finished = run_to_end(ckpt_tool(dir, &args), "ckpt verify", LONG);
     if !finished.status.success() {
         finished.fail("ckpt verify", "the checkpoint fails its own verification");
     }
