@@ -586,6 +586,8 @@ fn expect_decompresses_to(tool: &Path, compressed: &Path, original: &Path, label
             }
             offset += n as u64;
         };
+        // Closing the pipe ends a decompressor that still has output after a difference.
+        drop(stdout);
         let mut errors = String::new();
         let _ = stderr.read_to_string(&mut errors);
         let _ = done.send((verdict, errors));
