@@ -18,7 +18,9 @@
 //! Every program is checkpointed in the middle of its work (the test waits for a progress
 //! line or for output, and checks that the original did not finish), with more than one
 //! thread alive at that moment (read from /proc/PID/status just before the signal). Each runs
-//! once more as an ordinary user (nobody, when the tests run as root).
+//! once more as an ordinary user (nobody, when the tests run as root). The C++ and OpenMP
+//! programs are also checkpointed a second time after their restart, with the threads the
+//! restart made.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -100,30 +102,24 @@ fn verify(dir: &TempDir, checkpoint: &Path) {
     }
 }
 
-/// What happened to a program checkpointed in the middle of its work.
-struct Halves {
-    /// Every line the original printed, up to its exit after the checkpoint.
-    before: Vec<String>,
-    /// Every line the restart printed.
-    after: Vec<String>,
+/// What a program checkpointed in the middle of its work printed, process by process: the
+/// original, then each restart (the last one ran to the end).
+struct Runs {
+    parts: Vec<Vec<String>>,
 }
 
-/// Runs `command` (a program under ckpt that prints `ready…`, then `checkpoint_after`, then
-/// more, and at last a line starting with `total`), checkpoints it with SIGTSTP once it printed
-/// `checkpoint_after` and runs with at least `min_threads` threads, checks that it exited
-/// with status 0 before printing `total` and left a checkpoint that verifies, then runs the
-/// checkpoint (through `user`) until it exits with status 0.
+/// Waits in `proc` (whose ready line was read) for `checkpoint_after`, checks that it runs
+/// with at least `min_threads` threads, checkpoints it with SIGTSTP and checks that it exited
+/// with status 0 before printing `total`, leaving a checkpoint that verifies. Returns every
+/// line it printed.
 #[track_caller]
-fn checkpoint_midway(
+fn checkpoint_at(
     dir: &TempDir,
-    command: Command,
+    mut proc: Proc,
     checkpoint: &Path,
-    user: User,
     checkpoint_after: &str,
     min_threads: u64,
-) -> Halves {
-    let mut proc = Proc::spawn(command, "original");
-    proc.wait_line_matching("the ready line", LONG, |line| line.starts_with("ready"));
+) -> Vec<String> {
     proc.wait_line_matching(&format!("line {checkpoint_after:?}"), LONG, |line| {
         line == checkpoint_after || line.starts_with("BAD")
     });
@@ -138,59 +134,95 @@ fn checkpoint_midway(
     }
     expect_checkpoint(&mut proc, checkpoint);
     verify(dir, checkpoint);
-    let before = proc.seen().to_vec();
-
-    let mut restarted = Proc::spawn(as_user(restart_command(dir, checkpoint), user), "restart");
-    restarted.wait_success(LONG);
-    restarted.rest_of_output();
-    restarted.assert_no_bad_lines();
-    let after = restarted.seen().to_vec();
-    Halves { before, after }
+    proc.seen().to_vec()
 }
 
-impl Halves {
-    /// Fails with both processes' output.
+/// Runs `command` (a program under ckpt that prints `ready…`, then progress lines, and at
+/// last lines starting with `total`) and checkpoints it once it printed `checkpoint_after[0]`
+/// (see `checkpoint_at`); restarts it (through `user`) and checkpoints the restarted process
+/// at `checkpoint_after[1]`, and so on; runs the last restart until it exits with status 0.
+#[track_caller]
+fn checkpoint_midway(
+    dir: &TempDir,
+    command: Command,
+    checkpoint: &Path,
+    user: User,
+    checkpoint_after: &[&str],
+    min_threads: u64,
+) -> Runs {
+    let mut proc = Proc::spawn(command, "original");
+    proc.wait_line_matching("the ready line", LONG, |line| line.starts_with("ready"));
+    let mut parts = Vec::new();
+    for (n, marker) in checkpoint_after.iter().enumerate() {
+        parts.push(checkpoint_at(dir, proc, checkpoint, marker, min_threads));
+        let label = format!("restart {}", n + 1);
+        proc = Proc::spawn(as_user(restart_command(dir, checkpoint), user), &label);
+    }
+    proc.wait_success(LONG);
+    proc.rest_of_output();
+    proc.assert_no_bad_lines();
+    parts.push(proc.seen().to_vec());
+    Runs { parts }
+}
+
+impl Runs {
+    /// Fails with every process's output.
     #[track_caller]
     fn fail(&self, message: &str) -> ! {
-        panic!(
-            "{message}\n  original printed:\n    {}\n  restart printed:\n    {}",
-            self.before.join("\n    "),
-            self.after.join("\n    ")
-        );
+        let mut report = message.to_owned();
+        for (n, part) in self.parts.iter().enumerate() {
+            let who = match n {
+                0 => "original".to_owned(),
+                n => format!("restart {n}"),
+            };
+            report.push_str(&format!("\n  {who} printed:\n    {}", part.join("\n    ")));
+        }
+        panic!("{report}");
     }
 
-    /// The numbers after `prefix` in the lines of both processes, in order, must be exactly
-    /// `expected`, and each process must have printed at least one of them (the checkpoint
+    /// Every line, of every process in turn.
+    fn lines(&self) -> impl Iterator<Item = &String> {
+        self.parts.iter().flatten()
+    }
+
+    /// The last process's lines.
+    fn last_part(&self) -> &[String] {
+        self.parts.last().map_or(&[], Vec::as_slice)
+    }
+
+    /// The numbers after `prefix` in the lines of all processes, in order, must be exactly
+    /// `expected`, and each process must have printed at least one of them (every checkpoint
     /// fell in the middle).
     #[track_caller]
     fn expect_numbered(&self, prefix: &str, expected: impl Iterator<Item = u64>) {
-        let numbers = |lines: &[String]| -> Vec<u64> {
-            lines
+        let mut all = Vec::new();
+        for part in &self.parts {
+            let numbers: Vec<u64> = part
                 .iter()
                 .filter_map(|line| number_after(line, prefix))
-                .collect()
-        };
-        let (before, after) = (numbers(&self.before), numbers(&self.after));
-        if before.is_empty() || after.is_empty() {
-            self.fail(&format!(
-                "expected {prefix:?} lines from both the original and the restart"
-            ));
+                .collect();
+            if numbers.is_empty() {
+                self.fail(&format!("expected {prefix:?} lines from every process"));
+            }
+            all.extend(numbers);
         }
-        let all: Vec<u64> = before.into_iter().chain(after).collect();
         let expected: Vec<u64> = expected.collect();
         if all != expected {
             self.fail(&format!(
-                "expected the {prefix:?} lines to count {expected:?} across the restart, \
+                "expected the {prefix:?} lines to count {expected:?} across the restarts, \
                  without a gap or a repeat"
             ));
         }
     }
 
-    /// The restart's last line, which must be `expected`.
+    /// The last restart's last lines, which must be `expected`.
     #[track_caller]
-    fn expect_last(&self, expected: &str) {
-        if self.after.last().map(String::as_str) != Some(expected) {
-            self.fail(&format!("expected the restart to end with {expected:?}"));
+    fn expect_end(&self, expected: &[String]) {
+        let last = self.last_part();
+        if !last.ends_with(expected) {
+            self.fail(&format!(
+                "expected the last restart to end with {expected:?}"
+            ));
         }
     }
 }
@@ -208,7 +240,8 @@ fn mix64(mut x: u64) -> u64 {
 
 /// Producers busy between items, three consumers mostly waiting on the condition variable;
 /// about four seconds of work.
-fn cxx_condvar(user: User) {
+/// Checkpointed (and restarted) once after each line of `checkpoint_after`.
+fn cxx_condvar(user: User, checkpoint_after: &[&str]) {
     const PRODUCERS: u64 = 2;
     const ITEMS: u64 = 150_000;
     let (dir, ckpt) = setup("threads-real-cxx", user);
@@ -223,7 +256,7 @@ fn cxx_condvar(user: User) {
     let command = as_user(ckpt_command_with(&ckpt, &dir, &program, &args), user);
     let image = checkpoint_path(&dir, &program);
     // 2 producers + 3 consumers + main.
-    let halves = checkpoint_midway(&dir, command, &image, user, "progress 2", 6);
+    let runs = checkpoint_midway(&dir, command, &image, user, checkpoint_after, 6);
 
     let (mut sum, mut rotsum) = (0u64, 0u64);
     for n in 0..PRODUCERS * ITEMS {
@@ -231,8 +264,8 @@ fn cxx_condvar(user: User) {
         sum = sum.wrapping_add(value);
         rotsum = rotsum.wrapping_add(value.rotate_left((value & 63) as u32));
     }
-    halves.expect_numbered("progress ", 1..=8);
-    halves.expect_last(&format!("total {} {sum} {rotsum}", PRODUCERS * ITEMS));
+    runs.expect_numbered("progress ", 1..=8);
+    runs.expect_end(&[format!("total {} {sum} {rotsum}", PRODUCERS * ITEMS)]);
 }
 
 fn compile_with_threads_cxx(dir: &TempDir) -> PathBuf {
@@ -243,12 +276,18 @@ fn compile_with_threads_cxx(dir: &TempDir) -> PathBuf {
 
 #[test]
 fn cxx_mutex_and_condition_variable() {
-    cxx_condvar(User::Same);
+    cxx_condvar(User::Same, &["progress 2"]);
+}
+
+/// The restarted process, its threads made by the restart, is checkpointed again.
+#[test]
+fn cxx_mutex_and_condition_variable_checkpointed_twice() {
+    cxx_condvar(User::Same, &["progress 2", "progress 5"]);
 }
 
 #[test]
 fn cxx_mutex_and_condition_variable_as_nobody() {
-    cxx_condvar(User::Nobody);
+    cxx_condvar(User::Nobody, &["progress 2"]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -264,7 +303,7 @@ fn rust_pipeline(user: User) {
     let command = as_user(ckpt_command_with(&ckpt, &dir, &program, &args), user);
     let image = checkpoint_path(&dir, &program);
     // generator + dispatcher + 3 workers + main.
-    let halves = checkpoint_midway(&dir, command, &image, user, "progress 2", 6);
+    let runs = checkpoint_midway(&dir, command, &image, user, &["progress 2"], 6);
 
     let (mut sum, mut xor) = (0u64, 0u64);
     for i in 0..ITEMS {
@@ -275,8 +314,8 @@ fn rust_pipeline(user: User) {
         sum = sum.wrapping_add(value);
         xor ^= value;
     }
-    halves.expect_numbered("progress ", 1..=10);
-    halves.expect_last(&format!("total {ITEMS} {sum} {xor}"));
+    runs.expect_numbered("progress ", 1..=10);
+    runs.expect_end(&[format!("total {ITEMS} {sum} {xor}")]);
 }
 
 #[test]
@@ -309,8 +348,9 @@ fn omp_round_sum(round: u64, elements: u64, steps: u64) -> u64 {
 }
 
 /// OMP_NUM_THREADS=`threads`, OMP_WAIT_POLICY=`policy` (unset for `None`): 400 rounds of a
-/// parallel reduction with 5 ms of serial work between them, checkpointed after round 100.
-fn openmp(user: User, threads: u64, policy: Option<&str>) {
+/// parallel reduction with 5 ms of serial work between them, checkpointed (and restarted)
+/// after each round of `checkpoint_rounds`.
+fn openmp(user: User, threads: u64, policy: Option<&str>, checkpoint_rounds: &[u64]) {
     const ROUNDS: u64 = 400;
     const ELEMENTS: u64 = 100_000;
     const STEPS: u64 = 100;
@@ -332,44 +372,54 @@ fn openmp(user: User, threads: u64, policy: Option<&str>) {
     command.env_remove("GOMP_SPINCOUNT");
     let command = as_user(command, user);
     let image = checkpoint_path(&dir, &program);
-    let mid = format!("round 100 {}", omp_round_sum(100, ELEMENTS, STEPS));
-    let halves = checkpoint_midway(&dir, command, &image, user, &mid, threads);
+    let marks: Vec<String> = checkpoint_rounds
+        .iter()
+        .map(|&r| format!("round {r} {}", omp_round_sum(r, ELEMENTS, STEPS)))
+        .collect();
+    let marks: Vec<&str> = marks.iter().map(String::as_str).collect();
+    let runs = checkpoint_midway(&dir, command, &image, user, &marks, threads);
 
-    if halves.before.first() != Some(&format!("ready {threads}")) {
-        halves.fail(&format!("expected a pool of {threads} threads"));
+    if runs.parts[0].first() != Some(&format!("ready {threads}")) {
+        runs.fail(&format!("expected a pool of {threads} threads"));
     }
-    halves.expect_numbered("round ", 0..ROUNDS);
+    runs.expect_numbered("round ", 0..ROUNDS);
     let mut total = 0u64;
-    for line in halves.before.iter().chain(&halves.after) {
+    for line in runs.lines() {
         if let Some(rest) = line.strip_prefix("round ") {
             let round = number_after(line, "round ").unwrap_or(u64::MAX);
             let expected = omp_round_sum(round, ELEMENTS, STEPS);
             if rest != format!("{round} {expected}") {
-                halves.fail(&format!("round {round} should sum to {expected}: {line:?}"));
+                runs.fail(&format!("round {round} should sum to {expected}: {line:?}"));
             }
             total = total.wrapping_add(expected);
         }
     }
-    halves.expect_last(&format!("total {total}"));
+    runs.expect_end(&[format!("total {total}")]);
 }
 
 /// The default wait policy, with more threads than CPUs: libgomp spins only briefly, so the
 /// idle pool threads sit in futex waits during the serial parts.
 #[test]
 fn openmp_reductions() {
-    openmp(User::Same, 4, None);
+    openmp(User::Same, 4, None, &[100]);
+}
+
+/// The pool made by the restart is checkpointed again, and restarted again.
+#[test]
+fn openmp_reductions_checkpointed_twice() {
+    openmp(User::Same, 4, None, &[100, 250]);
 }
 
 /// OMP_WAIT_POLICY=active: idle pool threads spin in user space and never sleep.
 #[test]
 fn openmp_reductions_with_spinning_pool() {
-    openmp(User::Same, 2, Some("active"));
+    openmp(User::Same, 2, Some("active"), &[100]);
 }
 
 /// OMP_WAIT_POLICY=passive: idle pool threads go straight to their futex.
 #[test]
 fn openmp_reductions_with_passive_pool_as_nobody() {
-    openmp(User::Nobody, 4, Some("passive"));
+    openmp(User::Nobody, 4, Some("passive"), &[100]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,7 +464,7 @@ fn python_threads(user: User) {
     let command = as_user(ckpt_command_with(&ckpt, &dir, &python, &args), user);
     let image = checkpoint_path(&dir, &python);
     // 4 counters + 3 consumers + main, all busy until the counting ends.
-    let mut halves = checkpoint_midway(&dir, command, &image, user, "progress 2", 8);
+    let runs = checkpoint_midway(&dir, command, &image, user, &["progress 2"], 8);
 
     let n = COUNTERS * INCREMENTS;
     let queued = n / EVERY;
@@ -422,12 +472,8 @@ fn python_threads(user: User) {
         format!("total counter {n} {INCREMENTS} {INCREMENTS}"),
         format!("total queue {queued} {}", EVERY * queued * (queued + 1) / 2),
     ];
-    let end = halves.after.split_off(halves.after.len().saturating_sub(2));
-    if end != expected {
-        halves.after.extend(end);
-        halves.fail(&format!("expected the restart to end with {expected:?}"));
-    }
-    halves.expect_numbered("progress ", 1..=10);
+    runs.expect_end(&expected);
+    runs.expect_numbered("progress ", 1..=10);
 }
 
 #[test]
