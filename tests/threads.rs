@@ -261,6 +261,24 @@ fn threads_blocking_every_signal(nobody: bool) {
     );
     proc.wait_line("ready");
     checkpoint(proc, &image);
+    // The spinner and glibc's timer helper block every signal: stopped with ptrace, and
+    // `ckpt info` says so.
+    let info = info_json(&image);
+    let ptraced = info["threads"]["list"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|t| {
+                    t["roles"]
+                        .as_array()
+                        .is_some_and(|r| r.contains(&"ptraced".into()))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if ptraced < 2 {
+        panic!("ckpt info shows {ptraced} threads stopped with ptrace, not at least 2: {info}");
+    }
     let (proc, stdin) =
         Proc::spawn_with_stdin(wrap(restart_command(&dir, &image)), "blockers.ckpt");
     blockers_check(proc, stdin, "restarted");
