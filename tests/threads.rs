@@ -579,3 +579,57 @@ fn ckpt_checkpoint_of_a_running_multithreaded_program() {
     let (proc, stdin) = restart(&dir, &image, "requested.ckpt");
     check_and_finish(proc, stdin, "restarted from ckpt checkpoint");
 }
+
+/// Threads that never stop locking shared error-checking and recursive mutexes, checkpointed
+/// periodically: wherever a checkpoint lands (inside the lock functions or ckpt's wrappers
+/// too), every image restarts with every lock call still succeeding and the counts right.
+#[test]
+fn threads_hammering_mutexes_restart_from_any_checkpoint() {
+    const IMAGES: usize = 6;
+    let dir = TempDir::new("threads-locks");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let mut command = std::process::Command::new(ckpt_bin());
+    command
+        .args(["-c", "-z", "40"])
+        .arg(&program)
+        .arg("locks")
+        .current_dir(dir.path());
+    clear_ckpt_settings(&mut command);
+    let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, "ckpt -c -z 40 churn locks");
+    proc.wait_line("ready");
+    let mut last = None;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut kept = Vec::new();
+    while kept.len() < IMAGES {
+        let now = identity(&image);
+        if now.is_some() && now != last {
+            last = now;
+            let copy = dir.join(format!("kept{}.ckpt", kept.len()));
+            std::fs::hard_link(&image, &copy).unwrap();
+            kept.push(copy);
+        } else if std::time::Instant::now() > deadline {
+            proc.fail(&format!(
+                "only {} periodic checkpoints appeared",
+                kept.len()
+            ));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+    if proc.rest_of_output() != ["locks ok"] {
+        proc.fail("the original's lock checks failed");
+    }
+    for copy in &kept {
+        let label = copy.file_name().unwrap().to_string_lossy().into_owned();
+        let (mut proc, mut stdin) = restart(&dir, copy, &label);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        writeln!(stdin, "check").unwrap();
+        proc.wait_success(TIMEOUT);
+        if proc.rest_of_output() != ["locks ok"] {
+            proc.fail("the restarted program's lock checks failed");
+        }
+    }
+}

@@ -13,6 +13,11 @@
  *   Prints "ready" after the first round; for "check", at the end of the round under way,
  *   "rounds ok" (at least one round after the line came) or "BAD: ..." and exits.
  *
+ * Usage: churn locks
+ *   4 threads lock and unlock, over and over, an error-checking mutex and (twice) a
+ *   recursive one that they share, counting under them; any call that fails counts as bad.
+ *   Prints "ready"; for "check", "locks ok" (the count right, nothing bad) or "BAD: ...".
+ *
  * Usage: churn threadclock
  *   A second thread waits; the main thread makes a timer on its own CPU-time clock
  *   (CLOCK_THREAD_CPUTIME_ID). Prints "ready", and "done" after "check". */
@@ -191,6 +196,66 @@ static int churn(void)
     }
 }
 
+static pthread_mutex_t errorcheck, recursive;
+static unsigned long under_errorcheck, under_recursive;
+static atomic_ulong increments;
+
+static void *locker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&checking)) {
+        int r = pthread_mutex_lock(&errorcheck);
+        if (r == 0) {
+            under_errorcheck++;
+            r = pthread_mutex_unlock(&errorcheck);
+        }
+        if (r == 0 && (r = pthread_mutex_lock(&recursive)) == 0) {
+            if ((r = pthread_mutex_lock(&recursive)) == 0) {
+                under_recursive++;
+                r = pthread_mutex_unlock(&recursive);
+            }
+            int r2 = pthread_mutex_unlock(&recursive);
+            if (r == 0)
+                r = r2;
+        }
+        if (r != 0) {
+            atomic_fetch_add(&bad, 1);
+            return NULL;
+        }
+        atomic_fetch_add(&increments, 2);
+    }
+    return NULL;
+}
+
+static int locks(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&errorcheck, &a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&recursive, &a);
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++)
+        pthread_create(&t[k], NULL, locker, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return 3;
+    atomic_store(&checking, 1);
+    for (int k = 0; k < 4; k++)
+        pthread_join(t[k], NULL);
+    if (atomic_load(&bad))
+        printf("BAD: %d threads saw a lock call fail\n", atomic_load(&bad));
+    else if (under_errorcheck + under_recursive != atomic_load(&increments))
+        printf("BAD: counted %lu under the locks, %lu done\n", under_errorcheck + under_recursive,
+               atomic_load(&increments));
+    else
+        printf("locks ok\n");
+    return 0;
+}
+
 static int threadclock(void)
 {
     pthread_t t;
@@ -219,6 +284,8 @@ int main(int argc, char **argv)
     signal(SIGURG, on_urg);
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many(atoi(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "locks") == 0)
+        return locks();
     if (argc == 2 && strcmp(argv[1], "threadclock") == 0)
         return threadclock();
     if (argc == 2 && strcmp(argv[1], "churn") == 0)
