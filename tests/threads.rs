@@ -633,3 +633,42 @@ fn threads_hammering_mutexes_restart_from_any_checkpoint() {
         }
     }
 }
+
+/// Threads working in phases separated by a pthread barrier, with thread-local totals,
+/// checkpointed mid-work: the restart finishes with the same checksum as an uninterrupted
+/// run, and every thread's thread-local total matches its work.
+#[test]
+fn barrier_phases_finish_as_if_uninterrupted() {
+    const ROUNDS: &str = "20000";
+    let dir = TempDir::new("threads-barrier");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let plain = run_to_end(
+        direct_command(&dir, &program, &["barrier", ROUNDS]),
+        "churn barrier",
+        TIMEOUT,
+    );
+    let want = plain
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("barrier "))
+        .unwrap_or_else(|| plain.fail("churn barrier", "no checksum"))
+        .to_owned();
+    let mut proc = Proc::spawn(
+        ckpt_command(&dir, &program, &["barrier", ROUNDS]),
+        "churn barrier",
+    );
+    proc.wait_line("round 5000");
+    let before =
+        std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap_or_default();
+    if !before.lines().any(|l| l == "Threads:\t5") {
+        proc.fail("expected 5 threads at the checkpoint");
+    }
+    checkpoint(proc, &image);
+    let mut proc = Proc::spawn(restart_command(&dir, &image), "churn.ckpt (barrier)");
+    proc.wait_success(TIMEOUT);
+    let lines = proc.rest_of_output();
+    if lines.last() != Some(&want) || lines.iter().any(|l| l.starts_with("BAD")) {
+        proc.fail(&format!("expected to end with {want:?} and nothing BAD"));
+    }
+}

@@ -18,6 +18,14 @@
  *   recursive one that they share, counting under them; any call that fails counts as bad.
  *   Prints "ready"; for "check", "locks ok" (the count right, nothing bad) or "BAD: ...".
  *
+ * Usage: churn barrier ROUNDS
+ *   4 threads work in ROUNDS phases separated by a pthread barrier: in each, every thread
+ *   adds a value that depends on the round and on what all threads did before into its own
+ *   slot and into a thread-local total; the barrier's serial thread then folds the slots into
+ *   a checksum. Prints "round K" every 500 rounds (after 2 ms each, so that a checkpoint
+ *   lands mid-work), then "barrier CHECKSUM", and "BAD" if a thread's thread-local total
+ *   disagrees with its slots.
+ *
  * Usage: churn threadclock
  *   A second thread waits; the main thread makes a timer on its own CPU-time clock
  *   (CLOCK_THREAD_CPUTIME_ID). Prints "ready", and "done" after "check". */
@@ -256,6 +264,50 @@ static int locks(void)
     return 0;
 }
 
+#define BARRIER_THREADS 4
+static pthread_barrier_t barrier;
+static uint64_t slot_of[BARRIER_THREADS], fold = 1, added_of[BARRIER_THREADS];
+static long barrier_rounds;
+static __thread uint64_t added_here;
+
+static void *phase_worker(void *arg)
+{
+    int i = (int)(uintptr_t)arg;
+    for (long r = 0; r < barrier_rounds; r++) {
+        uint64_t v = (fold * 6364136223846793005u + (uint64_t)r * 1442695040888963407u + (uint64_t)i) >> 7;
+        slot_of[i] += v;
+        added_here += v;
+        if (pthread_barrier_wait(&barrier) == PTHREAD_BARRIER_SERIAL_THREAD) {
+            for (int k = 0; k < BARRIER_THREADS; k++)
+                fold = fold * 31 + slot_of[k];
+            if (r % 500 == 499) {
+                printf("round %ld\n", r + 1);
+                fflush(stdout);
+                sleep_ms(2);
+            }
+        }
+        pthread_barrier_wait(&barrier);
+    }
+    added_of[i] = added_here;
+    return NULL;
+}
+
+static int barrier_phases(long rounds)
+{
+    barrier_rounds = rounds;
+    pthread_barrier_init(&barrier, NULL, BARRIER_THREADS);
+    pthread_t t[BARRIER_THREADS];
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        pthread_create(&t[i], NULL, phase_worker, (void *)(uintptr_t)i);
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        if (added_of[i] != slot_of[i])
+            printf("BAD: thread %d's thread-local total is not its slot\n", i);
+    printf("barrier %llu\n", (unsigned long long)fold);
+    return 0;
+}
+
 static int threadclock(void)
 {
     pthread_t t;
@@ -284,6 +336,8 @@ int main(int argc, char **argv)
     signal(SIGURG, on_urg);
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "barrier") == 0)
+        return barrier_phases(atol(argv[2]));
     if (argc == 2 && strcmp(argv[1], "locks") == 0)
         return locks();
     if (argc == 2 && strcmp(argv[1], "threadclock") == 0)
