@@ -261,6 +261,24 @@ fn threads_blocking_every_signal(nobody: bool) {
     );
     proc.wait_line("ready");
     checkpoint(proc, &image);
+    // The spinner and glibc's timer helper block every signal: stopped with ptrace, and
+    // `ckpt info` says so.
+    let info = info_json(&image);
+    let ptraced = info["threads"]["list"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter(|t| {
+                    t["roles"]
+                        .as_array()
+                        .is_some_and(|r| r.contains(&"ptraced".into()))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    if ptraced < 2 {
+        panic!("ckpt info shows {ptraced} threads stopped with ptrace, not at least 2: {info}");
+    }
     let (proc, stdin) =
         Proc::spawn_with_stdin(wrap(restart_command(&dir, &image)), "blockers.ckpt");
     blockers_check(proc, stdin, "restarted");
@@ -560,4 +578,97 @@ fn ckpt_checkpoint_of_a_running_multithreaded_program() {
     check_and_finish(proc, stdin, "after ckpt checkpoint");
     let (proc, stdin) = restart(&dir, &image, "requested.ckpt");
     check_and_finish(proc, stdin, "restarted from ckpt checkpoint");
+}
+
+/// Threads that never stop locking shared error-checking and recursive mutexes, checkpointed
+/// periodically: wherever a checkpoint lands (inside the lock functions or ckpt's wrappers
+/// too), every image restarts with every lock call still succeeding and the counts right.
+#[test]
+fn threads_hammering_mutexes_restart_from_any_checkpoint() {
+    const IMAGES: usize = 6;
+    let dir = TempDir::new("threads-locks");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let mut command = std::process::Command::new(ckpt_bin());
+    command
+        .args(["-c", "-z", "40"])
+        .arg(&program)
+        .arg("locks")
+        .current_dir(dir.path());
+    clear_ckpt_settings(&mut command);
+    let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, "ckpt -c -z 40 churn locks");
+    proc.wait_line("ready");
+    let mut last = None;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut kept = Vec::new();
+    while kept.len() < IMAGES {
+        let now = identity(&image);
+        if now.is_some() && now != last {
+            last = now;
+            let copy = dir.join(format!("kept{}.ckpt", kept.len()));
+            std::fs::hard_link(&image, &copy).unwrap();
+            kept.push(copy);
+        } else if std::time::Instant::now() > deadline {
+            proc.fail(&format!(
+                "only {} periodic checkpoints appeared",
+                kept.len()
+            ));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    writeln!(stdin, "check").unwrap();
+    proc.wait_success(TIMEOUT);
+    if proc.rest_of_output() != ["locks ok"] {
+        proc.fail("the original's lock checks failed");
+    }
+    for copy in &kept {
+        let label = copy.file_name().unwrap().to_string_lossy().into_owned();
+        let (mut proc, mut stdin) = restart(&dir, copy, &label);
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        writeln!(stdin, "check").unwrap();
+        proc.wait_success(TIMEOUT);
+        if proc.rest_of_output() != ["locks ok"] {
+            proc.fail("the restarted program's lock checks failed");
+        }
+    }
+}
+
+/// Threads working in phases separated by a pthread barrier, with thread-local totals,
+/// checkpointed mid-work: the restart finishes with the same checksum as an uninterrupted
+/// run, and every thread's thread-local total matches its work.
+#[test]
+fn barrier_phases_finish_as_if_uninterrupted() {
+    const ROUNDS: &str = "20000";
+    let dir = TempDir::new("threads-barrier");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let plain = run_to_end(
+        direct_command(&dir, &program, &["barrier", ROUNDS]),
+        "churn barrier",
+        TIMEOUT,
+    );
+    let want = plain
+        .lines()
+        .into_iter()
+        .find(|l| l.starts_with("barrier "))
+        .unwrap_or_else(|| plain.fail("churn barrier", "no checksum"))
+        .to_owned();
+    let mut proc = Proc::spawn(
+        ckpt_command(&dir, &program, &["barrier", ROUNDS]),
+        "churn barrier",
+    );
+    proc.wait_line("round 5000");
+    let before =
+        std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap_or_default();
+    if !before.lines().any(|l| l == "Threads:\t5") {
+        proc.fail("expected 5 threads at the checkpoint");
+    }
+    checkpoint(proc, &image);
+    let mut proc = Proc::spawn(restart_command(&dir, &image), "churn.ckpt (barrier)");
+    proc.wait_success(TIMEOUT);
+    let lines = proc.rest_of_output();
+    if lines.last() != Some(&want) || lines.iter().any(|l| l.starts_with("BAD")) {
+        proc.fail(&format!("expected to end with {want:?} and nothing BAD"));
+    }
 }

@@ -13,6 +13,19 @@
  *   Prints "ready" after the first round; for "check", at the end of the round under way,
  *   "rounds ok" (at least one round after the line came) or "BAD: ..." and exits.
  *
+ * Usage: churn locks
+ *   4 threads lock and unlock, over and over, an error-checking mutex and (twice) a
+ *   recursive one that they share, counting under them; any call that fails counts as bad.
+ *   Prints "ready"; for "check", "locks ok" (the count right, nothing bad) or "BAD: ...".
+ *
+ * Usage: churn barrier ROUNDS
+ *   4 threads work in ROUNDS phases separated by a pthread barrier: in each, every thread
+ *   adds a value that depends on the round and on what all threads did before into its own
+ *   slot and into a thread-local total; the barrier's serial thread then folds the slots into
+ *   a checksum. Prints "round K" every 500 rounds (after 2 ms each, so that a checkpoint
+ *   lands mid-work), then "barrier CHECKSUM", and "BAD" if a thread's thread-local total
+ *   disagrees with its slots.
+ *
  * Usage: churn threadclock
  *   A second thread waits; the main thread makes a timer on its own CPU-time clock
  *   (CLOCK_THREAD_CPUTIME_ID). Prints "ready", and "done" after "check". */
@@ -191,6 +204,110 @@ static int churn(void)
     }
 }
 
+static pthread_mutex_t errorcheck, recursive;
+static unsigned long under_errorcheck, under_recursive;
+static atomic_ulong increments;
+
+static void *locker(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&checking)) {
+        int r = pthread_mutex_lock(&errorcheck);
+        if (r == 0) {
+            under_errorcheck++;
+            r = pthread_mutex_unlock(&errorcheck);
+        }
+        if (r == 0 && (r = pthread_mutex_lock(&recursive)) == 0) {
+            if ((r = pthread_mutex_lock(&recursive)) == 0) {
+                under_recursive++;
+                r = pthread_mutex_unlock(&recursive);
+            }
+            int r2 = pthread_mutex_unlock(&recursive);
+            if (r == 0)
+                r = r2;
+        }
+        if (r != 0) {
+            atomic_fetch_add(&bad, 1);
+            return NULL;
+        }
+        atomic_fetch_add(&increments, 2);
+    }
+    return NULL;
+}
+
+static int locks(void)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+    pthread_mutex_init(&errorcheck, &a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&recursive, &a);
+    pthread_t t[4];
+    for (int k = 0; k < 4; k++)
+        pthread_create(&t[k], NULL, locker, NULL);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return 3;
+    atomic_store(&checking, 1);
+    for (int k = 0; k < 4; k++)
+        pthread_join(t[k], NULL);
+    if (atomic_load(&bad))
+        printf("BAD: %d threads saw a lock call fail\n", atomic_load(&bad));
+    else if (under_errorcheck + under_recursive != atomic_load(&increments))
+        printf("BAD: counted %lu under the locks, %lu done\n", under_errorcheck + under_recursive,
+               atomic_load(&increments));
+    else
+        printf("locks ok\n");
+    return 0;
+}
+
+#define BARRIER_THREADS 4
+static pthread_barrier_t barrier;
+static uint64_t slot_of[BARRIER_THREADS], fold = 1, added_of[BARRIER_THREADS];
+static long barrier_rounds;
+static __thread uint64_t added_here;
+
+static void *phase_worker(void *arg)
+{
+    int i = (int)(uintptr_t)arg;
+    for (long r = 0; r < barrier_rounds; r++) {
+        uint64_t v = (fold * 6364136223846793005u + (uint64_t)r * 1442695040888963407u + (uint64_t)i) >> 7;
+        slot_of[i] += v;
+        added_here += v;
+        if (pthread_barrier_wait(&barrier) == PTHREAD_BARRIER_SERIAL_THREAD) {
+            for (int k = 0; k < BARRIER_THREADS; k++)
+                fold = fold * 31 + slot_of[k];
+            if (r % 500 == 499) {
+                printf("round %ld\n", r + 1);
+                fflush(stdout);
+                sleep_ms(2);
+            }
+        }
+        pthread_barrier_wait(&barrier);
+    }
+    added_of[i] = added_here;
+    return NULL;
+}
+
+static int barrier_phases(long rounds)
+{
+    barrier_rounds = rounds;
+    pthread_barrier_init(&barrier, NULL, BARRIER_THREADS);
+    pthread_t t[BARRIER_THREADS];
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        pthread_create(&t[i], NULL, phase_worker, (void *)(uintptr_t)i);
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < BARRIER_THREADS; i++)
+        if (added_of[i] != slot_of[i])
+            printf("BAD: thread %d's thread-local total is not its slot\n", i);
+    printf("barrier %llu\n", (unsigned long long)fold);
+    return 0;
+}
+
 static int threadclock(void)
 {
     pthread_t t;
@@ -219,6 +336,10 @@ int main(int argc, char **argv)
     signal(SIGURG, on_urg);
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "barrier") == 0)
+        return barrier_phases(atol(argv[2]));
+    if (argc == 2 && strcmp(argv[1], "locks") == 0)
+        return locks();
     if (argc == 2 && strcmp(argv[1], "threadclock") == 0)
         return threadclock();
     if (argc == 2 && strcmp(argv[1], "churn") == 0)

@@ -19,7 +19,7 @@
  *   the kernel (it is registered); the robust list head; worker 0: its CPU affinity and an
  *   error-checking mutex it holds; worker 1: a recursive mutex it holds twice; worker 2: a
  *   robust mutex it holds, and SIGWINCH pending for it alone (blocked); worker 4: an rwlock
- *   it holds for writing. */
+ *   it holds for writing; worker 5: a priority-inheritance mutex it holds. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,7 +47,7 @@ static atomic_int checking;
 static atomic_int set_up;
 static atomic_int announced; /* "ready" is out */
 static atomic_ulong counts[MAX_WORKERS];
-static pthread_mutex_t errorcheck, recursive, robust;
+static pthread_mutex_t errorcheck, recursive, robust, pi;
 static pthread_rwlock_t rwlock = PTHREAD_RWLOCK_INITIALIZER;
 static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -158,6 +158,17 @@ static const char *check_worker(int i, void *robust_before, cpu_set_t *affinity_
             return why;
         }
     }
+    if (i == 5) {
+        int r = pthread_mutex_unlock(&pi);
+        if (r == 0)
+            r = pthread_mutex_lock(&pi);
+        if (r == 0)
+            r = pthread_mutex_unlock(&pi);
+        if (r != 0) {
+            snprintf(why, sizeof why, "its priority-inheritance mutex: %s", strerror(r));
+            return why;
+        }
+    }
     return NULL;
 }
 
@@ -195,6 +206,8 @@ static void *worker(void *arg)
     }
     if (i == 4)
         pthread_rwlock_wrlock(&rwlock);
+    if (i == 5)
+        pthread_mutex_lock(&pi);
     void *robust_before = robust_head();
     atomic_fetch_add(&set_up, 1);
     int spin = i == 3;
@@ -361,6 +374,9 @@ int main(int argc, char **argv)
     pthread_mutexattr_settype(&a, PTHREAD_MUTEX_NORMAL);
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&robust, &a);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_STALLED);
+    pthread_mutexattr_setprotocol(&a, PTHREAD_PRIO_INHERIT);
+    pthread_mutex_init(&pi, &a);
     /* SIGUSR2 stays blocked in every thread (inherited), so only sigwait takes it. */
     sigset_t usr2;
     sigemptyset(&usr2);

@@ -127,8 +127,8 @@ pub fn python3() -> Option<PathBuf> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skip {
     /// A program CI has is missing or does not work: one `.ci/run` installs (`file`,
-    /// `setpriv`, python3, perl, gawk, sqlite3, the compilers), or one of the Debian system
-    /// CI starts from (bash, mawk, mount). Installing it makes the test run.
+    /// `setpriv`, python3, perl, gawk, sqlite3, xz, zstd, the compilers), or one of the
+    /// Debian system CI starts from (bash, mawk, mount). Installing it makes the test run.
     MissingTool,
     /// Something no package changes: the tests run as an ordinary user and the check needs
     /// root, or run as root and the check is about an ordinary user; the kernel lacks a

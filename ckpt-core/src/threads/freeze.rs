@@ -97,6 +97,7 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
     };
     NEXT_SLOT.store(1, Ordering::SeqCst);
     PARKED.store(0, Ordering::SeqCst);
+    WAKE_AT.store(0, Ordering::SeqCst);
     FIRST_SLOT.store(0, Ordering::Relaxed);
     super::ptrace::reset();
     for s in &SIGNALLED {
@@ -130,7 +131,7 @@ fn stop_all(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
         if NEXT_SLOT.load(Ordering::SeqCst) as usize > MAX_THREADS {
             return Err(FreezeError::TooMany);
         }
-        if new == 0 && settled(gen, false) {
+        if new == 0 && settled(gen, false) == 0 {
             return Ok(());
         }
         if !wait_settled(gen, scratch) {
@@ -310,18 +311,18 @@ fn count_listed(scratch: &mut [u8]) -> Result<usize, FreezeError> {
     result
 }
 
-/// Marks the threads that have parked or ended; true when none is still waited for. Whether
+/// Marks the threads that have parked or ended; returns how many are still waited for. Whether
 /// a thread has ended without parking is looked up only when `look_for_ended` (a `/proc`
 /// read for each thread waited for: while threads are still parking, the leader leaves the
 /// CPUs to them).
-fn settled(gen: u32, look_for_ended: bool) -> bool {
+fn settled(gen: u32, look_for_ended: bool) -> usize {
     for s in parked_slots(gen) {
         let (i, known) = find(record(s).tid);
         if known {
             STATUS[i].store(SETTLED, Ordering::Relaxed);
         }
     }
-    let mut all = true;
+    let mut waiting = 0;
     for i in 0..SET {
         let tid = SIGNALLED[i].load(Ordering::Relaxed);
         if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
@@ -330,10 +331,10 @@ fn settled(gen: u32, look_for_ended: bool) -> bool {
         if look_for_ended && gone(tid) {
             STATUS[i].store(SETTLED, Ordering::Relaxed);
         } else {
-            all = false;
+            waiting += 1;
         }
     }
-    all
+    waiting
 }
 
 /// Whether thread `tid` has ended: it is gone, or a zombie (the main thread after
@@ -370,7 +371,8 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
             (progress, since, looked) = (seen, now, false);
         }
         let quiet = now.saturating_sub(since);
-        if settled(gen, quiet >= LOOK_FOR_ENDED_NS) {
+        let waiting = settled(gen, quiet >= LOOK_FOR_ENDED_NS);
+        if waiting == 0 {
             return true;
         }
         if quiet >= TIMEOUT_MS * 1_000_000 {
@@ -382,6 +384,9 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
                 return false;
             }
         }
+        // Woken when all of them have parked (`seen` may be a few behind: then earlier),
+        // or after a millisecond to look again.
+        WAKE_AT.store(seen.wrapping_add(waiting as u32), Ordering::SeqCst);
         sys::futex_wait(&PARKED, seen, Some(1_000_000));
     }
 }

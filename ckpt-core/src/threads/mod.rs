@@ -67,6 +67,11 @@ static NEXT_SLOT: AtomicU32 = AtomicU32::new(1);
 /// Counts parked threads; the leader waits on it.
 static PARKED: AtomicU32 = AtomicU32::new(0);
 
+/// The `PARKED` count at which the leader wants to be woken: when every thread it waits for
+/// has parked. Parking threads before that do not wake it (each wake-up would take a CPU
+/// from the threads that still have to run to park).
+static WAKE_AT: AtomicU32 = AtomicU32::new(0);
+
 /// Bumped to let parked threads go; they wait on it.
 static RELEASE: AtomicU32 = AtomicU32::new(0);
 

@@ -56,8 +56,10 @@ extern "C" fn wait_body(arg: *mut c_void) -> u64 {
     let w = unsafe { &*(arg as *const Wait) };
     let release = RELEASE.load(Ordering::SeqCst);
     READY[w.slot].store(w.gen, Ordering::SeqCst);
-    PARKED.fetch_add(1, Ordering::SeqCst);
-    sys::futex_wake(&PARKED, 1);
+    let parked = PARKED.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+    if parked >= WAKE_AT.load(Ordering::SeqCst) {
+        sys::futex_wake(&PARKED, 1);
+    }
     wait_for_release(w.gen, release);
     0
 }
