@@ -376,6 +376,38 @@ fn own_proc_file_is_the_restarted_process_s() {
     assert!(stderr.is_empty(), "the restart said {stderr:?}");
 }
 
+/// Locks are not taken again (yet): the restart says which descriptors' files had the
+/// program's locks, and `ckpt info` marks them.
+#[test]
+fn locks_not_taken_again_are_named_at_the_restart() {
+    let dir = TempDir::new("files-lock");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world");
+    let run = Run::new(&dir, &program);
+    run.checkpoint(&["lock", data.to_str().unwrap()], &[]);
+    let json = info_json(&run.image());
+    let list = json["descriptors"]["list"]
+        .as_array()
+        .expect("descriptors.list");
+    let locked: Vec<u64> = list
+        .iter()
+        .filter(|d| d["locked"] == true)
+        .map(|d| d["fd"].as_u64().unwrap())
+        .collect();
+    assert_eq!(locked, [3, 4], "{json}");
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["went on", "done"], "after the restart");
+    let path = data.display();
+    assert_eq!(
+        stderr,
+        format!(
+            "ckpt restart: the file locks (flock, fcntl) the program held were not taken \
+             again: fd 3 ('{path}'), fd 4 ('{path}')\n"
+        )
+    );
+}
+
 /// A file replaced (renamed over) since the checkpoint: one warning line naming the
 /// descriptor and the path, and the program goes on with the new file; with
 /// CKPT_STRICT_FILES=1, in the restart's environment or the program's, the restart refuses

@@ -585,6 +585,9 @@ impl Info {
                 if f.cloexec {
                     access.push_str(",cloexec");
                 }
+                if f.record.locked() {
+                    access.push_str(",locked");
+                }
                 [
                     f.fd.to_string(),
                     f.kind.to_owned(),
@@ -733,6 +736,7 @@ impl Info {
                         flags: &f.flags,
                         pos: f.pos,
                         cloexec: f.cloexec,
+                        locked: f.record.locked(),
                         shares_with: f.shares_with,
                         action: f.action,
                         restart: &f.restart,
@@ -767,6 +771,8 @@ struct FdJson<'a> {
     flags: &'a [&'static str],
     pos: u64,
     cloexec: bool,
+    /// Its file had locks of the program's (not taken again by a restart).
+    locked: bool,
     /// `null` unless another descriptor shares its open file description (the first one).
     shares_with: Option<u32>,
     action: &'static str,

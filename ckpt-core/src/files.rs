@@ -154,7 +154,12 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
             kind,
             action: 0,
             flags: flags & !(libc::O_CLOEXEC as u32),
-            fd_flags: (sys::fd_flags(fd as i32).unwrap_or(0) & libc::FD_CLOEXEC) as u32,
+            fd_flags: (sys::fd_flags(fd as i32).unwrap_or(0) & libc::FD_CLOEXEC) as u32
+                | if field(b"lock").is_some() {
+                    ckpt_image::FD_LOCKED
+                } else {
+                    0
+                },
             group: i as u32,
             pos: field(b"pos").and_then(parse_dec).unwrap_or(0),
             dev: st.st_dev,
@@ -478,6 +483,28 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     if !left_closed.as_bytes().is_empty() {
         left_closed.push(b"\n");
         sys::write_stderr(left_closed.as_bytes());
+    }
+    // Locks are not taken again: say so rather than let the program think it holds them.
+    let mut unlocked = Line::<1024>::new();
+    for f in fds
+        .iter()
+        .filter(|f| f.locked() && f.action != FD_ACTION_CLOSED)
+    {
+        unlocked
+            .push(if unlocked.as_bytes().is_empty() {
+                b"ckpt restart: the file locks (flock, fcntl) the program held were not taken \
+                  again: fd "
+            } else {
+                b", fd "
+            })
+            .push_decimal(f.fd as u64)
+            .push(b" ('")
+            .push(name(f))
+            .push(b"')");
+    }
+    if !unlocked.as_bytes().is_empty() {
+        unlocked.push(b"\n");
+        sys::write_stderr(unlocked.as_bytes());
     }
 }
 

@@ -23,7 +23,8 @@ pub struct FdRecord {
     /// The open flags (`O_ACCMODE`, `O_APPEND`, `O_NONBLOCK`, … as `/proc/self/fdinfo`
     /// shows them), without `O_CLOEXEC`.
     pub flags: u32,
-    /// `FD_CLOEXEC` (1) when the descriptor is closed on exec.
+    /// `FD_CLOEXEC` when the descriptor is closed on exec, [`FD_LOCKED`] when its file had
+    /// locks of the program's (`FD_FLAGS`).
     pub fd_flags: u32,
     /// The index in the table of the first descriptor that shares this one's open file
     /// description (its own index when it is the first): dup'ed descriptors share their
@@ -75,6 +76,14 @@ crate::record_layout!(FdRecord {
 });
 
 pub const FD_SIZE: usize = core::mem::size_of::<FdRecord>();
+
+/// `FdRecord::fd_flags`: closed on exec (the kernel's `FD_CLOEXEC`).
+pub const FD_CLOEXEC: u32 = 1;
+/// `FdRecord::fd_flags`: `/proc/self/fdinfo` listed locks on its file (`flock` or OFD locks
+/// of its description, POSIX locks of the process), which a restart does not take again.
+pub const FD_LOCKED: u32 = 2;
+/// Every `fd_flags` bit this format defines.
+pub const FD_FLAGS: u32 = FD_CLOEXEC | FD_LOCKED;
 const _: () = assert!(FD_SIZE.is_multiple_of(8));
 
 /// A regular file that still has its name.
@@ -145,6 +154,11 @@ pub const fn reopenable_device(rdev: u64) -> bool {
 impl FdRecord {
     /// Whether the descriptor is closed on exec.
     pub fn cloexec(&self) -> bool {
-        self.fd_flags & 1 != 0
+        self.fd_flags & FD_CLOEXEC != 0
+    }
+
+    /// Whether its file had locks of the program's at the checkpoint.
+    pub fn locked(&self) -> bool {
+        self.fd_flags & FD_LOCKED != 0
     }
 }

@@ -153,7 +153,7 @@ impl<'a> Tables<'a> {
                 || f.action > FD_ACTION_MAX
                 || (f.action == FD_ACTION_REOPEN && !reopens)
                 || (f.action == FD_ACTION_STDIO && f.fd > 2)
-                || f.fd_flags & !1 != 0
+                || f.fd_flags & !crate::FD_FLAGS != 0
                 || group > i
                 || self.fds[group].group as usize != group
                 || (f.name_offset as usize).saturating_add(f.name_len as usize) > self.names.len()

@@ -15,6 +15,8 @@
 //                  after "go" every offset is checked, and that only dups share one
 //   high PATH      PATH open at descriptor 1500 (its soft limit raised to 2048)
 //   proc           /proc/self/status open: after "go" it must be this process's
+//   lock PATH      flock on one descriptor of PATH, an fcntl lock through another; a third
+//                  without locks
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -224,6 +227,17 @@ static int mode_proc(void) {
     return 0;
 }
 
+static int mode_lock(const char *path) {
+    int a = open(path, O_RDWR), b = open(path, O_RDWR), c = open(path, O_RDONLY);
+    if (a < 0 || b < 0 || c < 0) die("open");
+    if (flock(a, LOCK_EX) != 0) die("flock");
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 5};
+    if (fcntl(b, F_SETLK, &fl) != 0) die("fcntl F_SETLK");
+    wait_go();
+    printf("went on\n");
+    return 0;
+}
+
 static int mode_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) die("opendir");
@@ -256,6 +270,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "many")) r = mode_many(path);
     else if (!strcmp(mode, "high")) r = mode_high(path);
     else if (!strcmp(mode, "proc")) r = mode_proc();
+    else if (!strcmp(mode, "lock")) r = mode_lock(path);
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
