@@ -582,6 +582,9 @@ fn bad_environment_values_are_refused_before_the_program_runs() {
         ("CKPT_FSYNC", ""),
         ("CKPT_NAME", ""),
         ("CKPT_CONTINUE", ""),
+        ("CKPT_FD_POLICY", "drop"),
+        ("CKPT_FD_POLICY", ""),
+        ("CKPT_STRICT_FILES", ""),
     ] {
         // The ticker stops by itself after 3 ticks if it is (wrongly) allowed to run.
         for (launch, mut command) in [
