@@ -749,6 +749,45 @@ fn ckpt_checkpoint_of_a_program_with_a_pipe_is_answered_with_the_refusal() {
     expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
 }
 
+/// A deleted file and a memfd cannot be checkpointed yet (their contents would have to be
+/// stored): the checkpoint names the first, and the program goes on; with
+/// CKPT_FD_POLICY=close both are left closed and the restart names them.
+#[test]
+fn deleted_file_and_memfd_are_refused_or_left_closed() {
+    let dir = TempDir::new("files-gone");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    let run = Run::new(&dir, &program);
+    shared_file(&data, b"hello");
+    let (mut proc, mut stdin) = run.start(&["gone", data.to_str().unwrap()], &[]);
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr("failed", TIMEOUT);
+    let expected = format!(
+        "' failed: fd 3 ({} (deleted)) cannot be checkpointed yet",
+        data.display()
+    );
+    assert!(proc.stderr().contains(&expected), "{}", proc.stderr());
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    proc.rest_of_output();
+    expect_lines(proc.seen(), &["ready", "still open", "done"], "the program");
+
+    shared_file(&data, b"hello");
+    run.checkpoint(
+        &["gone", data.to_str().unwrap()],
+        &[("CKPT_FD_POLICY", "close")],
+    );
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["closed", "done"], "after the restart");
+    assert!(
+        stderr.starts_with("ckpt restart: left closed")
+            && stderr.contains(&format!("fd 3 ({} (deleted))", data.display()))
+            && stderr.contains("fd 4 (/memfd:scratch (deleted))"),
+        "{stderr:?}"
+    );
+}
+
 /// With CKPT_FD_POLICY=close the pipe is recorded as closed: the checkpoint is written, and
 /// the restart says in one line which descriptors it left closed.
 #[test]

@@ -17,6 +17,7 @@
 //   proc           /proc/self/status open: after "go" it must be this process's
 //   lock PATH      flock on one descriptor of PATH, an fcntl lock through another; a third
 //                  without locks
+//   gone PATH      PATH opened and deleted (descriptor 3), and a memfd (4)
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -238,6 +239,16 @@ static int mode_lock(const char *path) {
     return 0;
 }
 
+static int mode_gone(const char *path) {
+    int fd = open(path, O_RDWR);
+    if (fd < 0 || unlink(path) != 0) die("open and unlink");
+    int mem = memfd_create("scratch", 0);
+    if (mem < 0) die("memfd_create");
+    wait_go();
+    printf("%s\n", fcntl(fd, F_GETFD) >= 0 && fcntl(mem, F_GETFD) >= 0 ? "still open" : "closed");
+    return 0;
+}
+
 static int mode_fds(void) {
     DIR *d = opendir("/proc/self/fd");
     if (!d) die("opendir");
@@ -271,6 +282,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "high")) r = mode_high(path);
     else if (!strcmp(mode, "proc")) r = mode_proc();
     else if (!strcmp(mode, "lock")) r = mode_lock(path);
+    else if (!strcmp(mode, "gone")) r = mode_gone(path);
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
