@@ -47,7 +47,7 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int go;
 static atomic_int waiting;
 static atomic_ulong sum;
-static atomic_int bad;
+static atomic_int bad, bad_buffer, bad_stack, bad_raise;
 static __thread volatile sig_atomic_t urg_seen;
 
 static void on_urg(int sig)
@@ -56,14 +56,21 @@ static void on_urg(int sig)
     urg_seen = 1;
 }
 
-/* raise() reaches this thread, and a pattern on its stack is what it wrote. */
+/* raise() reaches this thread, and a pattern on its stack is what it wrote (each failure
+ * also counted by kind). */
 static int thread_is_whole(const unsigned char *pattern, size_t len, unsigned seed)
 {
     for (size_t k = 0; k < len; k++)
-        if (pattern[k] != (unsigned char)(seed * 31 + k))
+        if (pattern[k] != (unsigned char)(seed * 31 + k)) {
+            atomic_fetch_add(&bad_stack, 1);
             return 0;
+        }
     urg_seen = 0;
-    return raise(SIGURG) == 0 && urg_seen;
+    if (raise(SIGURG) != 0 || !urg_seen) {
+        atomic_fetch_add(&bad_raise, 1);
+        return 0;
+    }
+    return 1;
 }
 
 static void *waiter(void *arg)
@@ -137,6 +144,8 @@ static void *busy(void *arg)
     }
     for (size_t k = 0; k < BUFFER; k++)
         got += buffer[k];
+    if (got != want)
+        atomic_fetch_add(&bad_buffer, 1);
     if (got != want || !thread_is_whole(stack_pattern, sizeof stack_pattern, seed))
         atomic_fetch_add(&bad, 1);
     free(buffer);
@@ -194,8 +203,10 @@ static int churn(void)
             while (atomic_load(&detached_alive) > 0)
                 sleep_ms(1);
             if (atomic_load(&bad))
-                printf("BAD: %d threads found their memory or thread id wrong\n",
-                       atomic_load(&bad));
+                printf("BAD: %d threads found their memory or thread id wrong (heap buffer %d, "
+                       "stack %d, raise %d)\n",
+                       atomic_load(&bad), atomic_load(&bad_buffer), atomic_load(&bad_stack),
+                       atomic_load(&bad_raise));
             else
                 printf("rounds ok\n");
             fflush(stdout);

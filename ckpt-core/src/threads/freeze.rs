@@ -98,6 +98,10 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
     NEXT_SLOT.store(1, Ordering::SeqCst);
     PARKED.store(0, Ordering::SeqCst);
     WAKE_AT.store(0, Ordering::SeqCst);
+    PUT_OFF_COUNT.store(0, Ordering::SeqCst);
+    for e in &PUT_OFF {
+        e.store(0, Ordering::SeqCst);
+    }
     FIRST_SLOT.store(0, Ordering::Relaxed);
     super::ptrace::reset();
     for s in &SIGNALLED {
@@ -365,6 +369,7 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
     let mut since = sys::monotonic_ns();
     let mut looked = false;
     loop {
+        signal_put_off();
         let seen = PARKED.load(Ordering::SeqCst);
         let now = sys::monotonic_ns();
         if seen != progress {
@@ -388,6 +393,23 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
         // or after a millisecond to look again.
         WAKE_AT.store(seen.wrapping_add(waiting as u32), Ordering::SeqCst);
         sys::futex_wait(&PARKED, seen, Some(1_000_000));
+    }
+}
+
+/// Signals again the threads that put off parking (`park::put_off`), after a moment for
+/// them to leave the code they were in.
+fn signal_put_off() {
+    let mut any = false;
+    for e in &PUT_OFF {
+        let tid = e.swap(0, Ordering::SeqCst);
+        if tid != 0 {
+            if !any {
+                sys::sleep_ns(20_000);
+                any = true;
+            }
+            // A thread that has ended meanwhile is found by `settled`.
+            let _ = sys::tgkill(tid, CONTROL_SIGNAL);
+        }
     }
 }
 

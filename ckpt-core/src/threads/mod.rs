@@ -72,6 +72,17 @@ static PARKED: AtomicU32 = AtomicU32::new(0);
 /// from the threads that still have to run to park).
 static WAKE_AT: AtomicU32 = AtomicU32::new(0);
 
+/// Threads that put off parking (interrupted inside the mutex code or the vDSO, see
+/// `park::park`): each writes its id into a free entry, and the leader sends it the signal
+/// again. A thread that finds no free entry parks where it is.
+static PUT_OFF: [AtomicU32; 64] = [const { AtomicU32::new(0) }; 64];
+
+/// How many times the threads of the freeze under way have put off parking; beyond
+/// `MAX_PUT_OFF` they park wherever they are (taken as the leader's own checkpoint is
+/// after its retries: marked when inside the vDSO).
+static PUT_OFF_COUNT: AtomicU32 = AtomicU32::new(0);
+const MAX_PUT_OFF: u32 = 20_000;
+
 /// Bumped to let parked threads go; they wait on it.
 static RELEASE: AtomicU32 = AtomicU32::new(0);
 

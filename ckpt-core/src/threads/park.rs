@@ -19,6 +19,11 @@ pub(crate) fn park(ctx: *mut c_void) {
         // A late signal of a freeze that has ended.
         return;
     }
+    // SAFETY: ctx is what the kernel passed to the running handler.
+    let (pc, sp, mask) = unsafe { sys::interrupted_state(ctx) };
+    if put_off(pc) {
+        return;
+    }
     let s = NEXT_SLOT.fetch_add(1, Ordering::SeqCst) as usize;
     if s >= MAX_THREADS {
         // The leader sees the count and fails the checkpoint.
@@ -27,8 +32,6 @@ pub(crate) fn park(ctx: *mut c_void) {
     let saved_errno = sys::get_errno();
     // SAFETY: slot `s` was handed to this thread alone by NEXT_SLOT.
     let rec = unsafe { slot(s) };
-    // SAFETY: ctx is what the kernel passed to the running handler.
-    let (pc, sp, mask) = unsafe { sys::interrupted_state(ctx) };
     record(rec, pc, sp, mask);
     let mut wait = Wait { gen, slot: s };
     // SAFETY: the context goes into this thread's own slot; `wait_body` gets a pointer to
@@ -43,6 +46,31 @@ pub(crate) fn park(ctx: *mut c_void) {
         wait_for_release(gen, release);
     }
     sys::set_errno(saved_errno);
+}
+
+/// A thread interrupted inside the mutex wrappers or glibc's mutex code must not park there:
+/// a restart between a wrapper's look at the owner and glibc's would leave a mutex owned by
+/// the thread's former id, and its next relock or unlock would wait forever or fail (the
+/// same reason the leader's own checkpoint is put off there, `trigger`). Nor inside the
+/// vDSO, whose code works only under the same kernel. Such a thread returns from the handler
+/// and asks the leader to signal it again; it leaves that code within microseconds. True
+/// when it put off parking. Signal-safe.
+fn put_off(pc: u64) -> bool {
+    if !crate::mutex::in_critical_code(pc) && !crate::trigger::in_vdso(pc) {
+        return false;
+    }
+    if PUT_OFF_COUNT.fetch_add(1, Ordering::Relaxed) >= MAX_PUT_OFF {
+        return false;
+    }
+    let tid = sys::gettid();
+    let noted = PUT_OFF.iter().any(|e| {
+        e.compare_exchange(0, tid, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    });
+    if noted {
+        sys::futex_wake(&PARKED, 1);
+    }
+    noted
 }
 
 struct Wait {
