@@ -76,25 +76,28 @@ def timed(cmd, **kw):
     return time.perf_counter() - t0
 
 
-class Workload:
-    """A running workload under ckpt, read line by line."""
+class Program:
+    """A benchmark program (built in workdir) running under ckpt, read line by line once it
+    says "ready"."""
 
-    def __init__(self, workdir, args, env):
+    def __init__(self, workdir, name, args, env):
+        self.name = name
         self.proc = subprocess.Popen(
-            [CKPT, os.path.join(workdir, "workload")] + args,
+            [CKPT, os.path.join(workdir, name)] + args,
             cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         line = self.proc.stdout.readline().strip()
         if line != "ready":
             self.proc.kill()
-            die(f"workload did not start: {line!r} {self.proc.stderr.read()}")
+            die(f"{name} did not start: {line!r} {self.proc.stderr.read()}")
 
     def wait(self):
         try:
             return self.proc.wait(timeout=TIMEOUT)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            die("workload did not finish")
+            self.proc.wait()
+            die(f"{self.name} did not finish")
 
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -135,7 +138,7 @@ def checkpoint_time(workdir, mib, extra_args, **env):
     image = os.path.join(workdir, "workload.ckpt")
     if os.path.exists(image):
         os.unlink(image)
-    w = Workload(workdir, [str(mib)] + extra_args, env_with(**env))
+    w = Program(workdir, "workload", [str(mib)] + extra_args, env_with(**env))
     watch = RenameWatch(workdir)
     os.sync()
     t0 = time.perf_counter()
@@ -153,7 +156,7 @@ def pause_time(workdir, mib, extra_args):
     image = os.path.join(workdir, "workload.ckpt")
     if os.path.exists(image):
         os.unlink(image)
-    w = Workload(workdir, [str(mib)] + extra_args, env_with(CKPT_CONTINUE=1, CKPT_FSYNC=0))
+    w = Program(workdir, "workload", [str(mib)] + extra_args, env_with(CKPT_CONTINUE=1, CKPT_FSYNC=0))
     w.proc.send_signal(signal.SIGTSTP)
     deadline = time.time() + TIMEOUT
     while not os.path.exists(image):

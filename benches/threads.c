@@ -22,27 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
-extern void ckpt_on_restart(void (*f)(void *), void *arg) __attribute__((weak));
+#include "common.h"
 
 static atomic_int stop, touched;
 static _Atomic uint64_t last_progress, longest_stall, stall_end;
 static size_t share;
-
-static uint64_t now_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void on_restart(void *arg)
-{
-    (void)arg;
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "restarted %llu\n", (unsigned long long)now_ns(CLOCK_REALTIME));
-    if (write(1, buf, (size_t)n) < 0) {
-    }
-}
 
 static void touch(unsigned char *p, size_t bytes, uint64_t seed)
 {

@@ -30,32 +30,17 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import CKPT, ROOT, TIMEOUT, RUNS, RenameWatch, die, env_with, fmt_t, steady  # noqa: E402
+from bench import CKPT, ROOT, TIMEOUT, RUNS, Program, RenameWatch, die, env_with, fmt_t, steady  # noqa: E402
 
 RESTART_THREADS = [1, 16, 256]
 RESTART_MIB = 16
 
 
-class Threads:
+class Threads(Program):
     """A running benches/threads.c under ckpt, read line by line."""
 
     def __init__(self, workdir, threads, mib, env):
-        self.proc = subprocess.Popen(
-            [CKPT, os.path.join(workdir, "threads"), str(threads), str(mib)],
-            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stdout.readline().strip()
-        if line != "ready":
-            self.proc.kill()
-            die(f"threads did not start: {line!r} {self.proc.stderr.read()}")
-
-    def wait(self):
-        try:
-            return self.proc.wait(timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            die("threads did not finish")
+        super().__init__(workdir, "threads", [str(threads), str(mib)], env)
 
     def pause(self):
         """Ends the program; (longest stall of the whole program, longest gap of a thread)."""
