@@ -17,6 +17,15 @@ if [[ ! -x $ckpt || ! -f $(dirname "$ckpt")/libckpt.so ]]; then
     exit 1
 fi
 
+# Descriptors above 2 that this shell inherited (some terminals, IDEs and CI runners leave
+# pipes open) would be the counter's too, and a pipe cannot be checkpointed yet: the
+# checkpoint would fail, naming it. The demo's counter needs none of them.
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    # (255: bash reading this script, close-on-exec.)
+    if ((fd > 2 && fd != 255)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+done
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-demo.XXXXXX")
 pid=
 cleanup() {
