@@ -1062,3 +1062,26 @@ fn gzip_of_a_file_to_a_file_resumes_mid_way() {
     );
     assert_eq!(check.stdout.trim(), "same", "{}", check.stderr);
 }
+
+/// Periodic checkpoints of a program that keeps a pipe open fail every period alike: the
+/// failure is said once, not every period, and the program goes on.
+#[test]
+fn a_periodic_failure_that_repeats_is_said_once() {
+    let dir = TempDir::new("files-periodic-refusal");
+    let program = build(&dir);
+    let run = Run::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pipe"], &[("CKPT_MSPERIOD", "20")]);
+    proc.wait_stderr("cannot be checkpointed yet", TIMEOUT);
+    // Some twenty more periods, each failing alike.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    let said = proc.stderr().matches("cannot be checkpointed yet").count();
+    assert_eq!(
+        said,
+        1,
+        "the refusal was said {said} times: {}",
+        proc.stderr()
+    );
+}

@@ -1,11 +1,33 @@
 //! Saying why a checkpoint failed, in one line, from a signal handler.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::line::Line;
 use crate::sys;
 use crate::write::WriteError;
 
+/// A digest of the last failure line of a periodic checkpoint (0: none since the last
+/// periodic checkpoint that did not fail).
+static LAST_PERIODIC: AtomicU64 = AtomicU64::new(0);
+
+/// A periodic checkpoint did not fail: its next failure is said again. Signal-safe.
+pub fn periodic_went_well() {
+    LAST_PERIODIC.store(0, Ordering::Relaxed);
+}
+
 /// Prints why a checkpoint failed, in one line. Signal-safe.
 pub fn report_failure(name: &[u8], err: WriteError) {
+    report(name, err, false);
+}
+
+/// As `report_failure`, for a periodic checkpoint: a failure that repeats the last one (a
+/// pipe that stays open fails every period alike) is said once, not every period.
+/// Signal-safe.
+pub fn report_periodic_failure(name: &[u8], err: WriteError) {
+    report(name, err, true);
+}
+
+fn report(name: &[u8], err: WriteError, periodic: bool) {
     let (what, errno) = err.describe();
     let mut line = Line::<1024>::new();
     line.push(b"ckpt: checkpoint to '")
@@ -35,6 +57,19 @@ pub fn report_failure(name: &[u8], err: WriteError) {
             .push(b")");
     }
     line.push(b"; the program continues\n");
+    if periodic {
+        // FNV-1a of the line; 0 is kept for "none".
+        let digest = line
+            .as_bytes()
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            })
+            | 1;
+        if LAST_PERIODIC.swap(digest, Ordering::Relaxed) == digest {
+            return;
+        }
+    }
     sys::write_stderr(line.as_bytes());
 }
 

@@ -19,7 +19,7 @@ use crate::arena::Arena;
 use crate::capture;
 use crate::checkpoint::{checkpoint, Outcome, State, Trigger, STATE};
 use crate::config::CONTROL_SIGNAL;
-use crate::report::report_failure;
+use crate::report::{periodic_went_well, report_failure, report_periodic_failure};
 use crate::signals;
 use crate::sys::{self, SysResult};
 use crate::writer::writer_finished;
@@ -271,12 +271,24 @@ pub(crate) extern "C" fn on_control_signal(
 
 pub(crate) fn handle(trigger: Trigger) {
     let saved_errno = sys::get_errno();
-    if let Outcome::Failed(e) = checkpoint(None, trigger, None) {
-        // SAFETY: a read-only look at the name after the checkpoint released the state; it
-        // changes only through ckpt_config, which blocks signals while it holds the state.
-        if let Some(state) = unsafe { STATE.get() }.as_ref() {
-            report_failure(state.config.name_bytes(), e);
+    let periodic = matches!(trigger, Trigger::Periodic);
+    match checkpoint(None, trigger, None) {
+        Outcome::Failed(e) => {
+            // SAFETY: a read-only look at the name after the checkpoint released the state;
+            // it changes only through ckpt_config, which blocks signals while it holds the
+            // state.
+            if let Some(state) = unsafe { STATE.get() }.as_ref() {
+                let name = state.config.name_bytes();
+                if periodic {
+                    report_periodic_failure(name, e);
+                } else {
+                    report_failure(name, e);
+                }
+            }
         }
+        Outcome::Busy | Outcome::Coalesced => {}
+        _ if periodic => periodic_went_well(),
+        _ => {}
     }
     sys::set_errno(saved_errno);
 }
