@@ -173,10 +173,12 @@ def pause_time(workdir, mib, extra_args):
     die(f"no pause reported: {out!r}")
 
 
-def restart_time(workdir, lazy):
+def restart_time(workdir, lazy, image="workload.ckpt"):
+    """From starting the checkpoint file `image` (in workdir) until its restart hook reads
+    the clock."""
     env = env_with(CKPT_LAZY=1) if lazy else env_with()
     t0 = time.time_ns()
-    p = subprocess.Popen([os.path.join(workdir, "workload.ckpt")], cwd=workdir, env=env,
+    p = subprocess.Popen([os.path.join(workdir, image)], cwd=workdir, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline().split()
     p.kill()

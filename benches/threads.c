@@ -28,22 +28,6 @@ static atomic_int stop, touched;
 static _Atomic uint64_t last_progress, longest_stall, stall_end;
 static size_t share;
 
-static void touch(unsigned char *p, size_t bytes, uint64_t seed)
-{
-    uint64_t x = 0x9e3779b97f4a7c15u ^ seed;
-    for (size_t i = 0; i < bytes; i += 4096) {
-        uint64_t *w = (uint64_t *)(p + i);
-        for (int k = 0; k < 256; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            w[k] = x;
-        }
-        for (int k = 256; k < 512; k++)
-            w[k] = i | 1;
-    }
-}
-
 static void *worker(void *arg)
 {
     uint64_t seed = (uint64_t)(uintptr_t)arg;
@@ -51,7 +35,7 @@ static void *worker(void *arg)
         unsigned char *p = mmap(0, share, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
             abort();
-        touch(p, share, seed);
+        fill_pages(p, share, seed);
     }
     atomic_fetch_add(&touched, 1);
     uint64_t last = now_ns(CLOCK_MONOTONIC), max_gap = 0;

@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import CKPT, ROOT, TIMEOUT, RUNS, Program, RenameWatch, die, env_with, fmt_t, steady  # noqa: E402
+from bench import CKPT, ROOT, TIMEOUT, RUNS, Program, RenameWatch, restart_time, die, env_with, fmt_t, steady  # noqa: E402
 
 RESTART_THREADS = [1, 16, 256]
 RESTART_MIB = 16
@@ -99,19 +99,6 @@ def pause_time(workdir, threads, mib, checkpoint=True):
     return w.pause()
 
 
-def restart_time(workdir, lazy):
-    env = env_with(CKPT_LAZY=1) if lazy else env_with()
-    t0 = time.time_ns()
-    p = subprocess.Popen([image_path(workdir)], cwd=workdir, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = p.stdout.readline().split()
-    p.kill()
-    p.wait()
-    if len(line) != 2 or line[0] != "restarted":
-        die(f"restart failed: {line!r} {p.stderr.read()}")
-    return (int(line[1]) - t0) / 1e9
-
-
 def compare(workdir, threads, mib):
     one = steady(lambda: checkpoint_time(workdir, 1, mib))
     many = steady(lambda: checkpoint_time(workdir, threads, mib))
@@ -135,8 +122,8 @@ def restarts(workdir):
     base = None
     for n in RESTART_THREADS:
         steady(lambda: checkpoint_time(workdir, n, RESTART_MIB))
-        eager = steady(lambda: restart_time(workdir, False))
-        lazy = steady(lambda: restart_time(workdir, True))
+        eager = steady(lambda: restart_time(workdir, False, "threads.ckpt"))
+        lazy = steady(lambda: restart_time(workdir, True, "threads.ckpt"))
         base = base or (eager, lazy)
         print(f"  {n:>3} threads   eager {fmt_t(eager)} ({eager / base[0]:5.2f} x 1 thread)"
               f"   lazy {fmt_t(lazy)} ({lazy / base[1]:5.2f} x 1 thread)")

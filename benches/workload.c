@@ -46,20 +46,7 @@ int main(int argc, char **argv)
             return 1;
         if (huge)
             madvise(p, bytes, MADV_HUGEPAGE);
-        /* Half of each page is noise, half a repeated word: compressible about 2:1, like
-         * much real memory, and no page is zero. */
-        uint64_t x = 0x9e3779b97f4a7c15u;
-        for (size_t i = 0; i < bytes; i += 4096) {
-            uint64_t *w = (uint64_t *)(p + i);
-            for (int k = 0; k < 256; k++) {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                w[k] = x;
-            }
-            for (int k = 256; k < 512; k++)
-                w[k] = i | 1;
-        }
+        fill_pages(p, bytes, 0);
     }
     if (ckpt_on_restart)
         ckpt_on_restart(on_restart, 0);
