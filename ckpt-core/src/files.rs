@@ -439,7 +439,6 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     // put in place, in increasing order (so a reopened file never lands on a number a
     // record placed before it holds).
     sys::close_range(3, u32::MAX);
-    let mut left_closed = Line::<1024>::new();
     for (i, f) in fds.iter().enumerate() {
         let plan = arena.fd_plans[i];
         let result = match plan {
@@ -461,50 +460,51 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             SEEK => sys::seek_to(f.fd as i32, f.pos).map(drop),
             _ => Ok(()),
         };
-        // (A standard descriptor the restart closed stays closed, as it was given.)
-        if f.action == FD_ACTION_CLOSED {
-            left_closed
-                .push(if left_closed.as_bytes().is_empty() {
-                    b"ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint \
-                      record them: fd "
-                } else {
-                    b", fd "
-                })
-                .push_decimal(f.fd as u64)
-                .push(b" (")
-                .push(name(f))
-                .push(b")");
-        }
         if let Err(e) = result {
             report_restore_error(f, name(f), b"') cannot be put back: ", e, b"\n");
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
-    if !left_closed.as_bytes().is_empty() {
-        left_closed.push(b"\n");
-        sys::write_stderr(left_closed.as_bytes());
-    }
+    // (A standard descriptor the restart closed stays closed, as it was given.)
+    say_descriptors(
+        b"ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint record them",
+        fds.iter().filter(|f| f.action == FD_ACTION_CLOSED),
+        name,
+        (b" (", b")"),
+    );
     // Locks are not taken again: say so rather than let the program think it holds them.
-    let mut unlocked = Line::<1024>::new();
-    for f in fds
-        .iter()
-        .filter(|f| f.locked() && f.action != FD_ACTION_CLOSED)
-    {
-        unlocked
-            .push(if unlocked.as_bytes().is_empty() {
-                b"ckpt restart: the file locks (flock, fcntl) the program held were not taken \
-                  again: fd "
-            } else {
-                b", fd "
-            })
-            .push_decimal(f.fd as u64)
-            .push(b" ('")
+    say_descriptors(
+        b"ckpt restart: the file locks (flock, fcntl) the program held were not taken again",
+        fds.iter()
+            .filter(|f| f.locked() && f.action != FD_ACTION_CLOSED),
+        name,
+        (b" ('", b"')"),
+    );
+}
+
+/// One line on stderr: `head`, then `: fd N` and the descriptor's name between `around`
+/// for each of `fds`, comma-separated; nothing when there is none. Signal-safe.
+fn say_descriptors<'a, 'n>(
+    head: &[u8],
+    fds: impl Iterator<Item = &'a FdRecord>,
+    name: impl Fn(&FdRecord) -> &'n [u8],
+    around: (&[u8], &[u8]),
+) {
+    let mut line = Line::<1024>::new();
+    for (k, f) in fds.enumerate() {
+        if k == 0 {
+            line.push(head).push(b": fd ");
+        } else {
+            line.push(b", fd ");
+        }
+        line.push_decimal(f.fd as u64)
+            .push(around.0)
             .push(name(f))
-            .push(b"')");
+            .push(around.1);
     }
-    if !unlocked.as_bytes().is_empty() {
-        unlocked.push(b"\n");
-        sys::write_stderr(unlocked.as_bytes());
+    if !line.as_bytes().is_empty() {
+        line.push(b"\n");
+        sys::write_stderr(line.as_bytes());
     }
 }
 
