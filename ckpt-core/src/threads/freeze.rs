@@ -149,11 +149,7 @@ fn stop_all(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
 fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
     let mut tids = [0u32; super::ptrace::MAX_CAPTURED];
     let mut n = 0;
-    for i in 0..SET {
-        let tid = SIGNALLED[i].load(Ordering::Relaxed);
-        if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
-            continue;
-        }
+    for (_, tid) in waited_for() {
         if n == tids.len() {
             return Err(unstoppable(tid, libc::E2BIG, scratch));
         }
@@ -185,18 +181,28 @@ fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
 }
 
 fn unstoppable(tid: u32, errno: i32, scratch: &mut [u8]) -> FreezeError {
-    let blocks =
-        task_status(tid, b"SigBlk", scratch).unwrap_or(0) & (1 << (CONTROL_SIGNAL - 1)) != 0;
+    let blocks = blocks_control_signal(tid, scratch);
     FreezeError::Unstoppable { tid, blocks, errno }
+}
+
+/// Whether thread `tid` blocks ckpt's control signal (per its `SigBlk`).
+fn blocks_control_signal(tid: u32, scratch: &mut [u8]) -> bool {
+    task_status(tid, b"SigBlk", scratch).unwrap_or(0) & (1 << (CONTROL_SIGNAL - 1)) != 0
+}
+
+/// The path of file `name` (NUL-terminated) of thread `tid` in `/proc/self/task`.
+fn task_file(tid: u32, name: &[u8]) -> crate::line::Line<48> {
+    let mut path = crate::line::Line::<48>::new();
+    path.push(b"/proc/self/task/")
+        .push_decimal(tid as u64)
+        .push(b"/")
+        .push(name);
+    path
 }
 
 /// A mask line (`SigBlk`, `SigPnd`) of thread `tid`'s status.
 fn task_status(tid: u32, key: &[u8], scratch: &mut [u8]) -> Option<u64> {
-    let mut path = crate::line::Line::<48>::new();
-    path.push(b"/proc/self/task/")
-        .push_decimal(tid as u64)
-        .push(b"/status\0");
-    let n = sys::read_file(path.as_bytes(), scratch).ok()?;
+    let n = sys::read_file(task_file(tid, b"status\0").as_bytes(), scratch).ok()?;
     ckpt_image::procfs::status_mask(&scratch[..n], key)
 }
 
@@ -228,11 +234,7 @@ fn fill_from_outside(rec: &mut ThreadRecord, st: &super::ptrace::Captured, scrat
     let tid_offset = TID_OFFSET.load(Ordering::Relaxed);
     rec.clear_child_tid = rec.fs_base.wrapping_add(tid_offset);
     (rec.pc, rec.sp) = (st.regs[RIP], st.regs[RSP]);
-    let mut path = crate::line::Line::<48>::new();
-    path.push(b"/proc/self/task/")
-        .push_decimal(tid as u64)
-        .push(b"/comm\0");
-    if let Ok(n) = sys::read_file(path.as_bytes(), &mut rec.comm) {
+    if let Ok(n) = sys::read_file(task_file(tid, b"comm\0").as_bytes(), &mut rec.comm) {
         let end = rec.comm[..n].iter().position(|&c| c == b'\n').unwrap_or(n);
         rec.comm[end..].fill(0);
     }
@@ -327,11 +329,7 @@ fn settled(gen: u32, look_for_ended: bool) -> usize {
         }
     }
     let mut waiting = 0;
-    for i in 0..SET {
-        let tid = SIGNALLED[i].load(Ordering::Relaxed);
-        if tid == 0 || STATUS[i].load(Ordering::Relaxed) != WAITING {
-            continue;
-        }
+    for (i, tid) in waited_for() {
         if look_for_ended && gone(tid) {
             STATUS[i].store(SETTLED, Ordering::Relaxed);
         } else {
@@ -347,12 +345,8 @@ fn gone(tid: u32) -> bool {
     if !sys::thread_alive(tid) {
         return true;
     }
-    let mut path = crate::line::Line::<48>::new();
-    path.push(b"/proc/self/task/")
-        .push_decimal(tid as u64)
-        .push(b"/stat\0");
     let mut buf = [0u8; 512];
-    match sys::read_file(path.as_bytes(), &mut buf) {
+    match sys::read_file(task_file(tid, b"stat\0").as_bytes(), &mut buf) {
         Ok(n) => matches!(
             ckpt_image::procfs::stat_field(&buf[..n], 3),
             Some(b"Z") | Some(b"X") | Some(b"x")
@@ -422,11 +416,14 @@ const BLOCKED_MS: u64 = 10;
 
 /// Whether every thread still waited for blocks the control signal.
 fn all_waiting_block(scratch: &mut [u8]) -> bool {
-    (0..SET).all(|i| {
+    waited_for().all(|(_, tid)| blocks_control_signal(tid, scratch))
+}
+
+/// The threads signalled and still waited for: (their index in the set, their id).
+fn waited_for() -> impl Iterator<Item = (usize, u32)> {
+    (0..SET).filter_map(|i| {
         let tid = SIGNALLED[i].load(Ordering::Relaxed);
-        tid == 0
-            || STATUS[i].load(Ordering::Relaxed) != WAITING
-            || task_status(tid, b"SigBlk", scratch).unwrap_or(0) & (1 << (CONTROL_SIGNAL - 1)) != 0
+        (tid != 0 && STATUS[i].load(Ordering::Relaxed) == WAITING).then_some((i, tid))
     })
 }
 
