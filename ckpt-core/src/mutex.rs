@@ -28,7 +28,7 @@
 //! owner's new id once after each restart, finding them from the loader's symbol table.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::sys;
 use crate::threads::tids;
@@ -48,8 +48,10 @@ pub fn note_restart() {
 
 // Layout of glibc's `struct __pthread_mutex_s` on x86-64.
 const LOCK: u64 = 0;
+const COUNT: u64 = 4;
 const OWNER: u64 = 8;
 const KIND: u64 = 16;
+const KIND_RECURSIVE: u32 = 1;
 const KIND_ROBUST: u32 = 16;
 const KIND_PI: u32 = 32;
 const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
@@ -73,10 +75,7 @@ fn adopt(m: *mut c_void) {
             sys::atomic_u32_at(base + KIND),
         )
     };
-    let o = owner.load(Ordering::Relaxed);
-    if let Some(now) = tids::current(o) {
-        let _ = owner.compare_exchange(o, now, Ordering::AcqRel, Ordering::Relaxed);
-    }
+    hand_over(owner);
     if kind.load(Ordering::Relaxed) & (KIND_ROBUST | KIND_PI) != 0 {
         let l = lock.load(Ordering::Relaxed);
         if let Some(now) = tids::current(l & FUTEX_TID_MASK) {
@@ -87,6 +86,16 @@ fn adopt(m: *mut c_void) {
                 Ordering::Relaxed,
             );
         }
+    }
+}
+
+/// A word holding a former thread id of this process gets that thread's id now (unless it
+/// changed meanwhile). Signal-safe.
+#[inline(always)]
+fn hand_over(word: &AtomicU32) {
+    let old = word.load(Ordering::Relaxed);
+    if let Some(now) = tids::current(old) {
+        let _ = word.compare_exchange(old, now, Ordering::AcqRel, Ordering::Relaxed);
     }
 }
 
@@ -112,11 +121,7 @@ fn adopt_writer(rw: *mut c_void) {
     }
     // SAFETY: `rw` is the rwlock the program passes to pthread_rwlock_unlock, a live,
     // aligned pthread_rwlock_t; glibc itself reads this word atomically.
-    let writer = unsafe { sys::atomic_u32_at(rw as u64 + 24) };
-    let w = writer.load(Ordering::Relaxed);
-    if let Some(now) = tids::current(w) {
-        let _ = writer.compare_exchange(w, now, Ordering::AcqRel, Ordering::Relaxed);
-    }
+    hand_over(unsafe { sys::atomic_u32_at(rw as u64 + 24) });
 }
 
 /// The loader's own locks (`_rtld_global`: the lock `dlopen`, `dlclose`, the creation of a
@@ -141,23 +146,18 @@ pub fn adopt_loader_locks() {
         // read and written as the words glibc's mutex code uses atomically.
         let (lock, count, owner, kind) = unsafe {
             (
-                sys::atomic_u32_at(at).load(Ordering::Relaxed),
-                sys::atomic_u32_at(at + 4).load(Ordering::Relaxed),
-                sys::atomic_u32_at(at + 8),
-                sys::atomic_u32_at(at + 16).load(Ordering::Relaxed),
+                sys::atomic_u32_at(at + LOCK).load(Ordering::Relaxed),
+                sys::atomic_u32_at(at + COUNT).load(Ordering::Relaxed),
+                sys::atomic_u32_at(at + OWNER),
+                sys::atomic_u32_at(at + KIND).load(Ordering::Relaxed),
             )
         };
-        let o = owner.load(Ordering::Relaxed);
         if (lock == 1 || lock == 2) && count >= 1 && kind & 0x7f == KIND_RECURSIVE {
-            if let Some(now) = tids::current(o) {
-                owner.store(now, Ordering::Relaxed);
-            }
+            hand_over(owner);
         }
         at += 8;
     }
 }
-
-const KIND_RECURSIVE: u32 = 1;
 
 /// The glibc functions the wrappers forward to, in the order of [`NAMES`].
 static REAL: [AtomicU64; 6] = [const { AtomicU64::new(0) }; 6];
