@@ -409,12 +409,8 @@ fn a_thousand_threads_come_back() {
     let (mut proc, _stdin) =
         Proc::spawn_with_stdin(ckpt_command(&dir, &program, &["many", &n]), "churn many");
     proc.wait_line("ready");
-    let before = std::fs::read_to_string(format!("/proc/{}/status", proc.pid()))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().to_owned()))
-        .unwrap_or_default();
-    if before != (N + 1).to_string() {
+    let before = thread_count(proc.pid());
+    if before != Some(N + 1) {
         proc.fail(&format!(
             "expected {} threads before the checkpoint, saw {before:?}",
             N + 1
@@ -451,6 +447,53 @@ fn identity(path: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((m.ino(), m.modified().ok()?))
 }
 
+/// Starts `churn MODE` under `ckpt -c -z MS` (periodic checkpoints, the program going on)
+/// and waits for its "ready".
+fn periodic_churn(dir: &TempDir, program: &Path, mode: &str, ms: &str) -> (Proc, std::fs::File) {
+    let mut command = std::process::Command::new(ckpt_bin());
+    command
+        .args(["-c", "-z", ms])
+        .arg(program)
+        .arg(mode)
+        .current_dir(dir.path());
+    clear_ckpt_settings(&mut command);
+    let (mut proc, stdin) =
+        Proc::spawn_with_stdin(command, &format!("ckpt -c -z {ms} churn {mode}"));
+    proc.wait_line("ready");
+    (proc, stdin)
+}
+
+/// Keeps each of the next `count` periodic checkpoints written to `image` as
+/// `kept0.ckpt`, `kept1.ckpt`, … (a hard link holds each file while later ones replace the
+/// name).
+fn keep_periodic_images(
+    proc: &mut Proc,
+    dir: &TempDir,
+    image: &Path,
+    count: usize,
+) -> Vec<PathBuf> {
+    let mut last = None;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut kept = Vec::new();
+    while kept.len() < count {
+        let now = identity(image);
+        if now.is_some() && now != last {
+            last = now;
+            let copy = dir.join(format!("kept{}.ckpt", kept.len()));
+            std::fs::hard_link(image, &copy).unwrap();
+            kept.push(copy);
+        } else if std::time::Instant::now() > deadline {
+            proc.fail(&format!(
+                "only {} periodic checkpoints appeared",
+                kept.len()
+            ));
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    kept
+}
+
 /// Periodic checkpoints (`-c -z`) of a program that never stops making and joining threads,
 /// some detached: every image passes its own verification (no memory changes while it is
 /// written: every thread is frozen), the program's own checks pass throughout, and the last
@@ -461,41 +504,18 @@ fn periodic_checkpoints_of_a_thread_churn_all_verify() {
     let dir = TempDir::new("threads-churn");
     let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
     let image = checkpoint_path(&dir, &program);
-    let mut command = std::process::Command::new(ckpt_bin());
-    command
-        .args(["-c", "-z", "50"])
-        .arg(&program)
-        .arg("churn")
-        .current_dir(dir.path());
-    clear_ckpt_settings(&mut command);
-    let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, "ckpt -c -z 50 churn churn");
-    proc.wait_line("ready");
-    let mut last = None;
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let kept = dir.join("kept.ckpt");
-    for seen in 0..IMAGES {
-        loop {
-            let now = identity(&image);
-            if now.is_some() && now != last {
-                last = now;
-                break;
-            }
-            if std::time::Instant::now() > deadline {
-                proc.fail(&format!("only {seen} periodic checkpoints appeared"));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        // A hard link holds this very file while later ones replace the name.
-        let _ = std::fs::remove_file(&kept);
-        std::fs::hard_link(&image, &kept).unwrap();
-        verify(&kept);
+    let (mut proc, mut stdin) = periodic_churn(&dir, &program, "churn", "50");
+    let kept = keep_periodic_images(&mut proc, &dir, &image, IMAGES);
+    for copy in &kept {
+        verify(copy);
     }
     writeln!(stdin, "check").unwrap();
     proc.wait_success(TIMEOUT);
     if !proc.rest_of_output().iter().any(|l| l == "rounds ok") {
         proc.fail("the churning program's own checks failed");
     }
-    let (mut proc, mut stdin) = restart(&dir, &kept, "kept.ckpt (churn)");
+    let last = kept.last().expect("images were kept");
+    let (mut proc, mut stdin) = restart(&dir, last, "the last periodic image (churn)");
     writeln!(stdin, "check").unwrap();
     proc.wait_success(TIMEOUT);
     if proc.rest_of_output() != ["rounds ok"] {
@@ -589,34 +609,8 @@ fn threads_hammering_mutexes_restart_from_any_checkpoint() {
     let dir = TempDir::new("threads-locks");
     let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
     let image = checkpoint_path(&dir, &program);
-    let mut command = std::process::Command::new(ckpt_bin());
-    command
-        .args(["-c", "-z", "40"])
-        .arg(&program)
-        .arg("locks")
-        .current_dir(dir.path());
-    clear_ckpt_settings(&mut command);
-    let (mut proc, mut stdin) = Proc::spawn_with_stdin(command, "ckpt -c -z 40 churn locks");
-    proc.wait_line("ready");
-    let mut last = None;
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    let mut kept = Vec::new();
-    while kept.len() < IMAGES {
-        let now = identity(&image);
-        if now.is_some() && now != last {
-            last = now;
-            let copy = dir.join(format!("kept{}.ckpt", kept.len()));
-            std::fs::hard_link(&image, &copy).unwrap();
-            kept.push(copy);
-        } else if std::time::Instant::now() > deadline {
-            proc.fail(&format!(
-                "only {} periodic checkpoints appeared",
-                kept.len()
-            ));
-        } else {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
+    let (mut proc, mut stdin) = periodic_churn(&dir, &program, "locks", "40");
+    let kept = keep_periodic_images(&mut proc, &dir, &image, IMAGES);
     writeln!(stdin, "check").unwrap();
     proc.wait_success(TIMEOUT);
     if proc.rest_of_output() != ["locks ok"] {
@@ -665,9 +659,7 @@ fn barrier_phases_finish_as_if_uninterrupted() {
         "churn barrier",
     );
     proc.wait_line("round 5000");
-    let before =
-        std::fs::read_to_string(format!("/proc/{}/status", proc.pid())).unwrap_or_default();
-    if !before.lines().any(|l| l == "Threads:\t5") {
+    if thread_count(proc.pid()) != Some(5) {
         proc.fail("expected 5 threads at the checkpoint");
     }
     checkpoint(proc, &image);

@@ -70,17 +70,6 @@ fn as_user(command: Command, user: User) -> Command {
     }
 }
 
-/// The number of threads of process `pid` (`Threads:` in /proc/PID/status).
-fn thread_count(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Checks that `proc` has at least `min` threads now, and returns how many.
 #[track_caller]
 fn expect_threads(proc: &mut Proc, min: u64) -> u64 {

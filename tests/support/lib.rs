@@ -1054,6 +1054,17 @@ pub fn wait_for_file(path: &Path, timeout: Duration) -> bool {
     }
 }
 
+/// The number of threads of process `pid` (`Threads:` in /proc/PID/status).
+pub fn thread_count(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The state letter of process `pid` in `/proc/PID/stat` (`R`, `S`, `T` for stopped, …).
 pub fn process_state(pid: i32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
