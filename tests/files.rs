@@ -112,6 +112,15 @@ impl<'a> Run<'a> {
         }
         (lines, stderr)
     }
+
+    /// Restarts, expecting exit 0, exactly `expected` on stdout (`what` names the run) and
+    /// nothing on stderr: every descriptor came back, with nothing to say.
+    #[track_caller]
+    fn restart_silently(&self, expected: &[&str], what: &str) {
+        let (after, stderr) = self.restart_ok();
+        expect_lines(&after, expected, what);
+        assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    }
 }
 
 #[track_caller]
@@ -144,9 +153,7 @@ fn read_resumes_at_its_offset(nobody: bool) {
         &["before: hello ", "ready"],
         "before the checkpoint",
     );
-    let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["after: world,", "done"], "after the restart");
-    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    run.restart_silently(&["after: world,", "done"], "after the restart");
 }
 
 /// A file read up to offset 6 gives the bytes from offset 6 on after the restart.
@@ -208,13 +215,7 @@ fn restarted_program_checkpointed_again_keeps_its_files() {
     first.signal(libc::SIGTSTP);
     first.wait_success(TIMEOUT);
     expect_checkpoint(&mut first, &run.image());
-    let (after, stderr) = run.restart_ok();
-    expect_lines(
-        &after,
-        &["after: world,", "done"],
-        "after the second restart",
-    );
-    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    run.restart_silently(&["after: world,", "done"], "after the second restart");
 }
 
 /// An O_APPEND log keeps appending at its end after another writer grew it meanwhile, and
@@ -233,9 +234,7 @@ fn append_log_keeps_appending_after_another_writer_grew_it() {
         .expect("open the log");
     other.write_all(b"other\n").expect("append");
     drop(other);
-    let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["appended", "done"], "after the restart");
-    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    run.restart_silently(&["appended", "done"], "after the restart");
     let text = std::fs::read_to_string(&log).expect("read the log");
     assert_eq!(text, "one\nother\ntwo\n");
 }
@@ -357,9 +356,7 @@ fn null_zero_and_urandom_work_after_the_restart() {
     let program = build(&dir);
     let run = Run::new(&dir, &program);
     run.checkpoint(&["devices"], &[]);
-    let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["devices ok", "done"], "after the restart");
-    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    run.restart_silently(&["devices ok", "done"], "after the restart");
 }
 
 /// The program's own /proc files (`/proc/PID/…` of its pid) are the restarted process's
@@ -371,9 +368,7 @@ fn own_proc_file_is_the_restarted_process_s() {
     let program = build(&dir);
     let run = Run::new(&dir, &program);
     run.checkpoint(&["proc"], &[]);
-    let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["own status", "done"], "after the restart");
-    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+    run.restart_silently(&["own status", "done"], "after the restart");
 }
 
 /// Locks are not taken again (yet): the restart says which descriptors' files had the
