@@ -128,6 +128,12 @@ pub(crate) fn in_vdso(pc: u64) -> bool {
     (VDSO_RANGE[0].load(Ordering::Relaxed)..VDSO_RANGE[1].load(Ordering::Relaxed)).contains(&pc)
 }
 
+/// Whether a thread interrupted at `pc` must not stop there for a checkpoint: inside the
+/// vDSO, or the mutex wrappers and glibc's mutex code (see `defer_inside_vdso`). Signal-safe.
+pub(crate) fn no_stop_at(pc: u64) -> bool {
+    in_vdso(pc) || crate::mutex::in_critical_code(pc)
+}
+
 static VDSO_RANGE: [core::sync::atomic::AtomicU64; 2] = [
     core::sync::atomic::AtomicU64::new(0),
     core::sync::atomic::AtomicU64::new(0),
@@ -184,12 +190,7 @@ const MAX_RETRIES: u32 = 2500;
 /// off; after MAX_RETRIES the checkpoint is taken anyway (and marked `THREAD_IN_VDSO` when
 /// it is inside the vDSO). Signal-safe.
 pub(crate) fn defer_inside_vdso(pc: u64, what: Retry) -> bool {
-    let (lo, hi) = (
-        VDSO_RANGE[0].load(Ordering::Relaxed),
-        VDSO_RANGE[1].load(Ordering::Relaxed),
-    );
-    let unsafe_pc = (lo..hi).contains(&pc) || crate::mutex::in_critical_code(pc);
-    if !unsafe_pc || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
+    if !no_stop_at(pc) || RETRIES.fetch_add(1, Ordering::Relaxed) >= MAX_RETRIES {
         RETRIES.store(0, Ordering::Relaxed);
         return false;
     }

@@ -56,7 +56,7 @@ pub(crate) fn park(ctx: *mut c_void) {
 /// and asks the leader to signal it again; it leaves that code within microseconds. True
 /// when it put off parking. Signal-safe.
 fn put_off(pc: u64) -> bool {
-    if !crate::mutex::in_critical_code(pc) && !crate::trigger::in_vdso(pc) {
+    if !crate::trigger::no_stop_at(pc) {
         return false;
     }
     if PUT_OFF_COUNT.fetch_add(1, Ordering::Relaxed) >= MAX_PUT_OFF {
