@@ -670,3 +670,31 @@ fn barrier_phases_finish_as_if_uninterrupted() {
         proc.fail(&format!("expected to end with {want:?} and nothing BAD"));
     }
 }
+
+/// More threads block every signal than ptrace stops in one checkpoint (64): the checkpoint
+/// fails in one line that says so, leaves no file, and every thread goes on.
+#[test]
+fn too_many_threads_blocking_every_signal_fail_the_checkpoint() {
+    let dir = TempDir::new("threads-too-many-masked");
+    let program = compile_c(&dir, "churn", CHURN_C, &["-pthread"]);
+    let image = checkpoint_path(&dir, &program);
+    let (mut proc, mut stdin) = Proc::spawn_with_stdin(
+        ckpt_command(&dir, &program, &["masked", "70"]),
+        "churn masked 70",
+    );
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr(
+        "more threads block ckpt's control signal (63) past ckpt's wrappers than ckpt can stop \
+         with ptrace (64); the program continues",
+        TIMEOUT,
+    );
+    if image.exists() {
+        proc.fail("a failed checkpoint left a file");
+    }
+    writeln!(stdin, "check").unwrap();
+    let status = proc.wait_exit_only(TIMEOUT);
+    if !status.success() || proc.rest_of_output() != ["masked done"] {
+        proc.fail("expected \"masked done\" and exit 0");
+    }
+}

@@ -26,6 +26,10 @@
  *   lands mid-work), then "barrier CHECKSUM", and "BAD" if a thread's thread-local total
  *   disagrees with its slots.
  *
+ * Usage: churn masked N
+ *   N threads block every signal with a raw rt_sigprocmask (past ckpt's wrappers) and wait
+ *   on a futex. Prints "ready"; for "check", wakes and joins them and prints "masked done".
+ *
  * Usage: churn threadclock
  *   A second thread waits; the main thread makes a timer on its own CPU-time clock
  *   (CLOCK_THREAD_CPUTIME_ID). Prints "ready", and "done" after "check". */
@@ -38,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -319,6 +325,39 @@ static int barrier_phases(long rounds)
     return 0;
 }
 
+static atomic_int masked_go;
+
+static void *masked(void *arg)
+{
+    (void)arg;
+    uint64_t all = ~(uint64_t)0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, 8);
+    atomic_fetch_add(&waiting, 1);
+    while (!atomic_load(&masked_go))
+        syscall(SYS_futex, &masked_go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return NULL;
+}
+
+static int masked_threads(int n)
+{
+    pthread_t *t = calloc((size_t)n, sizeof *t);
+    for (int i = 0; i < n; i++)
+        pthread_create(&t[i], NULL, masked, NULL);
+    while (atomic_load(&waiting) < n)
+        sleep_ms(1);
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin))
+        return 3;
+    atomic_store(&masked_go, 1);
+    syscall(SYS_futex, &masked_go, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    for (int i = 0; i < n; i++)
+        pthread_join(t[i], NULL);
+    printf("masked done\n");
+    return 0;
+}
+
 static int threadclock(void)
 {
     pthread_t t;
@@ -347,6 +386,8 @@ int main(int argc, char **argv)
     signal(SIGURG, on_urg);
     if (argc == 3 && strcmp(argv[1], "many") == 0)
         return many(atoi(argv[2]));
+    if (argc == 3 && strcmp(argv[1], "masked") == 0)
+        return masked_threads(atoi(argv[2]));
     if (argc == 3 && strcmp(argv[1], "barrier") == 0)
         return barrier_phases(atol(argv[2]));
     if (argc == 2 && strcmp(argv[1], "locks") == 0)

@@ -20,6 +20,8 @@ pub enum FreezeError {
     ListThreads(i32),
     /// More threads than the table holds.
     TooMany,
+    /// More threads block the control signal than ptrace stops in one checkpoint.
+    TooManyBlocking,
     /// glibc's thread control block could not be read at load: threads cannot be made again.
     UnknownThreadLayout,
     /// This thread did not stop for the control signal (it blocks it, when `blocks`), and
@@ -32,6 +34,11 @@ impl FreezeError {
         match self {
             FreezeError::ListThreads(e) => ("cannot list the threads in /proc/self/task", e),
             FreezeError::TooMany => ("more threads than ckpt can stop (4096)", 0),
+            FreezeError::TooManyBlocking => (
+                "more threads block ckpt's control signal (63) past ckpt's wrappers than ckpt \
+                 can stop with ptrace (64)",
+                0,
+            ),
             FreezeError::UnknownThreadLayout => (
                 "the C library's thread layout is unknown, so threads cannot be restored",
                 0,
@@ -151,7 +158,7 @@ fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
     let mut n = 0;
     for (_, tid) in waited_for() {
         if n == tids.len() {
-            return Err(unstoppable(tid, libc::E2BIG, scratch));
+            return Err(FreezeError::TooManyBlocking);
         }
         tids[n] = tid;
         n += 1;
@@ -177,7 +184,10 @@ fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
         return Err(FreezeError::TooMany);
     }
     // (A thread that ended meanwhile is found gone by the next `settled`.)
-    captured.map_err(|f| unstoppable(f.tid, f.errno, scratch))
+    captured.map_err(|f| match f.errno {
+        libc::E2BIG => FreezeError::TooManyBlocking,
+        errno => unstoppable(f.tid, errno, scratch),
+    })
 }
 
 fn unstoppable(tid: u32, errno: i32, scratch: &mut [u8]) -> FreezeError {
