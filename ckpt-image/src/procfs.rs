@@ -143,9 +143,31 @@ pub fn status_mask(status: &[u8], key: &[u8]) -> Option<u64> {
     parse_hex(status_value(status, key)?)
 }
 
+/// The system call a thread sleeps in and its first argument, from
+/// `/proc/PID/task/TID/syscall` (`202 0x7f… 0x80 …`); `None` while it runs (`running`), or
+/// when it is blocked outside any system call (`-1 …`).
+pub fn blocked_syscall(text: &[u8]) -> Option<(u64, u64)> {
+    let mut fields = text
+        .split(|&c| c == b' ' || c == b'\n')
+        .filter(|f| !f.is_empty());
+    let nr = parse_dec(fields.next()?)?;
+    let arg = parse_hex(fields.next()?.strip_prefix(b"0x")?)?;
+    Some((nr, arg))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocked_syscalls() {
+        let futex = b"202 0x7f12345678 0x80 0x3 0x0 0x0 0x0 0x7ffd0000 0x7f00001\n";
+        assert_eq!(blocked_syscall(futex), Some((202, 0x7f12345678)));
+        assert_eq!(blocked_syscall(b"running\n"), None);
+        assert_eq!(blocked_syscall(b"-1 0x7ffd0000 0x7f00001\n"), None);
+        assert_eq!(blocked_syscall(b""), None);
+        assert_eq!(blocked_syscall(b"0 0x3"), Some((0, 3)));
+    }
 
     #[test]
     fn octal_numbers() {

@@ -27,6 +27,8 @@ pub enum FreezeError {
     /// This thread did not stop for the control signal (it blocks it, when `blocks`), and
     /// ptrace could not stop it either (errno).
     Unstoppable { tid: u32, blocks: bool, errno: i32 },
+    /// This thread parked but was not seen asleep within `TIMEOUT_MS`.
+    NotAsleep { tid: u32 },
 }
 
 impl FreezeError {
@@ -57,13 +59,17 @@ impl FreezeError {
                  stop it either",
                 errno,
             ),
+            FreezeError::NotAsleep { .. } => (
+                "stopped for ckpt's control signal but did not go to sleep within 500 ms",
+                0,
+            ),
         }
     }
 
     /// The thread the error names (its message follows "thread TID").
     pub fn thread(self) -> Option<u32> {
         match self {
-            FreezeError::Unstoppable { tid, .. } => Some(tid),
+            FreezeError::Unstoppable { tid, .. } | FreezeError::NotAsleep { tid } => Some(tid),
             _ => None,
         }
     }
@@ -115,7 +121,7 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
         s.store(0, Ordering::Relaxed);
     }
     FREEZE.store(gen, Ordering::SeqCst);
-    let result = stop_all(gen, scratch);
+    let result = stop_all(gen, scratch).and_then(|()| wait_asleep(gen, scratch));
     if result.is_err() {
         thaw();
         return result;
@@ -397,6 +403,56 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
         // or after a millisecond to look again.
         WAKE_AT.store(seen.wrapping_add(waiting as u32), Ordering::SeqCst);
         sys::futex_wait(&PARKED, seen, Some(1_000_000));
+    }
+}
+
+/// Waits until every parked thread sleeps on `RELEASE`. A thread marks its slot ready just
+/// before it goes to sleep, and until it does it still writes: its stack (the calls into the
+/// futex), `PARKED`, `errno`, and the kernel its rseq area when it was preempted meanwhile.
+/// A thread preempted there can run again at any moment of the write, and memory that
+/// changes under the writer gives a file whose checksums disagree with its contents (seen
+/// under load: "checkpoint payload is damaged" from `ckpt verify`). Costs a read of a small
+/// `/proc` file per thread; where that cannot be read, the thread's state `S` in its `stat`
+/// stands for it. Fails after `TIMEOUT_MS` without one
+/// more thread asleep.
+fn wait_asleep(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
+    let release = RELEASE.as_ptr() as u64;
+    let mut since = sys::monotonic_ns();
+    for s in parked_slots(gen) {
+        let rec = record(s);
+        if rec.flags & THREAD_PTRACED != 0 {
+            continue;
+        }
+        let mut tries = 0u32;
+        while !asleep_on(rec.tid, release, scratch) {
+            if sys::monotonic_ns().saturating_sub(since) >= TIMEOUT_MS * 1_000_000 {
+                return Err(FreezeError::NotAsleep { tid: rec.tid });
+            }
+            // Its CPU goes to the thread (it is one system call away from sleeping).
+            tries += 1;
+            if tries < 8 {
+                sys::sched_yield();
+            } else {
+                sys::sleep_ns(50_000);
+            }
+        }
+        since = sys::monotonic_ns();
+    }
+    Ok(())
+}
+
+/// Whether parked thread `tid` sleeps in the futex wait on `release` (or has ended).
+fn asleep_on(tid: u32, release: u64, scratch: &mut [u8]) -> bool {
+    match sys::read_file(task_file(tid, b"syscall\0").as_bytes(), scratch) {
+        Ok(n) => {
+            ckpt_image::procfs::blocked_syscall(&scratch[..n])
+                == Some((libc::SYS_futex as u64, release))
+        }
+        Err(libc::ENOENT) | Err(libc::ESRCH) => true,
+        Err(_) => match sys::read_file(task_file(tid, b"stat\0").as_bytes(), scratch) {
+            Ok(n) => ckpt_image::procfs::stat_field(&scratch[..n], 3) == Some(b"S"),
+            Err(_) => true,
+        },
     }
 }
 
