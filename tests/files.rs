@@ -7,7 +7,6 @@
 //! with CKPT_FD_POLICY=close is left closed and the restart says so.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,116 +17,6 @@ const FILES_C: &str = include_str!("programs/files.c");
 
 fn build(dir: &TempDir) -> PathBuf {
     compile_c(dir, "files", FILES_C, &[])
-}
-
-/// A file everyone may read and write (tests run some programs as nobody).
-fn shared_file(path: &Path, contents: &[u8]) {
-    std::fs::write(path, contents).expect("write a test file");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
-}
-
-/// How a program is run: as whoever runs the tests, or as nobody (when they run as root).
-#[derive(Clone, Copy)]
-struct Run<'a> {
-    dir: &'a TempDir,
-    program: &'a Path,
-    ckpt: Option<&'a Path>,
-}
-
-impl<'a> Run<'a> {
-    fn new(dir: &'a TempDir, program: &'a Path) -> Run<'a> {
-        Run {
-            dir,
-            program,
-            ckpt: None,
-        }
-    }
-
-    fn image(&self) -> PathBuf {
-        checkpoint_path(self.dir, self.program)
-    }
-
-    fn wrap(&self, command: Command) -> Command {
-        match self.ckpt {
-            Some(_) => as_nobody(command),
-            None => command,
-        }
-    }
-
-    /// Starts `files ARGS…` under ckpt with stdin a pipe, and waits for its "ready".
-    fn start(&self, args: &[&str], env: &[(&str, &str)]) -> (Proc, std::fs::File) {
-        let mut command = match self.ckpt {
-            Some(ckpt) => ckpt_command_with(ckpt, self.dir, self.program, args),
-            None => ckpt_command(self.dir, self.program, args),
-        };
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let (mut proc, stdin) =
-            Proc::spawn_with_stdin(self.wrap(command), &format!("files {}", args.join(" ")));
-        proc.wait_line("ready");
-        (proc, stdin)
-    }
-
-    /// Runs `files ARGS…` to its "ready" and checkpoints it; the lines it printed.
-    fn checkpoint(&self, args: &[&str], env: &[(&str, &str)]) -> Vec<String> {
-        let _ = std::fs::remove_file(self.image());
-        let (mut proc, _stdin) = self.start(args, env);
-        proc.signal(libc::SIGTSTP);
-        proc.wait_success(TIMEOUT);
-        expect_checkpoint(&mut proc, &self.image());
-        proc.seen().to_vec()
-    }
-
-    /// Restarts the checkpoint, says "go", and waits for its exit: (status, lines, stderr).
-    fn restart(&self) -> (std::process::ExitStatus, Vec<String>, String) {
-        self.restart_with(&[])
-    }
-
-    /// As `restart`, with `env` in the restart's environment.
-    fn restart_with(
-        &self,
-        env: &[(&str, &str)],
-    ) -> (std::process::ExitStatus, Vec<String>, String) {
-        let mut command = restart_command(self.dir, &self.image());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let (mut proc, mut stdin) = Proc::spawn_with_stdin(self.wrap(command), "files.ckpt");
-        let _ = writeln!(stdin, "go");
-        let status = proc.wait_exit(TIMEOUT);
-        proc.rest_of_output();
-        (status, proc.seen().to_vec(), proc.stderr())
-    }
-
-    /// Restarts, expecting exit 0: (lines, stderr).
-    #[track_caller]
-    fn restart_ok(&self) -> (Vec<String>, String) {
-        let (status, lines, stderr) = self.restart();
-        if !status.success() {
-            panic!(
-                "the restart exited with {}; it printed {lines:?}, stderr {stderr:?}",
-                describe_status(status)
-            );
-        }
-        (lines, stderr)
-    }
-
-    /// Restarts, expecting exit 0, exactly `expected` on stdout (`what` names the run) and
-    /// nothing on stderr: every descriptor came back, with nothing to say.
-    #[track_caller]
-    fn restart_silently(&self, expected: &[&str], what: &str) {
-        let (after, stderr) = self.restart_ok();
-        expect_lines(&after, expected, what);
-        assert!(stderr.is_empty(), "the restart said {stderr:?}");
-    }
-}
-
-#[track_caller]
-fn expect_lines(lines: &[String], expected: &[&str], what: &str) {
-    if lines != expected {
-        panic!("{what}: expected {expected:?}, got {lines:?}");
-    }
 }
 
 fn read_resumes_at_its_offset(nobody: bool) {
@@ -143,9 +32,9 @@ fn read_resumes_at_its_offset(nobody: bool) {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world, again\n");
-    let run = Run {
+    let run = FdRun {
         ckpt: ckpt.as_deref(),
-        ..Run::new(&dir, &program)
+        ..FdRun::new(&dir, &program)
     };
     let before = run.checkpoint(&["read", data.to_str().unwrap()], &[]);
     expect_lines(
@@ -176,7 +65,7 @@ fn file_offset_with_a_forked_writer() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world, again\n");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let (mut proc, mut stdin) =
         run.start(&["read", data.to_str().unwrap()], &[("CKPT_CONTINUE", "1")]);
     proc.signal(libc::SIGTSTP);
@@ -205,7 +94,7 @@ fn restarted_program_checkpointed_again_keeps_its_files() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world, again\n");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["read", data.to_str().unwrap()], &[]);
     let (mut first, _stdin) =
         Proc::spawn_with_stdin(restart_command(&dir, &run.image()), "files.ckpt (first)");
@@ -226,7 +115,7 @@ fn append_log_keeps_appending_after_another_writer_grew_it() {
     let program = build(&dir);
     let log = dir.join("log.txt");
     shared_file(&log, b"");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["append", log.to_str().unwrap()], &[]);
     let mut other = std::fs::OpenOptions::new()
         .append(true)
@@ -247,7 +136,7 @@ fn dup_shares_the_offset_an_independent_open_does_not_and_close_on_exec_is_kept(
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"abcdefgh");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["dup", data.to_str().unwrap()], &[]);
     expect_lines(&before, &["a: ab", "ready"], "before the checkpoint");
     let (after, _) = run.restart_ok();
@@ -311,7 +200,7 @@ fn many_opens_of_one_file_keep_their_own_offsets() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, &[b'x'; 400]);
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["many", data.to_str().unwrap()], &[]);
     let (after, _) = run.restart_ok();
     expect_lines(&after, &["many ok", "done"], "after the restart");
@@ -331,7 +220,7 @@ fn directory_stream_continues() {
     }
     expected.extend([".".to_string(), "..".to_string()]);
     expected.sort();
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["dir", listed.to_str().unwrap()], &[]);
     let (after, _) = run.restart_ok();
     let mut seen: Vec<String> = before
@@ -354,7 +243,7 @@ fn directory_stream_continues() {
 fn null_zero_and_urandom_work_after_the_restart() {
     let dir = TempDir::new("files-devices");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["devices"], &[]);
     run.restart_silently(&["devices ok", "done"], "after the restart");
 }
@@ -366,7 +255,7 @@ fn null_zero_and_urandom_work_after_the_restart() {
 fn own_proc_file_is_the_restarted_process_s() {
     let dir = TempDir::new("files-proc");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["proc"], &[]);
     run.restart_silently(&["own status", "done"], "after the restart");
 }
@@ -379,7 +268,7 @@ fn locks_not_taken_again_are_named_at_the_restart() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["lock", data.to_str().unwrap()], &[]);
     let json = info_json(&run.image());
     let list = json["descriptors"]["list"]
@@ -412,7 +301,7 @@ fn replaced_file_warns_and_strict_files_refuses() {
     let dir = TempDir::new("files-replaced");
     let program = build(&dir);
     let data = dir.join("data.txt");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let strict_env: &[(&str, &str)] = &[("CKPT_STRICT_FILES", "1")];
     for (program_env, restart_env) in [(&[][..], &[][..]), (strict_env, &[]), (&[], strict_env)] {
         let strict = !program_env.is_empty() || !restart_env.is_empty();
@@ -446,7 +335,7 @@ fn truncated_file_warns() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world, again\n");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["read", data.to_str().unwrap()], &[]);
     std::fs::write(&data, b"hel").expect("truncate");
     let (status, _, stderr) = run.restart();
@@ -465,7 +354,7 @@ fn deleted_path_refuses_the_restart_naming_it() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world, again\n");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     run.checkpoint(&["read", data.to_str().unwrap()], &[]);
     std::fs::remove_file(&data).expect("delete");
     let (status, lines, stderr) = run.restart();
@@ -491,9 +380,9 @@ fn descriptor_above_the_restarts_limit_refuses_the_restart() {
     let program = build(&dir);
     let data = dir.join("data.txt");
     shared_file(&data, b"hello world");
-    let run = Run {
+    let run = FdRun {
         ckpt: Some(&ckpt),
-        ..Run::new(&dir, &program)
+        ..FdRun::new(&dir, &program)
     };
     run.checkpoint(&["high", data.to_str().unwrap()], &[]);
     let (after, _) = run.restart_ok();
@@ -545,7 +434,7 @@ fn write_lines(path: &Path, lines: &[String]) {
 
 /// Starts `files lines` with stdin from `input`, checkpoints it after a few lines; the lines
 /// it printed.
-fn lines_checkpointed(run: &Run, input: &Path) -> Vec<String> {
+fn lines_checkpointed(run: &FdRun, input: &Path) -> Vec<String> {
     let _ = std::fs::remove_file(run.image());
     let stdin = std::fs::File::open(input).expect("open input");
     let mut proc = Proc::spawn_reading(
@@ -562,12 +451,12 @@ fn lines_checkpointed(run: &Run, input: &Path) -> Vec<String> {
 }
 
 /// Restarts `files lines` with stdin from `input`, or closed when `None`.
-fn lines_restarted(run: &Run, input: Option<&Path>) -> Vec<String> {
+fn lines_restarted(run: &FdRun, input: Option<&Path>) -> Vec<String> {
     lines_restarted_with(run, input, &[])
 }
 
 /// As `lines_restarted`, with `env` in the restart's environment.
-fn lines_restarted_with(run: &Run, input: Option<&Path>, env: &[(&str, &str)]) -> Vec<String> {
+fn lines_restarted_with(run: &FdRun, input: Option<&Path>, env: &[(&str, &str)]) -> Vec<String> {
     let mut command = restart_command(run.dir, &run.image());
     for (k, v) in env {
         command.env(k, v);
@@ -602,7 +491,7 @@ fn stdin_from_the_same_file_continues_at_its_offset() {
     let input = dir.join("input.txt");
     let all = numbered_lines("line", 300);
     write_lines(&input, &all);
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let before = lines_checkpointed(&run, &input);
     assert!(
         before.len() < all.len(),
@@ -629,7 +518,7 @@ fn stdin_closed_at_the_restart_is_reopened_at_its_offset() {
     let input = dir.join("input.txt");
     let all = numbered_lines("line", 300);
     write_lines(&input, &all);
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let before = lines_checkpointed(&run, &input);
     let after = lines_restarted(&run, None);
     let mut expected = all.clone();
@@ -650,7 +539,7 @@ fn restore_stdio_reopens_the_saved_stdin_instead_of_the_given_one() {
     write_lines(&input, &all);
     let other = dir.join("other.txt");
     write_lines(&other, &numbered_lines("other", 3));
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     let before = lines_checkpointed(&run, &input);
     let after = lines_restarted_with(&run, Some(&other), &[("CKPT_RESTORE_STDIO", "1")]);
     let mut expected = all.clone();
@@ -671,7 +560,7 @@ fn stdin_from_another_file_is_used_as_given() {
     write_lines(&input, &numbered_lines("line", 300));
     let other = dir.join("other.txt");
     write_lines(&other, &numbered_lines("other", 3));
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     lines_checkpointed(&run, &input);
     let after = lines_restarted(&run, Some(&other));
     // What stdio had read ahead of the first file comes first (its last line cut where
@@ -686,14 +575,14 @@ fn stdin_from_another_file_is_used_as_given() {
     assert_eq!(after[i + 1..].to_vec(), rest);
 }
 
-/// A pipe cannot be checkpointed yet: the checkpoint fails in one line naming the descriptor
+/// A pidfd cannot be checkpointed: the checkpoint fails in one line naming the descriptor
 /// and what it is, leaves no file, and the program goes on.
 #[test]
-fn pipe_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
-    let dir = TempDir::new("files-pipe");
+fn pidfd_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
+    let dir = TempDir::new("files-pidfd");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
-    let (mut proc, mut stdin) = run.start(&["pipe"], &[]);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pidfd"], &[]);
     proc.signal(libc::SIGTSTP);
     proc.wait_stderr("failed", TIMEOUT);
     let stderr = proc.stderr();
@@ -702,7 +591,7 @@ fn pipe_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
         .find(|l| l.contains("failed"))
         .unwrap_or_default();
     assert!(
-        line.contains("' failed: fd 3 (pipe:[")
+        line.contains("' failed: fd 3 (anon_inode:[pidfd])")
             && line.contains("cannot be checkpointed yet")
             && line.ends_with("the program continues"),
         "{line:?}"
@@ -712,17 +601,17 @@ fn pipe_fails_the_checkpoint_naming_it_and_the_program_goes_on() {
     let status = proc.wait_exit_only(TIMEOUT);
     assert!(status.success(), "{}", describe_status(status));
     proc.rest_of_output();
-    expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
+    expect_lines(proc.seen(), &["ready", "pidfd open", "done"], "the program");
 }
 
-/// `ckpt checkpoint PID` of a program with a pipe gets the same refusal as its answer, and
+/// `ckpt checkpoint PID` of a program with a pidfd gets the same refusal as its answer, and
 /// the program goes on.
 #[test]
-fn ckpt_checkpoint_of_a_program_with_a_pipe_is_answered_with_the_refusal() {
-    let dir = TempDir::new("files-pipe-request");
+fn ckpt_checkpoint_of_a_program_with_a_pidfd_is_answered_with_the_refusal() {
+    let dir = TempDir::new("files-pidfd-request");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
-    let (mut proc, mut stdin) = run.start(&["pipe"], &[]);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pidfd"], &[]);
     let pid = proc.pid().to_string();
     let answer = run_to_end(
         ckpt_tool(&dir, &["checkpoint", &pid]),
@@ -731,7 +620,7 @@ fn ckpt_checkpoint_of_a_program_with_a_pipe_is_answered_with_the_refusal() {
     );
     assert_eq!(answer.status.code(), Some(1), "{}", answer.stderr);
     assert!(
-        answer.stderr.contains("fd 3 (pipe:[")
+        answer.stderr.contains("fd 3 (anon_inode:[pidfd])")
             && answer.stderr.contains("cannot be checkpointed yet"),
         "{}",
         answer.stderr
@@ -741,7 +630,7 @@ fn ckpt_checkpoint_of_a_program_with_a_pipe_is_answered_with_the_refusal() {
     let status = proc.wait_exit_only(TIMEOUT);
     assert!(status.success(), "{}", describe_status(status));
     proc.rest_of_output();
-    expect_lines(proc.seen(), &["ready", "pipe open", "done"], "the program");
+    expect_lines(proc.seen(), &["ready", "pidfd open", "done"], "the program");
 }
 
 /// A deleted file and a memfd cannot be checkpointed yet (their contents would have to be
@@ -752,7 +641,7 @@ fn deleted_file_and_memfd_are_refused_or_left_closed() {
     let dir = TempDir::new("files-gone");
     let program = build(&dir);
     let data = dir.join("data.txt");
-    let run = Run::new(&dir, &program);
+    let run = FdRun::new(&dir, &program);
     shared_file(&data, b"hello");
     let (mut proc, mut stdin) = run.start(&["gone", data.to_str().unwrap()], &[]);
     proc.signal(libc::SIGTSTP);
@@ -783,22 +672,22 @@ fn deleted_file_and_memfd_are_refused_or_left_closed() {
     );
 }
 
-/// With CKPT_FD_POLICY=close the pipe is recorded as closed: the checkpoint is written, and
-/// the restart says in one line which descriptors it left closed.
+/// With CKPT_FD_POLICY=close the pidfds are recorded as closed: the checkpoint is written,
+/// and the restart says in one line which descriptors it left closed.
 #[test]
-fn fd_policy_close_leaves_the_pipe_closed_and_the_restart_says_so() {
-    let dir = TempDir::new("files-pipe-close");
+fn fd_policy_close_leaves_the_pidfds_closed_and_the_restart_says_so() {
+    let dir = TempDir::new("files-pidfd-close");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
-    run.checkpoint(&["pipe"], &[("CKPT_FD_POLICY", "close")]);
+    let run = FdRun::new(&dir, &program);
+    run.checkpoint(&["pidfd"], &[("CKPT_FD_POLICY", "close")]);
     let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["pipe closed", "done"], "after the restart");
+    expect_lines(&after, &["pidfd closed", "done"], "after the restart");
     let said: Vec<&str> = stderr.lines().collect();
     assert_eq!(said.len(), 1, "{stderr:?}");
     assert!(
         said[0].starts_with("ckpt restart: left closed")
-            && said[0].contains("fd 3 (pipe:[")
-            && said[0].contains("fd 4 (pipe:["),
+            && said[0].contains("fd 3 (anon_inode:[pidfd])")
+            && said[0].contains("fd 4 (anon_inode:[pidfd])"),
         "{stderr:?}"
     );
 }
@@ -1058,14 +947,14 @@ fn gzip_of_a_file_to_a_file_resumes_mid_way() {
     assert_eq!(check.stdout.trim(), "same", "{}", check.stderr);
 }
 
-/// Periodic checkpoints of a program that keeps a pipe open fail every period alike: the
+/// Periodic checkpoints of a program that keeps a pidfd open fail every period alike: the
 /// failure is said once, not every period, and the program goes on.
 #[test]
 fn a_periodic_failure_that_repeats_is_said_once() {
     let dir = TempDir::new("files-periodic-refusal");
     let program = build(&dir);
-    let run = Run::new(&dir, &program);
-    let (mut proc, mut stdin) = run.start(&["pipe"], &[("CKPT_MSPERIOD", "20")]);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["pidfd"], &[("CKPT_MSPERIOD", "20")]);
     proc.wait_stderr("cannot be checkpointed yet", TIMEOUT);
     // Some twenty more periods, each failing alike.
     std::thread::sleep(std::time::Duration::from_millis(400));

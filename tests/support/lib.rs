@@ -19,6 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod fdrun;
+pub use fdrun::*;
+
 /// How long any single wait may take unless a test says otherwise. Generous, so that a slow
 /// machine or a large restart does not fail a test; a hang still fails it.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
