@@ -13,7 +13,9 @@ use serde::Serialize;
 use serde_json::ser::Formatter;
 
 use ckpt_image::{prot, region_flags as rf, RegionRecord, ThreadRecord, EXTENT_LZ4};
-use ckpt_image::{FdRecord, FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO};
+use ckpt_image::{
+    FdRecord, FD_ACTION_CLOSED, FD_ACTION_REBUILD, FD_ACTION_REOPEN, FD_ACTION_STDIO,
+};
 use ckpt_image::{FD_KIND_DIRECTORY, FD_KIND_REGULAR};
 use ckpt_image::{THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
@@ -214,7 +216,7 @@ impl Info {
             fds: tables
                 .fds
                 .iter()
-                .map(|f| FdInfo::gather(f, tables.fds, tables.fd_name(f)))
+                .map(|f| FdInfo::gather(f, tables.fds, tables.fd_name(f), f.aux(tables.names)))
                 .collect(),
             regions,
             tids: tables.threads.iter().map(|t| t.tid).collect(),

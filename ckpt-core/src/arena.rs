@@ -39,6 +39,12 @@ pub struct Arena {
     pub fd_names: &'static mut [u8],
     pub fd_plans: &'static mut [u8],
     pub fd_dup_of: &'static mut [u32],
+    /// Saved bytes of descriptors (`FdRecord::data_*`: queued pipe data, deleted files'
+    /// contents, epoll watches …), part of the image like all memory; released after each
+    /// checkpoint and restart (`files::release_data`).
+    pub fd_data: &'static mut [u8],
+    /// Scratch memory of the descriptors' kind code at a checkpoint and a restart.
+    pub fd_scratch: &'static mut [u8],
     pub sigactions: [SigactionRecord; NSIG],
     pub target_path: [u8; PATH_MAX],
     pub temp_path: [u8; PATH_MAX + 32],
@@ -76,6 +82,8 @@ impl Arena {
             fd_names: sys::reserve(16 << 20),
             fd_plans: sys::reserve(crate::files::MAX_FDS),
             fd_dup_of: sys::as_records(sys::reserve(crate::files::MAX_FDS * 4)),
+            fd_data: sys::reserve(crate::files::FD_DATA_MAX),
+            fd_scratch: sys::reserve(1 << 20),
             sigactions: [SigactionRecord::default(); NSIG],
             target_path: [0; PATH_MAX],
             temp_path: [0; PATH_MAX + 32],

@@ -305,6 +305,8 @@ fn take(
     if undumpable {
         sys::set_dumpable(false);
     }
+    // The image (or the writer child's copy) holds the descriptors' saved bytes now.
+    crate::files::release_data(job.arena);
     let outcome = match r {
         0 => Outcome::Written,
         2 => Outcome::Forked,
@@ -366,8 +368,14 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     own_fds[crate::threads::ptrace::MAX_TRACERS] = job.respond.unwrap_or(-1);
     own_fds[crate::threads::ptrace::MAX_TRACERS + 1] =
         state.writer.and_then(|w| w.answer).unwrap_or(-1);
-    state.process.files = crate::files::capture(arena, &own_fds, state.config.fd_policy)
-        .map_err(WriteError::Files)?;
+    state.process.files = crate::files::capture(
+        arena,
+        &own_fds,
+        crate::files::SaveOptions {
+            policy: state.config.fd_policy,
+        },
+    )
+    .map_err(WriteError::Files)?;
     // Signals pending for the whole process are raised at it again, not at the thread that
     // happened to have them in its view.
     let shared = state.process.shared_pending;

@@ -73,7 +73,11 @@ impl Default for ProcessState {
             thp_disable: None,
             oom_score_adj: None,
             membarrier: None,
-            files: crate::files::Captured { fds: 0, names: 0 },
+            files: crate::files::Captured {
+                fds: 0,
+                names: 0,
+                data: 0,
+            },
         }
     }
 }

@@ -4,10 +4,12 @@
 //! close-on-exec, which other descriptors shared its open file description) and what a
 //! restart does with it ([`FdRecord::action`]).
 //!
-//! The record has room for the kinds still to come (pipes, sockets, eventfd and its
-//! family, terminals): `aux_*` will point at kind-specific bytes in the names area and
-//! `first_extent`/`extent_count` at stored bytes (queued pipe data, deleted files); this
-//! version writes them as zero and refuses anything else.
+//! Kinds that cannot be opened by a path (pipes, sockets, eventfd and its family, deleted
+//! files, terminals) are made again from saved state ([`FD_ACTION_REBUILD`]): small
+//! kind-specific values (`aux_*`, layouts in [`crate::fdkind`]) in the names area after
+//! the path, and bytes of any length (queued pipe data, a deleted file's contents, an epoll
+//! set's watches) in memory ckpt reserves in the process (`data_*`), which is part of the
+//! image like all memory: checksummed, compressed and verified with it.
 
 /// Per-descriptor state. The path (`readlink` of `/proc/self/fd/N`) is in the names area at
 /// `name_offset`, `name_len` bytes, without a NUL.
@@ -44,12 +46,15 @@ pub struct FdRecord {
     pub mnt_id: u32,
     pub name_offset: u32,
     pub name_len: u32,
-    /// Kind-specific bytes in the names area (none yet: zero).
+    /// Kind-specific values in the names area (layouts in [`crate::fdkind`]; 0 and 0 for
+    /// none).
     pub aux_offset: u32,
     pub aux_len: u32,
-    /// Stored bytes in the extent table (none yet: zero).
-    pub first_extent: u32,
-    pub extent_count: u32,
+    /// Saved bytes (queued pipe data, a deleted file's contents, …) at this offset in the
+    /// process's own descriptor data memory, which the image holds like any other memory
+    /// (0 and 0 for none).
+    pub data_offset: u32,
+    pub data_len: u32,
 }
 
 crate::record_layout!(FdRecord {
@@ -71,8 +76,8 @@ crate::record_layout!(FdRecord {
     name_len: u32,
     aux_offset: u32,
     aux_len: u32,
-    first_extent: u32,
-    extent_count: u32,
+    data_offset: u32,
+    data_len: u32,
 });
 
 pub const FD_SIZE: usize = core::mem::size_of::<FdRecord>();
@@ -100,16 +105,28 @@ pub const FD_KIND_FIFO: u32 = 5;
 pub const FD_KIND_SOCKET: u32 = 6;
 /// An anonymous inode: eventfd, timerfd, signalfd, epoll, inotify, pidfd, io_uring …
 pub const FD_KIND_ANON: u32 = 7;
-/// Another character or block device: terminals among them.
+/// Another character or block device (not a terminal).
 pub const FD_KIND_OTHER_DEVICE: u32 = 8;
-/// A regular file or directory that was deleted (its contents are not stored yet).
+/// A regular file or directory that was deleted.
 pub const FD_KIND_DELETED: u32 = 9;
 /// A memfd.
 pub const FD_KIND_MEMFD: u32 = 10;
-/// Anything else.
+/// Anything else (pidfd, io_uring, perf, bpf, userfaultfd, fanotify …).
 pub const FD_KIND_OTHER: u32 = 11;
+/// A terminal (a character device that answers `TCGETS`).
+pub const FD_KIND_TERMINAL: u32 = 12;
+/// `anon_inode:[eventfd]`.
+pub const FD_KIND_EVENTFD: u32 = 13;
+/// `anon_inode:[timerfd]`.
+pub const FD_KIND_TIMERFD: u32 = 14;
+/// `anon_inode:[signalfd]`.
+pub const FD_KIND_SIGNALFD: u32 = 15;
+/// `anon_inode:[eventpoll]`.
+pub const FD_KIND_EPOLL: u32 = 16;
+/// `anon_inode:inotify`.
+pub const FD_KIND_INOTIFY: u32 = 17;
 /// The largest `FD_KIND_*`.
-pub const FD_KIND_MAX: u32 = FD_KIND_OTHER;
+pub const FD_KIND_MAX: u32 = FD_KIND_INOTIFY;
 
 /// The restart opens the path again (flags, offset, close-on-exec, shared descriptions).
 pub const FD_ACTION_REOPEN: u32 = 1;
@@ -118,8 +135,10 @@ pub const FD_ACTION_REOPEN: u32 = 1;
 pub const FD_ACTION_STDIO: u32 = 2;
 /// Not saved (`CKPT_FD_POLICY=close`): the restart leaves it closed and says so.
 pub const FD_ACTION_CLOSED: u32 = 3;
+/// Made again from its saved state (`aux_*`, `data_*`) by its kind's code.
+pub const FD_ACTION_REBUILD: u32 = 4;
 /// The largest `FD_ACTION_*`.
-pub const FD_ACTION_MAX: u32 = FD_ACTION_CLOSED;
+pub const FD_ACTION_MAX: u32 = FD_ACTION_REBUILD;
 
 /// Whether a descriptor of this kind can be opened again by its path.
 pub const fn kind_reopens(kind: u32) -> bool {
@@ -139,6 +158,12 @@ pub const fn kind_name(kind: u32) -> &'static str {
         FD_KIND_OTHER_DEVICE => "other-device",
         FD_KIND_DELETED => "deleted-file",
         FD_KIND_MEMFD => "memfd",
+        FD_KIND_TERMINAL => "terminal",
+        FD_KIND_EVENTFD => "eventfd",
+        FD_KIND_TIMERFD => "timerfd",
+        FD_KIND_SIGNALFD => "signalfd",
+        FD_KIND_EPOLL => "epoll",
+        FD_KIND_INOTIFY => "inotify",
         _ => "other",
     }
 }
@@ -151,10 +176,28 @@ pub const fn reopenable_device(rdev: u64) -> bool {
     major == 1 && matches!(minor, 3 | 5 | 7 | 8 | 9)
 }
 
+/// Terminals: the virtual consoles and serial lines (`major 4`), `/dev/tty` and
+/// `/dev/console` (`5:0`, `5:1`), pseudo-terminal slaves (`136`–`143`). Not `/dev/ptmx`, the
+/// pseudo-terminal master.
+pub const fn terminal_device(rdev: u64) -> bool {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    major == 4 || (major == 5 && minor <= 1) || (major >= 136 && major <= 143)
+}
+
 impl FdRecord {
     /// Whether the descriptor is closed on exec.
     pub fn cloexec(&self) -> bool {
         self.fd_flags & FD_CLOEXEC != 0
+    }
+
+    /// The kind-specific values among `names` (the names area), empty when none or out of
+    /// range.
+    pub fn aux<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+        let start = self.aux_offset as usize;
+        names
+            .get(start..start.saturating_add(self.aux_len as usize))
+            .unwrap_or(&[])
     }
 
     /// Whether its file had locks of the program's at the checkpoint.

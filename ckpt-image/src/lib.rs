@@ -21,6 +21,7 @@
 pub mod crc32c;
 pub mod digits;
 pub mod elf;
+pub mod fdkind;
 pub mod le;
 pub mod lz4;
 pub mod procfs;
@@ -54,8 +55,10 @@ pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// may be guard pages (`EXTENT_GUARD`); regions carry the properties the program set on
 /// them (`region_flags::VM_FLAGS`). 3: one thread record per thread, with its pending
 /// signals, where it was stopped, its name and CPU affinity. 4: one descriptor record per
-/// open descriptor ([`FdRecord`]), their paths in the names area.
-pub const FORMAT_VERSION: u32 = 4;
+/// open descriptor ([`FdRecord`]), their paths in the names area. 5: descriptors made again
+/// from saved state ([`FD_ACTION_REBUILD`]: pipes, sockets, eventfd and its family, deleted
+/// files, terminals), their values in [`fdkind`] layouts.
+pub const FORMAT_VERSION: u32 = 5;
 
 pub const EM_X86_64: u32 = 62;
 

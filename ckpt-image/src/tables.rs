@@ -157,10 +157,7 @@ impl<'a> Tables<'a> {
                 || group > i
                 || self.fds[group].group as usize != group
                 || (f.name_offset as usize).saturating_add(f.name_len as usize) > self.names.len()
-                || f.aux_offset != 0
-                || f.aux_len != 0
-                || f.first_extent != 0
-                || f.extent_count != 0
+                || (f.aux_offset as usize).saturating_add(f.aux_len as usize) > self.names.len()
             {
                 return bad;
             }

@@ -281,7 +281,7 @@ fn valid_model(rng: &mut Rng) -> Model {
         let name = rng.pick(&NAMES);
         names.extend_from_slice(name);
         (f.name_offset, f.name_len) = ((names.len() - name.len()) as u32, name.len() as u32);
-        (f.aux_offset, f.aux_len, f.first_extent, f.extent_count) = (0, 0, 0, 0);
+        (f.aux_offset, f.aux_len, f.data_offset, f.data_len) = (0, 0, 0, 0);
         fds.push(f);
     }
 
@@ -559,15 +559,15 @@ fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decod
         let g = f.group as usize;
         let fine = in_order
             && f.fd <= i32::MAX as u32
-            && (1..=11).contains(&f.kind)
-            && (1..=3).contains(&f.action)
+            && (1..=17).contains(&f.kind)
+            && (1..=4).contains(&f.action)
             && (f.action != FD_ACTION_REOPEN || (1..=3).contains(&f.kind))
             && (f.action != FD_ACTION_STDIO || f.fd <= 2)
             && f.fd_flags <= 3
             && g <= i
             && t.fds[g].group as usize == g
             && f.name_offset as u128 + f.name_len as u128 <= t.names.len() as u128
-            && (f.aux_offset, f.aux_len, f.first_extent, f.extent_count) == (0, 0, 0, 0);
+            && f.aux_offset as u128 + f.aux_len as u128 <= t.names.len() as u128;
         if !fine {
             return bad;
         }

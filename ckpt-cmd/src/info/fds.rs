@@ -3,6 +3,8 @@
 
 use super::*;
 
+mod kinds;
+
 /// `text` with control characters escaped (thread and file names are the program's choice).
 pub(super) fn printable(text: &str) -> String {
     text.chars()
@@ -37,7 +39,8 @@ pub struct FdInfo {
 }
 
 impl FdInfo {
-    pub fn gather(f: &FdRecord, all: &[FdRecord], path: &[u8]) -> FdInfo {
+    /// `aux` is the record's kind-specific values (`FdRecord::aux`).
+    pub fn gather(f: &FdRecord, all: &[FdRecord], path: &[u8], aux: &[u8]) -> FdInfo {
         let shares_with = all
             .get(f.group as usize)
             .map(|g| g.fd)
@@ -86,6 +89,10 @@ impl FdInfo {
                 },
             ),
             FD_ACTION_CLOSED => ("closed", "left closed (not saved)".to_owned()),
+            FD_ACTION_REBUILD => match shares_with {
+                Some(g) => ("dup", format!("dup of {g} (shares its state)")),
+                None => ("rebuild", kinds::restart(f, aux)),
+            },
             _ => ("unknown", "unknown".to_owned()),
         };
         FdInfo {

@@ -199,7 +199,10 @@ fn descriptors_say_what_a_restart_does() {
         rec(6, FD_KIND_DEVICE, FD_ACTION_REOPEN, 5, 2, 0),
         rec(7, FD_KIND_PIPE, FD_ACTION_CLOSED, 6, 0, 0),
     ];
-    let info: Vec<FdInfo> = all.iter().map(|f| FdInfo::gather(f, &all, b"/x")).collect();
+    let info: Vec<FdInfo> = all
+        .iter()
+        .map(|f| FdInfo::gather(f, &all, b"/x", &[]))
+        .collect();
     let said: Vec<(&str, &str)> = info
         .iter()
         .map(|f| (f.action, f.restart.as_str()))

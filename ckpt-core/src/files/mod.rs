@@ -2,31 +2,48 @@
 //! `/proc/self/fd`, `fdinfo` and `fstat`, grouped by open file description with
 //! `kcmp(KCMP_FILE)`; opened again by the restarted process before its other threads go on.
 //!
-//! What can be saved yet: regular files, directories, and `/dev/null`, `zero`, `full`,
-//! `random`, `urandom`. Standard input, output and error (0–2) are the restart's own, moved
+//! Regular files, directories, and `/dev/null`, `zero`, `full`, `random`, `urandom` are
+//! opened again by path. Standard input, output and error (0–2) are the restart's own, moved
 //! to the saved offset when they are the same file, reopened when the restart's is closed.
-//! Anything else fails the checkpoint, naming the descriptor, or with `CKPT_FD_POLICY=close`
-//! is recorded as closed. ckpt's own descriptors (the request socket, a writer's answer,
-//! tracer pipes, the listing itself) are never recorded.
+//! The other kinds are made again from saved state by the code of their family, one module
+//! each ([`kinds`]): pipes and FIFOs, sockets, eventfd and its family, epoll, deleted files
+//! and memfds, terminals. A kind none of them saves fails the checkpoint, naming the
+//! descriptor, or with `CKPT_FD_POLICY=close` is recorded as closed. ckpt's own
+//! descriptors (the request socket, a writer's answer, tracer pipes, the listing itself) are
+//! never recorded.
 //!
-//! A restart checks everything before it changes anything: a path that cannot be opened
-//! ends it (status [`EXIT_FILE_MISSING`]); a file replaced or truncated below its offset is
-//! one warning line, or a refusal under `CKPT_STRICT_FILES` ([`EXIT_FILE_CHANGED`]).
+//! A restart checks everything before it changes anything: a path that cannot be opened, or
+//! a descriptor its kind's code finds it cannot make again, ends it (status
+//! [`EXIT_FILE_MISSING`]); a file replaced or truncated below its offset is one warning line,
+//! or a refusal under `CKPT_STRICT_FILES` ([`EXIT_FILE_CHANGED`]). Then every record is put
+//! in place in increasing order, epoll sets last (their watches name the others).
 //!
 //! Everything here is signal-safe: raw system calls, reserved memory, no allocation.
 
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use ckpt_image::procfs::{parse_dec, parse_oct, status_value};
-use ckpt_image::{FdRecord, FD_ACTION_CLOSED, FD_ACTION_REOPEN, FD_ACTION_STDIO};
+use ckpt_image::{
+    FdRecord, FD_ACTION_CLOSED, FD_ACTION_REBUILD, FD_ACTION_REOPEN, FD_ACTION_STDIO,
+};
 use ckpt_image::{FD_KIND_ANON, FD_KIND_DELETED, FD_KIND_DEVICE, FD_KIND_DIRECTORY};
+use ckpt_image::{FD_KIND_EPOLL, FD_KIND_EVENTFD, FD_KIND_INOTIFY, FD_KIND_SIGNALFD};
 use ckpt_image::{FD_KIND_FIFO, FD_KIND_MEMFD, FD_KIND_OTHER, FD_KIND_OTHER_DEVICE};
 use ckpt_image::{FD_KIND_PIPE, FD_KIND_REGULAR, FD_KIND_SOCKET};
+use ckpt_image::{FD_KIND_TERMINAL, FD_KIND_TIMERFD};
 
 use crate::arena::Arena;
 use crate::config::FdPolicy;
 use crate::line::Line;
 use crate::sys;
+
+mod kinds;
+
+pub(crate) use kinds::{Restoring, Saving};
+
+/// Room for the saved bytes of descriptors (`Arena::fd_data`): address space only, committed
+/// as far as a checkpoint uses it.
+pub const FD_DATA_MAX: usize = 1 << 30;
 
 /// Most descriptors a checkpoint records.
 pub const MAX_FDS: usize = 65536;
@@ -47,6 +64,11 @@ pub enum FdError {
     /// This descriptor is of a kind a checkpoint cannot save yet ([`refused_name`] says
     /// what it is).
     Unsupported(u32),
+    /// This descriptor's state could not be saved: what went wrong, and the errno (0 for
+    /// none). [`refused_name`] says what it is.
+    Save(u32, &'static str, i32),
+    /// The descriptors' saved bytes exceed `FD_DATA_MAX`.
+    DataFull(u32),
 }
 
 impl FdError {
@@ -59,13 +81,18 @@ impl FdError {
                  closed at the restart)",
                 0,
             ),
+            FdError::Save(_, what, errno) => (what, errno),
+            FdError::DataFull(_) => (
+                "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
+                0,
+            ),
         }
     }
 
     /// The descriptor the error names.
     pub fn descriptor(self) -> Option<u32> {
         match self {
-            FdError::Unsupported(fd) => Some(fd),
+            FdError::Unsupported(fd) | FdError::Save(fd, ..) | FdError::DataFull(fd) => Some(fd),
             _ => None,
         }
     }
@@ -85,7 +112,7 @@ pub fn refused_name(out: &mut [u8; 128]) -> usize {
     n
 }
 
-fn note_refused(name: &[u8]) {
+pub(crate) fn note_refused(name: &[u8]) {
     let n = name.len().min(REFUSED.len());
     for (r, &c) in REFUSED.iter().zip(name).take(n) {
         r.store(c, Ordering::Relaxed);
@@ -93,16 +120,26 @@ fn note_refused(name: &[u8]) {
     REFUSED_LEN.store(n as u32, Ordering::Relaxed);
 }
 
-/// What the descriptor table holds after a capture: records and bytes of paths.
+/// What the descriptor table holds after a capture: records, bytes of paths and
+/// kind-specific values, saved bytes (`Arena::fd_data`).
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Captured {
     pub fds: usize,
     pub names: usize,
+    pub data: usize,
+}
+
+/// How a checkpoint treats the descriptors.
+#[derive(Clone, Copy, Debug)]
+pub struct SaveOptions {
+    /// What to do with a descriptor that cannot be saved (`CKPT_FD_POLICY`).
+    pub policy: FdPolicy,
 }
 
 /// Records every open descriptor but `own` (ckpt's) into the arena's descriptor table.
 /// Signal-safe; the other threads are stopped.
-pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captured, FdError> {
+pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<Captured, FdError> {
+    let policy = options.policy;
     let dir = sys::open(
         b"/proc/thread-self/fd\0",
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -116,6 +153,7 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
     fds.sort_unstable_by_key(|f| f.fd);
 
     let mut names = 0usize;
+    let mut data = 0usize;
     for i in 0..count {
         let fd = arena.fds[i].fd;
         let mut path = Line::<48>::new();
@@ -175,16 +213,45 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
             name_len: len as u32,
             ..Default::default()
         };
-        rec.action = if fd <= 2 {
+        let action = if fd <= 2 {
             FD_ACTION_STDIO
         } else if ckpt_image::kind_reopens(kind) {
             FD_ACTION_REOPEN
-        } else if policy == FdPolicy::Close {
-            FD_ACTION_CLOSED
         } else {
-            note_refused(&arena.fd_names[names..names + len]);
-            return Err(FdError::Unsupported(fd));
+            let mut saving = Saving {
+                fd: fd as i32,
+                rec: &mut arena.fds[i],
+                fdinfo: &arena.misc[..n],
+                names: &mut arena.fd_names[..],
+                names_end: names + len,
+                data: &mut arena.fd_data[..],
+                data_end: data,
+                scratch: &mut arena.fd_scratch[..],
+                options,
+            };
+            let saved = kinds::save(&mut saving);
+            let ends = (saving.names_end, saving.data_end);
+            match saved {
+                Ok(true) => {
+                    (names, data) = (ends.0 - len, ends.1);
+                    FD_ACTION_REBUILD
+                }
+                Ok(false) if policy == FdPolicy::Close => FD_ACTION_CLOSED,
+                Ok(false) => {
+                    note_refused(&arena.fd_names[names..names + len]);
+                    return Err(FdError::Unsupported(fd));
+                }
+                Err(e) => {
+                    note_refused(&arena.fd_names[names..names + len]);
+                    return Err(e);
+                }
+            }
         };
+        let rec = &mut arena.fds[i];
+        rec.action = action;
+        if action != FD_ACTION_REBUILD {
+            (rec.aux_offset, rec.aux_len, rec.data_offset, rec.data_len) = (0, 0, 0, 0);
+        }
         names += len;
     }
     // Drop the ones that went away (ckpt's own, closed meanwhile).
@@ -196,7 +263,25 @@ pub fn capture(arena: &mut Arena, own: &[i32], policy: FdPolicy) -> Result<Captu
         }
     }
     group(&mut arena.fds[..kept], arena.fd_dup_of);
-    Ok(Captured { fds: kept, names })
+    Ok(Captured {
+        fds: kept,
+        names,
+        data,
+    })
+}
+
+/// How far `Arena::fd_data` has been written since it was last released.
+static DATA_USED: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Gives back the memory of the descriptors' saved bytes once a checkpoint is written (or
+/// has failed) and once a restart has put them back: the image holds them. Signal-safe.
+pub fn release_data(arena: &mut Arena) {
+    let used = DATA_USED
+        .swap(0, Ordering::Relaxed)
+        .min(arena.fd_data.len());
+    if used > 0 {
+        sys::discard(&mut arena.fd_data[..used]);
+    }
 }
 
 /// A path in this process's own `/proc/PID/` directory, the first `len` bytes of `buf`,
@@ -257,10 +342,16 @@ fn classify(st: &libc::stat, link: &[u8]) -> u32 {
         libc::S_IFREG => FD_KIND_REGULAR,
         libc::S_IFDIR => FD_KIND_DIRECTORY,
         libc::S_IFCHR if ckpt_image::reopenable_device(st.st_rdev) => FD_KIND_DEVICE,
+        libc::S_IFCHR if ckpt_image::terminal_device(st.st_rdev) => FD_KIND_TERMINAL,
         libc::S_IFCHR | libc::S_IFBLK => FD_KIND_OTHER_DEVICE,
         libc::S_IFIFO if link.starts_with(b"pipe:") => FD_KIND_PIPE,
         libc::S_IFIFO => FD_KIND_FIFO,
         libc::S_IFSOCK => FD_KIND_SOCKET,
+        _ if link == b"anon_inode:[eventfd]" => FD_KIND_EVENTFD,
+        _ if link == b"anon_inode:[timerfd]" => FD_KIND_TIMERFD,
+        _ if link == b"anon_inode:[signalfd]" => FD_KIND_SIGNALFD,
+        _ if link == b"anon_inode:[eventpoll]" => FD_KIND_EPOLL,
+        _ if link == b"anon_inode:inotify" => FD_KIND_INOTIFY,
         _ if link.starts_with(b"anon_inode:") => FD_KIND_ANON,
         _ => FD_KIND_OTHER,
     }
@@ -323,6 +414,14 @@ const DUP: u8 = 2;
 const SEEK: u8 = 3;
 /// A standard descriptor closed in the restart that cannot be reopened: left closed.
 const CLOSED: u8 = 4;
+/// Made again by its kind's code (`kinds::rebuild`).
+const REBUILD: u8 = 5;
+/// Put in place already, by the rebuild of another record (the other end of a pipe).
+const PLACED: u8 = 6;
+/// Made again by its kind's code after all others (an epoll set).
+const LATE: u8 = 7;
+/// A copy of a `LATE` record, made after it.
+const LATE_DUP: u8 = 8;
 
 /// How a restart treats the descriptors.
 #[derive(Clone, Copy, Default, Debug)]
@@ -347,6 +446,7 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     let strict = options.strict;
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
+    let data = &arena.fd_data[..cap.data];
     let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     let plans = &mut arena.fd_plans[..cap.fds];
     let mut changed = 0;
@@ -366,6 +466,29 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
                 sys::exit_now(EXIT_FILE_MISSING);
             }
             FD_ACTION_REOPEN => {}
+            FD_ACTION_REBUILD => {
+                // A copy of an earlier record of its description is made from it.
+                let first = (f.group as usize..i)
+                    .find(|&j| fds[j].group == f.group && matches!(plans[j], REBUILD | LATE));
+                if let Some(j) = first {
+                    plans[i] = if plans[j] == LATE { LATE_DUP } else { DUP };
+                    arena.fd_dup_of[i] = j as u32;
+                    continue;
+                }
+                let r = Restoring {
+                    fds,
+                    names,
+                    data,
+                    plans: &mut plans[..],
+                    scratch: &mut arena.fd_scratch[..],
+                };
+                if let Err(e) = kinds::check(&r, i) {
+                    report_failure(f, name(f), e, b"; nothing was restored\n");
+                    sys::exit_now(EXIT_FILE_MISSING);
+                }
+                plans[i] = if kinds::late(f.kind) { LATE } else { REBUILD };
+                continue;
+            }
             // CKPT_RESTORE_STDIO: the saved one, not the restart's.
             FD_ACTION_STDIO if options.stdio && ckpt_image::kind_reopens(f.kind) => {}
             FD_ACTION_STDIO => match sys::fstat(f.fd as i32) {
@@ -441,6 +564,20 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     sys::close_range(3, u32::MAX);
     for (i, f) in fds.iter().enumerate() {
         let plan = arena.fd_plans[i];
+        if plan == REBUILD {
+            let mut r = Restoring {
+                fds,
+                names,
+                data,
+                plans: &mut arena.fd_plans[..cap.fds],
+                scratch: &mut arena.fd_scratch[..],
+            };
+            if let Err(e) = kinds::rebuild(&mut r, i) {
+                report_failure(f, name(f), e, b"\n");
+                sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
+            }
+            continue;
+        }
         let result = match plan {
             OPENED => open_record(f, name(f), f.cloexec()).and_then(|t| {
                 if matches!(f.kind, FD_KIND_REGULAR | FD_KIND_DIRECTORY) && f.pos != 0 {
@@ -465,6 +602,36 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
+    // Epoll sets last: their watches name the descriptors put in place above.
+    for (i, f) in fds.iter().enumerate() {
+        let result = match arena.fd_plans[i] {
+            LATE => {
+                let mut r = Restoring {
+                    fds,
+                    names,
+                    data,
+                    plans: &mut arena.fd_plans[..cap.fds],
+                    scratch: &mut arena.fd_scratch[..],
+                };
+                kinds::rebuild(&mut r, i)
+            }
+            LATE_DUP => {
+                let j = arena.fd_dup_of[i] as usize;
+                sys::dup_to(fds[j].fd as i32, f.fd as i32, f.cloexec())
+                    .map_err(|e| kinds::Failure::new(b"cannot be put back", e))
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            report_failure(f, name(f), e, b"\n");
+            sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
+        }
+    }
+    // (In a restarted process the bytes came back with the memory, beyond the mark.)
+    DATA_USED.store(cap.data, Ordering::Relaxed);
+    release_data(arena);
+    let (fds, names) = (&arena.fds[..cap.fds], &arena.fd_names[..cap.names]);
+    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     // (A standard descriptor the restart closed stays closed, as it was given.)
     say_descriptors(
         b"ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint record them",
@@ -534,6 +701,26 @@ fn report_restore_error(f: &FdRecord, name: &[u8], what: &[u8], e: i32, end: &[u
         .push_decimal(e as u64)
         .push(b")")
         .push(end);
+    sys::write_stderr(line.as_bytes());
+}
+
+/// "ckpt restart: fd N ('NAME') WHAT: ERRNO (errno E)" and `end`. Signal-safe.
+fn report_failure(f: &FdRecord, name: &[u8], e: kinds::Failure, end: &[u8]) {
+    let mut line = Line::<1024>::new();
+    line.push(b"ckpt restart: fd ")
+        .push_decimal(f.fd as u64)
+        .push(b" ('")
+        .push(name)
+        .push(b"') ")
+        .push(e.what);
+    if e.errno != 0 {
+        line.push(b": ")
+            .push(crate::report::errno_name(e.errno).as_bytes())
+            .push(b" (errno ")
+            .push_decimal(e.errno as u64)
+            .push(b")");
+    }
+    line.push(end);
     sys::write_stderr(line.as_bytes());
 }
 
@@ -607,19 +794,29 @@ mod tests {
         let null = stat(libc::S_IFCHR | 0o666, libc::makedev(1, 3), 1);
         assert_eq!(classify(&null, b"/dev/null"), FD_KIND_DEVICE);
         let tty = stat(libc::S_IFCHR | 0o620, libc::makedev(136, 0), 1);
-        assert_eq!(classify(&tty, b"/dev/pts/0"), FD_KIND_OTHER_DEVICE);
+        assert_eq!(classify(&tty, b"/dev/pts/0"), FD_KIND_TERMINAL);
+        let ptmx = stat(libc::S_IFCHR | 0o666, libc::makedev(5, 2), 1);
+        assert_eq!(classify(&ptmx, b"/dev/ptmx"), FD_KIND_OTHER_DEVICE);
+        let disk = stat(libc::S_IFBLK | 0o660, libc::makedev(8, 0), 1);
+        assert_eq!(classify(&disk, b"/dev/sda"), FD_KIND_OTHER_DEVICE);
         let fifo = stat(libc::S_IFIFO | 0o600, 0, 1);
         assert_eq!(classify(&fifo, b"pipe:[123]"), FD_KIND_PIPE);
         assert_eq!(classify(&fifo, b"/tmp/fifo"), FD_KIND_FIFO);
         let sock = stat(libc::S_IFSOCK | 0o777, 0, 1);
         assert_eq!(classify(&sock, b"socket:[9]"), FD_KIND_SOCKET);
-        assert_eq!(
-            classify(&stat(0o600, 0, 1), b"anon_inode:[eventfd]"),
-            FD_KIND_ANON
-        );
+        for (link, kind) in [
+            (&b"anon_inode:[eventfd]"[..], FD_KIND_EVENTFD),
+            (b"anon_inode:[timerfd]", FD_KIND_TIMERFD),
+            (b"anon_inode:[signalfd]", FD_KIND_SIGNALFD),
+            (b"anon_inode:[eventpoll]", FD_KIND_EPOLL),
+            (b"anon_inode:[pidfd]", FD_KIND_ANON),
+            (b"anon_inode:[io_uring]", FD_KIND_ANON),
+        ] {
+            assert_eq!(classify(&stat(0o600, 0, 1), link), kind);
+        }
         assert_eq!(
             classify(&stat(0o600, 0, 1), b"anon_inode:inotify"),
-            FD_KIND_ANON
+            FD_KIND_INOTIFY
         );
         assert_eq!(classify(&stat(0o600, 0, 1), b"?"), FD_KIND_OTHER);
         for minor in [3, 5, 7, 8, 9] {

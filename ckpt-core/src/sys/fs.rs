@@ -337,6 +337,20 @@ pub fn dup_to(old: c_int, new: c_int, cloexec: bool) -> SysResult<()> {
     check(unsafe { libc::dup3(old, new, flags) } as libc::c_long).map(drop)
 }
 
+/// A copy of `fd` at the lowest free number not below `min`, closed on exec. Signal-safe.
+pub fn dup_above(fd: c_int, min: c_int) -> SysResult<c_int> {
+    // SAFETY: plain syscall on descriptors; touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)
+        .map(|r| r as c_int)
+}
+
+/// Sets or clears `fd`'s close-on-exec flag. Signal-safe.
+pub fn set_cloexec(fd: c_int, cloexec: bool) -> SysResult<()> {
+    let flags = if cloexec { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: plain syscall on a descriptor; touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } as libc::c_long).map(drop)
+}
+
 /// Closes every descriptor from `first` to `last` (inclusive). Signal-safe.
 pub fn close_range(first: u32, last: u32) {
     if first > last {

@@ -176,3 +176,19 @@ pub unsafe fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
     // SAFETY: the caller's obligation, above; the view is only read.
     unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
 }
+
+/// Gives the pages of `buf` back to the kernel (`MADV_DONTNEED`): they read as zeros after.
+/// Signal-safe.
+pub fn discard(buf: &mut [u8]) {
+    let start = buf.as_mut_ptr() as u64 & !(ckpt_image::PAGE_SIZE - 1);
+    let end = ckpt_image::page_up(buf.as_mut_ptr() as u64 + buf.len() as u64);
+    // SAFETY: the caller owns `buf` exclusively and gives up its contents; whole pages of
+    // its reserved mapping are dropped, nothing else.
+    unsafe {
+        libc::madvise(
+            start as *mut c_void,
+            (end - start) as usize,
+            libc::MADV_DONTNEED,
+        )
+    };
+}

@@ -9,25 +9,36 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
+mod anon;
 mod fault;
 mod fs;
 mod mem;
+mod pipe;
 mod process;
 mod signal;
 mod socket;
 mod thread;
 mod time;
+mod tmpfile;
 mod trace;
+mod tty;
 
+pub use anon::*;
 pub use fault::*;
 pub use fs::*;
 pub use mem::*;
+#[allow(unused_imports)] // (until issue 13's kinds use them)
+pub use pipe::*;
 pub use process::*;
 pub use signal::*;
 pub use socket::*;
 pub use thread::*;
 pub use time::*;
+#[allow(unused_imports)] // (until issue 13's kinds use them)
+pub use tmpfile::*;
 pub use trace::*;
+#[allow(unused_imports)] // (until issue 13's kinds use them)
+pub use tty::*;
 
 pub use crate::arch::{capture_and_run, clone_into_context, clone_onto_frame};
 

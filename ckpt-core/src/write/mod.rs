@@ -378,10 +378,13 @@ fn write_payloads_and_tables(
     }
     put(ckpt_image::record_bytes(&arena.sigactions))?;
     put(ckpt_image::record_bytes(&arena.auxv[..auxv_words]))?;
-    // The descriptors' paths follow the regions' names.
+    // The descriptors' paths and kind-specific values follow the regions' names.
     for f in &arena.fds[..files.fds] {
         let mut f = *f;
         f.name_offset += cap.names as u32;
+        if f.aux_len > 0 {
+            f.aux_offset += cap.names as u32;
+        }
         put(ckpt_image::record_bytes(core::slice::from_ref(&f)))?;
     }
     put(&arena.names[..cap.names])?;

@@ -1,0 +1,1 @@
+//! TODO(issue 13): system calls of this family of descriptors.

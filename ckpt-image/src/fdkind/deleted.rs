@@ -1,0 +1,1 @@
+//! Deleted files and memfds: their saved values (the contents are `FdRecord::data_*`).

@@ -1,0 +1,1 @@
+//! Terminals: their saved values (settings and window size).
