@@ -16,7 +16,7 @@ use ckpt_image::{prot, region_flags as rf, RegionRecord, ThreadRecord, EXTENT_LZ
 use ckpt_image::{
     FdRecord, FD_ACTION_CLOSED, FD_ACTION_REBUILD, FD_ACTION_REOPEN, FD_ACTION_STDIO,
 };
-use ckpt_image::{FD_KIND_DIRECTORY, FD_KIND_REGULAR};
+use ckpt_image::{FD_KIND_DIRECTORY, FD_KIND_REGULAR, FD_KIND_TERMINAL};
 use ckpt_image::{THREAD_IN_VDSO, THREAD_LEADER, THREAD_MAIN, THREAD_PTRACED};
 
 use crate::image::Image;

@@ -85,6 +85,14 @@ impl FdInfo {
                         f.pos
                     ),
                     _ if reopens => "the restart's own (reopened if closed)".to_owned(),
+                    FD_KIND_TERMINAL => match ckpt_image::read_record(aux) {
+                        Some(t) => format!(
+                            "the restart's own (given the saved settings when it is a \
+                             terminal: {})",
+                            kinds::terminal_settings(&t)
+                        ),
+                        None => "the restart's own".to_owned(),
+                    },
                     _ => "the restart's own".to_owned(),
                 },
             ),

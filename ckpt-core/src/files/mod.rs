@@ -214,6 +214,19 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
             ..Default::default()
         };
         let action = if fd <= 2 {
+            let mut saving = Saving {
+                fd: fd as i32,
+                rec: &mut arena.fds[i],
+                fdinfo: &arena.misc[..n],
+                names: &mut arena.fd_names[..],
+                names_end: names + len,
+                data: &mut arena.fd_data[..],
+                data_end: data,
+                scratch: &mut arena.fd_scratch[..],
+                options,
+            };
+            kinds::save_stdio(&mut saving)?;
+            names = saving.names_end - len;
             FD_ACTION_STDIO
         } else if ckpt_image::kind_reopens(kind) {
             FD_ACTION_REOPEN
@@ -249,7 +262,7 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
         };
         let rec = &mut arena.fds[i];
         rec.action = action;
-        if action != FD_ACTION_REBUILD {
+        if !matches!(action, FD_ACTION_REBUILD | FD_ACTION_STDIO) {
             (rec.aux_offset, rec.aux_len, rec.data_offset, rec.data_len) = (0, 0, 0, 0);
         }
         names += len;
@@ -627,6 +640,13 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
+    kinds::finish(&Restoring {
+        fds,
+        names,
+        data,
+        plans: &mut arena.fd_plans[..cap.fds],
+        scratch: &mut arena.fd_scratch[..],
+    });
     // (In a restarted process the bytes came back with the memory, beyond the mark.)
     DATA_USED.store(cap.data, Ordering::Relaxed);
     release_data(arena);

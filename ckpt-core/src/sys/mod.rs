@@ -37,7 +37,6 @@ pub use time::*;
 #[allow(unused_imports)] // (until issue 13's kinds use them)
 pub use tmpfile::*;
 pub use trace::*;
-#[allow(unused_imports)] // (until issue 13's kinds use them)
 pub use tty::*;
 
 pub use crate::arch::{capture_and_run, clone_into_context, clone_onto_frame};

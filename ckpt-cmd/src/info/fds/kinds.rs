@@ -13,6 +13,8 @@ mod pipe;
 mod socket;
 mod tty;
 
+pub use tty::settings as terminal_settings;
+
 /// What a restart does with `f`, whose kind-specific values are `aux`.
 pub fn restart(f: &FdRecord, aux: &[u8]) -> String {
     let said = match f.kind {

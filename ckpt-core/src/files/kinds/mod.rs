@@ -48,6 +48,20 @@ pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
     }
 }
 
+/// Saves what a standard descriptor (0–2, the restart's own) needs beyond its record: a
+/// terminal's settings. Signal-safe.
+pub(super) fn save_stdio(s: &mut Saving) -> Result<(), FdError> {
+    match s.rec.kind {
+        FD_KIND_TERMINAL => tty::save_stdio(s),
+        _ => Ok(()),
+    }
+}
+
+/// Once every record is in place. Signal-safe.
+pub(super) fn finish(r: &Restoring) {
+    tty::finish(r);
+}
+
 /// Whether record `i` (`FD_ACTION_REBUILD`) can be made again. Signal-safe.
 pub(super) fn check(r: &Restoring, i: usize) -> Result<(), Failure> {
     match r.fds[i].kind {
