@@ -79,6 +79,9 @@ environment:
   CKPT_RESTORE_STDIO=1
              in the environment of a RESTART: standard input, output and error
              are PROG's saved ones (files, devices) instead of the restart's
+  CKPT_RELOCATE=OLD=NEW[:OLD=NEW...]
+             in the environment of a RESTART: files PROG had open under
+             directory OLD are opened under NEW (status 79 when malformed)
   CKPT_LIBRARY
              path of libckpt.so to preload; by default it is looked for beside
              the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it

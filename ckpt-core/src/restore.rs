@@ -3,7 +3,7 @@
 //! process-wide state, the open descriptors, timers, pending signals, and the library's own timers. Run by the
 //! leader while the other threads wait. Signal-safe.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::arena::Arena;
 use crate::checkpoint::State;
@@ -13,6 +13,24 @@ use crate::trigger::note_vdso;
 /// The options of the restart's own environment (`ckpt_image::RESTART_*`), written here by
 /// the restart stub (the image header gives it this address).
 pub static RESTART_OPTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The restart's `CKPT_RELOCATE`, NUL-terminated, written here by the restart stub (the
+/// image header gives it this address); empty in the process the checkpoint was taken of.
+pub static RESTART_RELOCATE: [AtomicU8; ckpt_image::relocate::RELOCATE_MAX] =
+    [const { AtomicU8::new(0) }; ckpt_image::relocate::RELOCATE_MAX];
+
+/// The restart's `CKPT_RELOCATE` value, copied into `buf`. Signal-safe.
+pub fn relocation(buf: &mut [u8; ckpt_image::relocate::RELOCATE_MAX]) -> &[u8] {
+    let mut n = 0;
+    for (b, c) in buf.iter_mut().zip(&RESTART_RELOCATE) {
+        *b = c.load(Ordering::Relaxed);
+        if *b == 0 {
+            break;
+        }
+        n += 1;
+    }
+    &buf[..n.min(buf.len() - 1)]
+}
 
 /// Repairs, in a restarted process, what the kernel does not carry over. Signal-safe.
 pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {

@@ -56,7 +56,11 @@ pub struct ImageHeader {
     /// Where, in the program's memory (libckpt's), the stub writes the options of the
     /// restart's own environment (`RESTART_*` bits) for libckpt to read; 0: nowhere.
     pub restart_options: u64,
-    pub reserved: [u64; 5],
+    /// Where, in the program's memory (libckpt's), the stub writes the value of the
+    /// restart's `CKPT_RELOCATE` (`relocate::RELOCATE_MAX` bytes, NUL-terminated; empty when
+    /// it is not set); 0: nowhere.
+    pub restart_relocate: u64,
+    pub reserved: [u64; 4],
 }
 
 crate::record_layout!(ImageHeader {
@@ -87,7 +91,8 @@ crate::record_layout!(ImageHeader {
     fd_count: u32,
     _pad1: u32,
     restart_options: u64,
-    reserved: [u64; 5],
+    restart_relocate: u64,
+    reserved: [u64; 4],
 });
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.
@@ -153,6 +158,8 @@ pub enum ExitStatus {
     PayloadDamaged = 75,
     /// This CPU lacks register state the program used.
     OtherCpu = 76,
+    /// A restart option (`CKPT_RELOCATE`) is malformed; nothing was restored.
+    BadOption = 79,
 }
 
 impl ExitStatus {

@@ -25,6 +25,7 @@ pub mod fdkind;
 pub mod le;
 pub mod lz4;
 pub mod procfs;
+pub mod relocate;
 pub mod request;
 pub mod signals;
 pub mod stub_sum;

@@ -173,13 +173,17 @@ pub fn env_flag<'a>(env: impl Iterator<Item = &'a [u8]>, name: &[u8]) -> bool {
 /// Whether the 8 bytes at `addr` (8-byte aligned) lie in one saved writable region: the
 /// only place the stub writes the restart's options into the program's memory.
 pub fn writable_word(regions: &[RegionRecord], addr: u64) -> bool {
+    addr.is_multiple_of(8) && writable_range(regions, addr, 8)
+}
+
+/// Whether the `len` bytes at `addr` (not 0) lie in one saved writable region.
+pub fn writable_range(regions: &[RegionRecord], addr: u64, len: u64) -> bool {
     addr != 0
-        && addr.is_multiple_of(8)
         && regions.iter().any(|r| {
             r.prot & ckpt_image::prot::WRITE != 0
                 && r.start <= addr
                 && addr
-                    .checked_add(8)
+                    .checked_add(len)
                     .is_some_and(|end| end <= r.start.saturating_add(r.len))
         })
 }

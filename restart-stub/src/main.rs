@@ -24,7 +24,8 @@ use ckpt_image::{
 use restart_stub::properties::{advice_after_fill, advice_before_fill, map_flags, MAP_NORESERVE};
 
 use restart_stub::{
-    env_flag, format_hex, jump_to, parse_maps, vdso_functions, writable_word, Mapping, VdsoFamily,
+    env_flag, env_lookup, format_hex, jump_to, parse_maps, vdso_functions, writable_range,
+    writable_word, Mapping, VdsoFamily,
 };
 
 use regions::restore_region;
@@ -98,6 +99,12 @@ static MAPPINGS: Static<[Mapping; MAX_MAPPINGS]> = Static::new(
 struct Page([u8; PAGE_SIZE as usize]);
 
 static PAGE: Static<Page> = Static::new(Page([0; PAGE_SIZE as usize]));
+
+/// The restart's `CKPT_RELOCATE`, NUL-terminated, copied before the kernel's stack (where
+/// the environment is) goes away.
+static RELOCATE: Static<Page> = Static::new(Page([0; PAGE_SIZE as usize]));
+
+const EXIT_BAD_OPTION: i32 = ExitStatus::BadOption.code();
 
 /// The kernel's `struct prctl_mm_map`.
 #[repr(C)]
@@ -248,6 +255,26 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     if env_flag(environment(initial_sp), b"CKPT_RESTORE_STDIO") {
         options |= ckpt_image::RESTART_RESTORE_STDIO;
     }
+    let relocate = env_lookup(environment(initial_sp), b"CKPT_RELOCATE").unwrap_or(b"");
+    if relocate.len() >= ckpt_image::relocate::RELOCATE_MAX {
+        die(
+            "CKPT_RELOCATE is longer than 4095 bytes; nothing was restored",
+            None,
+            EXIT_BAD_OPTION,
+        );
+    }
+    if let Some(pair) = ckpt_image::relocate::malformed(relocate) {
+        write_all(2, b"ckpt restart: CKPT_RELOCATE: '");
+        write_all(2, pair);
+        write_all(
+            2,
+            b"' is not OLD=NEW with two absolute paths (pairs separated by ':'); nothing was \
+              restored\n",
+        );
+        exit(EXIT_BAD_OPTION);
+    }
+    // SAFETY: single-threaded; RELOCATE is written here and read once at the end.
+    unsafe { RELOCATE.get().0[..relocate.len()].copy_from_slice(relocate) };
     // Nothing may interrupt the restore: signals stay pending until the program's handlers
     // are back.
     let all: u64 = !0;
@@ -453,6 +480,19 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     if writable_word(tables.regions, header.restart_options) {
         // SAFETY: an aligned word inside a saved writable region, mapped and filled above.
         unsafe { core::ptr::write_volatile(header.restart_options as *mut u64, options) };
+    }
+    let relocate_max = ckpt_image::relocate::RELOCATE_MAX;
+    if writable_range(tables.regions, header.restart_relocate, relocate_max as u64) {
+        // SAFETY: RELOCATE holds the value and its NUL (checked shorter than the buffer);
+        // the destination lies inside a saved writable region, mapped and filled above.
+        unsafe {
+            let value = &RELOCATE.get().0[..relocate_max];
+            core::ptr::copy_nonoverlapping(
+                value.as_ptr(),
+                header.restart_relocate as *mut u8,
+                relocate_max,
+            );
+        }
     }
     let thread = &tables.threads[0];
     let ss = [

@@ -533,13 +533,20 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             arena.fd_dup_of[i] = j as u32;
             continue;
         }
+        let mut moved_buf = [0u8; crate::arena::PATH_MAX];
+        let moved = relocated(name(f), &mut moved_buf);
         let fd = match open_record(f, name(f), true) {
             Ok(fd) => fd,
             Err(e) => {
+                let what: &[u8] = if moved.is_some() {
+                    b"', relocated) cannot be opened again: "
+                } else {
+                    b"') cannot be opened again: "
+                };
                 report_restore_error(
                     f,
-                    name(f),
-                    b"') cannot be opened again: ",
+                    moved.unwrap_or(name(f)),
+                    what,
                     e,
                     b"; nothing was restored\n",
                 );
@@ -554,7 +561,8 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             continue;
         }
         if let Ok(st) = st {
-            let replaced = (st.st_dev, st.st_ino) != (f.dev, f.ino);
+            // A relocated file is another copy: only whether it still reaches the offset.
+            let replaced = moved.is_none() && (st.st_dev, st.st_ino) != (f.dev, f.ino);
             let truncated = f.kind == FD_KIND_REGULAR && (st.st_size as u64) < f.pos;
             if replaced || truncated {
                 changed += 1;
@@ -695,9 +703,25 @@ fn say_descriptors<'a, 'n>(
     }
 }
 
-/// Opens the path of `f` with its flags (not those that create or truncate, nor
+/// `path` moved by the restart's `CKPT_RELOCATE` (written into `out`), or `None` when no
+/// pair of it applies. For every kind that opens a saved path again. Signal-safe.
+pub(crate) fn relocated<'a>(path: &[u8], out: &'a mut [u8]) -> Option<&'a [u8]> {
+    if crate::restore::RESTART_RELOCATE[0].load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let mut value = [0u8; ckpt_image::relocate::RELOCATE_MAX];
+    let value = crate::restore::relocation(&mut value);
+    if value.is_empty() {
+        return None;
+    }
+    ckpt_image::relocate::relocate(value, path, out)
+}
+
+/// Opens the path of `f` (relocated by `CKPT_RELOCATE`) with its flags (not those that create or truncate, nor
 /// `O_NOCTTY`), close-on-exec when `cloexec`. Signal-safe.
 fn open_record(f: &FdRecord, name: &[u8], cloexec: bool) -> sys::SysResult<i32> {
+    let mut moved = [0u8; crate::arena::PATH_MAX];
+    let name = relocated(name, &mut moved).unwrap_or(name);
     let mut path = [0u8; crate::arena::PATH_MAX + 1];
     let n = name.len().min(crate::arena::PATH_MAX);
     path[..n].copy_from_slice(&name[..n]);

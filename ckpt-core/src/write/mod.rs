@@ -408,6 +408,7 @@ fn write_payloads_and_tables(
         names_len: (cap.names + files.names) as u32,
         fd_count: files.fds as u32,
         restart_options: crate::restore::RESTART_OPTIONS.as_ptr() as u64,
+        restart_relocate: crate::restore::RESTART_RELOCATE.as_ptr() as u64,
         stub_base: base,
         stub_reserve: reserve,
         stub_mem: crate::STUB_MEM_SIZE,
