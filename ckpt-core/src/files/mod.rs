@@ -480,6 +480,16 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             }
             FD_ACTION_REOPEN => {}
             FD_ACTION_REBUILD => {
+                // One that shared its description with a standard descriptor (`exec 3>&1`
+                // onto a pipe or a terminal) is a copy of the restart's own, as that one is
+                // (when the restart has it open).
+                let group = f.group as usize;
+                if fds[group].action == FD_ACTION_STDIO && sys::fd_flags(fds[group].fd as i32).is_ok()
+                {
+                    plans[i] = DUP;
+                    arena.fd_dup_of[i] = group as u32;
+                    continue;
+                }
                 // A copy of an earlier record of its description is made from it.
                 let first = (f.group as usize..i)
                     .find(|&j| fds[j].group == f.group && matches!(plans[j], REBUILD | LATE));
