@@ -105,3 +105,22 @@ fn raw_standard_input_alone_is_raw_again() {
         ]
     );
 }
+
+/// Descriptor 3 a dup of the terminal on stdin (`exec 3<&0`): after the restart it is a dup
+/// of the restart's stdin again, sharing its description, not a terminal opened apart.
+#[test]
+fn dup_of_the_terminal_on_stdin_is_a_dup_of_the_restarts() {
+    let (lines, info) = checkpoint_and_restart("fd-tty-dup", "dup");
+    assert_eq!(
+        lines,
+        [
+            "winch",
+            "got go",
+            "stdin raw",
+            "fd 3 raw",
+            "fd 3 shares stdin",
+            "done"
+        ]
+    );
+    assert!(info.contains("dup of 0"), "{info}");
+}

@@ -4,7 +4,8 @@
 // line ("go") byte by byte; a SIGWINCH prints "winch" at once. After "go" it says how it
 // finds stdin and descriptor 3 ("stdin raw", "fd 3 raw": no ICANON, no ECHO), puts the
 // terminal back to line editing and prints "done". With the argument "stdio" it opens no
-// /dev/tty (and says "fd 3 not a terminal").
+// /dev/tty (and says "fd 3 not a terminal"); with "dup", descriptor 3 is a dup of stdin
+// (`exec 3<&0`), and it says whether the two still share their open file description.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +36,7 @@ static const char *mode_of(int fd) {
 
 int main(int argc, char **argv) {
     int stdio_only = argc > 1 && !strcmp(argv[1], "stdio");
+    int dup_stdin = argc > 1 && !strcmp(argv[1], "dup");
     setvbuf(stdout, NULL, _IONBF, 0);
     if (!isatty(0)) die("stdin is not a terminal");
     struct termios cooked, raw;
@@ -44,7 +46,11 @@ int main(int argc, char **argv) {
     raw.c_cc[VMIN] = 1;
     raw.c_cc[VTIME] = 0;
     if (tcsetattr(0, TCSANOW, &raw) != 0) die("tcsetattr");
-    if (!stdio_only && open("/dev/tty", O_RDWR) != 3) die("open /dev/tty as 3");
+    if (dup_stdin) {
+        if (dup2(0, 3) != 3) die("dup2");
+    } else if (!stdio_only && open("/dev/tty", O_RDWR) != 3) {
+        die("open /dev/tty as 3");
+    }
     struct sigaction sa = {0};
     sa.sa_handler = on_winch;
     sa.sa_flags = SA_RESTART;
@@ -64,6 +70,13 @@ int main(int argc, char **argv) {
     printf("got %s\n", line);
     printf("stdin %s\n", mode_of(0));
     printf("fd 3 %s\n", mode_of(3));
+    if (dup_stdin) {
+        // A status flag set through one shows through the other only when they share.
+        int before = fcntl(0, F_GETFL);
+        fcntl(3, F_SETFL, fcntl(3, F_GETFL) ^ O_NONBLOCK);
+        printf("fd 3 %s stdin\n", fcntl(0, F_GETFL) != before ? "shares" : "does not share");
+        fcntl(3, F_SETFL, fcntl(3, F_GETFL) ^ O_NONBLOCK);
+    }
     tcsetattr(0, TCSANOW, &cooked);
     printf("done\n");
     return 0;

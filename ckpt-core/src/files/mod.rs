@@ -484,7 +484,8 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
                 // onto a pipe or a terminal) is a copy of the restart's own, as that one is
                 // (when the restart has it open).
                 let group = f.group as usize;
-                if fds[group].action == FD_ACTION_STDIO && sys::fd_flags(fds[group].fd as i32).is_ok()
+                if fds[group].action == FD_ACTION_STDIO
+                    && sys::fd_flags(fds[group].fd as i32).is_ok()
                 {
                     plans[i] = DUP;
                     arena.fd_dup_of[i] = group as u32;
