@@ -218,9 +218,11 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
         } else if ckpt_image::kind_reopens(kind) {
             FD_ACTION_REOPEN
         } else {
+            let (earlier, rest) = arena.fds.split_at_mut(i);
             let mut saving = Saving {
                 fd: fd as i32,
-                rec: &mut arena.fds[i],
+                rec: &mut rest[0],
+                earlier,
                 fdinfo: &arena.misc[..n],
                 names: &mut arena.fd_names[..],
                 names_end: names + len,
