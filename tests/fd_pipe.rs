@@ -166,6 +166,24 @@ fn write_end_only_gives_epipe() {
     run.restart_silently(&["write: EPIPE", "done"], "after the restart");
 }
 
+/// Two read ends of one pipe with their own open file descriptions (one opened from
+/// /proc/self/fd) and their own flags: both read the one pipe after the restart.
+#[test]
+fn two_read_ends_keep_their_own_flags() {
+    let dir = TempDir::new("fd-pipe-reopened");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    run.checkpoint(&["reopened"], &[]);
+    run.restart_silently(
+        &[
+            "first x, second y",
+            "first nonblock 0, second nonblock 1",
+            "done",
+        ],
+        "after the restart",
+    );
+}
+
 /// A FIFO opened for reading and for writing in one process, with bytes queued.
 #[test]
 fn fifo_reader_and_writer_with_queued_bytes() {
@@ -190,24 +208,40 @@ fn fifo_reader_and_writer_with_queued_bytes() {
     );
 }
 
-/// A FIFO removed before the restart: the restart refuses, naming it, before the program
-/// goes on.
-#[test]
-fn fifo_removed_refuses_the_restart() {
-    let dir = TempDir::new("fd-pipe-fifo-gone");
+/// A FIFO removed (or replaced by a regular file) before the restart: the restart refuses,
+/// naming it, before the program goes on.
+fn fifo_gone_refuses_the_restart(replace_with_file: bool) {
+    let dir = TempDir::new(if replace_with_file {
+        "fd-pipe-fifo-file"
+    } else {
+        "fd-pipe-fifo-gone"
+    });
     let program = build(&dir);
     let fifo = dir.join("fifo");
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["fifo", fifo.to_str().unwrap()], &[]);
     std::fs::remove_file(&fifo).expect("remove the FIFO");
+    if replace_with_file {
+        shared_file(&fifo, b"not a fifo\n");
+    }
     let (status, lines, stderr) = run.restart();
     assert!(!status.success(), "the restart succeeded: {lines:?}");
     assert!(lines.is_empty(), "the program went on: {lines:?}");
-    assert!(
-        stderr.contains(&format!(
-            "fd 3 ('{}') cannot be made again: its FIFO is gone",
-            fifo.display()
-        )),
-        "{stderr}"
-    );
+    let why = if replace_with_file {
+        "its path is no longer a FIFO"
+    } else {
+        "its FIFO is gone"
+    };
+    let expected = format!("fd 3 ('{}') cannot be made again: {why}", fifo.display());
+    assert!(stderr.contains(&expected), "no {expected:?} in {stderr}");
+}
+
+#[test]
+fn fifo_removed_refuses_the_restart() {
+    fifo_gone_refuses_the_restart(false);
+}
+
+#[test]
+fn fifo_replaced_by_a_file_refuses_the_restart() {
+    fifo_gone_refuses_the_restart(true);
 }

@@ -15,6 +15,9 @@
 //                   file
 //   writeend        only the write end held (a child holds the reader): after "go" a write
 //                   fails with EPIPE
+//   reopened        a second read end opened from /proc/self/fd (its own open file
+//                   description, non-blocking; the first is not), 2 bytes queued: after
+//                   "go" one byte through each, and each one's flag
 //   fifo PATH       a FIFO made at PATH, opened for reading (non-blocking) and for writing,
 //                   11 bytes queued: after "go" they are read, then 5 more come through
 #define _GNU_SOURCE
@@ -183,6 +186,23 @@ static int mode_writeend(void) {
     return 0;
 }
 
+static int mode_reopened(void) {
+    int p[2];
+    if (pipe(p) < 0) die("pipe");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", p[0]);
+    int second = open(path, O_RDONLY | O_NONBLOCK);
+    if (second < 0) die("open /proc/self/fd");
+    put(p[1], "xy");
+    wait_go();
+    char a = 0, b = 0;
+    if (read(p[0], &a, 1) != 1 || read(second, &b, 1) != 1) die("read");
+    printf("first %c, second %c\n", a, b);
+    printf("first nonblock %d, second nonblock %d\n", !!(fcntl(p[0], F_GETFL) & O_NONBLOCK),
+           !!(fcntl(second, F_GETFL) & O_NONBLOCK));
+    return 0;
+}
+
 static int mode_fifo(const char *path) {
     if (mkfifo(path, 0666) < 0) die("mkfifo");
     int r = open(path, O_RDONLY | O_NONBLOCK);
@@ -213,6 +233,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "dup")) r = mode_dup();
     else if (!strcmp(mode, "readend")) r = mode_readend();
     else if (!strcmp(mode, "writeend")) r = mode_writeend();
+    else if (!strcmp(mode, "reopened")) r = mode_reopened();
     else if (!strcmp(mode, "fifo")) r = mode_fifo(arg);
     else {
         fprintf(stderr, "unknown mode %s\n", mode);

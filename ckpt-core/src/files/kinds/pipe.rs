@@ -179,11 +179,15 @@ pub(super) fn check(r: &Restoring, i: usize) -> Result<(), Failure> {
                 0,
             ));
         }
-        let mode = match f.flags as i32 & libc::O_ACCMODE {
+        let mut mode = match f.flags as i32 & libc::O_ACCMODE {
             libc::O_RDONLY => libc::R_OK,
             libc::O_WRONLY => libc::W_OK,
             _ => libc::R_OK | libc::W_OK,
         };
+        // The queued bytes go back in through a write end.
+        if !r.data(i).is_empty() {
+            mode |= libc::W_OK;
+        }
         sys::may_access(path, mode)
             .map_err(|e| Failure::new(b"cannot be made again: its FIFO cannot be opened", e))?;
     }
@@ -239,12 +243,22 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
     // A pipe: its two ends. A FIFO: the helper, which is both.
     let (pr, pw) = if fifo {
         let path = nul_terminated(r.name(i), &mut path);
-        let helper = sys::open(path, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
-            .map_err(|e| Failure::new(b"cannot be made again: its FIFO cannot be opened", e))?;
+        // Both a reader and a writer, so that no open waits (and the bytes go back in
+        // through it); only a reader when the program may only read it (then it has no
+        // bytes to put back: `check` saw to that).
+        let helper = match sys::open(path, libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC, 0) {
+            Err(libc::EACCES) => {
+                sys::open(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC, 0)
+            }
+            other => other,
+        }
+        .map_err(|e| Failure::new(b"cannot be made again: its FIFO cannot be opened", e))?;
         let helper = out_of_the_way(helper, above)?;
         if let Ok(st) = sys::fstat(helper) {
             if (st.st_dev, st.st_ino) != (f.dev, f.ino) {
-                say(&f, r.name(i), b"is another FIFO since the checkpoint (made anew at its path); the program goes on with it");
+                let what = b"is another FIFO since the checkpoint (made anew at its path); the \
+                             program goes on with it";
+                say(&f, r.name(i), what);
             }
         }
         (helper, helper)
@@ -294,7 +308,9 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
             let access = g.flags as i32 & libc::O_ACCMODE;
             let made = if fifo {
                 let path = nul_terminated(r.name(j), &mut path);
-                let flags = (g.flags as i32 & !OPEN_ONLY) | libc::O_CLOEXEC;
+                // Non-blocking to open (a writer needs a reader: the helper is one);
+                // its own flags are set just below.
+                let flags = (g.flags as i32 & !OPEN_ONLY) | libc::O_NONBLOCK | libc::O_CLOEXEC;
                 sys::open(path, flags, 0).map_err(|e| {
                     Failure::new(b"cannot be made again: its FIFO cannot be opened", e)
                 })
