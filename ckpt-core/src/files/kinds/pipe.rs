@@ -6,8 +6,9 @@
 //!   into a private pipe of the same capacity (never waiting), whose bytes are read into
 //!   the saved bytes. An end held only for writing is read through a read end opened for
 //!   the moment from `/proc/thread-self/fd/N`. No other cap on the bytes: a pipe holds at
-//!   most its capacity (1 MiB unless privileged). A packet-mode (`O_DIRECT`) pipe is
-//!   refused: its packet boundaries would be lost.
+//!   most its capacity (1 MiB unless privileged). A packet-mode (`O_DIRECT`) pipe is not
+//!   saved (refused, or left closed under `CKPT_FD_POLICY=close`): its packet boundaries
+//!   would be lost.
 //! - A pipe: `pipe2`, `F_SETPIPE_SZ` (also when empty), the bytes written back, and each
 //!   record given its own end with its own status flags. With only read ends in the
 //!   process (the writer was another process's), the write end is closed after the
@@ -37,13 +38,10 @@ const OPEN_ONLY: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NO
 
 pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
     let fd = s.fd;
+    // A packet-mode pipe: its packet boundaries would be lost, and an end opened again
+    // cannot be made packet-mode. Not saved (CKPT_FD_POLICY says what then).
     if s.rec.flags as i32 & libc::O_DIRECT != 0 {
-        return Err(FdError::Save(
-            fd as u32,
-            "cannot be saved: a packet-mode (O_DIRECT) pipe, whose packet boundaries a \
-             restart would lose",
-            0,
-        ));
+        return Ok(false);
     }
     let size = sys::pipe_size(fd)
         .map_err(|e| FdError::Save(fd as u32, "cannot be saved: its size (F_GETPIPE_SZ)", e))?;
