@@ -18,8 +18,9 @@ if [[ ! -x $ckpt || ! -f $(dirname "$ckpt")/libckpt.so ]]; then
 fi
 
 # Descriptors above 2 that this shell inherited (some terminals, IDEs and CI runners leave
-# pipes open) would be the counter's too, and a pipe cannot be checkpointed yet: the
-# checkpoint would fail, naming it. The demo's counter needs none of them.
+# pipes or sockets open) would be the counter's too: a pipe would come back at the restart
+# with its other end gone (the other end is the terminal's), and a kind a checkpoint cannot
+# save yet would fail it, naming it. The demo's counter needs none of them.
 for fd in /proc/$$/fd/*; do
     fd=${fd##*/}
     # (255: bash reading this script, close-on-exec.)

@@ -99,7 +99,7 @@ impl FdInfo {
             FD_ACTION_CLOSED => ("closed", "left closed (not saved)".to_owned()),
             FD_ACTION_REBUILD => match shares_with {
                 Some(g) => ("dup", format!("dup of {g} (shares its state)")),
-                None => ("rebuild", kinds::restart(f, aux)),
+                None => ("rebuild", kinds::restart(f, all, aux)),
             },
             _ => ("unknown", "unknown".to_owned()),
         };

@@ -213,27 +213,14 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
             name_len: len as u32,
             ..Default::default()
         };
-        let action = if fd <= 2 {
-            let mut saving = Saving {
-                fd: fd as i32,
-                rec: &mut arena.fds[i],
-                fdinfo: &arena.misc[..n],
-                names: &mut arena.fd_names[..],
-                names_end: names + len,
-                data: &mut arena.fd_data[..],
-                data_end: data,
-                scratch: &mut arena.fd_scratch[..],
-                options,
-            };
-            kinds::save_stdio(&mut saving)?;
-            names = saving.names_end - len;
-            FD_ACTION_STDIO
-        } else if ckpt_image::kind_reopens(kind) {
+        let action = if fd > 2 && ckpt_image::kind_reopens(kind) {
             FD_ACTION_REOPEN
         } else {
+            let (earlier, rest) = arena.fds.split_at_mut(i);
             let mut saving = Saving {
                 fd: fd as i32,
-                rec: &mut arena.fds[i],
+                rec: &mut rest[0],
+                earlier,
                 fdinfo: &arena.misc[..n],
                 names: &mut arena.fd_names[..],
                 names_end: names + len,
@@ -242,21 +229,29 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
                 scratch: &mut arena.fd_scratch[..],
                 options,
             };
-            let saved = kinds::save(&mut saving);
-            let ends = (saving.names_end, saving.data_end);
-            match saved {
-                Ok(true) => {
-                    (names, data) = (ends.0 - len, ends.1);
-                    FD_ACTION_REBUILD
-                }
-                Ok(false) if policy == FdPolicy::Close => FD_ACTION_CLOSED,
-                Ok(false) => {
-                    note_refused(&arena.fd_names[names..names + len]);
-                    return Err(FdError::Unsupported(fd));
-                }
-                Err(e) => {
-                    note_refused(&arena.fd_names[names..names + len]);
-                    return Err(e);
+            if fd <= 2 {
+                // The restart's own; what it needs beyond the record (a terminal's
+                // settings) is saved.
+                kinds::save_stdio(&mut saving)?;
+                names = saving.names_end - len;
+                FD_ACTION_STDIO
+            } else {
+                let saved = kinds::save(&mut saving);
+                let ends = (saving.names_end, saving.data_end);
+                match saved {
+                    Ok(true) => {
+                        (names, data) = (ends.0 - len, ends.1);
+                        FD_ACTION_REBUILD
+                    }
+                    Ok(false) if policy == FdPolicy::Close => FD_ACTION_CLOSED,
+                    Ok(false) => {
+                        note_refused(&arena.fd_names[names..names + len]);
+                        return Err(FdError::Unsupported(fd));
+                    }
+                    Err(e) => {
+                        note_refused(&arena.fd_names[names..names + len]);
+                        return Err(e);
+                    }
                 }
             }
         };

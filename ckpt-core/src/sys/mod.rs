@@ -27,7 +27,6 @@ pub use anon::*;
 pub use fault::*;
 pub use fs::*;
 pub use mem::*;
-#[allow(unused_imports)] // (until issue 13's kinds use them)
 pub use pipe::*;
 pub use process::*;
 pub use signal::*;

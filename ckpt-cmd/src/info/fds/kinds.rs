@@ -15,10 +15,11 @@ mod tty;
 
 pub use tty::settings as terminal_settings;
 
-/// What a restart does with `f`, whose kind-specific values are `aux`.
-pub fn restart(f: &FdRecord, aux: &[u8]) -> String {
+/// What a restart does with `f`, whose kind-specific values are `aux`; `all` is the table
+/// (the other ends of a pipe).
+pub fn restart(f: &FdRecord, all: &[FdRecord], aux: &[u8]) -> String {
     let said = match f.kind {
-        FD_KIND_PIPE | FD_KIND_FIFO => pipe::restart(f, aux),
+        FD_KIND_PIPE | FD_KIND_FIFO => pipe::restart(f, all, aux),
         FD_KIND_SOCKET => socket::restart(f, aux),
         FD_KIND_EVENTFD | FD_KIND_TIMERFD | FD_KIND_SIGNALFD | FD_KIND_INOTIFY => {
             anon::restart(f, aux)

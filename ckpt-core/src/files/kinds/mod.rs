@@ -119,6 +119,9 @@ pub(crate) struct Saving<'a> {
     pub fd: i32,
     /// Its record, common fields filled in (kind, flags, offset, identity, path).
     pub rec: &'a mut FdRecord,
+    /// The records of the lower descriptors, saved already (their `action` set): the first
+    /// of a pipe's ends saves its queued bytes, the others see that it did.
+    pub earlier: &'a [FdRecord],
     /// Its `/proc/self/fdinfo` text.
     pub fdinfo: &'a [u8],
     /// The names area, used up to `names_end` (the record's path ends there).
