@@ -1,0 +1,194 @@
+// Sockets across a checkpoint (tests/fd_socket.rs). Each mode makes its sockets, prints what
+// the test needs ("port N"), then "ready", and waits for a line on stdin ("go"), which the
+// test sends after the restart; then it prints what it finds and "done". Modes:
+//   tcp-listen        a listening TCP socket on 127.0.0.1, port chosen by the kernel: after
+//                     "go" it accepts one connection, reads a line and answers "hello LINE"
+//   unix-listen PATH  the same on a unix stream socket bound to PATH
+//   tcp-connected PORT  a TCP connection to 127.0.0.1:PORT (the test's server), non-blocking,
+//                     ready once the server's first bytes have arrived; after "go" it reads
+//                     what is queued, then expects end-of-file and EPIPE, then connects again
+//                     and says "again"
+//   pair              a stream socket pair with 13 bytes queued each way and a datagram pair
+//                     with three messages queued one way: after "go" it reads them back
+//                     (message by message) and sends more through both
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static void wait_go(void) {
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) {
+        printf("no go: %s\n", strerror(errno));
+        exit(3);
+    }
+}
+
+static void die(const char *what) {
+    printf("error: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+
+// Reads up to a newline (not kept) from a blocking socket.
+static int read_line(int fd, char *buf, size_t size) {
+    size_t n = 0;
+    while (n + 1 < size) {
+        ssize_t r = read(fd, buf + n, 1);
+        if (r <= 0) break;
+        if (buf[n] == '\n') break;
+        n++;
+    }
+    buf[n] = 0;
+    return (int)n;
+}
+
+static void serve_one(int listener) {
+    printf("accepting\n");
+    fflush(stdout);
+    int c = accept(listener, NULL, NULL);
+    if (c < 0) die("accept");
+    char line[128];
+    read_line(c, line, sizeof line);
+    char answer[160];
+    int n = snprintf(answer, sizeof answer, "hello %s\n", line);
+    if (write(c, answer, n) != n) die("write");
+    close(c);
+    printf("answered %s\n", line);
+}
+
+static int mode_tcp_listen(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(s, 7) < 0) die("listen");
+    socklen_t len = sizeof a;
+    if (getsockname(s, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    printf("port %d\n", ntohs(a.sin_port));
+    wait_go();
+    serve_one(s);
+    return 0;
+}
+
+static int mode_unix_listen(const char *path) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (s < 0) die("socket");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(s, 3) < 0) die("listen");
+    wait_go();
+    serve_one(s);
+    return 0;
+}
+
+static int connect_to(int port, int flags) {
+    int s = socket(AF_INET, SOCK_STREAM | flags, 0);
+    if (s < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+    return s;
+}
+
+static int mode_tcp_connected(int port) {
+    signal(SIGPIPE, SIG_IGN);
+    int s = connect_to(port, 0);
+    if (fcntl(s, F_SETFL, O_NONBLOCK) < 0) die("O_NONBLOCK");
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    if (poll(&p, 1, 10000) != 1) die("poll");
+    wait_go();
+    if (!(fcntl(s, F_GETFL) & O_NONBLOCK)) printf("blocking\n");
+    // What the server sent before the checkpoint, then end-of-file.
+    char buf[64];
+    ssize_t n;
+    for (;;) {
+        n = read(s, buf, sizeof buf - 1);
+        if (n > 0) {
+            buf[n] = 0;
+            printf("read %s", buf);
+            continue;
+        }
+        if (n < 0 && errno == EAGAIN) {
+            if (poll(&p, 1, 10000) != 1) die("poll again");
+            continue;
+        }
+        break;
+    }
+    if (n == 0) printf("eof\n");
+    else printf("read error: %s\n", strerror(errno));
+    if (write(s, "x", 1) < 0) printf("write: %s\n", errno == EPIPE ? "EPIPE" : strerror(errno));
+    else printf("write went through\n");
+    close(s);
+    int again = connect_to(port, 0);
+    if (write(again, "again\n", 6) != 6) die("write again");
+    printf("reconnected\n");
+    close(again);
+    return 0;
+}
+
+static void expect_read(int fd, const char *want, const char *label) {
+    char buf[64];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    if (n < 0) {
+        printf("%s: %s\n", label, strerror(errno));
+        return;
+    }
+    buf[n] = 0;
+    if ((size_t)n == strlen(want) && !memcmp(buf, want, n)) printf("%s %zd bytes\n", label, n);
+    else printf("%s got %zd bytes: %s\n", label, n, buf);
+}
+
+static int mode_pair(void) {
+    int sv[2], dg[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
+    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, dg) < 0) die("socketpair dgram");
+    // 13 bytes each way.
+    if (write(sv[0], "hello, there\n", 13) != 13) die("write");
+    if (write(sv[1], "general kenob", 13) != 13) die("write");
+    const char *messages[] = {"one", "two", "three"};
+    for (int k = 0; k < 3; k++)
+        if (send(dg[0], messages[k], strlen(messages[k]), 0) < 0) die("send");
+    wait_go();
+    expect_read(sv[1], "hello, there\n", "stream a->b");
+    expect_read(sv[0], "general kenob", "stream b->a");
+    expect_read(sv[0], "", "stream empty");
+    for (int k = 0; k < 3; k++) expect_read(dg[1], messages[k], "message");
+    expect_read(dg[1], "", "dgram empty");
+    if (write(sv[0], "more", 4) != 4) die("write more");
+    expect_read(sv[1], "more", "stream more");
+    if (send(dg[1], "back", 4, 0) != 4) die("send back");
+    expect_read(dg[0], "back", "dgram back");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: fd_socket MODE [ARG]\n");
+        return 2;
+    }
+    const char *mode = argv[1];
+    int r;
+    if (!strcmp(mode, "tcp-listen")) r = mode_tcp_listen();
+    else if (!strcmp(mode, "unix-listen") && argc > 2) r = mode_unix_listen(argv[2]);
+    else if (!strcmp(mode, "tcp-connected") && argc > 2) r = mode_tcp_connected(atoi(argv[2]));
+    else if (!strcmp(mode, "pair")) r = mode_pair();
+    else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    printf("done\n");
+    return r;
+}
