@@ -256,3 +256,109 @@ fn socket_pair_gives_back_its_queued_bytes() {
         "after the restart",
     );
 }
+
+/// A bound UDP socket and one connected to it, a listening TCP socket on [::1] and a
+/// listening unix socket at an abstract name all work after the restart.
+#[test]
+fn udp_ipv6_and_abstract_sockets_work_again() {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = TempDir::new("fd-socket-others");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["others"], &[]);
+    if before.iter().any(|l| l.starts_with("no ipv6")) {
+        skip(Skip::CannotHere, "no IPv6 loopback here");
+        return;
+    }
+    let port6: u16 = before
+        .iter()
+        .find_map(|l| l.strip_prefix("port6 "))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{before:?}"));
+    let name = before
+        .iter()
+        .find_map(|l| l.strip_prefix("abstract "))
+        .unwrap_or_else(|| panic!("{before:?}"))
+        .to_owned();
+    let said = info(&dir, &run.image());
+    for text in [
+        "UDP bound to 127.0.0.1:".to_owned(),
+        "UDP connected to 127.0.0.1:".to_owned(),
+        format!("TCP6 listening on [::1]:{port6} again (backlog 4;"),
+        format!("unix stream listening on @{name} again (backlog 2;"),
+    ] {
+        assert!(said.contains(&text), "no {text:?} in {said}");
+    }
+    let (after, stderr) = restart_and_talk(&run, |proc| {
+        proc.wait_line("accepting");
+        let v6 = TcpStream::connect(("::1", port6)).expect("connect to [::1]");
+        v6.set_read_timeout(Some(TIMEOUT)).unwrap();
+        assert_eq!(ask(v6, "six"), "hello six\n");
+        proc.wait_line("accepting");
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let abs = UnixStream::connect_addr(&addr).expect("connect to the abstract name");
+        abs.set_read_timeout(Some(TIMEOUT)).unwrap();
+        assert_eq!(ask(abs, "abstract"), "hello abstract\n");
+    });
+    expect_lines(
+        &after,
+        &[
+            "udp ping",
+            "accepting",
+            "answered six",
+            "accepting",
+            "answered abstract",
+            "done",
+        ],
+        "after the restart",
+    );
+    assert!(stderr.is_empty(), "the restart said {stderr:?}");
+}
+
+/// The checkpoint of a program in `mode` fails in one line that names fd `fd` and says `why`, leaves
+/// no file, and the program goes on to print `rest`.
+fn refused(mode: &str, fd: u32, why: &str, rest: &[&str]) {
+    let dir = TempDir::new(&format!("fd-socket-{mode}"));
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&[mode], &[]);
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr("failed", TIMEOUT);
+    let stderr = proc.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("failed"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("' failed: fd {fd} (socket:["))
+            && line.contains(why)
+            && line.ends_with("the program continues"),
+        "{line:?}"
+    );
+    assert!(!run.image().exists(), "a failed checkpoint left a file");
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    proc.rest_of_output();
+    let mut expected = vec!["ready"];
+    expected.extend_from_slice(rest);
+    expect_lines(proc.seen(), &expected, "the program");
+}
+
+/// A descriptor in flight on a socket pair refuses the checkpoint (a restart could not send
+/// it again), and the peek that found it took nothing: the program still receives it.
+#[test]
+fn descriptor_in_flight_refuses_the_checkpoint() {
+    refused(
+        "rights",
+        4,
+        "descriptors are in flight on it (SCM_RIGHTS)",
+        &["got a descriptor", "done"],
+    );
+}
+
+/// A netlink socket is not saved: the checkpoint refuses it, naming it.
+#[test]
+fn netlink_socket_refuses_the_checkpoint() {
+    refused("netlink", 3, "cannot be checkpointed yet", &["done"]);
+}

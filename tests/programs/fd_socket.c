@@ -11,6 +11,13 @@
 //   pair              a stream socket pair with 13 bytes queued each way and a datagram pair
 //                     with three messages queued one way: after "go" it reads them back
 //                     (message by message) and sends more through both
+//   others            a bound UDP socket and one connected to it, a listening TCP socket on
+//                     [::1] ("port6 N") and a listening unix socket at an abstract name
+//                     ("abstract NAME"): after "go" the UDP one sends to the bound one, then
+//                     it serves one connection on each listener
+//   rights            a stream socket pair with a descriptor in flight (SCM_RIGHTS): after
+//                     "go" it receives it
+//   netlink           a netlink socket, which no checkpoint saves
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +25,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +182,81 @@ static int mode_pair(void) {
     return 0;
 }
 
+static int mode_others(void) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) die("bind udp");
+    socklen_t len = sizeof a;
+    if (getsockname(u, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    int c = socket(AF_INET, SOCK_DGRAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0) die("connect udp");
+
+    int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int one = 1;
+    if (l6 < 0 || setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) die("v6");
+    if (bind(l6, (struct sockaddr *)&a6, sizeof a6) < 0) {
+        printf("no ipv6: %s\n", strerror(errno));
+        return 0;
+    }
+    if (listen(l6, 4) < 0) die("listen v6");
+    len = sizeof a6;
+    if (getsockname(l6, (struct sockaddr *)&a6, &len) < 0) die("getsockname v6");
+    printf("port6 %d\n", ntohs(a6.sin6_port));
+
+    int la = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un au = {.sun_family = AF_UNIX};
+    int n = snprintf(au.sun_path + 1, sizeof au.sun_path - 1, "ckpt-fd-socket-%d", (int)getpid());
+    if (la < 0 || bind(la, (struct sockaddr *)&au, offsetof(struct sockaddr_un, sun_path) + 1 + n) < 0)
+        die("bind abstract");
+    if (listen(la, 2) < 0) die("listen abstract");
+    printf("abstract %s\n", au.sun_path + 1);
+    wait_go();
+
+    if (send(c, "ping", 4, 0) != 4) die("send udp");
+    char buf[16] = {0};
+    if (recv(u, buf, sizeof buf - 1, 0) != 4) die("recv udp");
+    printf("udp %s\n", buf);
+    serve_one(l6);
+    serve_one(la);
+    return 0;
+}
+
+static int mode_rights(void) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
+    int passed = 0;  // stdin
+    char byte = 'x';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &passed, sizeof passed);
+    if (sendmsg(sv[0], &msg, 0) != 1) die("sendmsg");
+    wait_go();
+    memset(control.buf, 0, sizeof control.buf);
+    msg.msg_controllen = sizeof control.buf;
+    if (recvmsg(sv[1], &msg, MSG_DONTWAIT) != 1) die("recvmsg");
+    cm = CMSG_FIRSTHDR(&msg);
+    if (cm && cm->cmsg_type == SCM_RIGHTS) printf("got a descriptor\n");
+    else printf("no descriptor (flags %x)\n", msg.msg_flags);
+    return 0;
+}
+
+static int mode_netlink(void) {
+    int s = socket(AF_NETLINK, SOCK_RAW, 0);
+    if (s < 0) die("netlink");
+    wait_go();
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: fd_socket MODE [ARG]\n");
@@ -185,6 +268,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "unix-listen") && argc > 2) r = mode_unix_listen(argv[2]);
     else if (!strcmp(mode, "tcp-connected") && argc > 2) r = mode_tcp_connected(atoi(argv[2]));
     else if (!strcmp(mode, "pair")) r = mode_pair();
+    else if (!strcmp(mode, "others")) r = mode_others();
+    else if (!strcmp(mode, "rights")) r = mode_rights();
+    else if (!strcmp(mode, "netlink")) r = mode_netlink();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
