@@ -9,7 +9,7 @@
 //                     what is queued, then expects end-of-file and EPIPE, then connects again
 //                     and says "again"
 //   pair              a stream socket pair with 13 bytes queued each way and a datagram pair
-//                     with three messages queued one way: after "go" it reads them back
+//                     with five messages queued one way (one empty): after "go" it reads them back
 //                     (message by message) and sends more through both
 //   others            a bound UDP socket and one connected to it, a listening TCP socket on
 //                     [::1] ("port6 N") and a listening unix socket at an abstract name
@@ -166,14 +166,14 @@ static int mode_pair(void) {
     // 13 bytes each way.
     if (write(sv[0], "hello, there\n", 13) != 13) die("write");
     if (write(sv[1], "general kenob", 13) != 13) die("write");
-    const char *messages[] = {"one", "two", "three"};
-    for (int k = 0; k < 3; k++)
+    const char *messages[] = {"one", "two", "three", "", "four"};
+    for (int k = 0; k < 5; k++)
         if (send(dg[0], messages[k], strlen(messages[k]), 0) < 0) die("send");
     wait_go();
     expect_read(sv[1], "hello, there\n", "stream a->b");
     expect_read(sv[0], "general kenob", "stream b->a");
     expect_read(sv[0], "", "stream empty");
-    for (int k = 0; k < 3; k++) expect_read(dg[1], messages[k], "message");
+    for (int k = 0; k < 5; k++) expect_read(dg[1], messages[k], "message");
     expect_read(dg[1], "", "dgram empty");
     if (write(sv[0], "more", 4) != 4) die("write more");
     expect_read(sv[1], "more", "stream more");

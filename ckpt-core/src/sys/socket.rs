@@ -118,10 +118,8 @@ pub fn sockopt_int(fd: c_int, level: c_int, name: c_int) -> SysResult<i32> {
     let mut v: c_int = 0;
     let mut len = core::mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `v`.
-    check(
-        unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut c_int).cast(), &mut len) }
-            as libc::c_long,
-    )?;
+    let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut c_int).cast(), &mut len) };
+    check(r as libc::c_long)?;
     Ok(v)
 }
 

@@ -15,8 +15,8 @@
 //!   it to read, then end-of-file.
 //!
 //! The record's saved bytes (`FdRecord::data_*`) are the bytes queued for it to read; for a
-//! datagram or seqpacket socket they start with `messages` lengths (`u32`, little-endian),
-//! one per message, followed by the messages.
+//! datagram or seqpacket socket the messages one after the other, followed by their
+//! `messages` lengths (`u32`, little-endian), in order.
 
 /// The socket's family, type and protocol (`SO_DOMAIN`, `SO_TYPE`, `SO_PROTOCOL`), what a
 /// restart makes of it, its options, and its own and its peer's address.

@@ -156,9 +156,6 @@ pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
             } else if holds_socket(diag.peer_ino, s.scratch) {
                 sock.options |= OPT_PEER_HERE;
             }
-            if sock.messages_kept() {
-                sock.messages = diag.rqueue;
-            }
         }
     }
 
@@ -310,55 +307,54 @@ fn save_stream(s: &mut Saving, creds: bool) -> Result<(), SaveFailure> {
     })
 }
 
-/// Saves the messages queued on a datagram or seqpacket socket (`sock.messages` of them,
-/// as the diagnostics counted): their lengths, then their bytes.
+/// Saves the messages queued on a datagram or seqpacket socket: their bytes, then their
+/// lengths; `sock.messages` says how many. (The socket diagnostics count bytes here, not
+/// messages: the queue is peeked until it is empty.)
 fn save_messages(s: &mut Saving, sock: &mut Socket, creds: bool) -> Result<(), SaveFailure> {
+    const FULL: SaveFailure = (
+        "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
+        0,
+    );
     let fd = s.fd;
-    let count = sock.messages as usize;
-    if count == 0 {
-        return Ok(());
-    }
     let peeking = PeekFromStart::new(fd);
-    if !peeking.goes_on() && count > 1 {
-        return Err((
-            "cannot be saved: its queued messages cannot all be read (no SO_PEEK_OFF)",
-            0,
-        ));
-    }
-    let room = s.data_room();
-    let head = 4 * count;
-    if room.len() < head {
-        return Err((
-            "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
-            0,
-        ));
-    }
-    let (lengths, bytes) = room.split_at_mut(head);
+    let room = &mut s.data[s.data_end..];
+    let lengths = &mut *s.scratch;
     let mut got = 0;
-    let mut found = 0;
-    while found < count {
-        let p = sys::peek(fd, &mut bytes[got..], true, creds)
-            .map_err(|e| ("cannot be saved: its queued messages cannot be read", e))?;
+    let mut count = 0;
+    loop {
+        let p = match sys::peek(fd, &mut room[got..], true, creds) {
+            Ok(p) => p,
+            Err(libc::EAGAIN) => break,
+            Err(e) => return Err(("cannot be saved: its queued messages cannot be read", e)),
+        };
         if p.truncated {
             return Err(IN_FLIGHT);
         }
-        if p.full > p.len {
+        if !peeking.goes_on() {
             return Err((
-                "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
+                "cannot be saved: its queued messages cannot be read one by one (no SO_PEEK_OFF)",
                 0,
             ));
         }
-        lengths[4 * found..4 * found + 4].copy_from_slice(&(p.len as u32).to_le_bytes());
+        if p.full > p.len || 4 * (count + 1) > lengths.len() {
+            return Err(FULL);
+        }
+        lengths[4 * count..4 * count + 4].copy_from_slice(&(p.len as u32).to_le_bytes());
         got += p.len;
-        found += 1;
+        count += 1;
     }
     drop(peeking);
-    s.commit_data(head + got).map_err(|_| {
-        (
-            "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
-            0,
-        )
-    })
+    if count == 0 {
+        return Ok(());
+    }
+    let head = &s.scratch[..4 * count];
+    let room = &mut s.data[s.data_end..];
+    if room.len() < got + head.len() {
+        return Err(FULL);
+    }
+    room[got..got + head.len()].copy_from_slice(head);
+    sock.messages = count as u32;
+    s.commit_data(got + 4 * count).map_err(|_| FULL)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,14 +365,48 @@ const NO_STATE: Failure = Failure::new(b"has no saved socket state", 0);
 pub(super) fn check(r: &Restoring, i: usize) -> Result<(), Failure> {
     let sock: Socket = r.aux(i).ok_or(NO_STATE)?;
     match sock.mode {
-        SOCKET_LISTEN | SOCKET_BOUND => {
-            let fd = bound(&sock, false)?;
-            sys::close(fd);
-            Ok(())
+        SOCKET_LISTEN | SOCKET_BOUND => match unix_path(sock.local()) {
+            Some(path) => stale_path(&sock, path, false),
+            None => {
+                let fd = bound(&sock)?;
+                sys::close(fd);
+                Ok(())
+            }
+        },
+        SOCKET_FRESH => Ok(()),
+        // The bytes queued for it must fit in what a new socket holds: tried on a socket
+        // pair made and closed for it.
+        SOCKET_CONNECTED => {
+            let data = r.data(i);
+            if data.is_empty() {
+                return Ok(());
+            }
+            let (sock, kind) = as_pair(&sock);
+            let (a, b) = sys::socket_pair(kind)
+                .map_err(|e| Failure::new(b"cannot be made again: socketpair", e))?;
+            let fits = refill(b, data, &sock);
+            sys::close(a);
+            sys::close(b);
+            fits
         }
-        SOCKET_FRESH | SOCKET_CONNECTED => Ok(()),
         _ => Err(NO_STATE),
     }
+}
+
+/// `sock` as the unix socket pair end a restart makes of a connection, and its type (a
+/// stream for TCP).
+fn as_pair(sock: &Socket) -> (Socket, i32) {
+    let kind = if sock.family == libc::AF_UNIX as u32 {
+        sock.kind as i32
+    } else {
+        libc::SOCK_STREAM
+    };
+    let pair = Socket {
+        family: libc::AF_UNIX as u32,
+        kind: kind as u32,
+        ..*sock
+    };
+    (pair, kind)
 }
 
 pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
@@ -384,7 +414,7 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
     let nonblock = r.fds[i].flags as i32 & libc::O_NONBLOCK != 0;
     match sock.mode {
         SOCKET_LISTEN => {
-            let fd = bound(&sock, true)?;
+            let fd = bound(&sock)?;
             // A backlog that could not be read (0) is SOMAXCONN, as most servers ask.
             let backlog = match sock.backlog {
                 0 => libc::SOMAXCONN,
@@ -394,15 +424,15 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
                 sys::close(fd);
                 return Err(Failure::new(b"cannot be made again: listen", e));
             }
-            finish(r, i, fd, &sock, nonblock)
+            finish(r, i, fd, nonblock)
         }
         SOCKET_BOUND => {
-            let fd = bound(&sock, true)?;
-            finish(r, i, fd, &sock, nonblock)
+            let fd = bound(&sock)?;
+            finish(r, i, fd, nonblock)
         }
         SOCKET_FRESH => {
             let fd = fresh(&sock)?;
-            finish(r, i, fd, &sock, nonblock)
+            finish(r, i, fd, nonblock)
         }
         SOCKET_CONNECTED => {
             if let Some(j) = peer_record(r, i, &sock) {
@@ -410,7 +440,7 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
             }
             if sock.kind == libc::SOCK_DGRAM as u32 && address_named(sock.peer()) {
                 if let Some(fd) = connected_again(&sock) {
-                    return finish(r, i, fd, &sock, nonblock);
+                    return finish(r, i, fd, nonblock);
                 }
             }
             rebuild_peer_closed(r, i, &sock, nonblock)
@@ -463,16 +493,12 @@ fn apply_options(fd: i32, sock: &Socket) {
 }
 
 /// A new socket like `sock`, bound to its address (`SO_REUSEADDR` for the bind, then as
-/// the program had it). A unix path left by the old process is removed when `clear` and
-/// nothing listens on it (without `clear`, only checked: `check`).
-fn bound(sock: &Socket, clear: bool) -> Result<i32, Failure> {
+/// the program had it). A unix path left by the old process is removed when nothing
+/// listens on it.
+fn bound(sock: &Socket) -> Result<i32, Failure> {
     let addr = sock.local();
     if let Some(path) = unix_path(addr) {
-        stale_path(sock, path, clear)?;
-        if !clear {
-            // The check: binding would make the file; what is there is known to be fine.
-            return fresh(sock);
-        }
+        stale_path(sock, path, true)?;
     }
     let fd = fresh(sock)?;
     let _ = sys::set_sockopt_int(fd, SOL_SOCKET, libc::SO_REUSEADDR, 1);
@@ -683,12 +709,16 @@ fn refill(to: i32, data: &[u8], sock: &Socket) -> Result<(), Failure> {
     }
     let count = sock.messages as usize;
     let bad = Failure::new(b"has damaged saved messages", 0);
-    let (lengths, mut bytes) = data.split_at_checked(4 * count).ok_or(bad)?;
+    let split = data.len().checked_sub(4 * count).ok_or(bad)?;
+    let (mut bytes, lengths) = data.split_at(split);
     for len in lengths.chunks_exact(4) {
         let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
         let (message, rest) = bytes.split_at_checked(len).ok_or(bad)?;
         send(message)?;
         bytes = rest;
+    }
+    if !bytes.is_empty() {
+        return Err(bad);
     }
     Ok(())
 }
@@ -734,13 +764,7 @@ fn say_peer_closed(r: &Restoring, i: usize) {
 }
 
 /// Puts a made socket in place, with `O_NONBLOCK` as the program had it.
-fn finish(
-    r: &mut Restoring,
-    i: usize,
-    fd: i32,
-    _sock: &Socket,
-    nonblock: bool,
-) -> Result<(), Failure> {
+fn finish(r: &mut Restoring, i: usize, fd: i32, nonblock: bool) -> Result<(), Failure> {
     if let Err(e) = sys::set_nonblocking(fd, nonblock) {
         sys::close(fd);
         return Err(Failure::new(b"cannot be made again: O_NONBLOCK", e));

@@ -8,15 +8,11 @@ use ckpt_image::FdRecord;
 pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
     let s: Socket = ckpt_image::read_record(aux)?;
     let name = s.kind_name();
-    let queued = |s: &Socket| {
-        let bytes = f.data_len as usize;
-        match (bytes, s.messages_kept()) {
-            (0, _) => String::new(),
-            (_, true) => format!(", with {} queued message(s)", s.messages),
-            (_, false) => {
-                format!(", with {bytes} queued byte(s)")
-            }
-        }
+    // What was queued for it to read, which it reads first after the restart.
+    let queued = match (f.data_len, s.messages_kept()) {
+        (0, _) => None,
+        (_, true) => Some(format!("{} queued message(s)", s.messages)),
+        (bytes, false) => Some(format!("{bytes} queued byte(s)")),
     };
     let said = match s.mode {
         SOCKET_LISTEN => {
@@ -38,7 +34,7 @@ pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
         SOCKET_CONNECTED if s.options & OPT_PEER_HERE != 0 => format!(
             "{name} socket pair with the socket of inode {}{}",
             s.peer_ino,
-            queued(&s)
+            queued.map(|q| format!(", with {q}")).unwrap_or_default()
         ),
         SOCKET_CONNECTED if s.kind == libc::SOCK_DGRAM as u32 && address_named(s.peer()) => {
             format!(
@@ -54,10 +50,9 @@ pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
             };
             format!(
                 "peer-closed (was {name} connected to {was}){}",
-                match f.data_len {
-                    0 => String::new(),
-                    _ => format!("; reads {} then end-of-file", &queued(&s)[7..]),
-                }
+                queued
+                    .map(|q| format!("; reads {q} then end-of-file"))
+                    .unwrap_or_default()
             )
         }
         _ => return None,
