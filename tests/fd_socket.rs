@@ -225,6 +225,52 @@ fn connected_tcp_socket_reads_eof_and_reconnects() {
     );
 }
 
+/// A unix stream connection to another process comes back closed by its peer the same way.
+#[test]
+fn connected_unix_socket_reads_eof_and_reconnects() {
+    let dir = TempDir::new("fd-unix-connected");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let path = dir.join("server.sock");
+    let server = std::os::unix::net::UnixListener::bind(&path).expect("listen");
+    let accepting = {
+        let server = server.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let (mut first, _) = server.accept().expect("accept");
+            first.write_all(b"queued\n").expect("send");
+            first
+        })
+    };
+    let before = run.checkpoint(&["unix-connected", path.to_str().unwrap()], &[]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    let first = accepting.join().unwrap();
+    let said = info(&dir, &run.image());
+    assert!(
+        said.contains(&format!(
+            "peer-closed (was unix stream connected to {}); reads 7 queued byte(s) then end-of-file",
+            path.display()
+        )),
+        "{said}"
+    );
+    let (after, stderr) = restart_and_talk(&run, |_| {
+        let (again, _) = server.accept().expect("accept the new connection");
+        again.set_read_timeout(Some(TIMEOUT)).unwrap();
+        let mut line = String::new();
+        BufReader::new(again).read_line(&mut line).unwrap();
+        assert_eq!(line, "again\n");
+    });
+    drop(first);
+    expect_lines(
+        &after,
+        &["read queued", "eof", "write: EPIPE", "reconnected", "done"],
+        "after the restart",
+    );
+    assert!(
+        stderr.ends_with(&format!(": fd 3 ({})\n", path.display())) && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+}
+
 /// A stream socket pair with 13 bytes queued each way and a datagram pair with five
 /// messages queued (one empty) give them back, boundaries kept, and go on working.
 #[test]

@@ -8,6 +8,7 @@
 //                     ready once the server's first bytes have arrived; after "go" it reads
 //                     what is queued, then expects end-of-file and EPIPE, then connects again
 //                     and says "again"
+//   unix-connected PATH  the same with a unix stream connection to the test's server at PATH
 //   pair              a stream socket pair with 13 bytes queued each way and a datagram pair
 //                     with five messages queued one way (one empty): after "go" it reads them back
 //                     (message by message) and sends more through both
@@ -101,7 +102,17 @@ static int mode_unix_listen(const char *path) {
     return 0;
 }
 
+// tcp-connected connects to 127.0.0.1:PORT; unix-connected to this path.
+static const char *server_path;
+
 static int connect_to(int port, int flags) {
+    if (server_path) {
+        int s = socket(AF_UNIX, SOCK_STREAM | flags, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path, server_path, sizeof a.sun_path - 1);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) die("connect unix");
+        return s;
+    }
     int s = socket(AF_INET, SOCK_STREAM | flags, 0);
     if (s < 0) die("socket");
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -267,7 +278,10 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "tcp-listen")) r = mode_tcp_listen();
     else if (!strcmp(mode, "unix-listen") && argc > 2) r = mode_unix_listen(argv[2]);
     else if (!strcmp(mode, "tcp-connected") && argc > 2) r = mode_tcp_connected(atoi(argv[2]));
-    else if (!strcmp(mode, "pair")) r = mode_pair();
+    else if (!strcmp(mode, "unix-connected") && argc > 2) {
+        server_path = argv[2];
+        r = mode_tcp_connected(0);
+    } else if (!strcmp(mode, "pair")) r = mode_pair();
     else if (!strcmp(mode, "others")) r = mode_others();
     else if (!strcmp(mode, "rights")) r = mode_rights();
     else if (!strcmp(mode, "netlink")) r = mode_netlink();
