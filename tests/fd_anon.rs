@@ -34,3 +34,155 @@ fn eventfd_keeps_its_count() {
         "after the restart",
     );
 }
+
+/// Timerfds keep their state: a disarmed one stays disarmed, unread expirations are read
+/// after the restart, absolute timers stay ahead by their time (on the wall clock and the
+/// boot clock), an interval timer that fired unread is armed again, and a 3 s timer with a
+/// 1.5 s interval fires after the restart, then again within its interval.
+#[test]
+fn timerfd_keeps_its_time_interval_and_ticks() {
+    let dir = TempDir::new("fd-timerfd");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["timerfd"], &[]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    let info = run_to_end(
+        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    for said in [
+        "made again disarmed (CLOCK_MONOTONIC)",
+        "then every 1.500 s",
+        "1 expiration(s) not read yet",
+        "made again on CLOCK_REALTIME, to fire at the time it was set for",
+        "(set absolute; made relative, as this clock starts anew)",
+    ] {
+        assert!(info.stdout.contains(said), "{said:?} in {}", info.stdout);
+    }
+    run.restart_silently(
+        &[
+            "t2 disarmed, nothing to read",
+            "t3 ticks 1",
+            "t4 ahead",
+            "t5 ahead",
+            "t6 ticks 1",
+            "t6 rearmed",
+            "t1 interval 1500 ms, pending",
+            "t1 not yet",
+            "t1 fired",
+            "t1 next within its interval",
+            "t1 fired again",
+            "done",
+        ],
+        "after the restart",
+    );
+}
+
+/// A signalfd reads the signal that was pending at the checkpoint and one sent after the
+/// restart; `ckpt info` names its signals.
+#[test]
+fn signalfd_reads_pending_and_new_signals() {
+    let dir = TempDir::new("fd-signalfd");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["signalfd"], &[]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    let info = run_to_end(
+        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    assert!(
+        info.stdout
+            .contains("made again for signals SIGUSR1, SIGUSR2"),
+        "{}",
+        info.stdout
+    );
+    run.restart_silently(
+        &[
+            "signalfd got SIGUSR1",
+            "signalfd got SIGUSR2",
+            "signalfd empty",
+            "done",
+        ],
+        "after the restart",
+    );
+}
+
+fn epoll_sets_report_readiness(nobody: bool) {
+    let dir = TempDir::new(if nobody {
+        "fd-epoll-nobody"
+    } else {
+        "fd-epoll"
+    });
+    let ckpt = nobody.then(|| {
+        dir.make_world_writable();
+        world_runnable_ckpt(&dir)
+    });
+    let program = build(&dir);
+    let run = FdRun {
+        ckpt: ckpt.as_deref(),
+        ..FdRun::new(&dir, &program)
+    };
+    let before = run.checkpoint(&["epoll"], &[]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    let info = run_to_end(
+        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    for said in [
+        "made again after the other descriptors, with 5 watches",
+        "made again after the other descriptors, with 1 watch",
+    ] {
+        assert!(info.stdout.contains(said), "{said:?} in {}", info.stdout);
+    }
+    run.restart_silently(
+        &[
+            "outer ready 9999",
+            "set ready 2222",
+            "set ready none",
+            "set ready 1111",
+            "set ready 3333",
+            "set ready 4444",
+            "set ready 5555",
+            "set ready none",
+            "done",
+        ],
+        "after the restart",
+    );
+}
+
+/// An epoll set reports readiness on restored eventfds and a timerfd with its watches'
+/// data and modes (level, edge, one-shot); a watch whose number was closed and reused
+/// while a dup kept its file watches that file, not the new one (which has a watch of its
+/// own); a set watched by another set with a lower number is made first.
+#[test]
+fn epoll_reports_readiness_of_restored_descriptors() {
+    epoll_sets_report_readiness(false);
+}
+
+/// The same, run by an ordinary user (kcmp on itself needs no privilege).
+#[test]
+fn epoll_reports_readiness_as_an_ordinary_user() {
+    epoll_sets_report_readiness(true);
+}
+
+/// A watch on a descriptor that CKPT_FD_POLICY=close leaves closed (a pidfd) is dropped and
+/// the restart says so; the other watch still reports.
+#[test]
+fn epoll_watch_on_a_descriptor_left_closed_is_named() {
+    let dir = TempDir::new("fd-epoll-closed");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["epoll-closed"], &[("CKPT_FD_POLICY", "close")]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    let (after, stderr) = run.restart_ok();
+    expect_lines(&after, &["set ready 1111", "done"], "after the restart");
+    assert!(
+        stderr.contains("('anon_inode:[eventpoll]') no longer watches: fd 5 (the file it watched was left closed")
+            && stderr.lines().count() == 2,
+        "{stderr}"
+    );
+}
