@@ -16,6 +16,10 @@
 //                  with a lower number; after "go" each is made ready and the sets say
 //                  which watches report it ("ready DATA…" in hex)
 //   epoll-closed   a set watching an eventfd and a pidfd (run with CKPT_FD_POLICY=close)
+//   inotify DIR    watches on DIR/a (added by a relative path), DIR/b (removed again),
+//                  DIR/c, DIR/f and DIR/e (renamed to DIR/e2 then: its path is lost), and
+//                  one event left unread; after "go" files are made in a, b and c and f
+//                  is written, and each event read is printed
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +30,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -247,6 +253,62 @@ static int mode_epoll_closed(void) {
     return 0;
 }
 
+static int add(int in, const char *path, uint32_t mask) {
+    int wd = inotify_add_watch(in, path, mask);
+    if (wd < 0) die(path);
+    return wd;
+}
+
+static void touch(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) die(path);
+    if (write(fd, "x", 1) != 1) die("write");
+    close(fd);
+}
+
+static int mode_inotify(const char *dir) {
+    if (chdir(dir) < 0) die("chdir");
+    const char *dirs[] = {"a", "b", "c", "e"};
+    for (int i = 0; i < 4; i++)
+        if (mkdir(dirs[i], 0755) < 0) die("mkdir");
+    touch("f");
+    int in = inotify_init1(IN_NONBLOCK);
+    if (in < 0) die("inotify_init1");
+    char path[4096];
+    int wds[5];
+    wds[0] = add(in, "a", IN_CREATE);
+    snprintf(path, sizeof path, "%s/b", dir);
+    wds[1] = add(in, path, IN_CREATE);
+    snprintf(path, sizeof path, "%s/c", dir);
+    wds[2] = add(in, path, IN_CREATE | IN_DELETE);
+    snprintf(path, sizeof path, "%s/f", dir);
+    wds[3] = add(in, path, IN_MODIFY);
+    wds[4] = add(in, "e", IN_CREATE);
+    printf("wds %d %d %d %d %d\n", wds[0], wds[1], wds[2], wds[3], wds[4]);
+    if (inotify_rm_watch(in, wds[1]) < 0) die("inotify_rm_watch");
+    char buf[4096];
+    while (read(in, buf, sizeof buf) > 0) {}
+    if (rename("e", "e2") < 0) die("rename");
+    touch("a/before");
+    wait_go();
+    touch("a/new");
+    touch("b/new");
+    touch("c/new");
+    touch("f");
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            printf("event wd %d%s%s%s%s %s\n", e->wd, e->mask & IN_CREATE ? " create" : "",
+                   e->mask & IN_MODIFY ? " modify" : "", e->mask & IN_IGNORED ? " ignored" : "",
+                   e->mask & ~(IN_CREATE | IN_MODIFY | IN_IGNORED) ? " other" : "",
+                   e->len ? e->name : "-");
+            p += sizeof *e + e->len;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: fd_anon MODE\n");
@@ -259,6 +321,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "signalfd")) r = mode_signalfd();
     else if (!strcmp(mode, "epoll")) r = mode_epoll();
     else if (!strcmp(mode, "epoll-closed")) r = mode_epoll_closed();
+    else if (!strcmp(mode, "inotify") && argc > 2) r = mode_inotify(argv[2]);
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

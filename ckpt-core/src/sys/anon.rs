@@ -123,3 +123,83 @@ pub fn epoll_watches(ep: c_int, tfd: u32, nth: u32, fd: c_int) -> SysResult<bool
     let r = unsafe { libc::syscall(libc::SYS_kcmp, pid, pid, KCMP_EPOLL_TFD, fd, &slot) };
     check(r).map(|v| v == 0)
 }
+
+/// A new inotify instance with `flags` (`IN_*`). Signal-safe.
+pub fn inotify_init(flags: c_int) -> SysResult<c_int> {
+    // SAFETY: plain syscall; touches no memory.
+    check(unsafe { libc::syscall(libc::SYS_inotify_init1, flags) }).map(|fd| fd as c_int)
+}
+
+/// Watches `path` (NUL-terminated) with `mask` in inotify instance `fd`; the watch
+/// descriptor. Signal-safe.
+pub fn inotify_add(fd: c_int, path: &[u8], mask: u32) -> SysResult<c_int> {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: `path` is NUL-terminated (checked); the kernel only reads it.
+    check(unsafe { libc::syscall(libc::SYS_inotify_add_watch, fd, path.as_ptr(), mask) })
+        .map(|wd| wd as c_int)
+}
+
+/// Removes watch `wd` from inotify instance `fd`. Signal-safe.
+pub fn inotify_rm(fd: c_int, wd: c_int) -> SysResult<()> {
+    // SAFETY: plain syscall; touches no memory.
+    check(unsafe { libc::syscall(libc::SYS_inotify_rm_watch, fd, wd) }).map(drop)
+}
+
+/// The device and inode `path` (NUL-terminated) names, following a last symbolic link
+/// when `follow`. Signal-safe.
+pub fn path_identity(path: &[u8], follow: bool) -> SysResult<(u64, u64)> {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    // SAFETY: `path` is NUL-terminated; the kernel writes one `struct stat` into `st`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_newfstatat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            &mut st,
+            flags,
+        )
+    })?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// How many bytes can be read from `fd` now (`FIONREAD`). Signal-safe.
+pub fn readable_bytes(fd: c_int) -> SysResult<u32> {
+    let mut n: c_int = 0;
+    // SAFETY: the kernel writes one int into `n`.
+    check(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) } as libc::c_long)?;
+    Ok(n.max(0) as u32)
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description. Signal-safe.
+pub fn set_nonblocking(fd: c_int, on: bool) -> SysResult<()> {
+    // SAFETY: F_GETFL takes no argument and touches no memory.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as c_int;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL takes an int; touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } as libc::c_long).map(drop)
+}
+
+/// Reads from `fd` into `buf` once; the bytes read. Signal-safe.
+pub fn read_once(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    check(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } as libc::c_long)
+}
+
+/// The current directory into `buf` (NUL-terminated by the kernel); its length without the
+/// NUL. Signal-safe.
+pub fn current_dir(buf: &mut [u8]) -> SysResult<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = check(unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) })?;
+    Ok(n.saturating_sub(1))
+}

@@ -107,3 +107,56 @@ crate::record_layout!(EpollWatch {
 
 /// `EpollWatch::holder`: no descriptor of the process held the watched file.
 pub const EPOLL_UNHELD: u32 = u32::MAX;
+
+/// An inotify instance (`FD_KIND_INOTIFY`): how many watches it has; the watches are its
+/// saved bytes, each an [`InotifyWatch`] followed by its path, padded to 8 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Inotify {
+    pub watches: u32,
+    /// Of those, how many have no known path (a restart cannot watch them again).
+    pub unknown: u32,
+    /// Bytes of events queued and not read at the checkpoint (lost).
+    pub queued: u32,
+    pub reserved: u32,
+}
+
+crate::record_layout!(Inotify {
+    watches: u32,
+    unknown: u32,
+    queued: u32,
+    reserved: u32,
+});
+
+/// One watch of an inotify instance, followed by `path_len` bytes of its path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InotifyWatch {
+    /// The watch descriptor the program knows it by.
+    pub wd: u32,
+    /// The events and flags it watches for (fdinfo's `mask`).
+    pub mask: u32,
+    /// `IN_DONT_FOLLOW` and `IN_ONLYDIR` as the program added it.
+    pub flags: u32,
+    /// 0: its path is not known.
+    pub path_len: u32,
+    /// The watched inode and its device (`st_dev` encoding).
+    pub ino: u64,
+    pub dev: u64,
+}
+
+crate::record_layout!(InotifyWatch {
+    wd: u32,
+    mask: u32,
+    flags: u32,
+    path_len: u32,
+    ino: u64,
+    dev: u64,
+});
+
+impl InotifyWatch {
+    /// The bytes a watch with a path of `path_len` bytes takes in the saved bytes.
+    pub const fn stored_len(path_len: usize) -> usize {
+        core::mem::size_of::<InotifyWatch>() + path_len.div_ceil(8) * 8
+    }
+}

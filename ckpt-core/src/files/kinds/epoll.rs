@@ -139,7 +139,7 @@ fn parse_watch(line: &[u8]) -> Option<EpollWatch> {
 }
 
 /// The word after `key` (and any blanks) in `line`.
-fn value_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+pub(super) fn value_after<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let at = line.windows(key.len()).position(|w| w == key)? + key.len();
     let rest = &line[at..];
     let start = rest.iter().position(|c| !c.is_ascii_whitespace())?;

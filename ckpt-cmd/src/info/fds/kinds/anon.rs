@@ -1,7 +1,7 @@
 //! eventfd, timerfd, signalfd, inotify.
 
-use ckpt_image::fdkind::anon::{EventFd, SignalFd, TimerFd, TFD_TIMER_ABSTIME};
-use ckpt_image::{FdRecord, FD_KIND_EVENTFD, FD_KIND_SIGNALFD, FD_KIND_TIMERFD};
+use ckpt_image::fdkind::anon::{EventFd, Inotify, SignalFd, TimerFd, TFD_TIMER_ABSTIME};
+use ckpt_image::{FdRecord, FD_KIND_EVENTFD, FD_KIND_INOTIFY, FD_KIND_SIGNALFD, FD_KIND_TIMERFD};
 
 pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
     match f.kind {
@@ -14,6 +14,24 @@ pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
         FD_KIND_SIGNALFD => {
             let s: SignalFd = ckpt_image::read_record(aux)?;
             Some(format!("made again for {}", signals(s.mask)))
+        }
+        FD_KIND_INOTIFY => {
+            let set: Inotify = ckpt_image::read_record(aux)?;
+            let mut said = format!(
+                "made again with {} watch{} by path",
+                set.watches,
+                if set.watches == 1 { "" } else { "es" }
+            );
+            if set.unknown != 0 {
+                said += &format!(
+                    "; {} of them without a known path, which cannot be watched again",
+                    set.unknown
+                );
+            }
+            if set.queued != 0 {
+                said += &format!("; {} bytes of unread events are lost", set.queued);
+            }
+            Some(said)
         }
         _ => None,
     }
