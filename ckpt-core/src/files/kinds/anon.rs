@@ -641,3 +641,46 @@ fn rebuild_inotify(r: &mut Restoring, i: usize) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_are_remembered_by_absolute_path_and_forgotten() {
+        let fd = sys::inotify_init(libc::IN_CLOEXEC).expect("inotify_init1");
+        // SAFETY: a NUL-terminated path.
+        let wd = unsafe { inotify_add_watch(fd, c".".as_ptr(), libc::IN_CREATE) };
+        assert!(wd > 0);
+        let mine = |k: &usize| {
+            slot_path(*k).is_some()
+                && SLOTS[*k].fd.load(Ordering::Relaxed) == fd
+                && SLOTS[*k].wd.load(Ordering::Relaxed) == wd
+        };
+        let k = (0..WATCH_SLOTS).find(mine).expect("a remembered watch");
+        let path = slot_path(k).unwrap();
+        assert!(
+            path.starts_with(b"/") && path.ends_with(b"/.\0"),
+            "{path:?}"
+        );
+        assert_eq!(
+            sys::path_identity(path, true),
+            sys::path_identity(b".\0", true)
+        );
+        assert_eq!(inotify_rm_watch(fd, wd), 0);
+        assert!(slot_path(k).is_none());
+        sys::close(fd);
+    }
+
+    #[test]
+    fn inotify_fdinfo_lines() {
+        let w = parse_inotify_watch(
+            b"inotify wd:1a ino:3c4a7 sdev:fe00001 mask:8000102 ignored_mask:0 \
+              fhandle-bytes:8 fhandle-type:1 f_handle:a7c4030000000000",
+        )
+        .unwrap();
+        assert_eq!((w.wd, w.ino, w.mask), (0x1a, 0x3c4a7, 0x800_0102));
+        assert_eq!(w.dev, libc::makedev(254, 1));
+        assert!(parse_inotify_watch(b"pos:\t0").is_none());
+    }
+}

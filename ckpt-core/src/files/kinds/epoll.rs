@@ -340,3 +340,31 @@ fn add_watch(
     }
     Ok(added)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoll_fdinfo_lines() {
+        let w = parse_watch(
+            b"tfd:       12 events: 1000001c data:                7  pos:0 ino:40e sdev:10",
+        )
+        .unwrap();
+        assert_eq!(
+            (w.tfd, w.events, w.data, w.ino),
+            (12, 0x1000_001c, 7, 0x40e)
+        );
+        assert_eq!(w.dev, libc::makedev(0, 0x10));
+        assert_eq!(w.holder, EPOLL_UNHELD);
+        let w = parse_watch(
+            b"tfd:        9 events: c0000019 data: abcdef0123456789  pos:0 ino:40e sdev:10",
+        )
+        .unwrap();
+        assert_eq!(
+            (w.tfd, w.events, w.data),
+            (9, 0xc000_0019, 0xabcd_ef01_2345_6789)
+        );
+        assert!(parse_watch(b"flags:\t02").is_none());
+    }
+}
