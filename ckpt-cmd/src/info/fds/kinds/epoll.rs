@@ -12,7 +12,7 @@ pub fn restart(_f: &FdRecord, aux: &[u8]) -> Option<String> {
     );
     if set.unheld != 0 {
         said += &format!(
-            "; {} of them watch(es) a file no descriptor held, which cannot be watched again",
+            "; {} of them on a file no descriptor held, which cannot be watched again",
             set.unheld
         );
     }
