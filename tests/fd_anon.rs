@@ -234,7 +234,7 @@ fn inotify_watches_come_back(nobody: bool) {
     );
     assert_eq!(
         stderr,
-        "ckpt restart: fd 3 ('anon_inode:inotify') no longer watches wd 5 (its path is not \
+        "ckpt restart: fd 3 ('anon_inode:inotify'): no longer watches wd 5 (its path is not \
          known); 32 bytes of events not read at the checkpoint are lost\n"
     );
 }

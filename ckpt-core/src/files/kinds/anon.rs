@@ -634,7 +634,7 @@ fn rebuild_inotify(r: &mut Restoring, i: usize) -> Result<(), Failure> {
             .push_decimal(fd as u64)
             .push(b" ('")
             .push(r.name(i))
-            .push(b"')")
+            .push(b"'):")
             .push(&said.as_bytes()[1..])
             .push(b"\n");
         sys::write_stderr(line.as_bytes());
