@@ -177,19 +177,6 @@ pub fn readable_bytes(fd: c_int) -> SysResult<u32> {
     Ok(n.max(0) as u32)
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`'s open file description. Signal-safe.
-pub fn set_nonblocking(fd: c_int, on: bool) -> SysResult<()> {
-    // SAFETY: F_GETFL takes no argument and touches no memory.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as c_int;
-    let flags = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    // SAFETY: F_SETFL takes an int; touches no memory.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } as libc::c_long).map(drop)
-}
-
 /// Reads from `fd` into `buf` once; the bytes read. Signal-safe.
 pub fn read_once(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.

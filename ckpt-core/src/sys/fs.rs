@@ -344,6 +344,19 @@ pub fn dup_above(fd: c_int, min: c_int) -> SysResult<c_int> {
         .map(|r| r as c_int)
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd`'s open file description. Signal-safe.
+pub fn set_nonblocking(fd: c_int, on: bool) -> SysResult<()> {
+    // SAFETY: F_GETFL takes no argument and touches no memory.
+    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as c_int;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: F_SETFL takes an int; touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } as libc::c_long).map(drop)
+}
+
 /// Sets or clears `fd`'s close-on-exec flag. Signal-safe.
 pub fn set_cloexec(fd: c_int, cloexec: bool) -> SysResult<()> {
     let flags = if cloexec { libc::FD_CLOEXEC } else { 0 };

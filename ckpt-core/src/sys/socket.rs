@@ -515,19 +515,6 @@ pub fn keep_message(parts: &[&[u8]], fallback: &'static [u8]) -> &'static [u8] {
     &buf[..n]
 }
 
-/// Sets or clears `O_NONBLOCK` on a descriptor. Signal-safe.
-pub fn set_nonblocking(fd: c_int, on: bool) -> SysResult<()> {
-    // SAFETY: fcntl F_GETFL/F_SETFL with plain integer arguments.
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) } as libc::c_long)? as c_int;
-    let new = if on {
-        flags | libc::O_NONBLOCK
-    } else {
-        flags & !libc::O_NONBLOCK
-    };
-    // SAFETY: as above.
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, new) } as libc::c_long).map(drop)
-}
-
 /// The file type bits (`S_IFMT`) of what `path` (NUL-terminated) names, not following a
 /// final symbolic link. Signal-safe.
 pub fn path_type(path: &[u8]) -> SysResult<u32> {
