@@ -161,10 +161,7 @@ fn waiting_with_a_full_mask_or_for_every_signal_leaves_the_checkpoint_signal() {
     let checkpoint = checkpoint_path(&dir, &program);
     for &(kind, syscalls) in waits {
         let label = format!("ckpt owned wait {kind}");
-        let mut command = ckpt_command(&dir, &program, &["wait", kind]);
-        // A checkpoint cannot save an epoll descriptor yet: it is left closed, which is all
-        // this test of signal masks needs.
-        command.env("CKPT_FD_POLICY", "close");
+        let command = ckpt_command(&dir, &program, &["wait", kind]);
         let mut proc = Proc::spawn(command, &label);
         proc.wait_line("ready");
         proc.wait_blocked_in(syscalls, TIMEOUT);
