@@ -25,4 +25,31 @@ __attribute__((unused)) static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
+/* The protocol of the descriptor tests (tests/support/fdrun.rs), for a program that defines
+ * CKPT_TEST_GO before it includes this: wait_go() prints "ready" and waits for a line on
+ * stdin ("go"), which the test sends after the restart (a read the checkpoint interrupted is
+ * restarted); die() says what failed and exits 2. */
+#ifdef CKPT_TEST_GO
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void wait_go(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) {
+        printf("no go: %s\n", strerror(errno));
+        exit(3);
+    }
+}
+
+static void die(const char *what)
+{
+    printf("error: %s: %s\n", what, strerror(errno));
+    exit(2);
+}
+#endif
+
 #endif

@@ -21,6 +21,8 @@
 //                  one event left unread; after "go" files are made in a, b and c and f
 //                  is written, and each event read is printed
 #define _GNU_SOURCE
+#define CKPT_TEST_GO
+#include "common.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -38,21 +40,6 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-static void wait_go(void) {
-    printf("ready\n");
-    fflush(stdout);
-    char line[64];
-    if (!fgets(line, sizeof line, stdin)) {
-        printf("no go: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void die(const char *what) {
-    printf("error: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 static int mode_eventfd(void) {
     int fd = eventfd(5, EFD_NONBLOCK);

@@ -21,6 +21,8 @@
 //   fifo PATH       a FIFO made at PATH, opened for reading (non-blocking) and for writing,
 //                   11 bytes queued: after "go" they are read, then 5 more come through
 #define _GNU_SOURCE
+#define CKPT_TEST_GO
+#include "common.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,21 +32,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static void wait_go(void) {
-    printf("ready\n");
-    fflush(stdout);
-    char line[64];
-    if (!fgets(line, sizeof line, stdin)) {
-        printf("no go: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void die(const char *what) {
-    printf("error: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 static void put(int fd, const char *s) {
     if (write(fd, s, strlen(s)) != (ssize_t)strlen(s)) die("write");

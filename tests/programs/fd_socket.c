@@ -20,6 +20,8 @@
 //                     "go" it receives it
 //   netlink           a netlink socket, which no checkpoint saves
 #define _GNU_SOURCE
+#define CKPT_TEST_GO
+#include "common.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,21 +35,6 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
-
-static void wait_go(void) {
-    printf("ready\n");
-    fflush(stdout);
-    char line[64];
-    if (!fgets(line, sizeof line, stdin)) {
-        printf("no go: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void die(const char *what) {
-    printf("error: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 // Reads up to a newline (not kept) from a blocking socket.
 static int read_line(int fd, char *buf, size_t size) {

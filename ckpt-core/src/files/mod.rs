@@ -756,18 +756,24 @@ fn report_restore_error(f: &FdRecord, name: &[u8], what: &[u8], e: i32, end: &[u
 
 /// "ckpt restart: fd N ('NAME') WHAT: ERRNO (errno E)" and `end`. Signal-safe.
 fn report_failure(f: &FdRecord, name: &[u8], e: kinds::Failure, end: &[u8]) {
+    say_fd(f, name, e.what, e.errno, end);
+}
+
+/// "ckpt restart: fd N ('NAME') WHAT", then ": ERRNO (errno E)" unless `errno` is 0, and
+/// `end` (a newline, or more of the line with one). Signal-safe.
+pub(crate) fn say_fd(f: &FdRecord, name: &[u8], what: &[u8], errno: i32, end: &[u8]) {
     let mut line = Line::<1024>::new();
     line.push(b"ckpt restart: fd ")
         .push_decimal(f.fd as u64)
         .push(b" ('")
         .push(name)
         .push(b"') ")
-        .push(e.what);
-    if e.errno != 0 {
+        .push(what);
+    if errno != 0 {
         line.push(b": ")
-            .push(crate::report::errno_name(e.errno).as_bytes())
+            .push(crate::report::errno_name(errno).as_bytes())
             .push(b" (errno ")
-            .push_decimal(e.errno as u64)
+            .push_decimal(errno as u64)
             .push(b")");
     }
     line.push(end);

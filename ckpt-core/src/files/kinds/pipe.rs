@@ -432,13 +432,5 @@ fn refill(r: &Restoring, i: usize, w: i32, size: usize, fill: bool) -> Result<()
 
 /// "ckpt restart: fd N ('NAME') WHAT" on stderr.
 fn say(f: &FdRecord, name: &[u8], what: &[u8]) {
-    let mut line = Line::<1024>::new();
-    line.push(b"ckpt restart: fd ")
-        .push_decimal(f.fd as u64)
-        .push(b" ('")
-        .push(name)
-        .push(b"') ")
-        .push(what)
-        .push(b"\n");
-    sys::write_stderr(line.as_bytes());
+    crate::files::say_fd(f, name, what, 0, b"\n");
 }
