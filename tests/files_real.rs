@@ -217,7 +217,6 @@ fn compress_resumes_mid_way(
 /// `xz -T1 -1 -k big.txt`, checkpointed with part of big.txt.xz written and restarted,
 /// writes the same bytes as an uninterrupted run.
 #[test]
-#[ignore = "waits on pipes (issue 13): xz keeps a pipe to wake its poll() when a signal comes"]
 fn xz_single_threaded_file_to_file_resumes_mid_way() {
     compress_resumes_mid_way("xz", &["-T1", "-1", "-k", "-q"], "xz", "xz -dc", false);
 }
@@ -571,7 +570,6 @@ fn expect_served(answer: &str, body: &str, when: &str) {
 /// and restarted, answers the next request on the same port with the same file. Needs its
 /// listening socket saved and made again.
 #[test]
-#[ignore = "waits on listening sockets (issue 13)"]
 fn python_http_server_answers_after_a_restart() {
     let Some(python) = python3() else { return };
     let dir = TempDir::new("files-real-http");
