@@ -136,6 +136,7 @@ fn init() {
     // glibc's.
     clocks::init();
     rseq::init();
+    ckpt_core::files::note_standard_descriptors();
     request::SECURE.store(
         sys::secure_execution(),
         core::sync::atomic::Ordering::Relaxed,

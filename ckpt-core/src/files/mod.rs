@@ -20,7 +20,7 @@
 //!
 //! Everything here is signal-safe: raw system calls, reserved memory, no allocation.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use ckpt_image::procfs::{parse_dec, parse_oct, status_value};
 use ckpt_image::{
@@ -213,7 +213,10 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
             name_len: len as u32,
             ..Default::default()
         };
-        let action = if fd > 2 && ckpt_image::kind_reopens(kind) {
+        // A standard descriptor is the restart's own, unless the program put another file
+        // there itself (`sort -o`, `freopen`, a daemon's /dev/null): that one is saved.
+        let stdio = fd <= 2 && given_stdio(fd, &st);
+        let action = if !stdio && ckpt_image::kind_reopens(kind) {
             FD_ACTION_REOPEN
         } else {
             let (earlier, rest) = arena.fds.split_at_mut(i);
@@ -229,7 +232,7 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
                 scratch: &mut arena.fd_scratch[..],
                 options,
             };
-            if fd <= 2 {
+            if stdio {
                 // The restart's own; what it needs beyond the record (a terminal's
                 // settings) is saved.
                 kinds::save_stdio(&mut saving)?;
@@ -276,6 +279,31 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
         names,
         data,
     })
+}
+
+/// What standard input, output and error are as the process was given them (device and
+/// inode; `u64::MAX` for a closed one): at library load, and in a restarted process the
+/// restart's own. One that is another file at a checkpoint was put there by the program.
+static GIVEN_STDIO: [[AtomicU64; 2]; 3] = [const { [const { AtomicU64::new(u64::MAX) }; 2] }; 3];
+
+/// Notes what the standard descriptors are now, as given to the process (at library load;
+/// at a restart, before any is changed). Signal-safe.
+pub fn note_standard_descriptors() {
+    for (fd, given) in GIVEN_STDIO.iter().enumerate() {
+        let (dev, ino) =
+            sys::fstat(fd as i32).map_or((u64::MAX, u64::MAX), |st| (st.st_dev, st.st_ino));
+        given[0].store(dev, Ordering::Relaxed);
+        given[1].store(ino, Ordering::Relaxed);
+    }
+}
+
+/// Whether standard descriptor `fd` (its `st`) is still the file the process was given.
+fn given_stdio(fd: u32, st: &libc::stat) -> bool {
+    let given = &GIVEN_STDIO[fd as usize];
+    (
+        given[0].load(Ordering::Relaxed),
+        given[1].load(Ordering::Relaxed),
+    ) == (st.st_dev, st.st_ino)
 }
 
 /// How far `Arena::fd_data` has been written since it was last released.
@@ -451,6 +479,8 @@ pub struct RestoreOptions {
 /// worked (the file removed in between) ends the process with `RestoreFailed`.
 /// Signal-safe.
 pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
+    // The restart's standard descriptors are the restarted program's given ones.
+    note_standard_descriptors();
     let strict = options.strict;
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
