@@ -410,3 +410,56 @@ fn descriptor_in_flight_refuses_the_checkpoint() {
 fn netlink_socket_refuses_the_checkpoint() {
     refused("netlink", 3, "cannot be checkpointed yet", &["done"]);
 }
+
+/// A connection that ended (the peer reset it) while the program keeps its descriptor sits
+/// in the closed state bound to the listener's port: it comes back closed, not bound again
+/// (which would collide with the listener, as `python3 -m http.server` showed), and the
+/// listener accepts again.
+#[test]
+fn ended_connection_comes_back_closed_beside_its_listener() {
+    let dir = TempDir::new("fd-tcp-ended");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, _stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &program, &["ended"]), "fd_socket ended");
+    let port_line = proc.wait_line_matching("port", TIMEOUT, |l| l.starts_with("port "));
+    let port = port_of(&[port_line]);
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // SO_LINGER 0: the close resets the connection.
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads a linger struct from a live local, on an open socket.
+    let r = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER");
+    drop(stream);
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &run.image());
+
+    let (after, stderr) = restart_and_talk(&run, |proc| {
+        proc.wait_line("accepting");
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect after restart");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        assert_eq!(ask(stream, "again"), "hello again\n");
+    });
+    expect_lines(
+        &after,
+        &["ended read 0", "accepting", "answered again", "done"],
+        "after the restart",
+    );
+    assert!(
+        stderr.lines().count() <= 1 && !stderr.contains("in use"),
+        "the restart said {stderr:?}"
+    );
+}

@@ -19,6 +19,9 @@
 //   rights            a stream socket pair with a descriptor in flight (SCM_RIGHTS): after
 //                     "go" it receives it
 //   netlink           a netlink socket, which no checkpoint saves
+//   ended             tcp-listen, but first it accepts a connection the test resets and
+//                     keeps it open, ended (closed state, bound to the listener's port):
+//                     after "go" it reads it ("ended read N") and serves one connection
 #define _GNU_SOURCE
 #define CKPT_TEST_GO
 #include "common.h"
@@ -73,6 +76,29 @@ static int mode_tcp_listen(void) {
     if (getsockname(s, (struct sockaddr *)&a, &len) < 0) die("getsockname");
     printf("port %d\n", ntohs(a.sin_port));
     wait_go();
+    serve_one(s);
+    return 0;
+}
+
+static int mode_ended(void) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) die("bind");
+    if (listen(s, 7) < 0) die("listen");
+    socklen_t len = sizeof a;
+    if (getsockname(s, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    printf("port %d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    int c = accept(s, NULL, NULL);
+    if (c < 0) die("accept");
+    // The test resets it: wait until the reset has come (without reading it).
+    struct pollfd p = {.fd = c, .events = POLLIN};
+    if (poll(&p, 1, -1) != 1) die("poll");
+    wait_go();
+    char b[8];
+    ssize_t n = read(c, b, sizeof b);
+    printf("ended read %zd\n", n < 0 ? (ssize_t)-1 : n);
     serve_one(s);
     return 0;
 }
@@ -272,6 +298,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "others")) r = mode_others();
     else if (!strcmp(mode, "rights")) r = mode_rights();
     else if (!strcmp(mode, "netlink")) r = mode_netlink();
+    else if (!strcmp(mode, "ended")) r = mode_ended();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

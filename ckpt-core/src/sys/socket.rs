@@ -156,6 +156,29 @@ pub fn tcp_state(fd: c_int) -> SysResult<u8> {
     Ok(info[0])
 }
 
+/// Whether TCP socket `fd` has sent or received segments (`tcp_info`'s `tcpi_segs_out`
+/// and `tcpi_segs_in`, since Linux 4.2): in the closed state, one that was connected (an
+/// accepted connection after its end, say) and not one only bound. Signal-safe.
+pub fn tcp_exchanged_segments(fd: c_int) -> bool {
+    let mut info = [0u8; 144];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `info`.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (len as usize) < info.len() {
+        return false;
+    }
+    let word = |at: usize| u32::from_ne_bytes([info[at], info[at + 1], info[at + 2], info[at + 3]]);
+    word(136) != 0 || word(140) != 0
+}
+
 /// The socket's own address (`peer`: its peer's) into `buf`; its length. Signal-safe.
 pub fn socket_address(fd: c_int, peer: bool, buf: &mut [u8; 128]) -> SysResult<usize> {
     let mut len = buf.len() as libc::socklen_t;

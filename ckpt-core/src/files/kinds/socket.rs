@@ -99,6 +99,13 @@ pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
         };
         sock.mode = match state {
             TCP_LISTEN => SOCKET_LISTEN,
+            // A connection that has ended (after a reset, or its close while the
+            // descriptor stays open) comes back closed, not bound again: its port is
+            // usually a listening socket's.
+            TCP_CLOSE if sys::tcp_exchanged_segments(fd) => {
+                sock.options |= OPT_PEER_GONE;
+                SOCKET_CONNECTED
+            }
             TCP_CLOSE if named => SOCKET_BOUND,
             TCP_CLOSE => SOCKET_FRESH,
             TCP_ESTABLISHED | TCP_FIN_WAIT1 | TCP_FIN_WAIT2 => SOCKET_CONNECTED,
