@@ -105,6 +105,9 @@ pub(crate) struct Saving<'a> {
     pub fd: i32,
     /// Its record, common fields filled in (kind, flags, offset, identity, path).
     pub rec: &'a mut FdRecord,
+    /// The records of the lower-numbered descriptors, saved already (a kind-specific value
+    /// may name one: a second open of a deleted file shares the first's saved contents).
+    pub earlier: &'a [FdRecord],
     /// Its `/proc/self/fdinfo` text.
     pub fdinfo: &'a [u8],
     /// The names area, used up to `names_end` (the record's path ends there).
