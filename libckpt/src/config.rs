@@ -196,3 +196,21 @@ pub fn parse_size(s: &str) -> Option<u64> {
     };
     number.checked_mul(1 << shift)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("1M"), Some(1 << 20));
+        assert_eq!(parse_size("16m"), Some(16 << 20));
+        assert_eq!(parse_size("512KiB"), Some(512 << 10));
+        assert_eq!(parse_size("2 G"), Some(2 << 30));
+        assert_eq!(parse_size("1.5M"), None);
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999G"), None);
+    }
+}

@@ -138,7 +138,7 @@ pub(crate) fn push_size<const N: usize>(line: &mut Line<N>, bytes: u64) {
         .unwrap_or((b" bytes", 0));
     let tenths = ((bytes as u128 * 10) >> shift) as u64;
     line.push_decimal(tenths / 10);
-    if tenths % 10 != 0 {
+    if !tenths.is_multiple_of(10) {
         line.push(b".").push_decimal(tenths % 10);
     }
     line.push(unit);
@@ -862,9 +862,10 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         }
     }
     // The locks, once every descriptor is in place (closing another descriptor of a file
-    // would give back the process's POSIX locks on it); one per open file description.
-    for (i, f) in fds.iter().enumerate() {
-        if f.group as usize == i && matches!(f.action, FD_ACTION_REOPEN | FD_ACTION_REBUILD) {
+    // would give back the process's POSIX locks on it). Descriptors of one open file
+    // description show the same locks, and taking one again through another is no change.
+    for f in fds {
+        if matches!(f.action, FD_ACTION_REOPEN | FD_ACTION_REBUILD) {
             take_locks(f.fd as i32, f, name(f), f.aux(names), false, b"\n");
         }
     }
@@ -999,6 +1000,21 @@ mod tests {
         st.st_rdev = rdev;
         st.st_nlink = nlink;
         st
+    }
+
+    #[test]
+    fn sizes_in_words() {
+        let say = |bytes| {
+            let mut line = Line::<32>::new();
+            push_size(&mut line, bytes);
+            String::from_utf8(line.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(say(0), "0 bytes");
+        assert_eq!(say(100), "100 bytes");
+        assert_eq!(say(1 << 20), "1 MiB");
+        assert_eq!(say(5 << 20), "5 MiB");
+        assert_eq!(say((5 << 20) + (1 << 19)), "5.5 MiB");
+        assert_eq!(say(3 << 30), "3 GiB");
     }
 
     #[test]
