@@ -18,6 +18,13 @@
 //! or a refusal under `CKPT_STRICT_FILES` ([`EXIT_FILE_CHANGED`]). Then every record is put
 //! in place in increasing order, epoll sets last (their watches name the others).
 //!
+//! File locks (`flock`, POSIX, OFD: the `lock:` lines of fdinfo) of reopened files and of
+//! deleted files and memfds are saved after the record's kind-specific values and taken
+//! again, without waiting, once every descriptor is in place (closing a descriptor of a
+//! file gives back the process's POSIX locks on it). Those of reopened files are tested
+//! first, before anything changes: one another process holds ends the restart with
+//! [`EXIT_FILE_MISSING`] and a line naming the descriptor, the lock and the holder.
+//!
 //! Everything here is signal-safe: raw system calls, reserved memory, no allocation.
 
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
