@@ -585,6 +585,8 @@ fn bad_environment_values_are_refused_before_the_program_runs() {
         ("CKPT_FD_POLICY", "drop"),
         ("CKPT_FD_POLICY", ""),
         ("CKPT_STRICT_FILES", ""),
+        ("CKPT_MAX_DELETED", "lots"),
+        ("CKPT_MAX_DELETED", "1.5M"),
     ] {
         // The ticker stops by itself after 3 ticks if it is (wrongly) allowed to run.
         for (launch, mut command) in [

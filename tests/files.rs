@@ -2,7 +2,8 @@
 //! it found): files go on at their offsets, appends after other writers, shared and
 //! independent offsets stay so, close-on-exec is kept, directory streams go on, null-like
 //! devices work; a changed file warns (or refuses under CKPT_STRICT_FILES) and a deleted
-//! one refuses the restart, naming it; standard input that is the same file goes on where it
+//! one refuses the restart, naming it; deleted-but-open files and memfds come back with
+//! their contents (up to CKPT_MAX_DELETED); file locks are held again; standard input that is the same file goes on where it
 //! was; a descriptor a checkpoint cannot save fails it, named, and the program goes on, or
 //! with CKPT_FD_POLICY=close is left closed and the restart says so.
 
@@ -260,15 +261,36 @@ fn own_proc_file_is_the_restarted_process_s() {
     run.restart_silently(&["own status", "done"], "after the restart");
 }
 
-/// Locks are not taken again (yet): the restart says which descriptors' files had the
-/// program's locks, and `ckpt info` marks them.
-#[test]
-fn locks_not_taken_again_are_named_at_the_restart() {
-    let dir = TempDir::new("files-lock");
+/// The three locks of `files trylock` (flock, fcntl of bytes 0-4, OFD of bytes 10-19), as
+/// a second process finds them now: "flock busy" or "flock free", and so on.
+fn try_locks(run: &FdRun, data: &Path) -> Vec<String> {
+    let mut command = Command::new(run.program);
+    command.args(["trylock", data.to_str().unwrap()]);
+    let done = run_to_end(run.wrap(command), "files trylock", TIMEOUT);
+    assert!(done.status.success(), "{}", done.stderr);
+    done.stdout.lines().map(str::to_owned).collect()
+}
+
+/// flock, fcntl and OFD locks are held again after the restart: a second process cannot
+/// take them while the restarted program runs, and can once it has exited. `ckpt info`
+/// marks the descriptors that held them, and the restart says nothing.
+fn locks_are_taken_again(nobody: bool) {
+    let dir = TempDir::new(if nobody {
+        "files-lock-nobody"
+    } else {
+        "files-lock"
+    });
+    let ckpt = nobody.then(|| {
+        dir.make_world_writable();
+        world_runnable_ckpt(&dir)
+    });
     let program = build(&dir);
     let data = dir.join("data.txt");
-    shared_file(&data, b"hello world");
-    let run = FdRun::new(&dir, &program);
+    shared_file(&data, b"hello world, and locks");
+    let run = FdRun {
+        ckpt: ckpt.as_deref(),
+        ..FdRun::new(&dir, &program)
+    };
     run.checkpoint(&["lock", data.to_str().unwrap()], &[]);
     let json = info_json(&run.image());
     let list = json["descriptors"]["list"]
@@ -279,16 +301,85 @@ fn locks_not_taken_again_are_named_at_the_restart() {
         .filter(|d| d["locked"] == true)
         .map(|d| d["fd"].as_u64().unwrap())
         .collect();
-    assert_eq!(locked, [3, 4], "{json}");
-    let (after, stderr) = run.restart_ok();
-    expect_lines(&after, &["went on", "done"], "after the restart");
-    let path = data.display();
+    assert_eq!(locked, [3, 4, 5], "{json}");
+    let all_free = ["flock free", "fcntl free", "ofd free", "done"];
+    expect_lines(&try_locks(&run, &data), &all_free, "nobody holds them");
+
+    let (mut restarted, mut stdin) =
+        Proc::spawn_with_stdin(run.wrap(restart_command(&dir, &run.image())), "files.ckpt");
+    writeln!(stdin, "go").expect("write go");
+    restarted.wait_line("went on");
+    let all_busy = ["flock busy", "fcntl busy", "ofd busy", "done"];
+    expect_lines(
+        &try_locks(&run, &data),
+        &all_busy,
+        "while the restarted program runs",
+    );
+    writeln!(stdin, "go").expect("write go");
+    restarted.wait_success(TIMEOUT);
+    restarted.rest_of_output();
+    expect_lines(
+        restarted.seen(),
+        &["went on", "ready", "done"],
+        "after the restart",
+    );
+    assert_eq!(restarted.stderr(), "", "the restart said something");
+    expect_lines(&try_locks(&run, &data), &all_free, "after it exited");
+}
+
+#[test]
+fn flock_fcntl_and_ofd_locks_are_held_again_after_the_restart() {
+    locks_are_taken_again(false);
+}
+
+#[test]
+fn locks_are_held_again_as_nobody() {
+    locks_are_taken_again(true);
+}
+
+/// A lock another process holds at the restart: one line naming the descriptor, its file,
+/// the lock and the holder, status 77, and the program does not run.
+#[test]
+fn lock_held_by_another_process_refuses_the_restart() {
+    let dir = TempDir::new("files-lock-held");
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    shared_file(&data, b"hello world, and locks");
+    let run = FdRun::new(&dir, &program);
+    run.checkpoint(&["lock", data.to_str().unwrap()], &[]);
+    let mut hold = Command::new(&program);
+    hold.args(["hold", data.to_str().unwrap()]);
+    let (mut holder, mut hold_stdin) = Proc::spawn_with_stdin(hold, "files hold");
+    holder.wait_line("ready");
+    let (status, lines, stderr) = run.restart();
+    writeln!(hold_stdin, "go").expect("write go");
+    holder.wait_success(TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(77),
+        "{} {stderr:?}",
+        describe_status(status)
+    );
+    assert!(lines.is_empty(), "the program ran: {lines:?}");
     assert_eq!(
         stderr,
         format!(
-            "ckpt restart: the file locks (flock, fcntl) the program held were not taken \
-             again: fd 3 ('{path}'), fd 4 ('{path}')\n"
+            "ckpt restart: fd 4 ('{}') cannot take its fcntl write lock on bytes 0-4 again: \
+             process {} holds it now; nothing was restored\n",
+            data.display(),
+            holder.pid()
         )
+    );
+    // Given back, the same checkpoint restarts.
+    let (mut restarted, mut stdin) =
+        Proc::spawn_with_stdin(restart_command(&dir, &run.image()), "files.ckpt");
+    writeln!(stdin, "go\ngo").expect("write go");
+    restarted.wait_success(TIMEOUT);
+    restarted.rest_of_output();
+    expect_lines(
+        restarted.seen(),
+        &["went on", "ready", "done"],
+        "after the lock was given back",
     );
 }
 
@@ -633,21 +724,83 @@ fn ckpt_checkpoint_of_a_program_with_a_pidfd_is_answered_with_the_refusal() {
     expect_lines(proc.seen(), &["ready", "pidfd open", "done"], "the program");
 }
 
-/// A deleted file and a memfd cannot be checkpointed yet (their contents would have to be
-/// stored): the checkpoint names the first, and the program goes on; with
-/// CKPT_FD_POLICY=close both are left closed and the restart names them.
+/// The names in `dir`, sorted.
+fn listing(dir: &TempDir) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read the test directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A deleted file, opened twice, and a sealed memfd: after the restart the file keeps its
+/// contents, offsets, mode and its having no name (nothing new appears in its directory),
+/// its two descriptors are on one file, and the memfd keeps its name, contents, offset
+/// and seals.
+fn deleted_file_and_memfd_come_back(nobody: bool) {
+    let dir = TempDir::new(if nobody {
+        "files-gone-nobody"
+    } else {
+        "files-gone"
+    });
+    let ckpt = nobody.then(|| {
+        dir.make_world_writable();
+        world_runnable_ckpt(&dir)
+    });
+    let program = build(&dir);
+    let data = dir.join("data.txt");
+    let run = FdRun {
+        ckpt: ckpt.as_deref(),
+        ..FdRun::new(&dir, &program)
+    };
+    run.checkpoint(&["gone", data.to_str().unwrap()], &[]);
+    let before = listing(&dir);
+    run.restart_silently(
+        &[
+            "deleted: link says deleted, no name",
+            "mode: 640",
+            "read on: llo",
+            "other: ell, first byte J",
+            "memfd: /memfd:scratch (deleted)",
+            "memfd read on: bytes",
+            "seals: 0x6",
+            "grow: refused",
+            "done",
+        ],
+        "after the restart",
+    );
+    assert_eq!(listing(&dir), before, "the restart left a file behind");
+}
+
 #[test]
-fn deleted_file_and_memfd_are_refused_or_left_closed() {
-    let dir = TempDir::new("files-gone");
+fn deleted_file_and_memfd_keep_contents_offsets_and_seals() {
+    deleted_file_and_memfd_come_back(false);
+}
+
+#[test]
+fn deleted_file_and_memfd_come_back_as_nobody() {
+    deleted_file_and_memfd_come_back(true);
+}
+
+/// A deleted file larger than CKPT_MAX_DELETED (1 MiB by default): the checkpoint fails
+/// naming it, its size and the limit, and the program goes on; with the limit raised it is
+/// saved, and comes back whole, written only and appending; with CKPT_FD_POLICY=close it
+/// is left closed and the restart says so.
+#[test]
+fn deleted_file_over_the_limit_is_refused_or_saved_with_a_higher_one() {
+    let dir = TempDir::new("files-gone-big");
     let program = build(&dir);
     let data = dir.join("data.txt");
     let run = FdRun::new(&dir, &program);
-    shared_file(&data, b"hello");
-    let (mut proc, mut stdin) = run.start(&["gone", data.to_str().unwrap()], &[]);
+    let size = "2097152";
+    shared_file(&data, b"");
+    let (mut proc, mut stdin) = run.start(&["big", data.to_str().unwrap(), size], &[]);
     proc.signal(libc::SIGTSTP);
     proc.wait_stderr("failed", TIMEOUT);
     let expected = format!(
-        "' failed: fd 3 ({} (deleted)) cannot be checkpointed yet",
+        "' failed: fd 3 ({} (deleted)) is a deleted file of 2 MiB, more than CKPT_MAX_DELETED \
+         (1 MiB); the program continues",
         data.display()
     );
     assert!(proc.stderr().contains(&expected), "{}", proc.stderr());
@@ -655,21 +808,65 @@ fn deleted_file_and_memfd_are_refused_or_left_closed() {
     let status = proc.wait_exit_only(TIMEOUT);
     assert!(status.success(), "{}", describe_status(status));
     proc.rest_of_output();
-    expect_lines(proc.seen(), &["ready", "still open", "done"], "the program");
+    expect_lines(
+        proc.seen(),
+        &[
+            "ready",
+            "big: 2097156 bytes, 0 wrong, write-only appending",
+            "done",
+        ],
+        "the program",
+    );
 
-    shared_file(&data, b"hello");
+    shared_file(&data, b"");
     run.checkpoint(
-        &["gone", data.to_str().unwrap()],
+        &["big", data.to_str().unwrap(), size],
+        &[("CKPT_MAX_DELETED", "3M")],
+    );
+    run.restart_silently(
+        &["big: 2097156 bytes, 0 wrong, write-only appending", "done"],
+        "after the restart",
+    );
+
+    shared_file(&data, b"");
+    run.checkpoint(
+        &["big", data.to_str().unwrap(), size],
         &[("CKPT_FD_POLICY", "close")],
     );
     let (after, stderr) = run.restart_ok();
     expect_lines(&after, &["closed", "done"], "after the restart");
-    assert!(
-        stderr.starts_with("ckpt restart: left closed")
-            && stderr.contains(&format!("fd 3 ({} (deleted))", data.display()))
-            && stderr.contains("fd 4 (/memfd:scratch (deleted))"),
-        "{stderr:?}"
+    assert_eq!(
+        stderr,
+        format!(
+            "ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint record \
+             them: fd 3 ({} (deleted))\n",
+            data.display()
+        )
     );
+}
+
+/// A deleted directory cannot be made again: the checkpoint says so, naming it, and the
+/// program goes on.
+#[test]
+fn deleted_directory_is_refused_by_name() {
+    let dir = TempDir::new("files-gonedir");
+    let program = build(&dir);
+    let gone = dir.join("gone");
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, mut stdin) = run.start(&["gonedir", gone.to_str().unwrap()], &[]);
+    proc.signal(libc::SIGTSTP);
+    proc.wait_stderr("failed", TIMEOUT);
+    let expected = format!(
+        "' failed: fd 3 ({} (deleted)) is a deleted directory, which a restart cannot make \
+         again (CKPT_FD_POLICY=close leaves it closed at the restart); the program continues",
+        gone.display()
+    );
+    assert!(proc.stderr().contains(&expected), "{}", proc.stderr());
+    writeln!(stdin, "go").expect("write go");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert!(status.success(), "{}", describe_status(status));
+    proc.rest_of_output();
+    expect_lines(proc.seen(), &["ready", "still open", "done"], "the program");
 }
 
 /// With CKPT_FD_POLICY=close the pidfds are recorded as closed: the checkpoint is written,
@@ -880,6 +1077,68 @@ fn sqlite3_on_disk_database_takes_statements_after_a_restart() {
     restarted.wait_success(TIMEOUT);
     restarted.rest_of_output();
     expect_lines(restarted.seen(), &["2"], "the restarted sqlite3");
+    let check = run_to_end(
+        {
+            let mut c = Command::new("sqlite3");
+            c.args(["t.db", "select group_concat(x) from t;"])
+                .current_dir(dir.path());
+            c
+        },
+        "sqlite3 t.db",
+        TIMEOUT,
+    );
+    assert_eq!(check.stdout.trim(), "1,2", "{}", check.stderr);
+}
+
+/// sqlite3 checkpointed in a write transaction (`begin immediate`: its POSIX locks on the
+/// database file) holds them again after the restart: another sqlite3 finds the database
+/// locked until the restarted one commits, and both rows are in it.
+#[test]
+fn sqlite3_in_a_write_transaction_holds_its_locks_after_a_restart() {
+    if !have_program("sqlite3") {
+        return skip(Skip::MissingTool, "sqlite3 is not installed");
+    }
+    let dir = TempDir::new("files-sqlite3-locked");
+    let sqlite3 = PathBuf::from("sqlite3");
+    let image = dir.join("sqlite3.ckpt");
+    let (mut proc, mut stdin) =
+        Proc::spawn_with_stdin(ckpt_command(&dir, &sqlite3, &["t.db"]), "ckpt sqlite3 t.db");
+    writeln!(
+        stdin,
+        "create table t(x); begin immediate; insert into t values (1);\n.print ready"
+    )
+    .expect("write statements");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &image);
+    let other_writer = || {
+        let mut c = Command::new("sqlite3");
+        c.args(["t.db", "begin immediate; insert into t values (3); commit;"])
+            .current_dir(dir.path());
+        run_to_end(c, "sqlite3 t.db begin immediate", TIMEOUT)
+    };
+    let (mut restarted, mut stdin) =
+        Proc::spawn_with_stdin(restart_command(&dir, &image), "sqlite3.ckpt");
+    writeln!(stdin, ".print back").expect("write");
+    restarted.wait_line("back");
+    let refused = other_writer();
+    assert!(
+        !refused.status.success() && refused.stderr.contains("locked"),
+        "another writer got in while the restarted sqlite3 held its transaction: {} {:?}",
+        describe_status(refused.status),
+        refused.stderr
+    );
+    writeln!(
+        stdin,
+        "insert into t values (2); commit; select count(*) from t;"
+    )
+    .expect("write");
+    drop(stdin);
+    restarted.wait_success(TIMEOUT);
+    restarted.rest_of_output();
+    expect_lines(restarted.seen(), &["back", "2"], "the restarted sqlite3");
+    assert_eq!(restarted.stderr(), "", "the restart said something");
     let check = run_to_end(
         {
             let mut c = Command::new("sqlite3");

@@ -72,6 +72,10 @@ environment:
              a descriptor a checkpoint cannot save yet (a pipe, a socket, ...)
              fails the checkpoint (refuse, the default) or is left closed at
              the restart, which says so (close)
+  CKPT_MAX_DELETED=SIZE
+             most bytes of a deleted file or memfd PROG has open that a checkpoint
+             saves (per file; K, M, G suffixes; default 1M): a larger one fails
+             the checkpoint, naming it, or is left closed with CKPT_FD_POLICY=close
   CKPT_STRICT_FILES=1
              in PROG's environment or a RESTART's: a file PROG had open that was
              replaced or truncated since refuses the restart (status 78) instead

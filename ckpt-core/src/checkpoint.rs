@@ -373,6 +373,7 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
         &own_fds,
         crate::files::SaveOptions {
             policy: state.config.fd_policy,
+            max_deleted: state.config.max_deleted,
         },
     )
     .map_err(WriteError::Files)?;

@@ -34,7 +34,13 @@ pub struct Config {
     /// A restart refuses to go on when a file the program had open was replaced or
     /// truncated, instead of warning (`CKPT_STRICT_FILES`).
     pub strict_files: bool,
+    /// Most bytes a deleted file or memfd the program has open may hold for a checkpoint to
+    /// save it (`CKPT_MAX_DELETED`, default [`MAX_DELETED`]).
+    pub max_deleted: u64,
 }
+
+/// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
+pub const MAX_DELETED: u64 = 1 << 20;
 
 /// What a checkpoint does with a descriptor it cannot save yet (a pipe, a socket, …).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -58,6 +64,7 @@ impl Config {
             compress: Compression::Code,
             fd_policy: FdPolicy::Refuse,
             strict_files: false,
+            max_deleted: MAX_DELETED,
         }
     }
 

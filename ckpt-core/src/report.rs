@@ -45,7 +45,12 @@ fn report(name: &[u8], err: WriteError, periodic: bool) {
             .push(&link[..n])
             .push(b") ");
     }
-    line.push(what.as_bytes());
+    match err {
+        WriteError::Files(e) => e.push_what(&mut line),
+        _ => {
+            line.push(what.as_bytes());
+        }
+    }
     if let Some(addr) = err.address() {
         line.push(b" at ").push_hex(addr);
     }

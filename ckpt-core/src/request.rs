@@ -122,7 +122,12 @@ pub fn answer(fd: i32, name: &[u8], result: Result<(), WriteError>) {
                     .push(&link[..n])
                     .push(b") ");
             }
-            msg.push(what.as_bytes());
+            match e {
+                WriteError::Files(f) => f.push_what(&mut msg),
+                _ => {
+                    msg.push(what.as_bytes());
+                }
+            }
             if let Some(addr) = e.address() {
                 msg.push(b" at ").push_hex(addr);
             }

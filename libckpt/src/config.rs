@@ -168,5 +168,49 @@ pub fn from_env() -> Result<Config, String> {
     if let Some(v) = var(c"CKPT_STRICT_FILES") {
         cfg.strict_files = text("CKPT_STRICT_FILES", v)? != "0";
     }
+    if let Some(v) = var(c"CKPT_MAX_DELETED") {
+        let s = text("CKPT_MAX_DELETED", v)?;
+        cfg.max_deleted = parse_size(&s).ok_or_else(|| {
+            format!(
+                "CKPT_MAX_DELETED: '{s}' is not a size (bytes, or with K, M or G: 4M; \
+                 default 1M)"
+            )
+        })?;
+    }
     Ok(cfg)
+}
+
+/// A size in bytes: a whole number, optionally followed by `K`, `M` or `G` (powers of
+/// 1024; `KiB`, `MB` and the like are read alike).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("1M"), Some(1 << 20));
+        assert_eq!(parse_size("16m"), Some(16 << 20));
+        assert_eq!(parse_size("512KiB"), Some(512 << 10));
+        assert_eq!(parse_size("2 G"), Some(2 << 30));
+        assert_eq!(parse_size("1.5M"), None);
+        assert_eq!(parse_size("M"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999G"), None);
+    }
 }

@@ -15,9 +15,20 @@
 //                  after "go" every offset is checked, and that only dups share one
 //   high PATH      PATH open at descriptor 1500 (its soft limit raised to 2048)
 //   proc           /proc/self/status open: after "go" it must be this process's
-//   lock PATH      flock on one descriptor of PATH, an fcntl lock through another; a third
-//                  without locks
-//   gone PATH      PATH opened and deleted (descriptor 3), and a memfd (4)
+//   lock PATH      flock on one descriptor of PATH (3), an fcntl lock of bytes 0-4 through
+//                  another (4), an OFD lock of bytes 10-19 through a third (5); a fourth
+//                  without locks. After "go" it prints "went on" and waits for a second
+//                  line, so that a test can try the locks while it runs
+//   trylock PATH   tries, without waiting, the three locks "lock" takes, each through its
+//                  own open of PATH: "flock busy" or "flock free", and so on
+//   hold PATH      takes the fcntl lock "lock" takes, prints "ready" and waits for a line
+//   gone PATH      PATH made with "hello" and mode 640, opened twice (3 read-write at offset
+//                  2, 4 read-only at offset 1), and deleted; a memfd "scratch" (5) with 12 bytes, at
+//                  offset 7, sealed against shrinking and growing. After "go" it says what
+//                  it finds of them
+//   gonedir PATH   PATH made a directory, opened (3) and removed
+//   big PATH SIZE  PATH opened write-only and appending (3), SIZE bytes written, deleted;
+//                  after "go" it appends 4 more and checks them all
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -230,24 +243,140 @@ static int mode_proc(void) {
     return 0;
 }
 
+static struct flock fcntl_range(void) {
+    return (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 5};
+}
+
+static struct flock ofd_range(void) {
+    return (struct flock){.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 10, .l_len = 10};
+}
+
 static int mode_lock(const char *path) {
-    int a = open(path, O_RDWR), b = open(path, O_RDWR), c = open(path, O_RDONLY);
-    if (a < 0 || b < 0 || c < 0) die("open");
+    int a = open(path, O_RDWR), b = open(path, O_RDWR), c = open(path, O_RDWR);
+    int d = open(path, O_RDONLY);
+    if (a < 0 || b < 0 || c < 0 || d < 0) die("open");
     if (flock(a, LOCK_EX) != 0) die("flock");
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 5};
+    struct flock fl = fcntl_range();
     if (fcntl(b, F_SETLK, &fl) != 0) die("fcntl F_SETLK");
+    struct flock ofd = ofd_range();
+    if (fcntl(c, F_OFD_SETLK, &ofd) != 0) die("fcntl F_OFD_SETLK");
     wait_go();
     printf("went on\n");
+    fflush(stdout);
+    wait_go();
     return 0;
 }
 
-static int mode_gone(const char *path) {
-    int fd = open(path, O_RDWR);
-    if (fd < 0 || unlink(path) != 0) die("open and unlink");
-    int mem = memfd_create("scratch", 0);
-    if (mem < 0) die("memfd_create");
+static int mode_trylock(const char *path) {
+    int a = open(path, O_RDWR), b = open(path, O_RDWR), c = open(path, O_RDWR);
+    if (a < 0 || b < 0 || c < 0) die("open");
+    printf("flock %s\n", flock(a, LOCK_EX | LOCK_NB) == 0 ? "free" : "busy");
+    struct flock fl = fcntl_range();
+    printf("fcntl %s\n", fcntl(b, F_SETLK, &fl) == 0 ? "free" : "busy");
+    struct flock ofd = ofd_range();
+    printf("ofd %s\n", fcntl(c, F_OFD_SETLK, &ofd) == 0 ? "free" : "busy");
+    return 0;
+}
+
+static int mode_hold(const char *path) {
+    int b = open(path, O_RDWR);
+    if (b < 0) die("open");
+    struct flock fl = fcntl_range();
+    if (fcntl(b, F_SETLK, &fl) != 0) die("fcntl F_SETLK");
     wait_go();
-    printf("%s\n", fcntl(fd, F_GETFD) >= 0 && fcntl(mem, F_GETFD) >= 0 ? "still open" : "closed");
+    return 0;
+}
+
+// Whether the link of descriptor fd ends with " (deleted)"; the link into link.
+static int link_deleted(int fd, char *link, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, link, size - 1);
+    link[n > 0 ? n : 0] = 0;
+    return n > 10 && !strcmp(link + n - 10, " (deleted)");
+}
+
+static int mode_gone(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    if (fd < 0 || write(fd, "hello", 5) != 5 || fchmod(fd, 0640) != 0) die("make the file");
+    int other = open(path, O_RDONLY);
+    if (other < 0 || unlink(path) != 0 || lseek(fd, 0, SEEK_SET) != 0) die("open and unlink");
+    int mem = memfd_create("scratch", MFD_ALLOW_SEALING);
+    if (mem < 0) die("memfd_create");
+    if (write(mem, "memory bytes", 12) != 12) die("write memfd");
+    if (fcntl(mem, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) die("F_ADD_SEALS");
+    lseek(mem, 7, SEEK_SET);
+    char buf[16];
+    read_exactly(fd, buf, 2, "read deleted");
+    lseek(other, 1, SEEK_SET);
+    wait_go();
+    if (fcntl(fd, F_GETFD) < 0 || fcntl(other, F_GETFD) < 0 || fcntl(mem, F_GETFD) < 0) {
+        printf("closed\n");
+        return 0;
+    }
+    char link[512];
+    struct stat st;
+    if (fstat(fd, &st) != 0) die("fstat");
+    printf("deleted: %s, %s\n", link_deleted(fd, link, sizeof link) ? "link says deleted" : link,
+           st.st_nlink == 0 ? "no name" : "has a name");
+    printf("mode: %o\n", st.st_mode & 07777);
+    read_exactly(fd, buf, 3, "read deleted after");
+    printf("read on: %s\n", buf);
+    // One file behind both descriptors: what one writes, the other reads.
+    if (pwrite(fd, "J", 1, 0) != 1) die("pwrite");
+    read_exactly(other, buf, 3, "read other");
+    char first;
+    if (pread(other, &first, 1, 0) != 1) die("pread other");
+    printf("other: %s, first byte %c\n", buf, first);
+    link_deleted(mem, link, sizeof link);
+    printf("memfd: %s\n", link);
+    read_exactly(mem, buf, 5, "read memfd");
+    printf("memfd read on: %s\n", buf);
+    printf("seals: %#x\n", fcntl(mem, F_GET_SEALS));
+    printf("grow: %s\n", write(mem, "x", 1) < 0 && errno == EPERM ? "refused" : "allowed");
+    return 0;
+}
+
+static int mode_gonedir(const char *path) {
+    if (mkdir(path, 0700) != 0) die("mkdir");
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0 || rmdir(path) != 0) die("open and rmdir");
+    wait_go();
+    printf("%s\n", fcntl(fd, F_GETFD) >= 0 ? "still open" : "closed");
+    return 0;
+}
+
+static int mode_big(const char *path, long size) {
+    int fd = open(path, O_WRONLY | O_APPEND);
+    if (fd < 0 || unlink(path) != 0) die("open and unlink");
+    char chunk[4096];
+    for (long at = 0; at < size; at += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (char)((at + i) % 251);
+        size_t n = size - at < (long)sizeof chunk ? (size_t)(size - at) : sizeof chunk;
+        if (write(fd, chunk, n) != (ssize_t)n) die("write");
+    }
+    wait_go();
+    if (fcntl(fd, F_GETFD) < 0) {
+        printf("closed\n");
+        return 0;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (write(fd, "tail", 4) != 4) die("append");
+    char path_of_fd[64];
+    snprintf(path_of_fd, sizeof path_of_fd, "/proc/self/fd/%d", fd);
+    int r = open(path_of_fd, O_RDONLY);
+    if (r < 0) die("open to read back");
+    long bad = 0, at = 0;
+    ssize_t n;
+    while ((n = read(r, chunk, sizeof chunk)) > 0) {
+        for (ssize_t i = 0; i < n; i++, at++) {
+            char want = at < size ? (char)(at % 251) : "tail"[at - size];
+            bad += chunk[i] != want;
+        }
+    }
+    printf("big: %ld bytes, %ld wrong, %s\n", at, bad,
+           (flags & O_ACCMODE) == O_WRONLY && (flags & O_APPEND) ? "write-only appending"
+                                                                : "other flags");
     return 0;
 }
 
@@ -284,7 +413,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "high")) r = mode_high(path);
     else if (!strcmp(mode, "proc")) r = mode_proc();
     else if (!strcmp(mode, "lock")) r = mode_lock(path);
+    else if (!strcmp(mode, "trylock")) r = mode_trylock(path);
+    else if (!strcmp(mode, "hold")) r = mode_hold(path);
     else if (!strcmp(mode, "gone")) r = mode_gone(path);
+    else if (!strcmp(mode, "gonedir")) r = mode_gonedir(path);
+    else if (!strcmp(mode, "big")) r = mode_big(path, argc > 3 ? atol(argv[3]) : 0);
     else if (!strcmp(mode, "fds")) r = mode_fds();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);

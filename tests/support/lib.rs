@@ -39,6 +39,7 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_LAZY",
     "CKPT_FD_POLICY",
     "CKPT_STRICT_FILES",
+    "CKPT_MAX_DELETED",
     "CKPT_RESTORE_STDIO",
     "CKPT_LIBRARY",
     "LD_PRELOAD",

@@ -18,10 +18,19 @@
 //! or a refusal under `CKPT_STRICT_FILES` ([`EXIT_FILE_CHANGED`]). Then every record is put
 //! in place in increasing order, epoll sets last (their watches name the others).
 //!
+//! File locks (`flock`, POSIX, OFD: the `lock:` lines of fdinfo) of reopened files and of
+//! deleted files and memfds are saved after the record's kind-specific values and taken
+//! again, without waiting, once every descriptor is in place (closing a descriptor of a
+//! file gives back the process's POSIX locks on it). Those of reopened files are tested
+//! first, before anything changes: one another process holds ends the restart with
+//! [`EXIT_FILE_MISSING`] and a line naming the descriptor, the lock and the holder.
+//!
 //! Everything here is signal-safe: raw system calls, reserved memory, no allocation.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
+use ckpt_image::fdkind::deleted::{locks_at, FileLock, LOCK_TO_EOF};
+use ckpt_image::fdkind::deleted::{LOCK_FLOCK, LOCK_OFD, LOCK_OTHER, LOCK_POSIX};
 use ckpt_image::procfs::{parse_dec, parse_oct, status_value};
 use ckpt_image::{
     FdRecord, FD_ACTION_CLOSED, FD_ACTION_REBUILD, FD_ACTION_REOPEN, FD_ACTION_STDIO,
@@ -69,6 +78,9 @@ pub enum FdError {
     Save(u32, &'static str, i32),
     /// The descriptors' saved bytes exceed `FD_DATA_MAX`.
     DataFull(u32),
+    /// This deleted file (or memfd, when true) holds more bytes (the first number) than
+    /// `CKPT_MAX_DELETED` (the second) lets a checkpoint save.
+    TooLarge(u32, bool, u64, u64),
 }
 
 impl FdError {
@@ -86,16 +98,57 @@ impl FdError {
                 "cannot be saved: the descriptors' saved bytes would exceed 1 GiB",
                 0,
             ),
+            FdError::TooLarge(..) => ("is a deleted file larger than CKPT_MAX_DELETED", 0),
+        }
+    }
+
+    /// What went wrong, as [`describe`](Self::describe) says it, with the sizes where it
+    /// has them: "is a deleted file of 5 MiB, more than CKPT_MAX_DELETED (1 MiB)".
+    pub fn push_what<const N: usize>(self, line: &mut Line<N>) {
+        match self {
+            FdError::TooLarge(_, memfd, size, cap) => {
+                line.push(if memfd {
+                    b"is a memfd of ".as_slice()
+                } else {
+                    b"is a deleted file of "
+                });
+                push_size(line, size);
+                line.push(b", more than CKPT_MAX_DELETED (");
+                push_size(line, cap);
+                line.push(b")");
+            }
+            _ => {
+                line.push(self.describe().0.as_bytes());
+            }
         }
     }
 
     /// The descriptor the error names.
     pub fn descriptor(self) -> Option<u32> {
         match self {
-            FdError::Unsupported(fd) | FdError::Save(fd, ..) | FdError::DataFull(fd) => Some(fd),
+            FdError::Unsupported(fd)
+            | FdError::Save(fd, ..)
+            | FdError::DataFull(fd)
+            | FdError::TooLarge(fd, ..) => Some(fd),
             _ => None,
         }
     }
+}
+
+/// `bytes` in the largest binary unit it reaches, with one decimal where it is not whole:
+/// `100 bytes`, `1 MiB`, `5.5 MiB`.
+pub(crate) fn push_size<const N: usize>(line: &mut Line<N>, bytes: u64) {
+    let units: [(&[u8], u32); 4] = [(b" GiB", 30), (b" MiB", 20), (b" KiB", 10), (b" bytes", 0)];
+    let (unit, shift) = units
+        .into_iter()
+        .find(|&(_, shift)| bytes >> shift > 0)
+        .unwrap_or((b" bytes", 0));
+    let tenths = ((bytes as u128 * 10) >> shift) as u64;
+    line.push_decimal(tenths / 10);
+    if !tenths.is_multiple_of(10) {
+        line.push(b".").push_decimal(tenths % 10);
+    }
+    line.push(unit);
 }
 
 /// The link of the descriptor an [`FdError::Unsupported`] names (`pipe:[12345]`), kept for
@@ -134,6 +187,8 @@ pub struct Captured {
 pub struct SaveOptions {
     /// What to do with a descriptor that cannot be saved (`CKPT_FD_POLICY`).
     pub policy: FdPolicy,
+    /// Most bytes of a deleted file or memfd a checkpoint saves (`CKPT_MAX_DELETED`).
+    pub max_deleted: u64,
 }
 
 /// Records every open descriptor but `own` (ckpt's) into the arena's descriptor table.
@@ -264,6 +319,13 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
             (rec.aux_offset, rec.aux_len, rec.data_offset, rec.data_len) = (0, 0, 0, 0);
         }
         names += len;
+        // The locks its open file description holds follow its kind-specific values.
+        if action != FD_ACTION_CLOSED && rec.locked() {
+            let at = locks_at(rec.kind, action == FD_ACTION_REOPEN);
+            if at.is_some() {
+                save_locks(&arena.misc[..n], rec, &mut arena.fd_names[..], &mut names)?;
+            }
+        }
     }
     // Drop the ones that went away (ckpt's own, closed meanwhile).
     let mut kept = 0;
@@ -304,6 +366,174 @@ fn given_stdio(fd: u32, st: &libc::stat) -> bool {
         given[0].load(Ordering::Relaxed),
         given[1].load(Ordering::Relaxed),
     ) == (st.st_dev, st.st_ino)
+}
+
+// ---------------------------------------------------------------------------------------------
+// File locks: the `lock:` lines of fdinfo are saved after a record's kind-specific values
+// (for reopened files and deleted files and memfds) and taken again once every descriptor
+// is in place.
+
+/// Most locks saved for one descriptor.
+const MAX_LOCKS: usize = 64;
+
+/// Appends the locks the `lock:` lines of `fdinfo` show to `rec`'s kind-specific values,
+/// which end at `*names` in `area` (or are none). Signal-safe.
+fn save_locks(
+    fdinfo: &[u8],
+    rec: &mut FdRecord,
+    area: &mut [u8],
+    names: &mut usize,
+) -> Result<(), FdError> {
+    if rec.aux_len == 0 {
+        rec.aux_offset = *names as u32;
+    }
+    let mut count = 0;
+    for line in fdinfo.split(|&c| c == b'\n') {
+        let Some(text) = line.strip_prefix(b"lock:") else {
+            continue;
+        };
+        let lock = FileLock::parse(text).unwrap_or(FileLock {
+            kind: LOCK_OTHER,
+            ..Default::default()
+        });
+        count += 1;
+        let bytes = ckpt_image::record_bytes(core::slice::from_ref(&lock));
+        let end = *names + bytes.len();
+        if count > MAX_LOCKS {
+            return Err(FdError::Save(
+                rec.fd,
+                "holds more than 64 file locks, more than a checkpoint saves",
+                0,
+            ));
+        }
+        if end > area.len() || end > u32::MAX as usize {
+            return Err(FdError::TooMany);
+        }
+        area[*names..end].copy_from_slice(bytes);
+        rec.aux_len += bytes.len() as u32;
+        *names = end;
+    }
+    Ok(())
+}
+
+/// Lock `l` in words, after "its": "flock (exclusive)", "fcntl write lock on bytes 0-4",
+/// "OFD read lock on bytes 10 to the end".
+fn push_lock<const N: usize>(line: &mut Line<N>, l: &FileLock) {
+    let write = l.write != 0;
+    if l.kind == LOCK_FLOCK {
+        line.push(if write {
+            b"flock (exclusive)".as_slice()
+        } else {
+            b"flock (shared)"
+        });
+        return;
+    }
+    line.push(if l.kind == LOCK_OFD {
+        b"OFD ".as_slice()
+    } else {
+        b"fcntl "
+    })
+    .push(if write {
+        b"write lock on bytes ".as_slice()
+    } else {
+        b"read lock on bytes "
+    })
+    .push_decimal(l.start);
+    if l.end == LOCK_TO_EOF {
+        line.push(b" to the end");
+    } else {
+        line.push(b"-").push_decimal(l.end);
+    }
+}
+
+/// Takes lock `l` on `fd`, without waiting; when another process holds it, the errno and
+/// that process's pid where the kernel says it (0 when not). `test` only asks whether it
+/// could be taken (a POSIX or OFD lock), or takes and gives back a `flock` of a descriptor
+/// that is closed next. Signal-safe.
+fn take_lock(fd: i32, l: &FileLock, test: bool) -> Result<(), (i32, i32)> {
+    let l_type = if l.write != 0 {
+        libc::F_WRLCK
+    } else {
+        libc::F_RDLCK
+    };
+    match l.kind {
+        LOCK_FLOCK => {
+            let op = if l.write != 0 {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_SH
+            };
+            sys::flock(fd, op | libc::LOCK_NB).map_err(|e| (e, 0))?;
+            if test {
+                let _ = sys::flock(fd, libc::LOCK_UN);
+            }
+            Ok(())
+        }
+        LOCK_POSIX | LOCK_OFD => {
+            let mut fl = sys::record_lock(l_type, l.start, l.end);
+            let (get, set) = if l.kind == LOCK_OFD {
+                (libc::F_OFD_GETLK, libc::F_OFD_SETLK)
+            } else {
+                (libc::F_GETLK, libc::F_SETLK)
+            };
+            if !test {
+                return sys::lock_record(fd, set, &mut fl).map_err(|e| (e, 0));
+            }
+            sys::lock_record(fd, get, &mut fl).map_err(|e| (e, 0))?;
+            if fl.l_type == libc::F_UNLCK as libc::c_short {
+                Ok(())
+            } else {
+                Err((libc::EAGAIN, fl.l_pid.max(0)))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Takes the saved locks of `f` (whose kind-specific values are `aux`) on `fd`, or with
+/// `test` only checks that they could be; a lock that cannot be taken is one line, and the
+/// process ends with [`EXIT_FILE_MISSING`]. Signal-safe.
+fn take_locks(fd: i32, f: &FdRecord, name: &[u8], aux: &[u8], test: bool, end: &[u8]) {
+    for l in ckpt_image::fdkind::deleted::locks(f, aux) {
+        let Err((e, pid)) = take_lock(fd, &l, test) else {
+            continue;
+        };
+        let mut line = Line::<1024>::new();
+        line.push(b"ckpt restart: fd ")
+            .push_decimal(f.fd as u64)
+            .push(b" ('")
+            .push(name)
+            .push(b"') cannot take its ");
+        push_lock(&mut line, &l);
+        line.push(b" again: ");
+        if matches!(e, libc::EAGAIN | libc::EACCES) {
+            if pid > 0 {
+                line.push(b"process ")
+                    .push_decimal(pid as u64)
+                    .push(b" holds it now");
+            } else {
+                line.push(b"another process holds it now");
+            }
+        } else {
+            line.push(crate::report::errno_name(e).as_bytes())
+                .push(b" (errno ")
+                .push_decimal(e as u64)
+                .push(b")");
+        }
+        line.push(end);
+        sys::write_stderr(line.as_bytes());
+        sys::exit_now(EXIT_FILE_MISSING);
+    }
+}
+
+/// Whether `f` had locks a restart does not take again: on a kind whose locks are not
+/// saved, or leases.
+fn locks_left(f: &FdRecord, aux: &[u8]) -> bool {
+    if !f.locked() || f.action == FD_ACTION_CLOSED {
+        return false;
+    }
+    let mut saved = ckpt_image::fdkind::deleted::locks(f, aux).peekable();
+    saved.peek().is_none() || saved.any(|l| l.kind == LOCK_OTHER)
 }
 
 /// How far `Arena::fd_data` has been written since it was last released.
@@ -590,6 +820,15 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             }
         };
         plans[i] = OPENED;
+        // Its locks, which someone else may hold by now.
+        take_locks(
+            fd,
+            f,
+            name(f),
+            f.aux(names),
+            true,
+            b"; nothing was restored\n",
+        );
         let st = sys::fstat(fd);
         sys::close(fd);
         // A device, or a file of the kernel's /proc, which every process sees anew.
@@ -684,6 +923,14 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
+    // The locks, once every descriptor is in place (closing another descriptor of a file
+    // would give back the process's POSIX locks on it). Descriptors of one open file
+    // description show the same locks, and taking one again through another is no change.
+    for f in fds {
+        if matches!(f.action, FD_ACTION_REOPEN | FD_ACTION_REBUILD) {
+            take_locks(f.fd as i32, f, name(f), f.aux(names), false, b"\n");
+        }
+    }
     kinds::finish(&Restoring {
         fds,
         names,
@@ -703,11 +950,12 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         name,
         (b" (", b")"),
     );
-    // Locks are not taken again: say so rather than let the program think it holds them.
+    // Locks not taken again (leases, locks on pipes): say so rather than let the program
+    // think it holds them.
     say_descriptors(
-        b"ckpt restart: the file locks (flock, fcntl) the program held were not taken again",
-        fds.iter()
-            .filter(|f| f.locked() && f.action != FD_ACTION_CLOSED),
+        b"ckpt restart: the file locks (leases, or locks on this kind of descriptor) the \
+          program held were not taken again",
+        fds.iter().filter(|f| locks_left(f, f.aux(names))),
         name,
         (b" ('", b"')"),
     );
@@ -843,6 +1091,21 @@ mod tests {
         st.st_rdev = rdev;
         st.st_nlink = nlink;
         st
+    }
+
+    #[test]
+    fn sizes_in_words() {
+        let say = |bytes| {
+            let mut line = Line::<32>::new();
+            push_size(&mut line, bytes);
+            String::from_utf8(line.as_bytes().to_vec()).unwrap()
+        };
+        assert_eq!(say(0), "0 bytes");
+        assert_eq!(say(100), "100 bytes");
+        assert_eq!(say(1 << 20), "1 MiB");
+        assert_eq!(say(5 << 20), "5 MiB");
+        assert_eq!(say((5 << 20) + (1 << 19)), "5.5 MiB");
+        assert_eq!(say(3 << 30), "3 GiB");
     }
 
     #[test]

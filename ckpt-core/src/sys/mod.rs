@@ -33,7 +33,6 @@ pub use signal::*;
 pub use socket::*;
 pub use thread::*;
 pub use time::*;
-#[allow(unused_imports)] // (until issue 13's kinds use them)
 pub use tmpfile::*;
 pub use trace::*;
 pub use tty::*;

@@ -119,8 +119,9 @@ pub(crate) struct Saving<'a> {
     pub fd: i32,
     /// Its record, common fields filled in (kind, flags, offset, identity, path).
     pub rec: &'a mut FdRecord,
-    /// The records of the lower descriptors, saved already (their `action` set): the first
-    /// of a pipe's ends saves its queued bytes, the others see that it did.
+    /// The records of the lower-numbered descriptors, saved already (their `action` set):
+    /// the first of a pipe's ends saves its queued bytes and the others see that it did; a
+    /// second open of a deleted file shares the first's saved contents.
     pub earlier: &'a [FdRecord],
     /// Its `/proc/self/fdinfo` text.
     pub fdinfo: &'a [u8],
