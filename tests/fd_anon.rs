@@ -169,6 +169,26 @@ fn epoll_reports_readiness_as_an_ordinary_user() {
     epoll_sets_report_readiness(true);
 }
 
+/// An epoll set still reports readiness on the restored pipes: the one whose queued bytes
+/// came back at once, the empty one once it is written to.
+#[test]
+fn epoll_reports_readiness_on_restored_pipes() {
+    let dir = TempDir::new("fd-epoll-pipe");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["epoll-pipe"], &[]);
+    expect_lines(&before, &["ready"], "before the checkpoint");
+    run.restart_silently(
+        &[
+            "pipes ready 7777",
+            "pipes ready 7777 8888",
+            "pipes ready 8888",
+            "done",
+        ],
+        "after the restart",
+    );
+}
+
 /// A watch on a descriptor that CKPT_FD_POLICY=close leaves closed (a pidfd) is dropped and
 /// the restart says so; the other watch still reports.
 #[test]

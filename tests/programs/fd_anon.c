@@ -16,6 +16,9 @@
 //                  with a lower number; after "go" each is made ready and the sets say
 //                  which watches report it ("ready DATA…" in hex)
 //   epoll-closed   a set watching an eventfd and a pidfd (run with CKPT_FD_POLICY=close)
+//   epoll-pipe     a set watching the read ends of a pipe with "abc" queued (7777) and of
+//                  an empty one (8888); after "go" it shows what reports, writes to the
+//                  empty one, shows again, reads the first and shows again
 //   inotify DIR    watches on DIR/a (added by a relative path), DIR/b (removed again),
 //                  DIR/c, DIR/f and DIR/e (renamed to DIR/e2 then: its path is lost), and
 //                  one event left unread; after "go" files are made in a, b and c and f
@@ -227,6 +230,24 @@ static int mode_epoll(void) {
     return 0;
 }
 
+static int mode_epoll_pipe(void) {
+    int full[2], empty[2];
+    if (pipe(full) != 0 || pipe(empty) != 0) die("pipe");
+    if (write(full[1], "abc", 3) != 3) die("write");
+    int ep = epoll_create1(0);
+    if (ep < 0) die("epoll_create1");
+    watch(ep, full[0], EPOLLIN, 0x7777);
+    watch(ep, empty[0], EPOLLIN, 0x8888);
+    wait_go();
+    show("pipes", ep);
+    if (write(empty[1], "x", 1) != 1) die("write");
+    show("pipes", ep);
+    char b[8];
+    if (read(full[0], b, sizeof b) != 3) die("read");
+    show("pipes", ep);
+    return 0;
+}
+
 static int mode_epoll_closed(void) {
     int ep = epoll_create1(0);
     int ev = eventfd(0, EFD_NONBLOCK);
@@ -308,6 +329,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "signalfd")) r = mode_signalfd();
     else if (!strcmp(mode, "epoll")) r = mode_epoll();
     else if (!strcmp(mode, "epoll-closed")) r = mode_epoll_closed();
+    else if (!strcmp(mode, "epoll-pipe")) r = mode_epoll_pipe();
     else if (!strcmp(mode, "inotify") && argc > 2) r = mode_inotify(argv[2]);
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
