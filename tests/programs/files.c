@@ -31,6 +31,8 @@
 //                  after "go" it appends 4 more and checks them all
 //   fds            lists its descriptors beyond 2, then exits
 #define _GNU_SOURCE
+#define CKPT_TEST_GO
+#include "common.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -43,22 +45,6 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static void wait_go(void) {
-    printf("ready\n");
-    fflush(stdout);
-    char line[64];
-    // stdin is a pipe from the test; a read the checkpoint interrupted is restarted.
-    if (!fgets(line, sizeof line, stdin)) {
-        printf("no go: %s\n", strerror(errno));
-        exit(3);
-    }
-}
-
-static void die(const char *what) {
-    printf("error: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
 
 static void read_exactly(int fd, char *buf, size_t n, const char *what) {
     ssize_t r = read(fd, buf, n);
