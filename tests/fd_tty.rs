@@ -124,3 +124,71 @@ fn dup_of_the_terminal_on_stdin_is_a_dup_of_the_restarts() {
     );
     assert!(info.contains("dup of 0"), "{info}");
 }
+
+/// The one child of process `pid` (script(1)'s: the program it runs).
+fn only_child(pid: i32) -> i32 {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .expect("read the children of script");
+    let mut ids = children.split_whitespace();
+    let child = ids
+        .next()
+        .and_then(|c| c.parse().ok())
+        .expect("script runs a program");
+    assert!(
+        ids.next().is_none(),
+        "script runs more than one program: {children}"
+    );
+    child
+}
+
+/// `less` on a 24-line terminal, checkpointed on its second page: the restart redraws that
+/// page at once (SIGWINCH), pages on with the space bar, and quits with `q`, status 0.
+#[test]
+fn less_pages_on_after_a_restart() {
+    let dir = TempDir::new("fd-tty-less");
+    let Some(less) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("less"))
+        .find(|p| p.exists())
+    else {
+        panic!("less is needed: .ci/run installs it");
+    };
+    let numbers: String = (1..=5000).map(|n| format!("{n}\n")).collect();
+    std::fs::write(dir.join("nums.txt"), numbers).expect("write nums.txt");
+    let image = checkpoint_path(&dir, &less);
+    let terminal = |command: Command| {
+        let mut command = command;
+        command
+            .env("TERM", "xterm")
+            .env("LINES", "24")
+            .env("COLUMNS", "80")
+            .env("LESS", "")
+            .env_remove("LESSOPEN");
+        command
+    };
+    let line = format!("exec {} {} nums.txt", quoted(&ckpt_bin()), quoted(&less));
+    let (mut proc, mut keys) = Proc::spawn_with_stdin(terminal(under_script(&dir, &line)), "less");
+    proc.wait_line_matching("the first page", TIMEOUT, |l| l.contains("23"));
+    keys.write_all(b" ").expect("space");
+    proc.wait_line_matching("the second page", TIMEOUT, |l| l.contains("46"));
+    // SAFETY: kill has no memory preconditions; the pid is less's, still running.
+    assert_eq!(
+        unsafe { libc::kill(only_child(proc.pid()), libc::SIGTSTP) },
+        0
+    );
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &image);
+
+    let (mut restarted, mut keys) = Proc::spawn_with_stdin(
+        terminal(under_script(&dir, &format!("exec {}", quoted(&image)))),
+        "less.ckpt",
+    );
+    // Redrawn without a key: the second page again.
+    restarted.wait_line_matching("the second page again", TIMEOUT, |l| l.contains("46"));
+    keys.write_all(b" ").expect("space");
+    restarted.wait_line_matching("the third page", TIMEOUT, |l| l.contains("69"));
+    keys.write_all(b"q").expect("q");
+    restarted.wait_success(TIMEOUT);
+    if !restarted.stderr().is_empty() {
+        restarted.fail("the restart said something");
+    }
+}
