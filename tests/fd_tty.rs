@@ -170,11 +170,10 @@ fn less_pages_on_after_a_restart() {
     proc.wait_line_matching("the first page", TIMEOUT, |l| l.contains("23"));
     keys.write_all(b" ").expect("space");
     proc.wait_line_matching("the second page", TIMEOUT, |l| l.contains("46"));
+    let less_pid = only_child(proc.pid());
     // SAFETY: kill has no memory preconditions; the pid is less's, still running.
-    assert_eq!(
-        unsafe { libc::kill(only_child(proc.pid()), libc::SIGTSTP) },
-        0
-    );
+    let sent = unsafe { libc::kill(less_pid, libc::SIGTSTP) };
+    assert_eq!(sent, 0, "kill -TSTP less");
     proc.wait_success(TIMEOUT);
     expect_checkpoint(&mut proc, &image);
 

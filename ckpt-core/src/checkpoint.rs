@@ -470,7 +470,7 @@ fn capture_regions_and_write(
 
 /// The library's own POSIX timers in this process (-1: none): a checkpoint leaves them out,
 /// and the library makes them again itself. Signal-safe.
-fn library_timers(state: &State) -> [i32; 2] {
+fn library_timers(state: &State) -> [i32; 3] {
     let pid = sys::getpid();
     let periodic = match state.periodic_timer {
         Some((id, owner)) if owner == pid => id,
@@ -480,7 +480,7 @@ fn library_timers(state: &State) -> [i32; 2] {
         id if id >= 0 && RETRY_TIMER_PID.load(Ordering::Relaxed) == pid => id,
         _ => -1,
     };
-    [periodic, retry]
+    [periodic, retry, crate::files::window_change_timer()]
 }
 
 /// ckpt's own signals, bit `sig - 1`: the checkpoint signal and the control signal.

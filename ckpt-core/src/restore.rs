@@ -59,6 +59,9 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     // timers come back with their ids before the library makes its own (below).
     crate::clocks::note_restart();
     crate::timers::restore();
+    // A restored terminal: SIGWINCH a moment after the threads go on (from a timer of the
+    // library's, made once the program's have their ids back).
+    crate::files::send_window_change();
     // Signals that were pending come back pending (one instance each): the process's to the
     // process, this thread's to this thread (the other threads raised their own); not ckpt's
     // own, which would checkpoint again at once.

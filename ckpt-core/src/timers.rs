@@ -3,8 +3,8 @@
 //!
 //! At a checkpoint (`capture`) the kernel's list, `/proc/self/timers`, gives each timer's id,
 //! clock, signal, value and whom it notifies; `timer_gettime` gives its interval and the time
-//! left. The library's own timers (the periodic checkpoint timer and the retry timer, which
-//! it makes again itself) are left out. Pending instances of the signals these timers
+//! left. The library's own timers (the periodic checkpoint timer, the retry timer and a
+//! restart's window-change timer, which it makes again itself) are left out. Pending instances of the signals these timers
 //! deliver are taken with their information and queued again at once, so that a restarted
 //! process can get them back as they were (a tick still pending carries its timer's id and
 //! value, not those of a plain `kill`); the caller leaves them out of the signals it raises
@@ -106,7 +106,7 @@ static SAVED: Global<Saved> = Global::new(Saved {
 /// `sig - 1`). Returns `pending` without the signals saved with their information.
 /// `scratch` holds the kernel's list while it is read. Signal-safe; runs in the checkpoint
 /// handler with the in-progress flag held.
-pub fn capture(scratch: &mut [u8], library: [i32; 2], pending: u64, ours: u64) -> u64 {
+pub fn capture(scratch: &mut [u8], library: [i32; 3], pending: u64, ours: u64) -> u64 {
     // SAFETY: the checkpoint path holds the in-progress flag (the caller's contract), the
     // only user of SAVED.
     let saved = unsafe { SAVED.get() };
@@ -202,7 +202,7 @@ fn report_unlisted(msg: &mut Line<256>, found: usize) {
 }
 
 /// The program's timers among ids 0..PROBED_IDS, for a kernel that does not list them.
-fn count_by_probing(library: [i32; 2]) -> usize {
+fn count_by_probing(library: [i32; 3]) -> usize {
     (0..PROBED_IDS)
         .filter(|id| !library.contains(id) && sys::timer_gettime(*id).is_ok())
         .count()

@@ -48,7 +48,7 @@ use crate::sys;
 
 mod kinds;
 
-pub(crate) use kinds::{Restoring, Saving};
+pub(crate) use kinds::{send_window_change, window_change_timer, Restoring, Saving};
 
 /// Room for the saved bytes of descriptors (`Arena::fd_data`): address space only, committed
 /// as far as a checkpoint uses it.

@@ -58,6 +58,18 @@ pub fn timer_create_for_thread(sig: c_int, tid: u32, value: i32) -> SysResult<i3
     timer_create(libc::CLOCK_MONOTONIC, &event, -1)
 }
 
+/// A timer on `CLOCK_MONOTONIC` that sends `sig` to the process (any thread that does not
+/// block it). Signal-safe.
+pub fn timer_create_for_process(sig: c_int) -> SysResult<i32> {
+    let event = TimerEvent {
+        value: 0,
+        signo: sig,
+        notify: libc::SIGEV_SIGNAL,
+        tid: 0,
+    };
+    timer_create(libc::CLOCK_MONOTONIC, &event, -1)
+}
+
 /// Arms (period > 0) or disarms (0) a timer created by `timer_create_for_thread`.
 pub fn timer_set_period(id: i32, period_ms: u32) -> SysResult<()> {
     let ns = period_ms as u64 * 1_000_000;

@@ -62,6 +62,8 @@ pub(super) fn finish(r: &Restoring) {
     tty::finish(r);
 }
 
+pub(crate) use tty::{send_window_change, window_change_timer};
+
 /// Whether record `i` (`FD_ACTION_REBUILD`) can be made again. Signal-safe.
 pub(super) fn check(r: &Restoring, i: usize) -> Result<(), Failure> {
     match r.fds[i].kind {

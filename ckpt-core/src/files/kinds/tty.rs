@@ -11,6 +11,8 @@
 //!   be another session's by then, CRIU #68). A restart without a terminal refuses, naming
 //!   the descriptor.
 
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+
 use ckpt_image::fdkind::tty::Terminal;
 use ckpt_image::{FD_ACTION_STDIO, FD_KIND_TERMINAL};
 
@@ -113,6 +115,49 @@ pub(super) fn finish(r: &Restoring) {
         }
     }
     if had_terminal {
+        WINDOW_CHANGE_WANTED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A restart that gave the program a terminal wants it to get `SIGWINCH`.
+static WINDOW_CHANGE_WANTED: AtomicBool = AtomicBool::new(false);
+
+/// The process-directed timer that sends it (-1: none), and the process that made it.
+static WINDOW_CHANGE_TIMER: AtomicI32 = AtomicI32::new(-1);
+static WINDOW_CHANGE_PID: AtomicU32 = AtomicU32::new(0);
+
+/// How long after the restart `SIGWINCH` comes: time for the program to be back in the
+/// system call the checkpoint interrupted (a read of its terminal, say).
+const WINDOW_CHANGE_DELAY_NS: u64 = 50_000_000;
+
+/// Sends the program `SIGWINCH` so that it reads its new window size and redraws, when the
+/// restart gave it a terminal: from a timer, a moment after its threads go on. Raised at
+/// once, the signal would be taken before the interrupted system call is made again (a
+/// pager's read of its terminal would restart, not return, and it would redraw only at its
+/// next key); from the timer it interrupts that call, as a real window change does. Called
+/// once the program's own timers are back (this one must not take one of their ids).
+/// Signal-safe.
+pub(crate) fn send_window_change() {
+    if !WINDOW_CHANGE_WANTED.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    // Timers are not inherited, nor do they survive a restart: made anew in each process.
+    let pid = sys::getpid();
+    let mut id = WINDOW_CHANGE_TIMER.load(Ordering::Relaxed);
+    if id < 0 || WINDOW_CHANGE_PID.load(Ordering::Relaxed) != pid {
+        id = sys::timer_create_for_process(libc::SIGWINCH).unwrap_or(-1);
+        WINDOW_CHANGE_TIMER.store(id, Ordering::Relaxed);
+        WINDOW_CHANGE_PID.store(pid, Ordering::Relaxed);
+    }
+    if id < 0 || sys::timer_fire_in(id, WINDOW_CHANGE_DELAY_NS).is_err() {
         sys::raise_window_change();
+    }
+}
+
+/// The window-change timer of this process (-1: none), which checkpoints leave out.
+pub(crate) fn window_change_timer() -> i32 {
+    match WINDOW_CHANGE_TIMER.load(Ordering::Relaxed) {
+        id if id >= 0 && WINDOW_CHANGE_PID.load(Ordering::Relaxed) == sys::getpid() => id,
+        _ => -1,
     }
 }
