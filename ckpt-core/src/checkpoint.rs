@@ -441,6 +441,8 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
             None => {}
         }
     }
+    // This process writes its memory itself: every parked thread must be asleep first.
+    crate::threads::freeze::wait_asleep(job.arena.misc).map_err(WriteError::Threads)?;
     capture_regions_and_write(job, mm, auxv_words).map(|()| false)
 }
 

@@ -121,7 +121,7 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
         s.store(0, Ordering::Relaxed);
     }
     FREEZE.store(gen, Ordering::SeqCst);
-    let result = stop_all(gen, scratch).and_then(|()| wait_asleep(gen, scratch));
+    let result = stop_all(gen, scratch);
     if result.is_err() {
         thaw();
         return result;
@@ -415,7 +415,19 @@ fn wait_settled(gen: u32, scratch: &mut [u8]) -> bool {
 /// `/proc` file per thread; where that cannot be read, the thread's state `S` in its `stat`
 /// stands for it. Fails after `TIMEOUT_MS` without one
 /// more thread asleep.
-fn wait_asleep(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
+///
+/// Called before this process writes memory into an image itself; not when a forked child
+/// writes it (the fork's copy of memory is one instant's, whatever a parker does after), so
+/// the pause of `CKPT_CONTINUE` does not pay for it. (On failure the checkpoint lets the
+/// threads go, as after any failure.)
+pub fn wait_asleep(scratch: &mut [u8]) -> Result<(), FreezeError> {
+    match FREEZE.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        gen => wait_asleep_in(gen, scratch),
+    }
+}
+
+fn wait_asleep_in(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
     let release = RELEASE.as_ptr() as u64;
     let mut since = sys::monotonic_ns();
     for s in parked_slots(gen) {
