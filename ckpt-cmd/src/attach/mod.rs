@@ -26,7 +26,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::image::io_message;
-use crate::protocol;
 use remote::{CallError, Session};
 
 /// How long to look for a thread at a safe point before giving up.
@@ -164,8 +163,8 @@ fn check(pid: i32) -> Result<target::LibcFunctions, AttachError> {
     if matches!(status.state, b'T' | b't') {
         return refuse("is stopped; continue it first (kill -CONT)".to_owned());
     }
-    // The kernel gives /proc/PID of a non-dumpable process to root (proc(5)).
-    if let Ok(meta) = std::fs::metadata(format!("/proc/{pid}")) {
+    // The kernel gives the files of /proc/PID of a non-dumpable process to root (proc(5)).
+    if let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/status")) {
         if meta.uid() == 0 && status.uids[1] != 0 {
             return refuse(
                 "is not dumpable (it called prctl(PR_SET_DUMPABLE, 0), or changed its \
@@ -175,7 +174,7 @@ fn check(pid: i32) -> Result<target::LibcFunctions, AttachError> {
         }
     }
     let maps = proc_file(pid, "maps")?;
-    if protocol::maps_have_libckpt(&maps) {
+    if crate::checkpoint::runs_libckpt(pid, &maps) {
         return Err(AttachError::AlreadyLoaded);
     }
     let Some(libc) = target::find_libc(&maps) else {
@@ -511,11 +510,17 @@ fn load(
     result
 }
 
-/// Step 1 only, for `ckpt checkpoint`: whether the library must be injected first.
+/// For `ckpt checkpoint`: whether the library must be injected first. A process that does
+/// not exist is left to `ckpt checkpoint` to report; one whose maps cannot be read is
+/// "yes", so that the attach checks say why it cannot be touched.
 pub fn needs_injection(pid: i32) -> bool {
-    std::fs::read(format!("/proc/{pid}/maps"))
-        .map(|maps| !protocol::maps_have_libckpt(&maps))
-        .unwrap_or(false)
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return false;
+    }
+    match std::fs::read(format!("/proc/{pid}/maps")) {
+        Ok(maps) => !crate::checkpoint::runs_libckpt(pid, &maps),
+        Err(_) => true,
+    }
 }
 
 /// The result of `ckpt attach`: status and the line to print.
