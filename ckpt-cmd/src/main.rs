@@ -264,7 +264,8 @@ fn inject_for_checkpoint(pid: i32) -> Result<(), u8> {
         Err(attach::AttachError::Refused(why)) => {
             let _ = writeln!(
                 io::stderr(),
-                "ckpt checkpoint: {why}; libckpt not loaded, not signalling it"
+                "ckpt checkpoint: {pid} does not run with libckpt, and loading it was \
+                 refused: {why}; not signalling it"
             );
             Err(checkpoint::EXIT_NO_TARGET)
         }

@@ -178,11 +178,15 @@ fn check(pid: i32) -> Result<target::LibcFunctions, AttachError> {
         return Err(AttachError::AlreadyLoaded);
     }
     let Some(libc) = target::find_libc(&maps) else {
-        return refuse(
-            "has no libc.so.6 mapped: it is statically linked or does not use glibc, and \
-             libckpt can be loaded only by glibc's dlopen"
-                .to_owned(),
-        );
+        return refuse(if target::executable_is_dynamic(pid) {
+            "has no libc.so.6 mapped (yet): it is still starting up, or uses another C \
+             library; libckpt can be loaded only by glibc's dlopen"
+                .to_owned()
+        } else {
+            "has no libc.so.6 mapped: it is statically linked, and libckpt can be loaded \
+             only by glibc's dlopen"
+                .to_owned()
+        });
     };
     if status.ignored & (1 << (libc::SIGSEGV - 1)) != 0 {
         return refuse(

@@ -149,6 +149,15 @@ pub fn parse_status(status: &[u8]) -> Option<Status> {
     })
 }
 
+/// Whether the executable of process `pid` asks for a dynamic loader (`PT_INTERP`).
+pub fn executable_is_dynamic(pid: i32) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(format!("/proc/{pid}/exe"))
+        .and_then(|file| file.take(64 * 1024).read_to_end(&mut head))
+        .is_ok_and(|_| !crate::elf_reader::is_static_elf(&head))
+}
+
 /// The system call number a thread is blocked in, from `/proc/PID/task/TID/syscall`.
 pub fn blocked_in(pid: i32, tid: i32) -> Option<u64> {
     let text = std::fs::read(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
