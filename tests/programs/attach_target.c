@@ -5,7 +5,9 @@
  *   signals   a handler for SIGUSR1, SIGUSR2 ignored, SIGHUP blocked, then count; each
  *             SIGUSR1 makes it print "env NAME=VALUE" (or "env NAME unset") for CKPT_NAME
  *             and CKPT_ASYNCSIG, so the test sees its environment after an attach;
- *   malloc    a busy malloc/free loop that never blocks, printing a number every so often.
+ *   malloc    a busy malloc/free loop that never blocks, printing a number every so often;
+ *   rt        counts SIGRTMIN+1 signals and sums their values; each SIGUSR1 makes it print
+ *             "got COUNT sum SUM" (no signal may be lost while ckpt attach holds them).
  * The numbers are the only lines that parse as numbers. */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -23,6 +25,16 @@ static void on_usr1(int sig)
 {
     (void)sig;
     asked = 1;
+}
+
+static volatile long rt_count, rt_sum;
+
+static void on_rt(int sig, siginfo_t *info, void *context)
+{
+    (void)sig;
+    (void)context;
+    rt_count++;
+    rt_sum += info->si_value.sival_int;
 }
 
 static void show(const char *name)
@@ -53,6 +65,25 @@ int main(int argc, char **argv)
         sigemptyset(&hup);
         sigaddset(&hup, SIGHUP);
         sigprocmask(SIG_BLOCK, &hup, NULL);
+    }
+    if (strcmp(mode, "rt") == 0) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_sigaction = on_rt;
+        action.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigaction(SIGRTMIN + 1, &action, NULL);
+        memset(&action, 0, sizeof action);
+        action.sa_handler = on_usr1;
+        sigaction(SIGUSR1, &action, NULL);
+        for (long n = 0;; n++) {
+            if (asked) {
+                asked = 0;
+                printf("got %ld sum %ld\n", rt_count, rt_sum);
+            }
+            printf("%ld\n", n);
+            fflush(stdout);
+            sleep_ms(20);
+        }
     }
     if (strcmp(mode, "malloc") == 0) {
         for (unsigned long i = 0;; i++) {
