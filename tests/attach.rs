@@ -35,7 +35,9 @@ fn setup(label: &str, nobody: bool, extra_flags: &[&str]) -> Setup {
     } else {
         ckpt_bin()
     };
-    let program = compile_c(&dir, "attach_target", TARGET_C, extra_flags);
+    let mut flags = vec!["-pthread"];
+    flags.extend_from_slice(extra_flags);
+    let program = compile_c(&dir, "attach_target", TARGET_C, &flags);
     Setup {
         dir,
         ckpt,
@@ -269,6 +271,31 @@ fn checkpoint_loads_the_library_first() {
 #[test]
 fn checkpoint_loads_the_library_first_as_nobody() {
     checkpoint_injects(true);
+}
+
+/// A multithreaded program whose main thread waits in a futex (pthread_join): the library
+/// is loaded from the counting thread, and the checkpoint restarts counting on.
+#[test]
+fn multithreaded_program_is_loaded_from_a_thread_at_a_safe_point() {
+    let setup = setup("attach-threads", true, &[]);
+    let mut target = setup.start("threads", &[]);
+    let pid = target.pid();
+    let before = next_count(&mut target);
+    let asked = setup.ckpt(&["checkpoint", &pid.to_string(), "--kill", "--timeout", "20"]);
+    if asked.status.code() != Some(0)
+        || !asked.stderr.contains("loaded it (thread ")
+        || asked.stderr.contains(&format!("loaded it (thread {pid},"))
+    {
+        asked.fail(
+            "ckpt checkpoint",
+            "expected libckpt loaded from the counting thread, not the main one (in a futex)",
+        );
+    }
+    note_pause("ckpt checkpoint, threads", &asked.stderr);
+    target.wait_exit_only(TIMEOUT);
+    let last = last_count(&mut target);
+    let mut restarted = restart_continues(&setup, &setup.image("attach_target.ckpt"), before, last);
+    restarted.kill();
 }
 
 /// Dispositions and masks after the attach equal those before, apart from signal 63; SIGTSTP

@@ -6,10 +6,13 @@
  *             SIGUSR1 makes it print "env NAME=VALUE" (or "env NAME unset") for CKPT_NAME
  *             and CKPT_ASYNCSIG, so the test sees its environment after an attach;
  *   malloc    a busy malloc/free loop that never blocks, printing a number every so often;
+ *   threads   the count in a second thread, while the main thread waits in pthread_join
+ *             (a futex wait: ckpt attach must use the other thread);
  *   rt        counts SIGRTMIN+1 signals and sums their values; each SIGUSR1 makes it print
  *             "got COUNT sum SUM" (no signal may be lost while ckpt attach holds them).
  * The numbers are the only lines that parse as numbers. */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +47,27 @@ static void show(const char *name)
         printf("env %s=%s\n", name, value);
     else
         printf("env %s unset\n", name);
+}
+
+static void count_forever(void)
+{
+    for (long n = 0;; n++) {
+        if (asked) {
+            asked = 0;
+            show("CKPT_NAME");
+            show("CKPT_ASYNCSIG");
+        }
+        printf("%ld\n", n);
+        fflush(stdout);
+        sleep_ms(100);
+    }
+}
+
+static void *counting_thread(void *arg)
+{
+    (void)arg;
+    count_forever();
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -98,14 +122,14 @@ int main(int argc, char **argv)
             }
         }
     }
-    for (long n = 0;; n++) {
-        if (asked) {
-            asked = 0;
-            show("CKPT_NAME");
-            show("CKPT_ASYNCSIG");
+    if (strcmp(mode, "threads") == 0) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, counting_thread, NULL) != 0) {
+            perror("pthread_create");
+            return 2;
         }
-        printf("%ld\n", n);
-        fflush(stdout);
-        sleep_ms(100);
+        pthread_join(thread, NULL);
+        return 0;
     }
+    count_forever();
 }
