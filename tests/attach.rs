@@ -298,6 +298,50 @@ fn multithreaded_program_is_loaded_from_a_thread_at_a_safe_point() {
     restarted.kill();
 }
 
+/// `ckpt attach -c -a USR2 -n NAME`: the attached program checkpoints on SIGUSR2 and goes
+/// on; `-z MS` makes it checkpoint periodically.
+#[test]
+fn attach_options_configure_the_library() {
+    let setup = setup("attach-options", false, &[]);
+    let mut target = setup.start("count", &[]);
+    let pid = target.pid().to_string();
+    next_count(&mut target);
+    let attached = setup.ckpt(&["attach", &pid, "-c", "-a", "USR2", "-n", "on-usr2.ckpt"]);
+    if attached.status.code() != Some(0) {
+        attached.fail("ckpt attach", "expected the library to be loaded");
+    }
+    let (caught, _, _) = masks(target.pid());
+    assert_ne!(caught & bit(libc::SIGUSR2), 0, "-a USR2 takes SIGUSR2");
+    assert_eq!(caught & bit(libc::SIGTSTP), 0, "and not SIGTSTP");
+    target.signal(libc::SIGUSR2);
+    target.wait_for_file(&setup.image("on-usr2.ckpt"));
+    let a = next_count(&mut target);
+    assert_eq!(next_count(&mut target), a + 1, "-c: it goes on");
+    // Attaching again is refused when options would be lost, accepted otherwise.
+    let again = setup.ckpt(&["attach", &pid, "-z", "100"]);
+    if again.status.code() != Some(3) || !again.stderr.contains("runs with libckpt already") {
+        again.fail(
+            "ckpt attach",
+            "expected a refusal: configuration cannot change",
+        );
+    }
+    let again = setup.ckpt(&["attach", &pid]);
+    if again.status.code() != Some(0) || !again.stdout.contains("nothing to do") {
+        again.fail("ckpt attach", "expected: already there, nothing to do");
+    }
+    target.kill();
+
+    let mut target = setup.start("count", &[]);
+    let pid = target.pid().to_string();
+    next_count(&mut target);
+    let attached = setup.ckpt(&["attach", &pid, "-c", "-z", "200", "-n", "periodic.ckpt"]);
+    if attached.status.code() != Some(0) {
+        attached.fail("ckpt attach", "expected the library to be loaded");
+    }
+    target.wait_for_file(&setup.image("periodic.ckpt"));
+    target.kill();
+}
+
 /// Dispositions and masks after the attach equal those before, apart from signal 63; SIGTSTP
 /// is not taken without -a; the CKPT_* variables the attach set are put back as they were
 /// (CKPT_NAME the program's own, CKPT_ASYNCSIG unset), while the library got ours (-n).

@@ -22,8 +22,12 @@ use super::ptrace::{self, Regs, Stop};
 pub const SCRATCH: u64 = 16 * 1024;
 /// The x86-64 red zone, which the interrupted code may be using below its `rsp`.
 const RED_ZONE: u64 = 128;
-/// How long one call may take (a `dlopen` of libckpt takes well under a millisecond).
+/// How long one call may go without news (a `dlopen` of libckpt takes well under a
+/// millisecond): each signal that stops it meanwhile shows that it runs and starts the
+/// wait again, up to [`CALL_LIMIT`] in all (a storm of signals slows a call; abandoning it
+/// half done could leave the loader's lock held).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CALL_LIMIT: Duration = Duration::from_secs(60);
 
 /// How a call went wrong.
 #[derive(Debug)]
@@ -187,7 +191,8 @@ impl Session {
         regs.eflags &= !(1 << 10);
         ptrace::set_regs(self.tid, &regs)?;
         ptrace::cont(self.tid, 0)?;
-        let deadline = Instant::now() + CALL_TIMEOUT;
+        let started = Instant::now();
+        let mut deadline = started + CALL_TIMEOUT;
         loop {
             let Some(stop) = ptrace::wait_until(self.tid, deadline)? else {
                 return Err(CallError::Hung);
@@ -218,6 +223,7 @@ impl Session {
                     }
                     // Kept with its siginfo, delivered at the detach.
                     self.deferred.push(info);
+                    deadline = (Instant::now() + CALL_TIMEOUT).min(started + CALL_LIMIT);
                     ptrace::cont(self.tid, 0)?;
                 }
                 // A group stop (another thread got SIGSTOP) or a stray interrupt: the call
