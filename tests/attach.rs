@@ -342,6 +342,40 @@ fn attach_options_configure_the_library() {
     target.kill();
 }
 
+/// A library the target's dlopen refuses: the attach fails with dlerror's message (status
+/// 1), and the target goes on as before, registers put back.
+#[test]
+fn a_dlopen_failure_is_reported_and_the_target_goes_on() {
+    let setup = setup("attach-dlerror", false, &[]);
+    let bogus = setup.dir.join("libckpt.so");
+    std::fs::write(&bogus, [b'x'; 4096]).expect("write bogus library");
+    let mut target = setup.start("count", &[]);
+    let pid = target.pid();
+    next_count(&mut target);
+    let mut command = Command::new(&setup.ckpt);
+    command
+        .args(["attach", &pid.to_string()])
+        .current_dir(setup.dir.path());
+    clear_ckpt_settings(&mut command);
+    command.env("CKPT_LIBRARY", &bogus);
+    let failed = run_to_end(command, "ckpt attach (bogus library)", TIMEOUT * 2);
+    if failed.status.code() != Some(1)
+        || !failed.stderr.contains("dlopen of")
+        || !failed.stderr.contains("invalid ELF header")
+        || !failed.stderr.contains("goes on without libckpt")
+    {
+        failed.fail(
+            "ckpt attach",
+            "expected dlopen's refusal, with dlerror's reason",
+        );
+    }
+    assert!(!has_libckpt(pid));
+    assert_eq!(tracer_of(pid), 0);
+    let a = next_count(&mut target);
+    assert_eq!(next_count(&mut target), a + 1, "the target counts on");
+    target.kill();
+}
+
 /// Dispositions and masks after the attach equal those before, apart from signal 63; SIGTSTP
 /// is not taken without -a; the CKPT_* variables the attach set are put back as they were
 /// (CKPT_NAME the program's own, CKPT_ASYNCSIG unset), while the library got ours (-n).
