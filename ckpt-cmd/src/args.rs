@@ -31,7 +31,11 @@ pub enum Request {
     Verify { file: OsString },
     /// `ckpt checkpoint PID …`: ask a running program to checkpoint itself.
     Checkpoint(CheckpointOptions),
+    /// `ckpt attach PID …`: load libckpt into a running program.
+    Attach(AttachOptions),
 }
+
+pub use crate::attach::AttachOptions;
 
 /// How long `ckpt checkpoint` waits for the answer unless `--timeout` says otherwise.
 pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
@@ -131,12 +135,18 @@ where
     // `-n=x` names the file "=x", as getopt has it.
     parser.set_short_equals(false);
     let subcommand = parser.try_raw_args().and_then(|mut raw| {
-        raw.next_if(|first| matches!(first.to_str(), Some("info" | "verify" | "checkpoint")))
+        raw.next_if(|first| {
+            matches!(
+                first.to_str(),
+                Some("info" | "verify" | "checkpoint" | "attach")
+            )
+        })
     });
     match subcommand.as_ref().and_then(|name| name.to_str()) {
         Some("info") => return parse_info(&mut parser),
         Some("verify") => return parse_verify(&mut parser),
         Some("checkpoint") => return parse_checkpoint(&mut parser),
+        Some("attach") => return parse_attach(&mut parser),
         _ => {}
     }
 
@@ -318,7 +328,7 @@ fn parse_checkpoint(parser: &mut Parser) -> Result<Request, ArgError> {
         if pid.is_some() {
             return Err(subcommand_error(CMD, "more than one PID given"));
         }
-        pid = Some(parse_pid(arg)?);
+        pid = Some(parse_pid(CMD, arg)?);
         Ok(())
     };
     let mut set_end = |signal: i32, how: String| -> Result<(), ArgError> {
@@ -425,7 +435,7 @@ fn parse_checkpoint(parser: &mut Parser) -> Result<Request, ArgError> {
     }))
 }
 
-fn parse_pid(arg: &OsStr) -> Result<i32, ArgError> {
+fn parse_pid(command: &'static str, arg: &OsStr) -> Result<i32, ArgError> {
     let text = arg.to_string_lossy();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(pid) = text.parse::<i32>() {
@@ -435,9 +445,51 @@ fn parse_pid(arg: &OsStr) -> Result<i32, ArgError> {
         }
     }
     Err(subcommand_error(
-        "checkpoint",
+        command,
         format!("bad PID {text:?} (expected a process id, a positive number)"),
     ))
+}
+
+/// `attach PID [-c] [-z MS] [-a SIGNAL] [-n NAME]`, options before or after PID, with the
+/// values and checks of the same options of `ckpt PROG`.
+fn parse_attach(parser: &mut Parser) -> Result<Request, ArgError> {
+    const CMD: &str = "attach";
+    let mut run = RunOptions::default();
+    let mut pid = None;
+    while let Some(token) = next_token(parser) {
+        match token {
+            Token::Value(arg) => {
+                if pid.is_some() {
+                    return Err(subcommand_error(CMD, "more than one PID given"));
+                }
+                pid = Some(parse_pid(CMD, &arg)?);
+            }
+            _ if token.is_flag("help") => return Ok(Request::Help),
+            Token::Long { .. } => {
+                return Err(subcommand_error(
+                    CMD,
+                    format!("unknown option {}", token.spelled(None)),
+                ))
+            }
+            Token::Short('c') => run.continue_after_checkpoint = true,
+            Token::Short('h') => return Ok(Request::Help),
+            Token::Short(option @ ('n' | 'a' | 'z')) => {
+                let value = parser.value().map_err(|_| ArgError::MissingValue(option))?;
+                set_value(&mut run, option, value)?;
+            }
+            Token::Short(option) => {
+                return Err(subcommand_error(CMD, format!("unknown option -{option}")))
+            }
+        }
+    }
+    let pid = pid.ok_or_else(|| subcommand_error(CMD, "no PID given"))?;
+    Ok(Request::Attach(AttachOptions {
+        pid,
+        name: run.name,
+        continue_after_checkpoint: run.continue_after_checkpoint,
+        async_signal: run.async_signal,
+        period_ms: run.period_ms,
+    }))
 }
 
 fn set_value(options: &mut RunOptions, option: char, value: OsString) -> Result<(), ArgError> {

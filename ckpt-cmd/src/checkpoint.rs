@@ -64,6 +64,24 @@ fn is_alive(pid: i32, start_time: u64) -> bool {
     }
 }
 
+/// Whether process `pid` (whose `/proc/PID/maps` text is `maps`) runs with libckpt: it has
+/// libckpt.so mapped, or it is a restarted checkpoint. A restart's memory is all anonymous
+/// (the library comes back as a copy, with no file name in maps), but its executable is
+/// the checkpoint file itself.
+pub fn runs_libckpt(pid: i32, maps: &[u8]) -> bool {
+    if protocol::maps_have_libckpt(maps) {
+        return true;
+    }
+    let Ok(file) = std::fs::File::open(format!("/proc/{pid}/exe")) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if file.take(64 * 1024).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    crate::elf_reader::ckpt_header_offset(&head).is_some()
+}
+
 /// Checks the target before anything is sent: it exists, we may signal it, it has libckpt
 /// mapped, and the library can hear and answer a request. Returns its start time.
 fn check_target(pid: i32) -> Result<u64, Outcome> {
@@ -98,7 +116,7 @@ fn check_target(pid: i32) -> Result<u64, Outcome> {
             ))
         }
     };
-    if !protocol::maps_have_libckpt(&maps) {
+    if !runs_libckpt(pid, &maps) {
         return Err(Outcome::error(
             EXIT_NO_TARGET,
             format!(

@@ -1,7 +1,8 @@
 //! `ckpt` — run a program with checkpointing enabled, and look after checkpoints.
 //!
-//! `ckpt info`, `ckpt verify` and `ckpt checkpoint` (first argument only) describe a
-//! checkpoint file, check its checksums, and ask a running program to checkpoint itself.
+//! `ckpt info`, `ckpt verify`, `ckpt checkpoint` and `ckpt attach` (first argument only)
+//! describe a checkpoint file, check its checksums, ask a running program to checkpoint
+//! itself, and load libckpt into a running program that was not started under ckpt.
 //!
 //! To run a program, the command does no checkpointing itself: it finds `libckpt.so`, puts it first in
 //! `LD_PRELOAD`, turns its options into the `CKPT_*` variables the library reads when it is
@@ -13,6 +14,7 @@
 #![deny(unsafe_code)]
 
 mod args;
+mod attach;
 mod checkpoint;
 mod elf_reader;
 mod image;
@@ -38,6 +40,7 @@ usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]
        ckpt info FILE [--json]
        ckpt verify FILE
        ckpt checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]
+       ckpt attach PID [-c] [-z MS] [-a SIGNAL] [-n NAME]
        ckpt --help | --version
 
 Run PROG (searched in PATH when it has no slash) with the checkpoint library
@@ -120,8 +123,22 @@ like one of them as `ckpt -- info`):
              itself now (to NAME, else its own checkpoint name) and keep
              running; then send it SIGTERM (--term), SIGKILL (--kill) or
              signal N (--signal N) once the checkpoint is complete. Waits up
-             to S seconds (default 60) for the answer. A process without
-             libckpt is never signalled.
+             to S seconds (default 60) for the answer. A process that was not
+             started with libckpt gets it loaded first, as by ckpt attach
+             (one line on stderr says so); one where that is refused is never
+             signalled.
+  attach PID [-c] [-z MS] [-a SIGNAL] [-n NAME]
+             load libckpt.so into process PID, one of yours that was not
+             started under ckpt, with ptrace and its own dlopen, and configure
+             it with the options above (as for PROG): then ckpt checkpoint PID,
+             -z periods or the -a signal checkpoint it. Without -a it takes no
+             checkpoint signal (^Z keeps its meaning). The process is stopped
+             for well under a millisecond, in a thread that is blocked in a
+             system call other than a futex wait; a process with no such
+             thread within 2 s is refused, untouched. Also refused: another
+             user's process, a traced, stopped or non-dumpable one, a static
+             or non-glibc program (no libc.so.6), glibc older than 2.34 (no
+             dlopen in libc.so.6), and where Yama's ptrace_scope forbids it.
 
 exit status of info and verify (the same as a checkpoint file's restart):
   0 ok, 64 cannot read the file, 65 not a ckpt checkpoint image,
@@ -129,8 +146,12 @@ exit status of info and verify (the same as a checkpoint file's restart):
   restart stub damaged (the stub: verify), 69 truncated, 70 tables damaged,
   71 tables inconsistent, 75 payload damaged (verify)
 exit status of checkpoint: 0 checkpointed, 1 the checkpoint failed or the
-  process ended first, 2 bad command line, 3 no such process, or it does not
-  run with libckpt or cannot be signalled, 124 no answer in time
+  process ended first, 2 bad command line, 3 no such process, or libckpt
+  could not be loaded into it (refused) or it cannot be signalled, 124 no
+  answer in time
+exit status of attach: 0 loaded (or there already), 1 loading failed after
+  the process was stopped (the line says in what state it was left), 2 bad
+  command line, 3 refused, the process untouched
 ";
 
 /// Exit status for a bad command line.
@@ -158,7 +179,26 @@ fn main() -> ExitCode {
         }
         Ok(Request::Info { file, json }) => info_command(&file, json),
         Ok(Request::Verify { file }) => verify_command(&file),
+        Ok(Request::Attach(options)) => {
+            let library = match find_library() {
+                Ok(library) => library,
+                Err(failure) => {
+                    let _ = writeln!(io::stderr(), "ckpt attach: {}", failure.message);
+                    return ExitCode::from(failure.status);
+                }
+            };
+            let report = attach::run(&options, &library);
+            if report.to_stderr {
+                let _ = writeln!(io::stderr(), "{}", report.line);
+            } else {
+                println!("{}", report.line);
+            }
+            ExitCode::from(report.status)
+        }
         Ok(Request::Checkpoint(options)) => {
+            if let Err(status) = inject_for_checkpoint(options.pid) {
+                return ExitCode::from(status);
+            }
             let outcome = checkpoint::run(&options);
             for line in &outcome.stdout {
                 println!("{line}");
@@ -184,6 +224,54 @@ fn main() -> ExitCode {
                 );
             }
             ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// For `ckpt checkpoint PID`: a process without libckpt gets it loaded first (with the
+/// defaults of `ckpt attach`: no checkpoint signal), saying so in one line on stderr. A
+/// refusal is printed, and is the command's exit status.
+fn inject_for_checkpoint(pid: i32) -> Result<(), u8> {
+    if !attach::needs_injection(pid) {
+        return Ok(());
+    }
+    let library = find_library().map_err(|failure| {
+        let _ = writeln!(
+            io::stderr(),
+            "ckpt checkpoint: process {pid} does not run with libckpt, and it cannot be \
+             loaded: {}; not signalling it",
+            failure.message
+        );
+        checkpoint::EXIT_NO_TARGET
+    })?;
+    let options = attach::AttachOptions {
+        pid,
+        ..Default::default()
+    };
+    match attach::inject(&options, &library) {
+        Ok(attached) => {
+            let _ = writeln!(
+                io::stderr(),
+                "ckpt checkpoint: process {pid} did not run with libckpt; loaded it \
+                 (thread {}, paused {:.3} ms)",
+                attached.tid,
+                attached.pause.as_secs_f64() * 1e3
+            );
+            Ok(())
+        }
+        // Someone else loaded it meanwhile: go on.
+        Err(attach::AttachError::AlreadyLoaded) => Ok(()),
+        Err(attach::AttachError::Refused(why)) => {
+            let _ = writeln!(
+                io::stderr(),
+                "ckpt checkpoint: {pid} does not run with libckpt, and loading it was \
+                 refused: {why}; not signalling it"
+            );
+            Err(checkpoint::EXIT_NO_TARGET)
+        }
+        Err(attach::AttachError::Failed(why)) => {
+            let _ = writeln!(io::stderr(), "ckpt checkpoint: {why}; not signalling it");
+            Err(checkpoint::EXIT_FAILED)
         }
     }
 }

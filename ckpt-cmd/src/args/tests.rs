@@ -315,3 +315,45 @@ fn checkpoint_errors() {
     assert!(subcommand_error(&["checkpoint", "1", "--term=3"]).contains("takes no value"));
     assert!(subcommand_error(&["checkpoint", "1", "-x"]).contains("unknown option -x"));
 }
+
+fn attach(args: &[&str]) -> AttachOptions {
+    match parse_strs(args) {
+        Ok(Request::Attach(options)) => options,
+        other => panic!("expected Attach for {args:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn attach_pid_and_options() {
+    let options = attach(&["attach", "42"]);
+    assert_eq!(
+        options,
+        AttachOptions {
+            pid: 42,
+            ..Default::default()
+        }
+    );
+    let options = attach(&["attach", "-c", "-z", "500", "42", "-a", "USR1", "-nx.ckpt"]);
+    assert_eq!(options.pid, 42);
+    assert!(options.continue_after_checkpoint);
+    assert_eq!(options.period_ms, Some(500));
+    assert_eq!(options.async_signal.as_deref(), Some("USR1"));
+    assert_eq!(options.name.as_deref(), Some(OsStr::new("x.ckpt")));
+}
+
+#[test]
+fn attach_refusals() {
+    for (args, wanted) in [
+        (&["attach"][..], "no PID given"),
+        (&["attach", "1", "2"], "more than one PID"),
+        (&["attach", "x"], "bad PID"),
+        (&["attach", "1", "-q"], "unknown option -q"),
+        (&["attach", "1", "--kill"], "unknown option --kill"),
+        (&["attach", "1", "-a", "63"], "-a"),
+        (&["attach", "1", "-z", "soon"], "-z"),
+    ] {
+        let error = parse_strs(args).expect_err("refused").to_string();
+        assert!(error.contains(wanted), "{args:?}: {error}");
+    }
+    assert_eq!(parse_strs(&["attach", "--help"]), Ok(Request::Help));
+}
