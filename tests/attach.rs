@@ -483,6 +483,16 @@ fn non_dumpable_process_is_refused() {
     target.kill();
 }
 
+/// A seccomp filter might kill the program for a system call loading the library makes
+/// (and which it forbids cannot be read): refused, never risked.
+#[test]
+fn process_under_a_seccomp_filter_is_refused() {
+    let setup = setup("attach-seccomp", false, &[]);
+    let mut target = setup.start("seccomp", &[]);
+    expect_refusal(&setup, &mut target, "runs under a seccomp filter");
+    target.kill();
+}
+
 #[test]
 fn traced_process_is_refused() {
     if !have_program("strace") {

@@ -2,6 +2,7 @@
  * "pid N", then works in one of these modes:
  *   count     a number every 100 ms (the counter a checkpoint must carry on);
  *   nodump    prctl(PR_SET_DUMPABLE, 0), then count;
+ *   seccomp   a seccomp filter that allows everything, then count;
  *   signals   a handler for SIGUSR1, SIGUSR2 ignored, SIGHUP blocked, then count; each
  *             SIGUSR1 makes it print "env NAME=VALUE" (or "env NAME unset") for CKPT_NAME
  *             and CKPT_ASYNCSIG, so the test sees its environment after an attach;
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -78,6 +81,15 @@ int main(int argc, char **argv)
     if (strcmp(mode, "nodump") == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
         perror("prctl");
         return 2;
+    }
+    if (strcmp(mode, "seccomp") == 0) {
+        struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        struct sock_fprog prog = {.len = 1, .filter = &allow};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
+            perror("seccomp");
+            return 2;
+        }
     }
     if (strcmp(mode, "signals") == 0) {
         struct sigaction action;

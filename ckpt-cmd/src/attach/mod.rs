@@ -160,6 +160,16 @@ fn check(pid: i32) -> Result<target::LibcFunctions, AttachError> {
             status.tracer
         ));
     }
+    // A filter may kill the program for a system call the library's loading makes (openat,
+    // mmap, mprotect, rt_sigaction …), and which it forbids cannot be read as an ordinary
+    // user: never risk it.
+    if status.seccomp != 0 {
+        return refuse(format!(
+            "runs under a seccomp {} (Seccomp: {} in /proc/{pid}/status), which may kill it              for the system calls loading libckpt makes; start it under ckpt instead",
+            if status.seccomp == 1 { "strict mode" } else { "filter" },
+            status.seccomp
+        ));
+    }
     if matches!(status.state, b'T' | b't') {
         return refuse("is stopped; continue it first (kill -CONT)".to_owned());
     }

@@ -131,6 +131,8 @@ pub struct Status {
     pub ignored: u64,
     pub caught: u64,
     pub blocked: u64,
+    /// `Seccomp:` 0 none, 1 strict, 2 filter.
+    pub seccomp: u32,
 }
 
 pub fn parse_status(status: &[u8]) -> Option<Status> {
@@ -146,6 +148,10 @@ pub fn parse_status(status: &[u8]) -> Option<Status> {
         ignored: procfs::status_mask(status, b"SigIgn")?,
         caught: procfs::status_mask(status, b"SigCgt")?,
         blocked: procfs::status_mask(status, b"SigBlk")?,
+        // (Absent where the kernel has no seccomp: then there is none.)
+        seccomp: procfs::status_value(status, b"Seccomp")
+            .and_then(procfs::parse_dec)
+            .unwrap_or(0) as u32,
     })
 }
 
