@@ -573,7 +573,8 @@ fn another_users_process_is_refused() {
 #[test]
 fn python_loop_attaches_and_restarts() {
     let Some(python) = python3() else { return };
-    let setup = setup("attach-python", false, &[]);
+    // As an ordinary user (nobody when the tests run as root), like the C loop's.
+    let setup = setup("attach-python", true, &[]);
     let mut command = direct_command(
         &setup.dir,
         &python,
@@ -584,7 +585,7 @@ fn python_loop_attaches_and_restarts() {
         ],
     );
     command.env("PYTHONDONTWRITEBYTECODE", "1");
-    let mut target = Proc::spawn(command, "python loop");
+    let mut target = Proc::spawn(setup.as_user(command), "python loop");
     target.wait_lines(1, TIMEOUT);
     let pid = target.pid();
     next_count(&mut target);
