@@ -47,6 +47,8 @@ Run PROG (searched in PATH when it has no slash) with the checkpoint library
 libckpt.so preloaded. Send PROG the checkpoint signal (SIGTSTP by default, e.g.
 `kill -TSTP PID` or ^Z) and it writes PROG.ckpt in its current directory and
 exits. PROG.ckpt is an executable: run it to resume PROG where it stopped.
+PROG.ckpt is named after the basename of PROG as given: `ckpt ./job.py` writes
+job.py.ckpt, not python3.ckpt.
 
 options:
   -n NAME    write the checkpoint to NAME instead of PROG.ckpt    (CKPT_NAME)
@@ -93,6 +95,9 @@ environment:
              path of libckpt.so to preload; by default it is looked for beside
              the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it
   LD_PRELOAD the library is prepended to any value already set
+  CKPT_PID, CKPT_PROGRAM
+             set by ckpt for PROG: its pid and the basename of PROG, which names
+             its checkpoint; processes with another pid are PROG's children
 
 exit status: that of PROG; or 2 for a bad command line, 126 when PROG cannot
 or must not be run (set-user-ID or set-group-ID programs are refused: the
@@ -349,6 +354,11 @@ fn run(options: RunOptions) -> Result<std::convert::Infallible, Failure> {
     if let Some(name) = &options.name {
         command.env("CKPT_NAME", name);
     }
+    // PROG runs in this process (exec), so this pid is PROG's: the library tells the process
+    // ckpt started from its descendants by it, and names the former's checkpoint after PROG
+    // as given (`ckpt ./job.py` writes job.py.ckpt, not python3.ckpt).
+    command.env("CKPT_PID", std::process::id().to_string());
+    command.env("CKPT_PROGRAM", program_basename(&options.program));
     if options.continue_after_checkpoint {
         command.env("CKPT_CONTINUE", "1");
     }
@@ -369,6 +379,14 @@ fn run(options: RunOptions) -> Result<std::convert::Infallible, Failure> {
         status,
         format!("cannot run {}: {error}", program.display()),
     ))
+}
+
+/// The basename of PROG as the user gave it: the default checkpoint name is this plus
+/// `.ckpt`.
+fn program_basename(program: &OsStr) -> &OsStr {
+    let bytes = program.as_bytes();
+    let base = bytes.rsplit(|&b| b == b'/').next().unwrap_or(bytes);
+    OsStr::from_bytes(base)
 }
 
 /// Finds PROG the way execvp does: a name with a slash is used as it is; otherwise each

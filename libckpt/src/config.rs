@@ -86,6 +86,19 @@ fn defaults(secure: bool) -> Result<Config, String> {
     Ok(cfg)
 }
 
+/// Whether this process is the one `ckpt PROG` started (`CKPT_PID` is its pid: `ckpt`
+/// execs PROG in its own process) — `Some(false)` for a descendant that inherited the
+/// variable, `None` when there is no `CKPT_PID` (not run by `ckpt`, e.g. with
+/// `LD_PRELOAD=libckpt.so` alone).
+pub fn started_by_ckpt() -> Option<bool> {
+    if sys::secure_execution() {
+        return None;
+    }
+    let pid = core::str::from_utf8(sys::getenv(c"CKPT_PID")?).ok()?;
+    let pid: u32 = pid.trim().parse().ok()?;
+    Some(pid == sys::getpid())
+}
+
 /// Reads the configuration from the environment. An empty or malformed value is an error
 /// naming the variable.
 ///
@@ -99,6 +112,17 @@ pub fn from_env() -> Result<Config, String> {
     }
     let mut cfg = defaults(false)?;
     let var = |k: &core::ffi::CStr| sys::getenv(k);
+    // The process `ckpt PROG` started (its pid in CKPT_PID) is named after PROG as the user
+    // gave it (CKPT_PROGRAM, its basename), not after its executable: `ckpt ./job.py`
+    // writes job.py.ckpt, not python3.ckpt. Its descendants that load the library too are
+    // named after their own argv[0], as a program under `LD_PRELOAD=libckpt.so` is.
+    if started_by_ckpt() == Some(true) {
+        if let Some(program) = var(c"CKPT_PROGRAM").filter(|p| !p.is_empty()) {
+            let mut name = program.to_vec();
+            name.extend_from_slice(b".ckpt");
+            set_name(&mut cfg, &name).map_err(|e| format!("CKPT_PROGRAM: {e}"))?;
+        }
+    }
     let text = |k: &str, v: &[u8]| -> Result<String, String> {
         let s = core::str::from_utf8(v)
             .map_err(|_| format!("{k} is not valid UTF-8"))?

@@ -42,6 +42,9 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_MAX_DELETED",
     "CKPT_RESTORE_STDIO",
     "CKPT_LIBRARY",
+    "CKPT_PID",
+    "CKPT_PROGRAM",
+    "CKPT_CHILDREN",
     "LD_PRELOAD",
 ];
 
