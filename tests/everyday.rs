@@ -118,3 +118,191 @@ fn a_name_given_with_n_still_wins() {
         proc.fail("expected given.ckpt and no job.sh.ckpt");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Children
+
+/// Prints `child PID`, then loops; with an argument DIR it first changes to DIR (where a
+/// checkpoint of its own would be written).
+const LOOPER_C: &str = r#"
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    if (argc > 1 && chdir(argv[1]) != 0)
+        return 1;
+    printf("child %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;)
+        usleep(10000);
+}
+"#;
+
+/// Forks; the child changes to directory `child` (so that a checkpoint of its own would go
+/// there, not over its parent's) and prints `child PID`; the parent prints `parent` once
+/// the child has; both loop.
+const FORKER_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void)
+{
+    int ready[2];
+    if (pipe(ready) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        if (chdir("child") != 0)
+            _exit(1);
+        printf("child %d\n", (int)getpid());
+        fflush(stdout);
+        close(ready[1]);
+        for (;;)
+            usleep(10000);
+    }
+    char c;
+    close(ready[1]);
+    (void)read(ready[0], &c, 1);
+    close(ready[0]);
+    printf("parent\n");
+    fflush(stdout);
+    for (;;)
+        usleep(10000);
+}
+"#;
+
+/// Sends `signal` to process group `pgid`.
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let r = unsafe { libc::kill(-pgid, signal) };
+    assert_eq!(
+        r,
+        0,
+        "kill(-{pgid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The state letter of process `pid` (`T` stopped, `R`, `S`, `Z`, ...), or None once it
+/// is gone.
+fn state_of(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.trim_start().chars().next()
+}
+
+/// Waits until `pid` is stopped or gone: what a child the checkpoint signal does not
+/// checkpoint does with SIGTSTP (it stops; or, once its process group is orphaned, the
+/// kernel's SIGHUP ends it). Fails on timeout.
+fn wait_stopped_or_gone(pid: i32) -> Option<char> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        match state_of(pid) {
+            None => return None,
+            Some(s @ ('T' | 't' | 'Z')) => return Some(s),
+            Some(_) if std::time::Instant::now() > deadline => {
+                panic!("child {pid} neither stopped nor ended after the group's SIGTSTP")
+            }
+            Some(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Ends the child `pid` (whatever its state), for cleaning up.
+fn kill_child(pid: i32) {
+    // SAFETY: kill has no memory-safety preconditions; a pid reused meanwhile is unlikely
+    // within the test, and the worst case is a signal to one of our own processes.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// The pid in a `child PID` line.
+fn child_pid(proc: &mut Proc) -> i32 {
+    let line = proc.wait_line_matching("the child's line", TIMEOUT, |l| l.starts_with("child "));
+    line["child ".len()..].trim().parse().expect("a pid")
+}
+
+/// `ckpt sh -c './looper & wait'` in its own process group, as a shell job is: returns the
+/// running ckpt'd shell and the looper's pid, once the looper runs (with the library
+/// loaded: its constructor runs before main prints).
+fn shell_with_a_child(dir: &TempDir, env: &[(&str, &str)]) -> (Proc, i32) {
+    use std::os::unix::process::CommandExt;
+    compile_c(dir, "looper", LOOPER_C, &[]);
+    let mut command = ckpt_command(dir, Path::new("sh"), &["-c", "./looper & wait"]);
+    command
+        .env_remove("BASH_ENV")
+        .env_remove("ENV")
+        .process_group(0);
+    command.envs(env.iter().copied());
+    let mut proc = Proc::spawn(command, "ckpt sh -c './looper & wait'");
+    let looper = child_pid(&mut proc);
+    (proc, looper)
+}
+
+#[test]
+fn a_group_tstp_checkpoints_the_program_not_its_exec_children() {
+    let dir = TempDir::new("children-exec");
+    let (mut proc, looper) = shell_with_a_child(&dir, &[]);
+    signal_group(proc.pid(), libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    let state = wait_stopped_or_gone(looper);
+    kill_child(looper);
+    let found = checkpoints_in(&dir);
+    assert_eq!(
+        found,
+        ["sh.ckpt"],
+        "only the shell's checkpoint (looper was {state:?})"
+    );
+}
+
+#[test]
+fn ckpt_children_lets_exec_children_checkpoint_too() {
+    let dir = TempDir::new("children-exec-on");
+    let (mut proc, looper) = shell_with_a_child(&dir, &[("CKPT_CHILDREN", "1")]);
+    signal_group(proc.pid(), libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    proc.wait_for_file(&dir.join("looper.ckpt"));
+    kill_child(looper);
+    assert_eq!(checkpoints_in(&dir), ["looper.ckpt", "sh.ckpt"]);
+}
+
+/// `ckpt forker` in its own process group; returns it, once parent and child run, and the
+/// child's pid.
+fn forker(dir: &TempDir, env: &[(&str, &str)]) -> (Proc, i32) {
+    use std::os::unix::process::CommandExt;
+    let program = compile_c(dir, "forker", FORKER_C, &[]);
+    std::fs::create_dir(dir.join("child")).expect("mkdir child");
+    let mut command = ckpt_command(dir, &program, &[]);
+    command.process_group(0).envs(env.iter().copied());
+    let mut proc = Proc::spawn(command, "ckpt forker");
+    let child = child_pid(&mut proc);
+    proc.wait_line("parent");
+    (proc, child)
+}
+
+#[test]
+fn a_group_tstp_checkpoints_the_program_not_its_forked_child() {
+    let dir = TempDir::new("children-fork");
+    let (mut proc, child) = forker(&dir, &[]);
+    signal_group(proc.pid(), libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    let state = wait_stopped_or_gone(child);
+    kill_child(child);
+    assert!(dir.join("forker.ckpt").is_file(), "the parent's checkpoint");
+    assert!(
+        !dir.join("child/forker.ckpt").exists(),
+        "the forked child checkpointed itself (it was {state:?})"
+    );
+}
+
+#[test]
+fn ckpt_children_lets_a_forked_child_checkpoint_too() {
+    let dir = TempDir::new("children-fork-on");
+    let (mut proc, child) = forker(&dir, &[("CKPT_CHILDREN", "1")]);
+    signal_group(proc.pid(), libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    proc.wait_for_file(&dir.join("child/forker.ckpt"));
+    kill_child(child);
+    assert!(dir.join("forker.ckpt").is_file(), "the parent's checkpoint");
+}

@@ -65,6 +65,10 @@ environment:
   CKPT_NAME, CKPT_CONTINUE, CKPT_ASYNCSIG, CKPT_MSPERIOD
              read by libckpt.so when PROG starts; the options above set them,
              and a variable set in the environment of ckpt applies as well
+  CKPT_CHILDREN=1  children of PROG that inherit the library (forked, or run
+             with it preloaded) also checkpoint on the signal and -z; by
+             default only PROG does, and its children get the signal's own
+             action (SIGTSTP stops them)
   CKPT_FSYNC=0     do not fsync a checkpoint before renaming it into place
   CKPT_FORK=0      with -c, write the image in PROG instead of a forked copy
   CKPT_COMPRESS=code|lz4|0

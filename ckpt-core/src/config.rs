@@ -37,6 +37,11 @@ pub struct Config {
     /// Most bytes a deleted file or memfd the program has open may hold for a checkpoint to
     /// save it (`CKPT_MAX_DELETED`, default [`MAX_DELETED`]).
     pub max_deleted: u64,
+    /// Children of the program that inherit the library (forked, or started with it
+    /// preloaded) take signal and periodic checkpoints of their own too (`CKPT_CHILDREN=1`).
+    /// Off by default: until process trees are restored, a ^Z to the process group
+    /// checkpoints the program alone, and its children get the signal's ordinary action.
+    pub children: bool,
 }
 
 /// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
@@ -65,6 +70,7 @@ impl Config {
             fd_policy: FdPolicy::Refuse,
             strict_files: false,
             max_deleted: MAX_DELETED,
+            children: false,
         }
     }
 

@@ -201,6 +201,16 @@ pub fn from_env() -> Result<Config, String> {
             )
         })?;
     }
+    if let Some(v) = var(c"CKPT_CHILDREN") {
+        cfg.children = text("CKPT_CHILDREN", v)? != "0";
+    }
+    // A descendant of the process `ckpt` started, which inherited the library with the
+    // environment: no signal or periodic checkpoints of its own unless CKPT_CHILDREN=1.
+    // (ckpt_config and `ckpt checkpoint PID` still work in it.)
+    if !cfg.children && started_by_ckpt() == Some(false) {
+        cfg.asyncsig = 0;
+        cfg.msperiod = 0;
+    }
     Ok(cfg)
 }
 

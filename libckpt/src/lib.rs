@@ -194,6 +194,13 @@ fn init() {
         );
         sys::exit(2);
     }
+    // A forked child of the program is not checkpointed by a signal meant for the process
+    // group unless CKPT_CHILDREN=1 (`on_fork_child`).
+    // SAFETY: registers a handler glibc calls in the child of fork(); it takes no arguments.
+    if unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) } != 0 {
+        eprintln!("ckpt: cannot register the fork handler (pthread_atfork failed)");
+        sys::exit(2);
+    }
     // The mask is inherited across exec, and another library's constructor may have run
     // before this one: ckpt's signals must not start out blocked.
     signals::settle_thread_mask();
@@ -204,4 +211,28 @@ fn init() {
         );
         sys::exit(2);
     }
+}
+
+/// In the child of the program's `fork()` (glibc runs it; the library's own writer and
+/// ptrace helper are made with raw system calls and do not): unless `CKPT_CHILDREN=1`, the
+/// child takes no signal or periodic checkpoints of its own. The checkpoint signal goes
+/// back to the program's own action (by default SIGTSTP stops the child, as it would any
+/// process), so a ^Z to the process group checkpoints the program alone, and a child can
+/// no longer overwrite its parent's checkpoint. `ckpt checkpoint PID` and the API still
+/// work in the child.
+extern "C" fn on_fork_child() {
+    let mask = sys::sigmask();
+    sys::set_sigmask(!0);
+    if let Some(x) = ckpt_core::checkpoint::Exclusive::try_acquire() {
+        if !x.state.config.children {
+            // Giving a signal back and forgetting the parent's timer cannot fail.
+            let _ = trigger::set_async_signal(x.state, 0);
+            x.state.config.msperiod = 0;
+            let _ = trigger::arm_periodic(x.state);
+        }
+        drop(x);
+    }
+    sys::set_sigmask(mask);
+    // The program's own wishes for the signal given back (blocked, say) go into the kernel.
+    signals::settle_thread_mask();
 }
