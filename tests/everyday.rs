@@ -1,6 +1,7 @@
 //! Everyday use: the checkpoint of `ckpt PROG` is named after PROG as the user gave it (a
 //! script run through its `#!` line included), and children that inherit the library do not
-//! take signal checkpoints of their own unless CKPT_CHILDREN=1 asks them to.
+//! take signal checkpoints of their own unless CKPT_CHILDREN=1 asks them to; the command's
+//! messages for a directory, a refused `-a` and an unknown option.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -305,4 +306,103 @@ fn ckpt_children_lets_a_forked_child_checkpoint_too() {
     proc.wait_for_file(&dir.join("child/forker.ckpt"));
     kill_child(child);
     assert!(dir.join("forker.ckpt").is_file(), "the parent's checkpoint");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages
+
+/// Runs `ckpt ARGS` in `dir`; returns its exit code and stderr.
+fn ckpt_says(dir: &TempDir, args: &[&str]) -> (i32, String) {
+    let mut command = std::process::Command::new(ckpt_bin());
+    command.args(args).current_dir(dir.path());
+    clear_ckpt_settings(&mut command);
+    let mut proc = Proc::spawn(command, &format!("ckpt {}", args.join(" ")));
+    let status = proc.wait_exit_only(TIMEOUT);
+    (status.code().unwrap_or(-1), proc.stderr())
+}
+
+#[test]
+fn a_directory_is_said_to_be_one() {
+    let dir = TempDir::new("msg-dir");
+    std::fs::create_dir(dir.join("sub")).expect("mkdir");
+    for program in ["/tmp", "./sub"] {
+        let (code, stderr) = ckpt_says(&dir, &[program]);
+        assert_eq!(code, 126, "{stderr}");
+        assert_eq!(stderr, format!("ckpt: {program}: is a directory\n"));
+    }
+    // A file without an execute bit is not said to be a directory.
+    std::fs::write(dir.join("plain"), "data\n").expect("write");
+    let (code, stderr) = ckpt_says(&dir, &["./plain"]);
+    assert_eq!(code, 126, "{stderr}");
+    assert_eq!(
+        stderr,
+        "ckpt: ./plain: permission denied (not executable)\n"
+    );
+}
+
+#[test]
+fn refusals_of_a_name_the_option_and_write_ranges_like_help() {
+    let dir = TempDir::new("msg-a");
+    for value in ["99", "FOO", "9", "63", ""] {
+        let (code, stderr) = ckpt_says(&dir, &["-a", value, "true"]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("ckpt: bad value for -a: {value:?} (")),
+            "-a {value:?}: {stderr}"
+        );
+        assert!(!stderr.contains("..="), "-a {value:?}: {stderr}");
+    }
+    let (_, stderr) = ckpt_says(&dir, &["-a", "99", "true"]);
+    assert!(stderr.contains("1..64"), "{stderr}");
+    let help = std::process::Command::new(ckpt_bin())
+        .arg("--help")
+        .output()
+        .expect("ckpt --help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("a number 1..64"),
+        "--help writes the range as 1..64"
+    );
+    let (code, stderr) = ckpt_says(&dir, &["checkpoint", "1", "--signal", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("1..64") && !stderr.contains("..="),
+        "{stderr}"
+    );
+    // The library's own message for CKPT_ASYNCSIG.
+    let mut command = ckpt_command(&dir, Path::new("true"), &[]);
+    command.env("CKPT_ASYNCSIG", "99");
+    let mut proc = Proc::spawn(command, "CKPT_ASYNCSIG=99 ckpt true");
+    let status = proc.wait_exit_only(TIMEOUT);
+    assert_eq!(status.code(), Some(2), "{}", proc.stderr());
+    assert!(
+        proc.stderr().contains("1..64") && !proc.stderr().contains("0-64"),
+        "{}",
+        proc.stderr()
+    );
+}
+
+#[test]
+fn an_unknown_option_prints_a_one_line_usage_hint() {
+    let dir = TempDir::new("msg-usage");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--bogus", "true"], "usage: ckpt [-n NAME]"),
+        (&["-x"], "usage: ckpt [-n NAME]"),
+        (
+            &["checkpoint", "1", "--bogus"],
+            "usage: ckpt checkpoint PID",
+        ),
+        (&["info", "x", "--bogus"], "usage: ckpt info FILE"),
+        (&["verify", "--bogus"], "usage: ckpt verify FILE"),
+        (&["attach", "1", "--bogus"], "usage: ckpt attach PID"),
+    ];
+    for (args, usage) in cases {
+        let (code, stderr) = ckpt_says(&dir, args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stderr}");
+        assert!(lines[0].contains("unknown option"), "{args:?}: {stderr}");
+        assert!(lines[1].starts_with(usage), "{args:?}: {stderr}");
+        assert!(lines[1].contains("--help"), "{args:?}: {stderr}");
+    }
 }

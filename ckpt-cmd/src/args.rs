@@ -112,7 +112,7 @@ impl std::error::Error for ArgError {}
 
 pub use ckpt_image::signals::parse_signal;
 
-/// Checks a `--signal` value of `ckpt checkpoint`: a number 1..=64 or a name (KILL and STOP
+/// Checks a `--signal` value of `ckpt checkpoint`: a number 1..64 or a name (KILL and STOP
 /// too: sent, not caught).
 pub fn parse_end_signal(value: &str) -> Option<i32> {
     parse_signal(value).filter(|&n| n != 0)
@@ -409,7 +409,7 @@ fn parse_checkpoint(parser: &mut Parser) -> Result<Request, ArgError> {
                 let signal = parse_end_signal(&text).ok_or_else(|| {
                     error(format!(
                         "bad value for --signal: {text:?} (expected a signal number \
-                         1..=64 or a name such as TERM or SIGUSR1)"
+                         1..64 or a name such as TERM or SIGUSR1)"
                     ))
                 })?;
                 set_end(signal, format!("--signal {text}"))?;
@@ -507,7 +507,8 @@ fn set_value(options: &mut RunOptions, option: char, value: OsString) -> Result<
         }
         'a' => {
             const EXPECTED: &str =
-                "expected a signal number 0..=64 or a name such as USR1, SIGUSR1 or RTMIN+2";
+                "expected a signal number 1..64, a name such as USR1, SIGUSR1 or RTMIN+2, \
+                 or 0 to disable signal checkpoints";
             let text = value.to_str().ok_or_else(|| bad(EXPECTED))?;
             let sig = parse_signal(text).ok_or_else(|| bad(EXPECTED))?;
             // Refused here exactly as the library would refuse it, before PROG starts.

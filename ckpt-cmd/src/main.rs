@@ -103,7 +103,8 @@ environment:
              set by ckpt for PROG: its pid and the basename of PROG, which names
              its checkpoint; processes with another pid are PROG's children
 
-exit status: that of PROG; or 2 for a bad command line, 126 when PROG cannot
+exit status: that of PROG; or 2 for a bad command line (an unknown option
+also prints the usage line of the command or subcommand), 126 when PROG cannot
 or must not be run (set-user-ID or set-group-ID programs are refused: the
 dynamic loader ignores LD_PRELOAD for them; so are statically linked programs,
 which no library can be loaded into), 127 when PROG or libckpt.so is
@@ -226,14 +227,41 @@ fn main() -> ExitCode {
         },
         Err(error) => {
             fail(&error.to_string());
-            if error == args::ArgError::MissingProgram {
-                let _ = writeln!(
-                    io::stderr(),
-                    "usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]"
-                );
+            let hint = match &error {
+                args::ArgError::MissingProgram | args::ArgError::UnknownOption(_) => {
+                    Some(usage_line(None))
+                }
+                args::ArgError::Subcommand { command, message }
+                    if message.starts_with("unknown option") =>
+                {
+                    Some(usage_line(Some(command)))
+                }
+                _ => None,
+            };
+            if let Some(line) = hint {
+                let _ = writeln!(io::stderr(), "usage: {line}   (ckpt --help for more)");
             }
             ExitCode::from(EXIT_USAGE)
         }
+    }
+}
+
+/// The synopsis of `ckpt` (`None`) or of one subcommand, from the first lines of `USAGE`.
+fn usage_line(command: Option<&str>) -> &'static str {
+    let mut synopses = USAGE
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .map(|line| line.trim_start_matches("usage:").trim_start());
+    let first = synopses.next().unwrap_or("ckpt --help");
+    match command {
+        None => first,
+        Some(command) => synopses
+            .find(|line| {
+                line.strip_prefix("ckpt ")
+                    .and_then(|rest| rest.strip_prefix(command))
+                    .is_some_and(|rest| rest.starts_with(' '))
+            })
+            .unwrap_or(first),
     }
 }
 
@@ -403,6 +431,14 @@ fn resolve_program(program: &OsStr) -> Result<PathBuf, Failure> {
     if program.as_bytes().contains(&b'/') {
         let path = PathBuf::from(program);
         return match path.metadata() {
+            Ok(metadata) if metadata.is_dir() => Err(Failure::new(
+                EXIT_CANNOT_RUN,
+                format!("{}: is a directory", path.display()),
+            )),
+            Ok(metadata) if metadata.permissions().mode() & 0o111 == 0 => Err(Failure::new(
+                EXIT_CANNOT_RUN,
+                format!("{}: permission denied (not executable)", path.display()),
+            )),
             Ok(_) => Ok(path),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Err(Failure::new(
                 EXIT_NOT_FOUND,

@@ -145,7 +145,7 @@ pub fn from_env() -> Result<Config, String> {
         let s = text("CKPT_ASYNCSIG", v)?;
         cfg.asyncsig = parse_signal(&s).ok_or_else(|| {
             format!(
-                "CKPT_ASYNCSIG: '{s}' is not a signal (a number 0-64 or a name such as SIGUSR1)"
+                "CKPT_ASYNCSIG: '{s}' is not a signal (a number 1..64, a name such as SIGUSR1, or 0 for none)"
             )
         })?;
         check_asyncsig(cfg.asyncsig).map_err(|e| format!("CKPT_ASYNCSIG: {e}"))?;
