@@ -307,6 +307,9 @@ fn a_child_timer_is_never_taken_for_the_parents_retry_timer() {
     let checkpoint = checkpoint_path(&dir, &program);
     let mut command = ckpt_command(&dir, &program, &[]);
     command.env("CKPT_CONTINUE", "1");
+    // The forked child takes signal checkpoints of its own (by default only the program
+    // does: tests/everyday.rs).
+    command.env("CKPT_CHILDREN", "1");
     let mut proc = Proc::spawn(command, "forktimer");
     proc.wait_line("ready");
     // A checkpoint of the parent, in its clock loop: put off at least once, which makes the
