@@ -19,15 +19,11 @@ fn eventfd_keeps_its_count() {
     let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["eventfd"], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &run.image());
     assert!(
-        info.stdout.contains("made again with count 12") && info.stdout.contains("dup of 3"),
+        info.contains("made again with count 12") && info.contains("dup of 3"),
         "{}",
-        info.stdout
+        info
     );
     run.restart_silently(
         &["eventfd 12", "eventfd empty", "done"],
@@ -46,11 +42,7 @@ fn timerfd_keeps_its_time_interval_and_ticks() {
     let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["timerfd"], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &run.image());
     for said in [
         "made again disarmed (CLOCK_MONOTONIC)",
         "then every 1.500 s",
@@ -58,7 +50,7 @@ fn timerfd_keeps_its_time_interval_and_ticks() {
         "made again on CLOCK_REALTIME, to fire at the time it was set for",
         "(set absolute; made relative, as this clock starts anew)",
     ] {
-        assert!(info.stdout.contains(said), "{said:?} in {}", info.stdout);
+        assert!(info.contains(said), "{said:?} in {}", info);
     }
     run.restart_silently(
         &[
@@ -88,16 +80,11 @@ fn signalfd_reads_pending_and_new_signals() {
     let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["signalfd"], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &run.image());
     assert!(
-        info.stdout
-            .contains("made again for signals SIGUSR1, SIGUSR2"),
+        info.contains("made again for signals SIGUSR1, SIGUSR2"),
         "{}",
-        info.stdout
+        info
     );
     run.restart_silently(
         &[
@@ -127,16 +114,12 @@ fn epoll_sets_report_readiness(nobody: bool) {
     };
     let before = run.checkpoint(&["epoll"], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &run.image());
     for said in [
         "made again after the other descriptors, with 5 watches",
         "made again after the other descriptors, with 1 watch",
     ] {
-        assert!(info.stdout.contains(said), "{said:?} in {}", info.stdout);
+        assert!(info.contains(said), "{said:?} in {}", info);
     }
     run.restart_silently(
         &[
@@ -228,18 +211,14 @@ fn inotify_watches_come_back(nobody: bool) {
         &["wds 1 2 3 4 5", "ready"],
         "before the checkpoint",
     );
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", run.image().to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &run.image());
     assert!(
-        info.stdout.contains(
+        info.contains(
             "made again with 4 watches by path; 1 of them without a known path, which cannot \
              be watched again; 32 bytes of unread events are lost"
         ),
         "{}",
-        info.stdout
+        info
     );
     let (after, stderr) = run.restart_ok();
     expect_lines(

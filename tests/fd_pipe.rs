@@ -1,7 +1,7 @@
 //! Pipes and FIFOs across a checkpoint (tests/programs/fd_pipe.c does the work and says
 //! what it found).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ckpt_tests::*;
 
@@ -9,16 +9,6 @@ const FD_PIPE_C: &str = include_str!("programs/fd_pipe.c");
 
 fn build(dir: &TempDir) -> PathBuf {
     compile_c(dir, "fd_pipe", FD_PIPE_C, &[])
-}
-
-fn info(dir: &TempDir, image: &Path) -> String {
-    let info = run_to_end(
-        ckpt_tool(dir, &["info", image.to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
-    assert!(info.status.success(), "ckpt info: {}", info.stderr);
-    info.stdout
 }
 
 /// 13 queued bytes come back, then more written after the restart come through; the image
@@ -36,7 +26,7 @@ fn queued_bytes_come_back_then_more() {
         TIMEOUT,
     );
     assert!(verify.status.success(), "ckpt verify: {}", verify.stderr);
-    let info = info(&dir, &run.image());
+    let info = ckpt_info(&dir, &run.image());
     for expected in [
         "made again as a read end, its write end is fd 4; 13 queued bytes; pipe size 65536",
         "made again as a write end, its read end is fd 3; 13 queued bytes; pipe size 65536",
@@ -70,7 +60,7 @@ fn full_pipe_keeps_size_and_bytes(size: usize, nobody: bool) {
     let filled = format!("filled {size}");
     expect_lines(&before, &[&filled, "ready"], "before the checkpoint");
     assert!(
-        info(&dir, &run.image()).contains(&format!("{size} queued bytes; pipe size {size}")),
+        ckpt_info(&dir, &run.image()).contains(&format!("{size} queued bytes; pipe size {size}")),
         "ckpt info does not show the full pipe"
     );
     run.restart_silently(
@@ -126,7 +116,7 @@ fn dup_of_the_write_end_still_writes() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["dup"], &[]);
-    assert!(info(&dir, &run.image()).contains("dup of 4"));
+    assert!(ckpt_info(&dir, &run.image()).contains("dup of 4"));
     run.restart_silently(
         &["got 3: abc", "copy nonblock 1", "done"],
         "after the restart",
@@ -141,7 +131,7 @@ fn read_end_only_gives_the_bytes_then_end_of_file() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["readend"], &[]);
-    let info = info(&dir, &run.image());
+    let info = ckpt_info(&dir, &run.image());
     let expected = "made again as a read end; the writer is not in the process: 13 queued \
                     bytes, then end of file";
     assert!(info.contains(expected), "no {expected:?} in {info}");
@@ -159,7 +149,7 @@ fn write_end_only_gives_epipe() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["writeend"], &[]);
-    let info = info(&dir, &run.image());
+    let info = ckpt_info(&dir, &run.image());
     let expected = "made again as a write end; the reader is not in the process: writes fail \
                     with EPIPE (SIGPIPE) and its 7 queued bytes are dropped";
     assert!(info.contains(expected), "no {expected:?} in {info}");
@@ -192,7 +182,7 @@ fn fifo_reader_and_writer_with_queued_bytes() {
     let fifo = dir.join("fifo");
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["fifo", fifo.to_str().unwrap()], &[]);
-    let info = info(&dir, &run.image());
+    let info = ckpt_info(&dir, &run.image());
     assert!(
         info.contains("reopened at its path as a read end, its write end is fd 4; 11 queued bytes"),
         "{info}"

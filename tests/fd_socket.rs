@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ckpt_tests::*;
 
@@ -14,15 +14,6 @@ const FD_SOCKET_C: &str = include_str!("programs/fd_socket.c");
 
 fn build(dir: &TempDir) -> PathBuf {
     compile_c(dir, "fd_socket", FD_SOCKET_C, &[])
-}
-
-fn info(dir: &TempDir, image: &Path) -> String {
-    run_to_end(
-        ckpt_tool(dir, &["info", image.to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    )
-    .stdout
 }
 
 /// Restarts `run`'s checkpoint, says "go", then lets `talk` reach the restarted program;
@@ -66,7 +57,7 @@ fn port_of(lines: &[String]) -> u16 {
 fn listening_tcp_accepts(run: FdRun) {
     let before = run.checkpoint(&["tcp-listen"], &[]);
     let port = port_of(&before);
-    let said = info(run.dir, &run.image());
+    let said = ckpt_info(run.dir, &run.image());
     assert!(
         said.contains(&format!(
             "TCP listening on 127.0.0.1:{port} again (backlog 7;"
@@ -196,7 +187,7 @@ fn connected_tcp_socket_reads_eof_and_reconnects() {
     let before = run.checkpoint(&["tcp-connected", &port.to_string()], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
     let first = accepting.join().unwrap();
-    let said = info(&dir, &run.image());
+    let said = ckpt_info(&dir, &run.image());
     assert!(
         said.contains(&format!(
             "peer-closed (was TCP connected to 127.0.0.1:{port}); reads 7 queued byte(s) then end-of-file"
@@ -244,7 +235,7 @@ fn connected_unix_socket_reads_eof_and_reconnects() {
     let before = run.checkpoint(&["unix-connected", path.to_str().unwrap()], &[]);
     expect_lines(&before, &["ready"], "before the checkpoint");
     let first = accepting.join().unwrap();
-    let said = info(&dir, &run.image());
+    let said = ckpt_info(&dir, &run.image());
     assert!(
         said.contains(&format!(
             "peer-closed (was unix stream connected to {}); reads 7 queued byte(s) then end-of-file",
@@ -279,7 +270,7 @@ fn socket_pair_gives_back_its_queued_bytes() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     run.checkpoint(&["pair"], &[]);
-    let said = info(&dir, &run.image());
+    let said = ckpt_info(&dir, &run.image());
     assert!(
         said.contains("unix stream socket pair with the socket of inode")
             && said.contains("with 13 queued byte(s)")
@@ -328,7 +319,7 @@ fn udp_ipv6_and_abstract_sockets_work_again() {
         .find_map(|l| l.strip_prefix("abstract "))
         .unwrap_or_else(|| panic!("{before:?}"))
         .to_owned();
-    let said = info(&dir, &run.image());
+    let said = ckpt_info(&dir, &run.image());
     for text in [
         "UDP bound to 127.0.0.1:".to_owned(),
         "UDP connected to 127.0.0.1:".to_owned(),

@@ -55,11 +55,7 @@ fn checkpoint_and_restart(label: &str, args: &str) -> (Vec<String>, String) {
     proc.wait_success(TIMEOUT);
     expect_checkpoint(&mut proc, &image);
 
-    let info = run_to_end(
-        ckpt_tool(&dir, &["info", image.to_str().unwrap()]),
-        "ckpt info",
-        TIMEOUT,
-    );
+    let info = ckpt_info(&dir, &image);
     let (mut restarted, mut stdin) = Proc::spawn_with_stdin(
         under_script(&dir, &format!("exec {}", quoted(&image))),
         "fd_tty.ckpt",
@@ -74,7 +70,7 @@ fn checkpoint_and_restart(label: &str, args: &str) -> (Vec<String>, String) {
     if !restarted.stderr().is_empty() {
         restarted.fail("the restart said something");
     }
-    (lines, info.stdout)
+    (lines, info)
 }
 
 /// Stdin in raw mode and /dev/tty open as descriptor 3: both are raw again on the

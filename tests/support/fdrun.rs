@@ -120,3 +120,17 @@ pub fn expect_lines(lines: &[String], expected: &[&str], what: &str) {
         panic!("{what}: expected {expected:?}, got {lines:?}");
     }
 }
+
+/// What `ckpt info` prints about checkpoint `image` (run in `dir`), which must succeed.
+#[track_caller]
+pub fn ckpt_info(dir: &TempDir, image: &Path) -> String {
+    let info = run_to_end(
+        ckpt_tool(dir, &["info", image.to_str().expect("a UTF-8 path")]),
+        "ckpt info",
+        TIMEOUT,
+    );
+    if !info.status.success() {
+        info.fail("ckpt info", "ckpt info failed");
+    }
+    info.stdout
+}
