@@ -64,10 +64,22 @@ pub struct RunOptions {
     pub async_signal: Option<String>,
     /// `-z MS` → `CKPT_MSPERIOD`.
     pub period_ms: Option<u64>,
+    /// `--resume[=fresh-if-damaged]`: run the checkpoint when it exists and verifies,
+    /// else start PROG writing it.
+    pub resume: Option<Resume>,
     /// PROG, as given (searched in `PATH` later if it has no slash).
     pub program: OsString,
     /// The arguments for PROG, not including PROG itself.
     pub program_args: Vec<OsString>,
+}
+
+/// What `--resume` does with a checkpoint file that exists but does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// `--resume`: refuse, with the verify status.
+    RefuseDamaged,
+    /// `--resume=fresh-if-damaged`: move it aside to NAME.damaged and start afresh.
+    FreshIfDamaged,
 }
 
 /// A command line that cannot be used; each maps to exit status 2 except `MissingProgram`.
@@ -83,6 +95,8 @@ pub enum ArgError {
     },
     /// An option we do not know.
     UnknownOption(String),
+    /// `--resume=VALUE` with a value other than `fresh-if-damaged`.
+    BadResume(String),
     /// No PROG after the options.
     MissingProgram,
     /// A subcommand's command line that cannot be used: which subcommand, and why.
@@ -102,6 +116,10 @@ impl fmt::Display for ArgError {
                 expected,
             } => write!(f, "bad value for -{option}: {value:?} ({expected})"),
             ArgError::UnknownOption(option) => write!(f, "unknown option {option}"),
+            ArgError::BadResume(value) => write!(
+                f,
+                "bad value for --resume: {value:?} (expected fresh-if-damaged, or no value)"
+            ),
             ArgError::MissingProgram => write!(f, "no program given"),
             ArgError::Subcommand { command, message } => write!(f, "{command}: {message}"),
         }
@@ -164,6 +182,15 @@ where
             }
             _ if token.is_flag("help") => return Ok(Request::Help),
             _ if token.is_flag("version") => return Ok(Request::Version),
+            Token::Long { name, value } if name == "resume" => {
+                options.resume = Some(match value {
+                    None => Resume::RefuseDamaged,
+                    Some(value) if value == "fresh-if-damaged" => Resume::FreshIfDamaged,
+                    Some(value) => {
+                        return Err(ArgError::BadResume(value.to_string_lossy().into_owned()))
+                    }
+                });
+            }
             Token::Long { .. } => return Err(ArgError::UnknownOption(token.spelled(None))),
             Token::Short('c') => options.continue_after_checkpoint = true,
             Token::Short('h') => return Ok(Request::Help),

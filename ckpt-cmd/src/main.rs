@@ -20,6 +20,7 @@ mod elf_reader;
 mod image;
 mod info;
 mod protocol;
+mod resume;
 mod sys;
 mod verify;
 
@@ -36,7 +37,7 @@ use elf_reader::is_static_elf;
 use image::Image;
 
 const USAGE: &str = "\
-usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--] PROG [ARGS...]
+usage: ckpt [-n NAME] [-c] [-a SIGNAL] [-z MS] [--resume[=fresh-if-damaged]] [--] PROG [ARGS...]
        ckpt info FILE [--json]
        ckpt verify FILE
        ckpt checkpoint PID [-n NAME] [--term | --kill | --signal N] [--timeout S]
@@ -57,6 +58,17 @@ options:
              such as USR1 or SIGUSR1, or 0 to disable signal checkpoints
                                                                   (CKPT_ASYNCSIG)
   -z MS      also checkpoint every MS milliseconds; 0 means never (CKPT_MSPERIOD)
+  --resume   resume-or-start, for batch jobs: when the checkpoint (NAME, else
+             PROG.ckpt in the working directory) exists and passes ckpt verify,
+             run it; when there is none, start PROG writing it. So one command
+             line serves the first start and every restart. A resumed program
+             has the arguments, environment and options saved in the checkpoint:
+             ARGS and the options here apply only to a fresh start. A checkpoint
+             that does not verify is refused, with one line and the verify
+             status; one that cannot be read is refused with 64
+  --resume=fresh-if-damaged
+             as --resume, but a checkpoint that does not verify is moved aside
+             to NAME.damaged, one line says so, and PROG starts afresh
   --         end of options (for a PROG whose name starts with '-')
   -h, --help     print this help
   -V, --version  print the version
@@ -371,7 +383,12 @@ impl Failure {
 }
 
 /// Resolves PROG and the library, sets up the environment and execs; returns only on failure.
-fn run(options: RunOptions) -> Result<std::convert::Infallible, Failure> {
+fn run(mut options: RunOptions) -> Result<std::convert::Infallible, Failure> {
+    // First: a restart needs neither PROG nor the library, the checkpoint carries both.
+    if let Some(mode) = options.resume {
+        let file = resume::resume_or_start(mode, options.name.as_deref(), &options.program)?;
+        options.name = Some(file.into_os_string());
+    }
     let program = resolve_program(&options.program)?;
     refuse_set_id(&program)?;
     refuse_static(&program)?;

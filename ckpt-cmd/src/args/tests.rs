@@ -357,3 +357,23 @@ fn attach_refusals() {
     }
     assert_eq!(parse_strs(&["attach", "--help"]), Ok(Request::Help));
 }
+
+#[test]
+fn resume_and_its_value() {
+    assert_eq!(run(&["prog"]).resume, None);
+    let options = run(&["--resume", "-n", "job.ckpt", "prog", "--resume"]);
+    assert_eq!(options.resume, Some(Resume::RefuseDamaged));
+    assert_eq!(options.name.as_deref(), Some(OsStr::new("job.ckpt")));
+    assert_eq!(options.program_args, vec!["--resume"]);
+    let options = run(&["-z", "5", "--resume=fresh-if-damaged", "prog"]);
+    assert_eq!(options.resume, Some(Resume::FreshIfDamaged));
+    assert_eq!(
+        parse_strs(&["--resume=always", "prog"]),
+        Err(ArgError::BadResume("always".to_owned()))
+    );
+    // `--resume fresh-if-damaged` is --resume with PROG fresh-if-damaged, as with any
+    // option whose value is optional: the value must be attached.
+    let options = run(&["--resume", "fresh-if-damaged"]);
+    assert_eq!(options.resume, Some(Resume::RefuseDamaged));
+    assert_eq!(options.program, "fresh-if-damaged");
+}
