@@ -17,7 +17,8 @@ use std::process::Command;
 
 use crate::args::Resume;
 use crate::image::{io_message, Image, EXIT_CANNOT_READ};
-use crate::{program_basename, verify, Failure, EXIT_CANNOT_RUN, EXIT_NOT_FOUND};
+use crate::launch::{program_basename, Failure};
+use crate::{verify, EXIT_CANNOT_RUN, EXIT_NOT_FOUND};
 
 /// The checkpoint file `--resume` looks for: `-n NAME`, else basename(PROG).ckpt, made
 /// absolute against the working directory of ckpt. The library gets it absolute too, so
