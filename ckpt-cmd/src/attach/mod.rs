@@ -3,21 +3,24 @@
 //! ckpt's planned "hijack"; DESIGN-threads-files-attach.md §3).
 //!
 //! Order of work, each step refusing with a reason while the target is still untouched:
-//! 1. checks from /proc: same user, not traced, not stopped, dumpable, glibc with `dlopen`
+//! 1. checks from /proc ([`checks`]): same user, not traced, not stopped, dumpable, glibc with `dlopen`
 //!    mapped, libckpt not there already, SIGSEGV not ignored (the calls return through it),
 //!    ckpt's control signal not taken by the program;
-//! 2. a thread at a safe point: seized and interrupted, accepted only if it was blocked in a
+//! 2. a thread at a safe point ([`safe_point`]): seized and interrupted, accepted only if it was blocked in a
 //!    system call other than a futex wait (so it holds neither the allocator's nor the
 //!    loader's lock); otherwise released at once and tried again about every millisecond,
 //!    other threads too, for at most [`SAFE_POINT_BOUND`];
-//! 3. calls in that thread ([`remote`]): `getenv` of the library's `CKPT_*` variables,
+//! 3. calls in that thread ([`load`], through [`remote`]): `getenv` of the library's `CKPT_*` variables,
 //!    `setenv`/`unsetenv` to the values the attach wants (no SIGTSTP handler unless `-a`),
 //!    `dlopen(libckpt.so, RTLD_NOW)` (whose constructor reads them), `dlerror` if it failed,
 //!    then the variables back as they were, so that children do not inherit ours;
 //! 4. registers and extended state back exactly; detach.
 
+mod checks;
+mod load;
 mod ptrace;
 mod remote;
+mod safe_point;
 mod target;
 
 use std::ffi::OsString;
@@ -26,17 +29,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::image::io_message;
+use checks::{check, seize_refused};
+use load::{load, LoadError};
 use remote::{CallError, Session};
+use safe_point::choose_thread;
 
 /// How long to look for a thread at a safe point before giving up.
 pub const SAFE_POINT_BOUND: Duration = Duration::from_secs(2);
-/// How long a thread is left to run between two tries.
-const RETRY_PAUSE: Duration = Duration::from_millis(1);
-
-/// `dlopen`'s RTLD_NOW: resolve everything now, so that no lazy binding happens later in a
-/// signal handler.
-const RTLD_NOW: u64 = 2;
-
 /// The variables libckpt's constructor reads (libckpt/src/config.rs). Those the attach does
 /// not set are unset while the library loads, so that a value the program happens to carry
 /// cannot make the constructor refuse (and exit the program); all are put back after.
@@ -119,244 +118,6 @@ pub enum AttachError {
     Failed(String),
 }
 
-/// Reads `/proc/PID/<file>`.
-fn proc_file(pid: i32, file: &str) -> Result<Vec<u8>, AttachError> {
-    std::fs::read(format!("/proc/{pid}/{file}")).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            AttachError::Refused(format!("no process {pid} (it does not exist or has ended)"))
-        } else {
-            AttachError::Refused(format!(
-                "cannot read /proc/{pid}/{file}: {}",
-                io_message(&e)
-            ))
-        }
-    })
-}
-
-/// Step 1: everything that can be checked without touching the target.
-fn check(pid: i32) -> Result<target::LibcFunctions, AttachError> {
-    use std::os::unix::fs::MetadataExt;
-    let refuse = |why: String| Err(AttachError::Refused(format!("process {pid} {why}")));
-    let status = proc_file(pid, "status")?;
-    let Some(status) = target::parse_status(&status) else {
-        return refuse("has a /proc status this command cannot read".to_owned());
-    };
-    if matches!(status.state, b'Z' | b'X') {
-        return Err(AttachError::Refused(format!(
-            "no process {pid} (it has ended)"
-        )));
-    }
-    let me = ptrace::euid();
-    if me != 0 && status.uids.iter().any(|&uid| uid != me) {
-        return refuse(format!(
-            "belongs to another user (uid {}); ckpt attach works on your own processes only",
-            status.uids[1]
-        ));
-    }
-    if status.tracer != 0 {
-        return refuse(format!(
-            "is already traced by process {} (a debugger, strace, or another ckpt attach); \
-             a process can have only one tracer",
-            status.tracer
-        ));
-    }
-    // A filter may kill the program for a system call the library's loading makes (openat,
-    // mmap, mprotect, rt_sigaction …), and which it forbids cannot be read as an ordinary
-    // user: never risk it.
-    if status.seccomp != 0 {
-        return refuse(format!(
-            "runs under a seccomp {} (Seccomp: {} in /proc/{pid}/status), which may kill it              for the system calls loading libckpt makes; start it under ckpt instead",
-            if status.seccomp == 1 { "strict mode" } else { "filter" },
-            status.seccomp
-        ));
-    }
-    if matches!(status.state, b'T' | b't') {
-        return refuse("is stopped; continue it first (kill -CONT)".to_owned());
-    }
-    // The kernel gives the files of /proc/PID of a non-dumpable process to root (proc(5)).
-    if let Ok(meta) = std::fs::metadata(format!("/proc/{pid}/status")) {
-        if meta.uid() == 0 && status.uids[1] != 0 {
-            return refuse(
-                "is not dumpable (it called prctl(PR_SET_DUMPABLE, 0), or changed its \
-                 user or ran a set-user-ID program); the kernel forbids tracing it"
-                    .to_owned(),
-            );
-        }
-    }
-    let maps = proc_file(pid, "maps")?;
-    if crate::checkpoint::runs_libckpt(pid, &maps) {
-        return Err(AttachError::AlreadyLoaded);
-    }
-    let Some(libc) = target::find_libc(&maps) else {
-        return refuse(if target::executable_is_dynamic(pid) {
-            "has no libc.so.6 mapped (yet): it is still starting up, or uses another C \
-             library; libckpt can be loaded only by glibc's dlopen"
-                .to_owned()
-        } else {
-            "has no libc.so.6 mapped: it is statically linked, and libckpt can be loaded \
-             only by glibc's dlopen"
-                .to_owned()
-        });
-    };
-    if status.ignored & (1 << (libc::SIGSEGV - 1)) != 0 {
-        return refuse(
-            "ignores SIGSEGV, which ckpt attach needs to regain control after each call \
-             (the kernel would reset it to the default action)"
-                .to_owned(),
-        );
-    }
-    let control = ckpt_image::CONTROL_SIGNAL;
-    if status.caught & (1 << (control - 1)) != 0 {
-        return refuse(format!(
-            "catches signal {control} itself, which is ckpt's control signal"
-        ));
-    }
-    target::libc_functions(pid, &libc)
-        .map_err(|why| AttachError::Refused(format!("process {pid}: {why}; not injecting")))
-}
-
-/// Why `PTRACE_SEIZE` said EPERM, as far as can be told.
-fn seize_refused(pid: i32, error: &std::io::Error) -> AttachError {
-    let yama = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    let why = match (error.raw_os_error(), yama) {
-        (Some(libc::EPERM), Some(scope)) if scope >= 1 => format!(
-            "the kernel refused to trace it (EPERM): Yama's ptrace_scope is {scope}, which \
-             lets a process trace only its own descendants; allow it with \
-             `sysctl kernel.yama.ptrace_scope=0` (as root), or start the program under ckpt"
-        ),
-        (Some(libc::EPERM), _) => "the kernel refused to trace it (EPERM: a security module \
-             or a namespace boundary forbids it)"
-            .to_owned(),
-        _ => format!("cannot trace it: {}", io_message(error)),
-    };
-    AttachError::Refused(format!("process {pid}: {why}"))
-}
-
-/// A thread seized and stopped at a safe point, with its registers.
-struct Chosen {
-    tid: i32,
-    regs: ptrace::Regs,
-    stopped_at: Instant,
-}
-
-/// The kernel's "interrupted, restart me" codes and EINTR: a thread stopped with one of
-/// these in rax was blocked in the system call, not merely passing through it.
-fn interrupted_in_syscall(rax: u64) -> bool {
-    matches!(rax as i64, -4 | -512 | -513 | -514 | -516)
-}
-
-/// Whether a thread stopped with `regs` is at a safe point: blocked in a system call other
-/// than a futex wait (a futex may be the allocator's or the loader's lock).
-fn safe_point(regs: &ptrace::Regs) -> bool {
-    (regs.orig_rax as i64) >= 0
-        && regs.orig_rax != libc::SYS_futex as u64
-        && interrupted_in_syscall(regs.rax)
-}
-
-/// Seizes and interrupts `tid`; keeps it if it is at a safe point, releases it otherwise.
-/// Errors: `Err` for a refusal to trace.
-fn try_thread(pid: i32, tid: i32) -> Result<Option<Chosen>, AttachError> {
-    if let Err(error) = ptrace::seize(tid) {
-        if error.raw_os_error() == Some(libc::ESRCH) {
-            return Ok(None); // the thread ended meanwhile
-        }
-        return Err(seize_refused(pid, &error));
-    }
-    let interrupted_at = Instant::now();
-    let fail = |what: &str, e: std::io::Error| {
-        AttachError::Refused(format!(
-            "process {pid}: cannot {what} thread {tid}: {}",
-            io_message(&e)
-        ))
-    };
-    ptrace::interrupt(tid).map_err(|e| fail("interrupt", e))?;
-    let deadline = interrupted_at + Duration::from_secs(1);
-    loop {
-        match ptrace::wait_until(tid, deadline).map_err(|e| fail("wait for", e))? {
-            // A signal on its way: delivered as it would have been, siginfo and all.
-            Some(ptrace::Stop::Signal(signal)) => {
-                ptrace::cont(tid, signal).map_err(|e| fail("continue", e))?
-            }
-            Some(ptrace::Stop::Event(libc::SIGTRAP)) => break,
-            // A group stop (the process was stopped meanwhile): not ours to undo.
-            Some(ptrace::Stop::Event(_)) => {
-                let _ = ptrace::detach(tid, 0);
-                return Err(AttachError::Refused(format!(
-                    "process {pid} was stopped by a signal while ckpt attach looked at it"
-                )));
-            }
-            Some(ptrace::Stop::OtherEvent(..)) => {
-                ptrace::cont(tid, 0).map_err(|e| fail("continue", e))?
-            }
-            Some(ptrace::Stop::Exited(_) | ptrace::Stop::Killed(_)) => return Ok(None),
-            // Stuck in an uninterruptible sleep: the kernel lets it go when this command
-            // ends (a tracer's exit detaches its tracees).
-            None => {
-                return Err(AttachError::Refused(format!(
-                    "process {pid}: thread {tid} did not stop within a second (uninterruptible \
-                     sleep?)"
-                )))
-            }
-        }
-    }
-    let regs = ptrace::get_regs(tid).map_err(|e| fail("read the registers of", e))?;
-    let blocks_segv = std::fs::read(format!("/proc/{pid}/task/{tid}/status"))
-        .ok()
-        .and_then(|s| target::parse_status(&s))
-        .is_none_or(|s| s.blocked & (1 << (libc::SIGSEGV - 1)) != 0);
-    if safe_point(&regs) && !blocks_segv {
-        return Ok(Some(Chosen {
-            tid,
-            regs,
-            stopped_at: interrupted_at,
-        }));
-    }
-    ptrace::detach(tid, 0).map_err(|e| fail("release", e))?;
-    Ok(None)
-}
-
-/// Step 2: a thread at a safe point, within [`SAFE_POINT_BOUND`]. Threads blocked in a
-/// futex are not even interrupted (they could not be used); threads blocked in another
-/// system call are tried first.
-fn choose_thread(pid: i32) -> Result<(Chosen, u32), AttachError> {
-    let deadline = Instant::now() + SAFE_POINT_BOUND;
-    let mut tries = 0;
-    loop {
-        let mut candidates: Vec<(bool, i32)> = target::threads(pid)
-            .into_iter()
-            .filter_map(|tid| match target::blocked_in(pid, tid) {
-                Some(nr) if nr == libc::SYS_futex as u64 => None,
-                Some(_) => Some((false, tid)),
-                None => Some((true, tid)),
-            })
-            .collect();
-        if target::threads(pid).is_empty() {
-            return Err(AttachError::Refused(format!(
-                "no process {pid} (it has ended)"
-            )));
-        }
-        candidates.sort_by_key(|&(running, _)| running);
-        for (_, tid) in candidates {
-            tries += 1;
-            if let Some(chosen) = try_thread(pid, tid)? {
-                return Ok((chosen, tries));
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(AttachError::Refused(format!(
-                "process {pid}: no thread was at a safe point within {} s ({tries} tries): \
-                 injecting is safe only while a thread is blocked in a system call other \
-                 than a futex wait (a busy or lock-bound program could be holding the \
-                 allocator's or the loader's lock); not injecting, try again",
-                SAFE_POINT_BOUND.as_secs_f64()
-            )));
-        }
-        std::thread::sleep(RETRY_PAUSE);
-    }
-}
-
 /// Loads `library` into process `options.pid` and configures it.
 pub fn inject(options: &AttachOptions, library: &Path) -> Result<Attached, AttachError> {
     let pid = options.pid;
@@ -423,105 +184,6 @@ pub fn inject(options: &AttachOptions, library: &Path) -> Result<Attached, Attac
             io_message(&error)
         ))),
     }
-}
-
-enum LoadError {
-    /// dlopen said no (its message) or a variable could not be set.
-    Refused(String),
-    Call(CallError),
-}
-
-impl From<CallError> for LoadError {
-    fn from(error: CallError) -> Self {
-        LoadError::Call(error)
-    }
-}
-
-impl From<std::io::Error> for LoadError {
-    fn from(error: std::io::Error) -> Self {
-        LoadError::Call(CallError::Io(error))
-    }
-}
-
-/// Step 3: the calls. On success the environment is as it was and libckpt is loaded.
-fn load(
-    session: &mut Session,
-    functions: &target::LibcFunctions,
-    options: &AttachOptions,
-    library: &Path,
-) -> Result<(), LoadError> {
-    let path = session.put_string(library.as_os_str().as_bytes())?;
-    // Each variable: its name in the target, and its value there before (None: unset).
-    // Read from the environment array when glibc's `__environ` leads to it (no call
-    // needed), else asked with `getenv` calls.
-    let environment = session.read_environment(functions.environ)?;
-    let mut before = Vec::new();
-    for &name in LIBRARY_VARIABLES {
-        let at = session.put_string(name.as_bytes())?;
-        let old = match &environment {
-            Some(entries) => entries.iter().find_map(|entry| {
-                entry
-                    .strip_prefix(name.as_bytes())?
-                    .strip_prefix(b"=")
-                    .map(<[u8]>::to_vec)
-            }),
-            None => match session.call(functions.getenv, &[at])? {
-                0 => None,
-                value => Some(session.read_string(value)?),
-            },
-        };
-        before.push((name, at, old));
-    }
-    let mut changed = Vec::new();
-    let mut result = Ok(());
-    for (name, at, old) in &before {
-        let wanted = options.wanted(name);
-        if wanted == *old {
-            continue;
-        }
-        let r = match &wanted {
-            Some(value) => {
-                let value = session.put_string(value)?;
-                session.call(functions.setenv, &[*at, value, 1])?
-            }
-            None => session.call(functions.unsetenv, &[*at])?,
-        };
-        changed.push((*at, old.clone()));
-        if r as i32 != 0 {
-            result = Err(LoadError::Refused(format!(
-                "cannot set {name} in it (setenv failed)"
-            )));
-            break;
-        }
-    }
-    if result.is_ok() {
-        let handle = session.call(functions.dlopen, &[path, RTLD_NOW])?;
-        if handle == 0 {
-            let message = session.call(functions.dlerror, &[])?;
-            let text = if message == 0 {
-                "no reason given".to_owned()
-            } else {
-                String::from_utf8_lossy(&session.read_string(message)?).into_owned()
-            };
-            result = Err(LoadError::Refused(format!(
-                "its dlopen of {} failed: {text}",
-                library.display()
-            )));
-        }
-    }
-    // The variables as they were: children started later must not inherit ours.
-    for (at, old) in changed {
-        match old {
-            Some(value) => {
-                let value = session.put_string(&value)?;
-                session.call(functions.setenv, &[at, value, 1])?;
-            }
-            None => {
-                session.call(functions.unsetenv, &[at])?;
-            }
-        }
-    }
-    result
 }
 
 /// For `ckpt checkpoint`: whether the library must be injected first. A process that does
@@ -607,26 +269,6 @@ pub fn run(options: &AttachOptions, library: &Path) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn safe_points() {
-        // SAFETY: plain integers; all zeroes is a valid value.
-        #[allow(unsafe_code)]
-        let mut regs: ptrace::Regs = unsafe { std::mem::zeroed() };
-        regs.orig_rax = libc::SYS_clock_nanosleep as u64;
-        regs.rax = (-516i64) as u64;
-        assert!(safe_point(&regs));
-        regs.rax = (-4i64) as u64;
-        assert!(safe_point(&regs));
-        // Passing through a system call that returned (mmap inside malloc, say).
-        regs.rax = 0x7f00_0000_0000;
-        assert!(!safe_point(&regs));
-        regs.orig_rax = libc::SYS_futex as u64;
-        regs.rax = (-512i64) as u64;
-        assert!(!safe_point(&regs));
-        regs.orig_rax = u64::MAX;
-        assert!(!safe_point(&regs));
-    }
 
     #[test]
     fn variables_without_options() {
