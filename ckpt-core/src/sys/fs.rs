@@ -27,6 +27,18 @@ pub fn close(fd: c_int) {
 
 /// Reads until `buf` is full or end of file; returns the number of bytes read.
 pub fn read_full(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    read_until(fd, buf, false)
+}
+
+/// Reads from a non-blocking descriptor until `buf` is full, the end, or nothing more is
+/// queued; the bytes read.
+pub fn read_queued(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
+    read_until(fd, buf, true)
+}
+
+/// Reads until `buf` is full or end of file, or (when `until_empty`) nothing more is
+/// queued (EAGAIN); the bytes read.
+fn read_until(fd: c_int, buf: &mut [u8], until_empty: bool) -> SysResult<usize> {
     let mut n = 0;
     while n < buf.len() {
         // SAFETY: the destination is the unfilled tail of `buf`.
@@ -35,6 +47,7 @@ pub fn read_full(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(libc::EINTR) => continue,
+            Err(libc::EAGAIN) if until_empty => break,
             Err(e) => return Err(e),
         }
     }

@@ -48,24 +48,6 @@ pub fn tee_nonblocking(from: c_int, to: c_int, len: usize) -> SysResult<usize> {
     }
 }
 
-/// Reads from a non-blocking descriptor until `buf` is full, the end, or nothing more is
-/// queued; the bytes read.
-pub fn read_queued(fd: c_int, buf: &mut [u8]) -> SysResult<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        // SAFETY: the destination is the unfilled tail of `buf`.
-        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
-        match check(r as libc::c_long) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(libc::EINTR) => continue,
-            Err(libc::EAGAIN) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// The status flags of `fd`'s open file description (`F_GETFL`).
 pub fn status_flags(fd: c_int) -> SysResult<c_int> {
     // SAFETY: F_GETFL takes no argument and touches no memory.
