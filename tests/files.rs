@@ -1049,6 +1049,32 @@ fn openssl_genrsa_writes_its_key_after_a_restart() {
     );
 }
 
+/// `sqlite3 t.db` under ckpt in `dir`, given `statements`, checkpointed once it has run them
+/// (and waits for more); the checkpoint file.
+fn sqlite3_checkpointed(dir: &TempDir, statements: &str) -> PathBuf {
+    let image = dir.join("sqlite3.ckpt");
+    let sqlite3 = PathBuf::from("sqlite3");
+    let (mut proc, mut stdin) =
+        Proc::spawn_with_stdin(ckpt_command(dir, &sqlite3, &["t.db"]), "ckpt sqlite3 t.db");
+    writeln!(stdin, "{statements}\n.print ready").expect("write statements");
+    proc.wait_line("ready");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &image);
+    image
+}
+
+/// Checks that table t of `dir`'s t.db holds `rows` (comma-separated), read by another
+/// sqlite3.
+#[track_caller]
+fn expect_rows(dir: &TempDir, rows: &str) {
+    let mut c = Command::new("sqlite3");
+    c.args(["t.db", "select group_concat(x) from t;"])
+        .current_dir(dir.path());
+    let check = run_to_end(c, "sqlite3 t.db", TIMEOUT);
+    assert_eq!(check.stdout.trim(), rows, "{}", check.stderr);
+}
+
 /// sqlite3 with an on-disk database, checkpointed while it waits for statements and
 /// restarted with new ones: they land in the same database file.
 #[test]
@@ -1057,19 +1083,7 @@ fn sqlite3_on_disk_database_takes_statements_after_a_restart() {
         return skip(Skip::MissingTool, "sqlite3 is not installed");
     }
     let dir = TempDir::new("files-sqlite3");
-    let sqlite3 = PathBuf::from("sqlite3");
-    let image = dir.join("sqlite3.ckpt");
-    let (mut proc, mut stdin) =
-        Proc::spawn_with_stdin(ckpt_command(&dir, &sqlite3, &["t.db"]), "ckpt sqlite3 t.db");
-    writeln!(
-        stdin,
-        "create table t(x); insert into t values (1);\n.print ready"
-    )
-    .expect("write statements");
-    proc.wait_line("ready");
-    proc.signal(libc::SIGTSTP);
-    proc.wait_success(TIMEOUT);
-    expect_checkpoint(&mut proc, &image);
+    let image = sqlite3_checkpointed(&dir, "create table t(x); insert into t values (1);");
     let (mut restarted, mut stdin) =
         Proc::spawn_with_stdin(restart_command(&dir, &image), "sqlite3.ckpt");
     writeln!(stdin, "insert into t values (2); select count(*) from t;").expect("write");
@@ -1077,17 +1091,7 @@ fn sqlite3_on_disk_database_takes_statements_after_a_restart() {
     restarted.wait_success(TIMEOUT);
     restarted.rest_of_output();
     expect_lines(restarted.seen(), &["2"], "the restarted sqlite3");
-    let check = run_to_end(
-        {
-            let mut c = Command::new("sqlite3");
-            c.args(["t.db", "select group_concat(x) from t;"])
-                .current_dir(dir.path());
-            c
-        },
-        "sqlite3 t.db",
-        TIMEOUT,
-    );
-    assert_eq!(check.stdout.trim(), "1,2", "{}", check.stderr);
+    expect_rows(&dir, "1,2");
 }
 
 /// sqlite3 checkpointed in a write transaction (`begin immediate`: its POSIX locks on the
@@ -1099,19 +1103,10 @@ fn sqlite3_in_a_write_transaction_holds_its_locks_after_a_restart() {
         return skip(Skip::MissingTool, "sqlite3 is not installed");
     }
     let dir = TempDir::new("files-sqlite3-locked");
-    let sqlite3 = PathBuf::from("sqlite3");
-    let image = dir.join("sqlite3.ckpt");
-    let (mut proc, mut stdin) =
-        Proc::spawn_with_stdin(ckpt_command(&dir, &sqlite3, &["t.db"]), "ckpt sqlite3 t.db");
-    writeln!(
-        stdin,
-        "create table t(x); begin immediate; insert into t values (1);\n.print ready"
-    )
-    .expect("write statements");
-    proc.wait_line("ready");
-    proc.signal(libc::SIGTSTP);
-    proc.wait_success(TIMEOUT);
-    expect_checkpoint(&mut proc, &image);
+    let image = sqlite3_checkpointed(
+        &dir,
+        "create table t(x); begin immediate; insert into t values (1);",
+    );
     let other_writer = || {
         let mut c = Command::new("sqlite3");
         c.args(["t.db", "begin immediate; insert into t values (3); commit;"])
@@ -1139,17 +1134,7 @@ fn sqlite3_in_a_write_transaction_holds_its_locks_after_a_restart() {
     restarted.rest_of_output();
     expect_lines(restarted.seen(), &["back", "2"], "the restarted sqlite3");
     assert_eq!(restarted.stderr(), "", "the restart said something");
-    let check = run_to_end(
-        {
-            let mut c = Command::new("sqlite3");
-            c.args(["t.db", "select group_concat(x) from t;"])
-                .current_dir(dir.path());
-            c
-        },
-        "sqlite3 t.db",
-        TIMEOUT,
-    );
-    assert_eq!(check.stdout.trim(), "1,2", "{}", check.stderr);
+    expect_rows(&dir, "1,2");
 }
 
 /// `gzip -k FILE`, checkpointed mid-way and restarted, writes the whole compressed file:
