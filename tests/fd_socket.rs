@@ -78,6 +78,41 @@ fn listening_tcp_accepts(run: FdRun) {
     assert!(stderr.is_empty(), "the restart said {stderr:?}");
 }
 
+/// A connection left waiting in the listen queue at the checkpoint is lost, and the restart
+/// says so in one line; the socket accepts new ones.
+#[test]
+fn connection_waiting_in_the_listen_queue_is_said_lost() {
+    let dir = TempDir::new("fd-tcp-waiting");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let (mut proc, _stdin) = run.start(&["tcp-listen"], &[]);
+    let port = port_of(proc.seen());
+    // Connected (the kernel completes it), never accepted before the checkpoint.
+    let waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect before");
+    proc.signal(libc::SIGTSTP);
+    proc.wait_success(TIMEOUT);
+    expect_checkpoint(&mut proc, &run.image());
+    drop(waiting);
+    let (after, stderr) = restart_and_talk(&run, |proc| {
+        proc.wait_line("accepting");
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect after restart");
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+        assert_eq!(ask(stream, "tcp"), "hello tcp\n");
+    });
+    expect_lines(
+        &after,
+        &["accepting", "answered tcp", "done"],
+        "after the restart",
+    );
+    assert!(
+        stderr.ends_with(
+            "') listens again; the 1 connection(s) waiting to be accepted at the checkpoint \
+             are lost\n"
+        ) && stderr.lines().count() == 1,
+        "the restart said {stderr:?}"
+    );
+}
+
 /// A listening TCP socket on an ephemeral port accepts a connection after the restart.
 #[test]
 fn listening_tcp_socket_accepts_again() {

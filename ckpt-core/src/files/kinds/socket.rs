@@ -431,7 +431,15 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
                 sys::close(fd);
                 return Err(Failure::new(b"cannot be made again: listen", e));
             }
-            finish(r, i, fd, nonblock)
+            finish(r, i, fd, nonblock)?;
+            if sock.waiting > 0 {
+                let mut what = Line::<160>::new();
+                what.push(b"listens again; the ")
+                    .push_decimal(sock.waiting as u64)
+                    .push(b" connection(s) waiting to be accepted at the checkpoint are lost");
+                crate::files::say_fd(&r.fds[i], r.name(i), what.as_bytes(), 0, b"\n");
+            }
+            Ok(())
         }
         SOCKET_BOUND => {
             let fd = bound(&sock)?;
