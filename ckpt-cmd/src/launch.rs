@@ -13,7 +13,7 @@ use std::process::Command;
 
 use crate::args::RunOptions;
 use crate::elf_reader::{self, is_static_elf};
-use crate::{resume, EXIT_CANNOT_RUN, EXIT_NOT_FOUND};
+use crate::{embedded, resume, EXIT_CANNOT_RUN, EXIT_NOT_FOUND};
 
 /// The search path execvp uses when `PATH` is unset (glibc's default).
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
@@ -202,7 +202,8 @@ fn refuse_static(program: &Path) -> Result<(), Failure> {
 }
 
 /// Finds libckpt.so: `$CKPT_LIBRARY` if set, else beside the ckpt executable, else in
-/// `../lib/` or `../lib/ckpt/` relative to it. The result is absolute: a relative LD_PRELOAD
+/// `../lib/` or `../lib/ckpt/` relative to it, else the copy this command carries, written
+/// to a private cache directory (see `embedded`). The result is absolute: a relative LD_PRELOAD
 /// entry would be looked up again, relative to whatever directory PROG or its children are in.
 pub(crate) fn find_library() -> Result<PathBuf, Failure> {
     if let Some(explicit) = std::env::var_os("CKPT_LIBRARY").filter(|value| !value.is_empty()) {
@@ -228,22 +229,21 @@ pub(crate) fn find_library() -> Result<PathBuf, Failure> {
         exe_dir.join("../lib").join(LIBRARY_FILE),
         exe_dir.join("../lib/ckpt").join(LIBRARY_FILE),
     ];
-    match candidates.iter().find(|path| path.is_file()) {
-        Some(found) => check_preloadable(absolute(found)),
-        None => {
-            let searched: Vec<String> = candidates
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect();
-            Err(Failure::new(
-                EXIT_NOT_FOUND,
-                format!(
-                    "cannot find {LIBRARY_FILE}; searched $CKPT_LIBRARY (unset), {}",
-                    searched.join(", ")
-                ),
-            ))
-        }
+    if let Some(found) = candidates.iter().find(|path| path.is_file()) {
+        return check_preloadable(absolute(found));
     }
+    let searched: Vec<String> = candidates
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    let searched = format!(
+        "cannot find {LIBRARY_FILE}; searched $CKPT_LIBRARY (unset), {}",
+        searched.join(", ")
+    );
+    if !embedded::carried() {
+        return Err(Failure::new(EXIT_NOT_FOUND, searched));
+    }
+    embedded::library().map_err(|why| Failure::new(EXIT_NOT_FOUND, format!("{searched}; {why}")))
 }
 
 /// The loader splits LD_PRELOAD at colons and spaces, so such a path cannot be preloaded.

@@ -17,6 +17,7 @@ mod args;
 mod attach;
 mod checkpoint;
 mod elf_reader;
+mod embedded;
 mod image;
 mod info;
 mod launch;
