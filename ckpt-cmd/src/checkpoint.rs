@@ -19,6 +19,7 @@ use nix::unistd::Pid;
 
 use crate::args::CheckpointOptions;
 use crate::image::io_message;
+use crate::progress::Meter;
 use crate::protocol;
 use crate::sys;
 
@@ -288,11 +289,13 @@ fn accept_target(
     })
 }
 
-/// Reads the answer line; `Ok(None)` when the target closed the connection without one.
+/// Reads the answer line, showing the progress lines before it on `meter`; `Ok(None)` when
+/// the target closed the connection without one.
 fn read_answer(
     stream: &UnixStream,
     target: (i32, u64),
     deadline: Instant,
+    meter: &mut Meter,
 ) -> Result<Option<Vec<u8>>, Stop> {
     stream
         .set_nonblocking(true)
@@ -308,10 +311,15 @@ fn read_answer(
             return Ok(Some(None));
         }
         line.extend_from_slice(&chunk[..n]);
-        Ok(line
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|end| Some(line[..end].to_vec())))
+        while let Some(end) = line.iter().position(|&b| b == b'\n') {
+            if let Some(Answer::Progress { done, total }) = Answer::parse(&line[..end]) {
+                meter.report(done, total);
+                line.drain(..=end);
+                continue;
+            }
+            return Ok(Some(Some(line[..end].to_vec())));
+        }
+        Ok(None)
     })
 }
 
@@ -363,6 +371,7 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
     };
     // Ask until the answer is something other than "busy" (another checkpoint was being
     // taken), or the time is up.
+    let mut meter = Meter::new();
     let line = loop {
         if let Err(error) = sys::sigqueue(pid, ckpt_image::CONTROL_SIGNAL, nonce as i32) {
             return Outcome::error(
@@ -380,7 +389,9 @@ pub fn run(options: &CheckpointOptions) -> Outcome {
                 format!("{pid}: cannot send the request: {}", io_message(&error)),
             );
         }
-        match read_answer(&stream, target, deadline) {
+        let answer = read_answer(&stream, target, deadline, &mut meter);
+        meter.finish();
+        match answer {
             Ok(Some(line)) if Answer::parse(&line) == Some(Answer::Busy) => {
                 std::thread::sleep(
                     BUSY_RETRY.min(deadline.saturating_duration_since(Instant::now())),

@@ -1,7 +1,7 @@
 //! The copy of libckpt.so this command carries (built by build.rs), for a `ckpt` installed
 //! without its library (`cargo install --path ckpt-cmd`). A preload needs a file, so the copy
-//! is written to a per-user cache directory, `$XDG_CACHE_HOME/ckpt` or `~/.cache/ckpt`, else
-//! `/tmp/ckpt-UID`, as `libckpt-HASH.so` (HASH names the contents, so commands of different
+//! is written to a per-user cache directory, `$XDG_CACHE_HOME/ckpt` or `~/.cache/ckpt` (or
+//! `/tmp/ckpt-UID` when neither is set), as `libckpt-HASH.so` (HASH names the contents, so commands of different
 //! versions keep their own copies).
 //!
 //! What gets preloaded must be exactly the carried bytes, whoever else uses the machine: the
@@ -30,41 +30,37 @@ pub(crate) fn carried() -> bool {
     LIBRARY.is_some()
 }
 
-/// The path of the carried library, written out where needed; `Err` says, for each
-/// directory tried, why it could not be used.
+/// The path of the carried library, written out where needed; `Err` says why it could
+/// not be.
 pub(crate) fn library() -> Result<PathBuf, String> {
     let Some((bytes, hash)) = LIBRARY else {
         return Err("this ckpt carries no copy of the library".into());
     };
     let uid = nix::unistd::geteuid().as_raw();
-    let mut refusals = Vec::new();
-    for dir in cache_dirs(uid) {
-        match place(&dir, uid, bytes, hash) {
-            Ok(path) => return Ok(path),
-            Err(why) => refusals.push(format!("{}: {why}", dir.display())),
-        }
-    }
-    Err(format!(
-        "cannot write the library this ckpt carries: {}",
-        refusals.join("; ")
-    ))
+    let dir = cache_dir(uid);
+    place(&dir, uid, bytes, hash).map_err(|why| {
+        format!(
+            "cannot put the copy of the library this ckpt carries in {}: {why}",
+            dir.display()
+        )
+    })
 }
 
-/// Where the copy may go, in order of preference.
-fn cache_dirs(uid: u32) -> Vec<PathBuf> {
+/// Where the copy goes: `$XDG_CACHE_HOME/ckpt`, else `$HOME/.cache/ckpt`, else (neither
+/// set to an absolute path) `/tmp/ckpt-UID`.
+fn cache_dir(uid: u32) -> PathBuf {
     let absolute = |name: &str| {
         std::env::var_os(name)
             .map(PathBuf::from)
             .filter(|path| path.is_absolute())
     };
-    let mut dirs = Vec::new();
     if let Some(cache) = absolute("XDG_CACHE_HOME") {
-        dirs.push(cache.join("ckpt"));
+        cache.join("ckpt")
     } else if let Some(home) = absolute("HOME") {
-        dirs.push(home.join(".cache/ckpt"));
+        home.join(".cache/ckpt")
+    } else {
+        PathBuf::from(format!("/tmp/ckpt-{uid}"))
     }
-    dirs.push(PathBuf::from(format!("/tmp/ckpt-{uid}")));
-    dirs
 }
 
 /// Makes `dir` (ours, 0700) and the verified copy in it.

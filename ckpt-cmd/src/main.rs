@@ -21,6 +21,7 @@ mod embedded;
 mod image;
 mod info;
 mod launch;
+mod progress;
 mod protocol;
 mod resume;
 mod sys;

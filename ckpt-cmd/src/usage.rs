@@ -45,7 +45,9 @@ environment:
              with it preloaded) also checkpoint on the signal and -z; by
              default only PROG does, and its children get the signal's own
              action (SIGTSTP stops them)
-  CKPT_QUIET=1     --resume does not say that it resumes or moved a file aside
+  CKPT_QUIET=1     a checkpoint that ends PROG does not say on stderr where it
+             went (path and size), and --resume does not say that it resumes or
+             moved a file aside
   CKPT_FSYNC=0     do not fsync a checkpoint before renaming it into place
   CKPT_FORK=0      with -c, write the image in PROG instead of a forked copy
   CKPT_COMPRESS=code|lz4|0

@@ -262,14 +262,19 @@ fn library_missing_exits_127_naming_places() {
     let command = scratch.0.join("bin/ckpt");
     std::fs::create_dir_all(command.parent().unwrap()).unwrap();
     std::fs::copy(CKPT, &command).unwrap();
+    // Nothing beside it, and the cache for the copy it carries blocked by a file.
+    let blocked = scratch.0.join("cache");
+    std::fs::write(&blocked, b"").unwrap();
     let output = run(Command::new(&command)
         .env_remove("CKPT_LIBRARY")
+        .env("XDG_CACHE_HOME", &blocked)
         .arg("true"));
     assert_eq!(output.status.code(), Some(127), "{}", stderr(&output));
     let message = stderr(&output);
     assert_eq!(message.lines().count(), 1, "{message}");
     assert!(message.contains("CKPT_LIBRARY"), "{message}");
     assert!(message.contains("lib/ckpt/libckpt.so"), "{message}");
+    assert!(message.contains("cache/ckpt"), "{message}");
 
     let output = run(ckpt(Some(&scratch.0.join("absent.so"))).arg("true"));
     assert_eq!(output.status.code(), Some(127), "{}", stderr(&output));

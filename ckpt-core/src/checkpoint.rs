@@ -236,7 +236,12 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
     }
     match outcome {
         Outcome::Restarted => hooks.restart.run(true),
-        Outcome::Written if !continues => sys::exit_now(0),
+        Outcome::Written if !continues => {
+            if !x.state.config.quiet {
+                crate::report::report_written(name.unwrap_or(x.state.config.name_bytes()));
+            }
+            sys::exit_now(0)
+        }
         Outcome::Written | Outcome::Failed(_) => hooks.post.run(false),
         // The post-checkpoint hooks run when the writer has finished (on_control_signal).
         Outcome::Forked => {}
@@ -290,6 +295,7 @@ fn take(
     if undumpable {
         sys::set_dumpable(true);
     }
+    crate::progress::listen(respond);
     let ctx = &mut crate::threads::leader().context as *mut ckpt_image::ResumeContext;
     // SAFETY: ctx points into the arena, valid for writes; `run` is called with a pointer to
     // `job`, which outlives the call. In a restarted process the call returns RESUMED into

@@ -42,6 +42,8 @@ pub struct Config {
     /// Off by default: until process trees are restored, a ^Z to the process group
     /// checkpoints the program alone, and its children get the signal's ordinary action.
     pub children: bool,
+    /// A checkpoint that ends the program does not say where it went (`CKPT_QUIET=1`).
+    pub quiet: bool,
 }
 
 /// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
@@ -71,6 +73,7 @@ impl Config {
             strict_files: false,
             max_deleted: MAX_DELETED,
             children: false,
+            quiet: false,
         }
     }
 

@@ -49,6 +49,7 @@ pub mod files;
 pub mod line;
 pub mod mutex;
 pub mod process;
+pub mod progress;
 pub mod report;
 pub mod request;
 pub mod restore;

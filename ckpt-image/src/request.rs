@@ -97,16 +97,34 @@ pub enum Answer<'a> {
     Error(&'a [u8]),
     /// Another checkpoint is being taken; ask again in a moment.
     Busy,
+    /// Not the answer yet: `done` of `total` bytes of memory are written (sent now and then
+    /// while the image is written; the answer follows).
+    Progress { done: u64, total: u64 },
 }
 
 impl<'a> Answer<'a> {
     /// The answer line, `\n` included, written into `out` (cut short if it does not fit, but
     /// always ending in `\n`); returns its length.
     pub fn write(&self, out: &mut [u8]) -> usize {
+        let mut numbers = [0u8; 48];
         let (head, body): (&[u8], &[u8]) = match *self {
             Answer::Ok(name) => (b"ok ", name),
             Answer::Error(message) => (b"error ", message),
             Answer::Busy => (b"busy", b""),
+            Answer::Progress { done, total } => {
+                let mut n = 0;
+                for (i, v) in [done, total].into_iter().enumerate() {
+                    if i > 0 {
+                        numbers[n] = b' ';
+                        n += 1;
+                    }
+                    let mut buf = [0; 20];
+                    let digits = crate::digits::decimal(v, &mut buf);
+                    numbers[n..n + digits.len()].copy_from_slice(digits);
+                    n += digits.len();
+                }
+                (b"progress ", &numbers[..n])
+            }
         };
         if out.is_empty() {
             return 0;
@@ -133,6 +151,21 @@ impl<'a> Answer<'a> {
         }
         if let Some(name) = line.strip_prefix(b"ok ") {
             return (!name.is_empty()).then_some(Answer::Ok(name));
+        }
+        if let Some(numbers) = line.strip_prefix(b"progress ") {
+            let mut parts = numbers.split(|&b| b == b' ');
+            let mut number = || {
+                let digits = parts.next().filter(|d| !d.is_empty())?;
+                digits.iter().try_fold(0u64, |v, &d| {
+                    let digit = d.is_ascii_digit().then(|| u64::from(d - b'0'))?;
+                    v.checked_mul(10)?.checked_add(digit)
+                })
+            };
+            let (done, total) = (number()?, number()?);
+            return parts
+                .next()
+                .is_none()
+                .then_some(Answer::Progress { done, total });
         }
         if line == b"error" {
             return Some(Answer::Error(b""));
@@ -190,6 +223,11 @@ mod tests {
             Answer::Ok(b"/dir with space/x"),
             Answer::Error(b"cannot create the checkpoint file: no such file"),
             Answer::Busy,
+            Answer::Progress { done: 0, total: 0 },
+            Answer::Progress {
+                done: 1 << 30,
+                total: u64::MAX,
+            },
         ] {
             let n = answer.write(&mut out);
             assert_eq!(out[n - 1], b'\n');
@@ -198,6 +236,10 @@ mod tests {
         assert_eq!(Answer::parse(b"error"), Some(Answer::Error(b"")));
         assert_eq!(Answer::parse(b"ok "), None);
         assert_eq!(Answer::parse(b"hello"), None);
+        assert_eq!(Answer::parse(b"progress 1"), None);
+        assert_eq!(Answer::parse(b"progress 1 2 3"), None);
+        assert_eq!(Answer::parse(b"progress 1 x"), None);
+        assert_eq!(Answer::parse(b"progress 99999999999999999999 1"), None);
         assert_eq!(Answer::parse(b""), None);
         // Cut to fit, newlines inside replaced, always one line.
         let mut small = [0u8; 8];

@@ -1386,7 +1386,7 @@ fn request_lines() {
 
 #[test]
 fn answers() {
-    const PIECES: [&[u8]; 10] = [
+    const PIECES: [&[u8]; 14] = [
         b"ok",
         b"ok ",
         b"error",
@@ -1397,6 +1397,10 @@ fn answers() {
         b"\n",
         b"name.ckpt",
         b"\xff",
+        b"progress ",
+        b"7",
+        b"18446744073709551615",
+        b"0",
     ];
     run("answers", 20_000, |rng| {
         let line = text(rng, &PIECES, 5);
@@ -1407,6 +1411,20 @@ fn answers() {
             Some(Answer::Error(b""))
         } else if let Some(name) = body.strip_prefix(b"ok ").filter(|n| !n.is_empty()) {
             Some(Answer::Ok(name))
+        } else if let Some(numbers) = body.strip_prefix(b"progress ") {
+            // Exactly two decimal numbers that fit in 64 bits, one space between.
+            let numbers: Option<Vec<u64>> = std::str::from_utf8(numbers)
+                .ok()
+                .map(|t| {
+                    t.split(' ')
+                        .map(|n| n.parse::<u64>().ok().filter(|_| !n.starts_with('+')))
+                        .collect()
+                })
+                .and_then(|v: Option<Vec<u64>>| v);
+            match numbers.as_deref() {
+                Some(&[done, total]) => Some(Answer::Progress { done, total }),
+                _ => None,
+            }
         } else {
             body.strip_prefix(b"error ").map(Answer::Error)
         };
@@ -1414,9 +1432,13 @@ fn answers() {
 
         // Written, an answer is one line that says the same, cut to fit.
         let payload = text(rng, &PIECES, 4);
-        let answer = match rng.below(3) {
+        let answer = match rng.below(4) {
             0 => Answer::Ok(&payload),
             1 => Answer::Error(&payload),
+            2 => Answer::Progress {
+                done: rng.below(1 << 40) as u64,
+                total: u64::MAX - rng.below(3) as u64,
+            },
             _ => Answer::Busy,
         };
         let mut out = vec![0u8; rng.below(40)];
@@ -1430,10 +1452,15 @@ fn answers() {
             written.last() == Some(&b'\n') && !written[..n - 1].contains(&b'\n'),
             "not one line: {written:?}"
         );
+        let numbers;
         let (head, payload): (&[u8], &[u8]) = match answer {
             Answer::Ok(p) => (b"ok ", p),
             Answer::Error(p) => (b"error ", p),
             Answer::Busy => (b"busy", b""),
+            Answer::Progress { done, total } => {
+                numbers = format!("{done} {total}");
+                (b"progress ", numbers.as_bytes())
+            }
         };
         let full: Vec<u8> = head
             .iter()

@@ -45,6 +45,7 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_PID",
     "CKPT_PROGRAM",
     "CKPT_CHILDREN",
+    "CKPT_QUIET",
     "LD_PRELOAD",
 ];
 
@@ -702,9 +703,9 @@ impl Proc {
     /// Whether stderr has a line from the library saying a checkpoint failed (after which
     /// the program keeps running, so waiting for its exit is pointless).
     fn reported_checkpoint_failure(&self) -> bool {
-        self.stderr()
-            .lines()
-            .any(|line| line.starts_with("ckpt") && line.contains("fail"))
+        self.stderr().lines().any(|line| {
+            line.starts_with("ckpt") && !line.starts_with("ckpt: wrote ") && line.contains("fail")
+        })
     }
 
     /// Whether the process is in the stopped state (SIGTSTP's default action when nothing

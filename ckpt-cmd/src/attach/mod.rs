@@ -50,6 +50,7 @@ const LIBRARY_VARIABLES: &[&str] = &[
     "CKPT_FD_POLICY",
     "CKPT_STRICT_FILES",
     "CKPT_MAX_DELETED",
+    "CKPT_QUIET",
 ];
 
 /// How the injected library is configured (the options of `ckpt attach`).

@@ -94,6 +94,15 @@ pub fn read_line_within(fd: c_int, buf: &mut [u8], ms: i32) -> usize {
     n
 }
 
+/// Sends `buf` on a socket if it fits now, never waiting and never raising SIGPIPE; whether
+/// it went. Signal-safe.
+pub fn send_nowait(fd: c_int, buf: &[u8]) -> bool {
+    let flags = libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT;
+    // SAFETY: sends from a live buffer.
+    let r = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
+    r == buf.len() as isize
+}
+
 /// Sends all of `buf` on a socket, never raising SIGPIPE (the peer may be gone; the
 /// program must not die of it). Signal-safe.
 pub fn send_all(fd: c_int, mut buf: &[u8]) -> SysResult<()> {

@@ -320,6 +320,7 @@ fn write_payloads_and_tables(
 
     // Payloads, straight from memory, one region at a time under the fault guard: memory
     // that faults when read fails the checkpoint instead of ending the program.
+    crate::progress::start(arena.regions[..cap.regions].iter().map(|r| r.stored).sum());
     let mut offset = header_offset + HEADER_SPACE;
     let guard = sys::FaultGuard::install().map_err(w)?;
     for ri in 0..cap.regions {
@@ -355,6 +356,7 @@ fn write_payloads_and_tables(
         result?;
     }
     drop(guard);
+    crate::progress::finish();
 
     // Tables, then the header that points at them. The thread records, one per thread, the
     // one the restart resumes first first.

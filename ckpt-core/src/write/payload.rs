@@ -72,6 +72,7 @@ fn write_extent(
             n
         };
         done += n;
+        crate::progress::advance(n);
         if n < want {
             break;
         }
@@ -119,6 +120,7 @@ fn write_extent_lz4(
         sys::pwrite_all(fd, stored, at + lz4::FRAME_HEADER as u64)?;
         at += (lz4::FRAME_HEADER + stored.len()) as u64;
         done += n as u64;
+        crate::progress::advance(n as u64);
         if n < want {
             break;
         }
