@@ -1,10 +1,14 @@
 /* Using the ckpt API: hooks, configuration and a synchronous checkpoint.
  *
- * Build and run (from the top of the repository, after cargo build --release --workspace):
+ * Build and run (from the top of the repository, after cargo build --release --workspace;
+ * the program and its checkpoint stay in target/, out of the source tree):
  *
- *     cc -I include examples/api.c -L target/release -lckpt -o api
- *     LD_LIBRARY_PATH=target/release ./api        # writes api.ckpt and keeps going
- *     ./api.ckpt                                  # resumes right after ckpt_ckpt()
+ *     cc -I include examples/api.c -L target/release -lckpt -o target/api
+ *     cd target
+ *     LD_LIBRARY_PATH=release ./api        # writes api.ckpt and keeps going
+ *     ./api.ckpt                           # resumes right after ckpt_ckpt()
+ *
+ * With ckpt installed (make install): cc api.c $(pkg-config --cflags --libs ckpt) -o api
  *
  * With an argument, ./api NAME checkpoints to NAME instead of api.ckpt.
  *

@@ -1,9 +1,11 @@
 /*
  * ckpt.h - the C API of libckpt, the ckpt checkpoint library.
  *
- * Link with -lckpt (and make libckpt.so findable at run time, e.g. with LD_LIBRARY_PATH),
- * or run the program under `ckpt` / LD_PRELOAD=libckpt.so: the API behaves the same way.
- * Names and semantics follow the documentation of Victor Zandy's ckpt 2.
+ * Link with -lckpt: `pkg-config --cflags --libs ckpt` gives the flags for an installed
+ * ckpt, the library's directory recorded in the program (-rpath) so that it is found when
+ * the program runs; against a build tree, make libckpt.so findable yourself, e.g. with
+ * LD_LIBRARY_PATH. Or run the program under `ckpt` / LD_PRELOAD=libckpt.so: the API behaves
+ * the same way. Names and semantics follow the documentation of Victor Zandy's ckpt 2.
  */
 #ifndef CKPT_H
 #define CKPT_H
@@ -29,20 +31,20 @@ extern "C" {
 /*
  * The checkpoint parameters.
  *
- *   flags     with ckpt_config's CFG: which of the fields below to apply (CKPT_NAME,
- *             CKPT_ASYNCSIG, CKPT_CONTINUE, CKPT_MSPERIOD); ignored in OLD.
- *   name      CKPT_NAME: the checkpoint file name (relative names are resolved in the
- *             working directory at checkpoint time). Default: the program's basename
- *             followed by ".ckpt".
- *   asyncsig  CKPT_ASYNCSIG: the signal that triggers an asynchronous checkpoint; 0
- *             disables asynchronous checkpoints. Default: SIGTSTP.
- *   continues CKPT_CONTINUE: non-zero to keep running after a checkpoint; zero to exit
- *             (with _exit(0)) once the checkpoint is safely written. Default: 0.
- *   msperiod  CKPT_MSPERIOD: take a checkpoint every msperiod milliseconds (the process
- *             always continues after a periodic checkpoint); 0 disables. Default: 0.
- *             Periodic checkpoints use a POSIX timer of the library's own, delivering
- *             real-time signal SIGRTMAX-1 to the thread that loaded the library, so the
- *             program's alarm()/setitimer() timers are left alone.
+ *   flags      with ckpt_config's CFG: which of the fields below to apply (CKPT_NAME,
+ *              CKPT_ASYNCSIG, CKPT_CONTINUE, CKPT_MSPERIOD); ignored in OLD.
+ *   name       CKPT_NAME: the checkpoint file name (relative names are resolved in the
+ *              working directory at checkpoint time). Default: the program's basename
+ *              followed by ".ckpt".
+ *   asyncsig   CKPT_ASYNCSIG: the signal that triggers an asynchronous checkpoint; 0
+ *              disables asynchronous checkpoints. Default: SIGTSTP.
+ *   continues  CKPT_CONTINUE: non-zero to keep running after a checkpoint; zero to exit
+ *              (with _exit(0)) once the checkpoint is safely written. Default: 0.
+ *   msperiod   CKPT_MSPERIOD: take a checkpoint every msperiod milliseconds (the process
+ *              always continues after a periodic checkpoint); 0 disables. Default: 0.
+ *              Periodic checkpoints use a POSIX timer of the library's own, delivering
+ *              real-time signal SIGRTMAX-1 to the thread that loaded the library, so the
+ *              program's alarm()/setitimer() timers are left alone.
  */
 struct ckptconfig {
     int flags;
@@ -53,6 +55,8 @@ struct ckptconfig {
 };
 
 /*
+ * ckpt_on_preckpt - register a function to run before each checkpoint
+ *
  * Registers F to be called with ARG when a checkpoint is triggered, before the checkpoint
  * begins. Functions are called in the order they were registered.
  *
@@ -63,6 +67,8 @@ struct ckptconfig {
 void ckpt_on_preckpt(void (*f)(void *), void *arg);
 
 /*
+ * ckpt_on_postckpt - register a function to run after a checkpoint the process survives
+ *
  * Registers F to be called with ARG after a checkpoint, when the process continues
  * (CKPT_CONTINUE set, a periodic checkpoint, or a checkpoint that failed). Functions are
  * called in the order they were registered. May run in a signal handler.
@@ -70,6 +76,8 @@ void ckpt_on_preckpt(void (*f)(void *), void *arg);
 void ckpt_on_postckpt(void (*f)(void *), void *arg);
 
 /*
+ * ckpt_on_restart - register a function to run when the process is restarted
+ *
  * Registers F to be called with ARG when a process is restarted from a checkpoint: after
  * the checkpoint has been completely restored, just before control returns to the program,
  * in the REVERSE of the order they were registered. May run in a signal handler.
@@ -82,6 +90,8 @@ void ckpt_on_postckpt(void (*f)(void *), void *arg);
 void ckpt_on_restart(void (*f)(void *), void *arg);
 
 /*
+ * ckpt_config - read and change the checkpoint parameters
+ *
  * If OLD is non-NULL, fills it with a copy of the current parameters (its flags field is
  * set to all four bits). If CFG is non-NULL, then, for each of CKPT_NAME, CKPT_ASYNCSIG,
  * CKPT_CONTINUE and CKPT_MSPERIOD set in CFG->flags, applies the corresponding field.
@@ -96,6 +106,8 @@ void ckpt_on_restart(void (*f)(void *), void *arg);
 void ckpt_config(struct ckptconfig *cfg, struct ckptconfig *old);
 
 /*
+ * ckpt_ckpt - take a checkpoint now
+ *
  * Takes a checkpoint now, synchronously. If NAME is non-NULL it is the checkpoint file name
  * for this call only; otherwise the configured name is used.
  *

@@ -77,7 +77,8 @@ environment:
   CKPT_LIBRARY
              path of libckpt.so to preload; by default it is looked for beside
              the ckpt executable, then in ../lib/ and ../lib/ckpt/ relative to it
-  LD_PRELOAD the library is prepended to any value already set
+  LD_PRELOAD
+             the library is prepended to any value already set
   CKPT_PID, CKPT_PROGRAM
              set by ckpt for PROG: its pid and the basename of PROG, which names
              its checkpoint; processes with another pid are PROG's children
