@@ -48,6 +48,11 @@ environment:
   CKPT_QUIET=1     a checkpoint that ends PROG does not say on stderr where it
              went (path and size), and --resume does not say that it resumes or
              moved a file aside
+  CKPT_PROGRESS=1|0
+             ckpt checkpoint prints its progress (bytes written of the total,
+             rate) as a line per report, wherever stderr goes (1), or never (0);
+             by default it shows it on a terminal once a checkpoint has taken a
+             second
   CKPT_FSYNC=0     do not fsync a checkpoint before renaming it into place
   CKPT_FORK=0      with -c, write the image in PROG instead of a forked copy
   CKPT_COMPRESS=code|lz4|0
