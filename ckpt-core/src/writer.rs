@@ -35,6 +35,20 @@ pub(crate) fn writer_running(state: &mut State) -> bool {
     }
 }
 
+/// The program is ending (`exit`): a forked writer still writing is waited for, so that the
+/// checkpoint exists when the program has ended (`ckpt -c prog; ./prog.ckpt` in a script),
+/// and a requester hears its answer. Not when another checkpoint is being taken.
+pub fn finish_writer_at_exit() {
+    let Some(x) = Exclusive::try_acquire() else {
+        return;
+    };
+    let Some(writer) = x.state.writer else {
+        return;
+    };
+    let status = sys::reap_status(writer.pid);
+    writer_gone(x.state, status);
+}
+
 /// The writer has exited with wait status `status` (and was reaped): one killed before it
 /// finished has no image (it was never named, see write.rs), and a requester waiting for
 /// its answer is told so. Signal-safe.

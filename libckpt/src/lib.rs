@@ -201,6 +201,9 @@ fn init() {
         eprintln!("ckpt: cannot register the fork handler (pthread_atfork failed)");
         sys::exit(2);
     }
+    // At exit, a forked writer still writing the last checkpoint is waited for: the file is
+    // there once the program has ended.
+    sys::at_exit(at_exit);
     // The mask is inherited across exec, and another library's constructor may have run
     // before this one: ckpt's signals must not start out blocked.
     signals::settle_thread_mask();
@@ -211,6 +214,10 @@ fn init() {
         );
         sys::exit(2);
     }
+}
+
+extern "C" fn at_exit() {
+    ckpt_core::writer::finish_writer_at_exit();
 }
 
 /// In the child of the program's `fork()` (glibc runs it; the library's own writer and

@@ -777,8 +777,14 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
                         && (st.st_dev, st.st_ino) == (f.dev, f.ino);
                     // The same file goes on where it was; one that no longer reaches that
                     // far was rewritten (`./prog.ckpt > log` truncates it), and is used as
-                    // given.
-                    if same && st.st_size as u64 >= f.pos {
+                    // given. Output is never moved back over what is there since: a shell
+                    // that ran the program and then its restart into one file (`{ prog;
+                    // echo; ./prog.ckpt; } > log`) gives it an offset past the saved one.
+                    let writes = sys::status_flags(f.fd as i32)
+                        .is_ok_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
+                    let behind =
+                        !writes || sys::offset_of(f.fd as i32).is_ok_and(|offset| offset < f.pos);
+                    if same && st.st_size as u64 >= f.pos && behind {
                         plans[i] = SEEK;
                     }
                     continue;

@@ -342,6 +342,13 @@ pub fn seek_to(fd: c_int, offset: u64) -> SysResult<u64> {
     check(r as libc::c_long).map(|v| v as u64)
 }
 
+/// `lseek(fd, 0, SEEK_CUR)`: the offset of `fd`. Signal-safe.
+pub fn offset_of(fd: c_int) -> SysResult<u64> {
+    // SAFETY: plain syscall on a descriptor; touches no memory.
+    let r = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    check(r as libc::c_long).map(|v| v as u64)
+}
+
 /// `dup3(old, new, O_CLOEXEC when cloexec)`: `new` becomes a copy of `old`, replacing what it
 /// was. Signal-safe.
 pub fn dup_to(old: c_int, new: c_int, cloexec: bool) -> SysResult<()> {

@@ -44,14 +44,29 @@ pub fn kill_child(pid: i32) {
     unsafe { libc::kill(pid, libc::SIGKILL) };
 }
 
+/// Registers `f` to run at `exit` (after the handlers registered later, the program's).
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: atexit keeps a plain function pointer, which lives as long as the library.
+    unsafe { libc::atexit(f) };
+}
+
 /// Waits for child `pid` to exit and reaps it.
 pub fn reap(pid: i32) {
+    reap_status(pid);
+}
+
+/// Waits for child `pid` to exit and reaps it: its wait status (0 when it is no child of
+/// ours any more).
+pub fn reap_status(pid: i32) -> i32 {
     let mut status = 0;
     loop {
         // SAFETY: waits for our own child.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r == pid {
+            return status;
+        }
         if r >= 0 || errno() != libc::EINTR {
-            return;
+            return 0;
         }
     }
 }
