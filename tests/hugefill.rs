@@ -12,6 +12,17 @@ use std::collections::BTreeMap;
 use ckpt_tests::*;
 
 const HUGEFILL_C: &str = include_str!("programs/hugefill.c");
+const REFUSE_C: &str = include_str!("programs/refuse.c");
+
+/// How the restart is run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restart {
+    AsRoot,
+    AsNobody,
+    /// With a system call refused (`programs/refuse.c`): `userfaultfd` or `move`
+    /// (`ioctl(UFFDIO_MOVE)`), as on a kernel without them; the restart reads in place.
+    Refusing(&'static str),
+}
 
 /// One `region NAME rss KB huge KB flags F…` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +82,13 @@ fn kernel_moves_pages() -> bool {
     (major, minor) >= (6, 8)
 }
 
-fn dense_memory_round_trip(nobody: bool) {
-    let label = if nobody {
-        "hugefill-nobody"
-    } else {
-        "hugefill"
+fn dense_memory_round_trip(how: Restart) {
+    let nobody = how == Restart::AsNobody;
+    let label = match how {
+        Restart::AsRoot => "hugefill",
+        Restart::AsNobody => "hugefill-nobody",
+        Restart::Refusing("move") => "hugefill-no-move",
+        Restart::Refusing(_) => "hugefill-no-uffd",
     };
     let dir = TempDir::new(label);
     let ckpt = nobody.then(|| {
@@ -94,7 +107,15 @@ fn dense_memory_round_trip(nobody: bool) {
     proc.assert_no_bad_lines();
     let checkpoint = checkpoint_path(&dir, &program);
 
-    let mut restarted = Proc::spawn(who(restart_command(&dir, &checkpoint)), "hugefill.ckpt");
+    let mut restart = restart_command(&dir, &checkpoint);
+    if let Restart::Refusing(what) = how {
+        let refuse = compile_c(&dir, "refuse", REFUSE_C, &[]);
+        let mut wrapped = std::process::Command::new(refuse);
+        wrapped.arg(what).arg(&checkpoint).current_dir(dir.path());
+        clear_ckpt_settings(&mut wrapped);
+        restart = wrapped;
+    }
+    let mut restarted = Proc::spawn(who(restart), "hugefill.ckpt");
     // The restart resumes in the middle of a round: the whole round after it counts.
     read_round(&mut restarted);
     let after = read_round(&mut restarted);
@@ -133,6 +154,11 @@ fn dense_memory_round_trip(nobody: bool) {
     // Whether the dense region got huge pages depends on the kernel having any to give:
     // asserted only where the restart got them for the region that asked for them.
     let dense = after["dense"].huge_kb;
+    if let Restart::Refusing(what) = how {
+        eprintln!("{label}: with {what} refused the dense region has {dense} kB in huge pages");
+        restarted.kill();
+        return;
+    }
     match thp_mode().as_deref() {
         None | Some("never") => skip(
             Skip::CannotHere,
@@ -162,7 +188,19 @@ fn dense_memory_round_trip(nobody: bool) {
 
 #[test]
 fn dense_memory_comes_back_in_huge_pages_with_its_own_flags() {
-    dense_memory_round_trip(false);
+    dense_memory_round_trip(Restart::AsRoot);
+}
+
+/// Without userfaultfd, or without `UFFDIO_MOVE` once the window is filled and the region
+/// registered, the restart still brings back the same memory, the same flags.
+#[test]
+fn dense_memory_comes_back_whole_without_userfaultfd() {
+    dense_memory_round_trip(Restart::Refusing("userfaultfd"));
+}
+
+#[test]
+fn dense_memory_comes_back_whole_when_moving_is_refused() {
+    dense_memory_round_trip(Restart::Refusing("move"));
 }
 
 #[test]
@@ -173,5 +211,5 @@ fn dense_memory_comes_back_in_huge_pages_as_nobody() {
             "setpriv is missing: cannot run as nobody",
         );
     }
-    dense_memory_round_trip(true);
+    dense_memory_round_trip(Restart::AsNobody);
 }
