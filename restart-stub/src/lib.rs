@@ -359,8 +359,9 @@ pub mod huge_fill {
     pub const WINDOW: u64 = 32 << 20;
 
     /// Whether a region with `flags` gets its dense parts filled in huge pages by moving
-    /// them in: private memory read eagerly that did not decide about huge pages itself
-    /// (`HUGEPAGE` is filled in huge pages in place; `NOHUGEPAGE` forbade them). Not the
+    /// them in: private memory in an eager restart (`eager`: not `CKPT_LAZY`) that did not
+    /// decide about huge pages itself (`HUGEPAGE` is filled in huge pages in place;
+    /// `NOHUGEPAGE` forbade them). Not the
     /// saved vDSO image, nor a stack, which grows down a page at a time and is small.
     pub fn wanted(flags: u32, shared: bool, eager: bool) -> bool {
         let own_choice = rf::HUGEPAGE | rf::NOHUGEPAGE;

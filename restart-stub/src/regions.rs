@@ -259,7 +259,9 @@ pub(crate) fn restore_region(
         }
     } else {
         let mut scratch = None;
-        let moves = huge_fill::wanted(own, shared, eager);
+        // Not in a lazy restart, even where it reads (WIPEONFORK): lazy restarts stay as
+        // they were.
+        let moves = huge_fill::wanted(own, shared, !lazy);
         for e in tables.stored_extents_of(r) {
             if moves && e.flags & ckpt_image::EXTENT_LZ4 == 0 {
                 fill_extent_in_huge_pages(fd, r, e, huge, &mut scratch);
