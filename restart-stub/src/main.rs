@@ -28,7 +28,7 @@ use restart_stub::{
     writable_word, Mapping, VdsoFamily,
 };
 
-use regions::restore_region;
+use regions::{restore_region, HugeFill};
 use sys::*;
 use vdso::{forward_vdso, move_vdso_family, vdso_image_matches};
 
@@ -427,13 +427,15 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
 
     // 3. Map and fill every saved region (the saved vDSO image too when this kernel's is
     //    another: it then forwards to this one).
+    let mut huge = HugeFill::new();
     for r in tables.regions {
         let kernel_provided = r.flags & region_flags::VDSO_FAMILY != 0;
         if kernel_provided && (same_vdso || r.flags & region_flags::VDSO == 0) {
             continue;
         }
-        restore_region(fd, r, &tables, lazy);
+        restore_region(fd, r, &tables, lazy, &mut huge);
     }
+    huge.give_up();
     if let (false, Some(saved), Some(home), Some((cur_lo, _)), Some((vdso_at, vdso_len))) = (
         same_vdso,
         saved_vdso,

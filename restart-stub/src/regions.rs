@@ -1,14 +1,181 @@
 //! Each saved region mapped back and filled: read from the file (its checksums checked as
 //! it goes; LZ4 frames decoded into place) or, in a lazy restart, mapped from the file;
 //! then the properties the program had set on it, its protections and its guard pages.
+//! Dense private memory is filled in huge pages elsewhere and moved into place
+//! ([`restart_stub::huge_fill`], [`HugeFill`]).
 
 use super::*;
+use restart_stub::huge_fill::{self, Piece, HUGE_PAGE, WINDOW};
+use restart_stub::properties::MADV_HUGEPAGE;
+
+/// The userfaultfd that moves pages filled in huge pages into the program's regions, opened
+/// on first use and closed before the jump. Moving needs `UFFDIO_MOVE` (Linux 6.8); where
+/// the kernel refuses anything on the way, the stub reads in place as it always did, so a
+/// refusal costs nothing but speed.
+pub(crate) struct HugeFill {
+    /// The descriptor; `None` before the first use and once the fast path is given up.
+    uffd: Option<usize>,
+    given_up: bool,
+}
+
+impl HugeFill {
+    pub(crate) const fn new() -> Self {
+        HugeFill {
+            uffd: None,
+            given_up: false,
+        }
+    }
+
+    /// The descriptor, opened on the first call; `None` when this kernel cannot move pages.
+    fn uffd(&mut self) -> Option<usize> {
+        if self.uffd.is_none() && !self.given_up {
+            // SAFETY: creates a descriptor; no memory is touched.
+            let fd = unsafe { syscall3(SYS_USERFAULTFD, O_CLOEXEC | UFFD_USER_MODE_ONLY, 0, 0) };
+            if fd < 0 {
+                self.given_up = true;
+                return None;
+            }
+            self.uffd = Some(fd as usize);
+            let mut api = [UFFD_API, UFFD_FEATURE_MOVE, 0];
+            // SAFETY: the kernel reads and writes the three words of struct uffdio_api.
+            if unsafe {
+                syscall3(
+                    SYS_IOCTL,
+                    fd as usize,
+                    UFFDIO_API,
+                    api.as_mut_ptr() as usize,
+                )
+            } < 0
+            {
+                self.give_up();
+            }
+        }
+        self.uffd
+    }
+
+    /// Closes the descriptor: at the end of the restart, or when moving failed once (so
+    /// that later regions do not try again).
+    pub(crate) fn give_up(&mut self) {
+        if let Some(fd) = self.uffd.take() {
+            // SAFETY: closes a descriptor the stub opened.
+            unsafe { syscall3(SYS_CLOSE, fd, 0, 0) };
+        }
+        self.given_up = true;
+    }
+
+    /// Moves the `len` bytes filled at `from` to `to`, inside region `r`; returns how many
+    /// bytes, from the start, are now at `to` (all of them unless the kernel refused).
+    ///
+    /// The range is registered with the userfaultfd only while the pages move, and the
+    /// whole region is (a part would split its mapping in two, which need not merge again).
+    /// Nothing touches the region meanwhile: a fault in it now would wait for an answer
+    /// that never comes.
+    fn move_pages(&mut self, r: &ckpt_image::RegionRecord, to: u64, from: u64, len: u64) -> u64 {
+        let Some(uffd) = self.uffd() else { return 0 };
+        let mut reg = [r.start, r.len, UFFDIO_REGISTER_MODE_MISSING, 0];
+        // SAFETY: the kernel reads and writes the four words of struct uffdio_register;
+        // registering changes how faults in the region are handled, and nothing faults in
+        // it until it is unregistered below.
+        if unsafe { syscall3(SYS_IOCTL, uffd, UFFDIO_REGISTER, reg.as_mut_ptr() as usize) } < 0 {
+            self.give_up();
+            return 0;
+        }
+        let mut moved = 0;
+        while moved < len {
+            let mut mv = [to + moved, from + moved, len - moved, 0, 0];
+            // SAFETY: the kernel reads struct uffdio_move and writes its last word; it
+            // moves pages of the stub's scratch mapping to empty pages of the region.
+            let ret = unsafe { syscall3(SYS_IOCTL, uffd, UFFDIO_MOVE, mv.as_mut_ptr() as usize) };
+            let progress = mv[4] as i64;
+            if progress > 0 {
+                moved += progress as u64;
+            }
+            if ret < 0 && !(ret == -EAGAIN && progress > 0) {
+                break;
+            }
+        }
+        let range = [r.start, r.len];
+        // SAFETY: the kernel reads struct uffdio_range.
+        if unsafe { syscall3(SYS_IOCTL, uffd, UFFDIO_UNREGISTER, range.as_ptr() as usize) } < 0 {
+            // A region left registered would hang the program at its first fault there.
+            die(
+                "cannot unregister region from userfaultfd",
+                Some(r.start),
+                EXIT_RESTORE_FAILED,
+            );
+        }
+        if moved < len {
+            self.give_up();
+        }
+        moved
+    }
+}
+
+/// A scratch mapping of `WINDOW` bytes aligned to a huge page, advised to fill in huge
+/// pages; it lives while one region is filled (a later region's `MAP_FIXED` could land on
+/// it), and only its address space: its pages are moved away as soon as they are filled.
+struct Scratch {
+    base: usize,
+    len: usize,
+}
+
+impl Scratch {
+    fn new() -> Option<Scratch> {
+        let len = (WINDOW + HUGE_PAGE) as usize;
+        // SAFETY: a new mapping where the kernel finds room; it replaces nothing.
+        let base = unsafe {
+            syscall6(
+                SYS_MMAP,
+                0,
+                len,
+                PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                usize::MAX,
+                0,
+            )
+        };
+        if base < 0 {
+            return None;
+        }
+        let scratch = Scratch {
+            base: base as usize,
+            len,
+        };
+        // SAFETY: advice on the stub's own scratch mapping.
+        unsafe { syscall3(SYS_MADVISE, scratch.at(), WINDOW as usize, MADV_HUGEPAGE) };
+        Some(scratch)
+    }
+
+    /// Where the window starts: the first huge page boundary.
+    fn at(&self) -> usize {
+        (self.base as u64).next_multiple_of(HUGE_PAGE) as usize
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // SAFETY: unmaps the stub's own scratch mapping, which nothing references.
+        unsafe { syscall3(SYS_MUNMAP, self.base, self.len, 0) };
+    }
+}
+
+/// Faults in `[at, at + len)` writable with one call instead of one trap per page.
+fn populate(at: u64, len: u64) {
+    // SAFETY: advice on memory the stub maps; it changes nothing the stub relies on.
+    unsafe { syscall3(SYS_MADVISE, at as usize, len as usize, MADV_POPULATE_WRITE) };
+}
 
 /// Maps region `r` at its address and fills it (lazy: maps its payload from the checkpoint
 /// file), then gives it back its protection, its guard pages and what the program had set
 /// on it: advice, lock and seal. Losing one of those the program relies on is said on
 /// stderr; the restart goes on.
-pub(crate) fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &Tables, lazy: bool) {
+pub(crate) fn restore_region(
+    fd: usize,
+    r: &ckpt_image::RegionRecord,
+    tables: &Tables,
+    lazy: bool,
+    huge: &mut HugeFill,
+) {
     let shared = r.flags & region_flags::SHARED != 0;
     // What the program set on the mapping; not on the saved vDSO image, which is patched below
     // and was the kernel's.
@@ -91,19 +258,18 @@ pub(crate) fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &T
             }
         }
     } else {
+        let mut scratch = None;
+        // Not in a lazy restart, even where it reads (WIPEONFORK): lazy restarts stay as
+        // they were.
+        let moves = huge_fill::wanted(own, shared, !lazy);
         for e in tables.stored_extents_of(r) {
-            // Fault the pages in with one call instead of one trap per page: the fill below
-            // then copies into memory that is already there.
-            // SAFETY: advice on a region the stub maps; it changes nothing the stub relies on.
-            unsafe {
-                syscall3(
-                    SYS_MADVISE,
-                    e.addr as usize,
-                    e.len as usize,
-                    MADV_POPULATE_WRITE,
-                )
-            };
-            read_extent(fd, e);
+            if moves && e.flags & ckpt_image::EXTENT_LZ4 == 0 {
+                fill_extent_in_huge_pages(fd, r, e, huge, &mut scratch);
+            } else {
+                // The fill below then copies into memory that is already there.
+                populate(e.addr, e.len);
+                read_extent(fd, e);
+            }
         }
     }
     let protected = || {
@@ -171,19 +337,91 @@ pub(crate) fn restore_region(fd: usize, r: &ckpt_image::RegionRecord, tables: &T
     }
 }
 
+/// Fills an uncompressed extent of region `r`: its dense middle a window at a time into
+/// the scratch mapping, in huge pages when the kernel has them, then moved into place; the
+/// rest read in place. Whatever the kernel refuses on the way is read or copied in place
+/// instead, so the region always ends up whole; and once refused, the rest of the restart
+/// reads in place.
+fn fill_extent_in_huge_pages(
+    fd: usize,
+    r: &ckpt_image::RegionRecord,
+    e: &ckpt_image::ExtentRecord,
+    huge: &mut HugeFill,
+    scratch: &mut Option<Scratch>,
+) {
+    let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
+    for piece in huge_fill::pieces(e.addr, e.len, WINDOW) {
+        let (at, len) = match piece {
+            Piece::Huge { at, len } if huge.uffd().is_some() => (at, len),
+            Piece::Direct { at, len } | Piece::Huge { at, len } => {
+                populate(at, len);
+                read_span(fd, e, at, len, at, &mut sum);
+                continue;
+            }
+        };
+        if scratch.is_none() {
+            *scratch = Scratch::new();
+        }
+        let Some(window) = scratch.as_ref().map(|s| s.at() as u64) else {
+            huge.give_up();
+            populate(at, len);
+            read_span(fd, e, at, len, at, &mut sum);
+            continue;
+        };
+        populate(window, len);
+        read_span(fd, e, at, len, window, &mut sum);
+        let moved = huge.move_pages(r, at, window, len);
+        if moved < len {
+            // The pages not moved are still in the window, filled and checked: copied in
+            // place, they complete the region (it is unregistered again, so touching it
+            // faults as usual).
+            // SAFETY: both ranges are mapped read-write by the stub and do not overlap
+            // (the window is its own mapping).
+            unsafe {
+                memcpy(
+                    (at + moved) as *mut u8,
+                    (window + moved) as *const u8,
+                    (len - moved) as usize,
+                )
+            };
+        }
+    }
+    check_extent(e, sum);
+}
+
 /// Reads an extent into place in chunks, checking its payload checksum as it goes (the chunk is
 /// still in cache).
 pub(crate) fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
     if e.flags & ckpt_image::EXTENT_LZ4 != 0 {
         return read_extent_lz4(fd, e);
     }
-    const CHUNK: u64 = 1 << 20;
     let mut sum = ckpt_image::crc32c::PayloadChecksum::new();
+    read_span(fd, e, e.addr, e.len, e.addr, &mut sum);
+    check_extent(e, sum);
+}
+
+/// Reads the `len` bytes of uncompressed extent `e` that belong at `at` into memory at
+/// `into` (`at` itself, or a scratch window), in chunks, adding them to the extent's
+/// checksum while each chunk is still in cache.
+fn read_span(
+    fd: usize,
+    e: &ckpt_image::ExtentRecord,
+    at: u64,
+    len: u64,
+    into: u64,
+    sum: &mut ckpt_image::crc32c::PayloadChecksum,
+) {
+    const CHUNK: u64 = 1 << 20;
     let mut done = 0;
-    while done < e.len {
-        let n = (e.len - done).min(CHUNK);
-        let at = e.addr + done;
-        if !pread_full(fd, at as usize, n as usize, e.file_offset + done) {
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        let to = into + done;
+        if !pread_full(
+            fd,
+            to as usize,
+            n as usize,
+            e.file_offset + (at - e.addr) + done,
+        ) {
             die(
                 "cannot read the contents of region",
                 Some(e.addr),
@@ -192,11 +430,15 @@ pub(crate) fn read_extent(fd: usize, e: &ckpt_image::ExtentRecord) {
         }
         if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 {
             // SAFETY: the chunk was just mapped read-write and filled by pread.
-            let bytes = unsafe { core::slice::from_raw_parts(at as *const u8, n as usize) };
+            let bytes = unsafe { core::slice::from_raw_parts(to as *const u8, n as usize) };
             sum.update(bytes);
         }
         done += n;
     }
+}
+
+/// Dies if the extent's payload, read whole, does not match its checksum.
+fn check_extent(e: &ckpt_image::ExtentRecord, sum: ckpt_image::crc32c::PayloadChecksum) {
     if e.flags & ckpt_image::EXTENT_HAS_CRC != 0 && sum.finish() != e.crc {
         die(
             "checkpoint payload is damaged (checksum mismatch)",

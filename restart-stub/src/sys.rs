@@ -22,6 +22,7 @@ pub const SYS_MPROTECT: usize = 10;
 pub const SYS_MUNMAP: usize = 11;
 pub const SYS_RT_SIGACTION: usize = 13;
 pub const SYS_RT_SIGPROCMASK: usize = 14;
+pub const SYS_IOCTL: usize = 16;
 pub const SYS_PREAD64: usize = 17;
 pub const SYS_MREMAP: usize = 25;
 pub const SYS_MADVISE: usize = 28;
@@ -29,6 +30,7 @@ pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_ARCH_PRCTL: usize = 158;
 pub const SYS_EXIT_GROUP: usize = 231;
+pub const SYS_USERFAULTFD: usize = 323;
 pub const SYS_MLOCK2: usize = 325;
 pub const SYS_MSEAL: usize = 462;
 
@@ -48,10 +50,26 @@ pub const ARCH_SET_FS: usize = 0x1002;
 pub const PR_SET_MM: usize = 35;
 pub const PR_SET_MM_MAP: usize = 14;
 pub const EINTR: isize = 4;
+pub const EAGAIN: isize = 11;
 pub const ENOMEM: isize = 12;
 pub const MADV_POPULATE_WRITE: usize = 23;
 pub const MADV_GUARD_INSTALL: usize = 102;
 pub const MLOCK_ONFAULT: usize = 1;
+/// userfaultfd, for moving pages filled in huge pages into place (`regions.rs`): an
+/// ordinary user may only open it for faults in user mode.
+pub const UFFD_USER_MODE_ONLY: usize = 1;
+pub const UFFD_API: u64 = 0xaa;
+pub const UFFD_FEATURE_MOVE: u64 = 0x1_0000;
+pub const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+/// `_IOWR(0xaa, 0x3f, struct uffdio_api)`, three words: api, features, ioctls.
+pub const UFFDIO_API: usize = 0xc018_aa3f;
+/// `_IOWR(0xaa, 0x00, struct uffdio_register)`, four words: start, len, mode, ioctls.
+pub const UFFDIO_REGISTER: usize = 0xc020_aa00;
+/// `_IOR(0xaa, 0x01, struct uffdio_range)`, two words: start, len.
+pub const UFFDIO_UNREGISTER: usize = 0x8010_aa01;
+/// `_IOWR(0xaa, 0x05, struct uffdio_move)`, five words: dst, src, len, mode, and `move`,
+/// which the kernel sets to the bytes it moved or to a negated errno.
+pub const UFFDIO_MOVE: usize = 0xc028_aa05;
 pub const ENOSYS: isize = 38;
 pub const SIGKILL: usize = 9;
 pub const SIGSTOP: usize = 19;

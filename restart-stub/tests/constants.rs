@@ -19,7 +19,7 @@
 use std::mem::{offset_of, size_of};
 
 use ckpt_image::{MmLayout, SigactionRecord};
-use linux_raw_sys::{auxvec, elf_uapi, errno, general as g, prctl};
+use linux_raw_sys::{auxvec, elf_uapi, errno, general as g, ioctl, prctl};
 use restart_stub::properties;
 
 /// Every constant `src/sys.rs` defines, with the kernel's value for it.
@@ -34,6 +34,7 @@ const KERNEL: &[(&str, i128)] = &[
     ("SYS_MUNMAP", g::__NR_munmap as i128),
     ("SYS_RT_SIGACTION", g::__NR_rt_sigaction as i128),
     ("SYS_RT_SIGPROCMASK", g::__NR_rt_sigprocmask as i128),
+    ("SYS_IOCTL", g::__NR_ioctl as i128),
     ("SYS_PREAD64", g::__NR_pread64 as i128),
     ("SYS_MREMAP", g::__NR_mremap as i128),
     ("SYS_MADVISE", g::__NR_madvise as i128),
@@ -41,6 +42,7 @@ const KERNEL: &[(&str, i128)] = &[
     ("SYS_PRCTL", g::__NR_prctl as i128),
     ("SYS_ARCH_PRCTL", g::__NR_arch_prctl as i128),
     ("SYS_EXIT_GROUP", g::__NR_exit_group as i128),
+    ("SYS_USERFAULTFD", g::__NR_userfaultfd as i128),
     ("SYS_MLOCK2", g::__NR_mlock2 as i128),
     ("SYS_MSEAL", g::__NR_mseal as i128),
     ("O_RDONLY", g::O_RDONLY as i128),
@@ -60,10 +62,29 @@ const KERNEL: &[(&str, i128)] = &[
     ("PR_SET_MM_MAP", prctl::PR_SET_MM_MAP as i128),
     // The stub compares raw results with the negated errno.
     ("EINTR", errno::EINTR as i128),
+    ("EAGAIN", errno::EAGAIN as i128),
     ("ENOMEM", errno::ENOMEM as i128),
     ("MADV_POPULATE_WRITE", g::MADV_POPULATE_WRITE as i128),
     ("MADV_GUARD_INSTALL", g::MADV_GUARD_INSTALL as i128),
     ("MLOCK_ONFAULT", g::MLOCK_ONFAULT as i128),
+    ("UFFD_USER_MODE_ONLY", g::UFFD_USER_MODE_ONLY as i128),
+    ("UFFD_API", g::UFFD_API as i128),
+    ("UFFD_FEATURE_MOVE", g::UFFD_FEATURE_MOVE as i128),
+    (
+        "UFFDIO_REGISTER_MODE_MISSING",
+        g::UFFDIO_REGISTER_MODE_MISSING as i128,
+    ),
+    ("UFFDIO_API", ioctl::UFFDIO_API as i128),
+    ("UFFDIO_REGISTER", ioctl::UFFDIO_REGISTER as i128),
+    ("UFFDIO_UNREGISTER", ioctl::UFFDIO_UNREGISTER as i128),
+    // linux-raw-sys has no UFFDIO_MOVE yet: _IOWR(UFFDIO, _UFFDIO_MOVE, struct uffdio_move).
+    (
+        "UFFDIO_MOVE",
+        (3 << 30
+            | (size_of::<g::uffdio_move>() << 16)
+            | ((g::UFFDIO as usize) << 8)
+            | g::_UFFDIO_MOVE as usize) as i128,
+    ),
     // vdso.rs's forward_vdso answers a function this kernel lacks with -ENOSYS.
     ("ENOSYS", errno::ENOSYS as i128),
     // Actions the stub does not restore: the kernel refuses to change them.
