@@ -4,7 +4,8 @@
  *   requester TARGET [NAME]
  *
  * Listens on "\0ckpt-request/<own pid>/<nonce>", queues signal 63 at TARGET with the nonce,
- * accepts its connection, sends "NAME\n" and prints "answer: <line>", "closed" when the
+ * accepts its connection, sends "NAME\n" and prints "answer: <line>" (the first line that
+ * is not a progress report), "closed" when the
  * target hung up without answering, or "no connection" after 5 s. */
 #include <poll.h>
 #include <signal.h>
@@ -57,6 +58,13 @@ int main(int argc, char **argv)
         if (r <= 0)
             break;
         n += r;
+        /* "progress DONE TOTAL" lines come before the answer: skipped. */
+        char *end;
+        while ((end = memchr(line, '\n', n)) && strncmp(line, "progress ", 9) == 0) {
+            size_t used = (size_t)(end + 1 - line);
+            memmove(line, end + 1, n - used);
+            n -= used;
+        }
         if (memchr(line, '\n', n))
             break;
     }
