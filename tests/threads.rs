@@ -620,7 +620,13 @@ fn threads_hammering_mutexes_restart_from_any_checkpoint() {
         let label = copy.file_name().unwrap().to_string_lossy().into_owned();
         let (mut proc, mut stdin) = restart(&dir, copy, &label);
         std::thread::sleep(std::time::Duration::from_millis(30));
-        writeln!(stdin, "check").unwrap();
+        if let Err(e) = writeln!(stdin, "check") {
+            let status = proc.wait_exit_only(TIMEOUT);
+            proc.fail(&format!(
+                "the restart ended before it read 'check' ({e}): {}",
+                describe_status(status)
+            ));
+        }
         proc.wait_success(TIMEOUT);
         // (An image taken before the original printed "ready" prints it.)
         let lines = proc.rest_of_output();

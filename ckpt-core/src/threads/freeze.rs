@@ -157,6 +157,9 @@ fn stop_all(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
     }
 }
 
+/// The "slot" of a thread the tracer stopped that is not in the table (it had parked).
+const NOT_IN_TABLE: usize = u32::MAX as usize;
+
 /// Stops the threads that did not park with ptrace (`ptrace`), each into a slot of its own
 /// marked `THREAD_PTRACED`.
 fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
@@ -171,6 +174,13 @@ fn stop_from_outside(gen: u32, scratch: &mut [u8]) -> Result<(), FreezeError> {
     }
     let mut full = false;
     let captured = super::ptrace::capture(&tids[..n], |k, st| {
+        // A thread that parked after it was last looked at, before the tracer stopped it
+        // (under load the window is wide), is in the table already, asleep in the handler:
+        // a second record of it would make the restart run it twice, on one stack.
+        if parked_slots(gen).any(|s| record(s).tid == st.tid) {
+            super::ptrace::assign(k, NOT_IN_TABLE);
+            return;
+        }
         let s = NEXT_SLOT.fetch_add(1, Ordering::SeqCst) as usize;
         if s >= MAX_THREADS {
             full = true;
