@@ -10,7 +10,9 @@ For each size it checkpoints the workload once (benches/workload.c, dense memory
 not ask for huge pages) and measures, each the median of five runs after a warm-up, in the
 same run:
   - the eager restart: from starting the checkpoint file to the resumed program's restart
-    hook (as in bench.py);
+    hook (as in bench.py), as by default (the stub gives the huge-page fill up when the
+    kernel gives small pages or gives them slowly) and with CKPT_HUGE_FILL=1 (never given
+    up);
   - the same restart with userfaultfd refused by a seccomp filter (tests/programs/refuse.c),
     which makes the stub read in place in small pages: the restart as it was before the
     huge-page fill, and what it is on a kernel without UFFDIO_MOVE;
@@ -31,12 +33,13 @@ from bench import (CKPT, ROOT, TIMEOUT, checkpoint_time, die, env_with, fmt_t,  
                    steady)
 
 
-def restart_time(workdir, prefix=()):
-    """From starting the checkpoint file (behind `prefix`) until its restart hook reads the
-    clock."""
+def restart_time(workdir, prefix=(), **env):
+    """From starting the checkpoint file (behind `prefix`, with `env`) until its restart hook
+    reads the clock."""
     t0 = time.time_ns()
     p = subprocess.Popen(list(prefix) + [os.path.join(workdir, "workload.ckpt")], cwd=workdir,
-                         env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         env=env_with(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     line = p.stdout.readline().split()
     p.kill()
     p.wait()
@@ -56,6 +59,7 @@ def measure(workdir, mib):
     steady(lambda: checkpoint_time(workdir, mib, [], CKPT_FSYNC=0))
     refuse = [os.path.join(workdir, "refuse"), "userfaultfd"]
     eager = steady(lambda: restart_time(workdir))
+    always = steady(lambda: restart_time(workdir, CKPT_HUGE_FILL=1))
     small_path = steady(lambda: restart_time(workdir, refuse))
     small = steady(lambda: fill_floor(workdir, "small"))
     huge = steady(lambda: fill_floor(workdir, "huge"))
@@ -64,6 +68,8 @@ def measure(workdir, mib):
     print(f"  fill floor, MADV_HUGEPAGE       {fmt_t(huge)}   {small / huge:5.2f} x faster")
     print(f"  restart, eager                  {fmt_t(eager)}   {eager / huge:5.2f} x huge floor"
           f"   {eager / small:5.2f} x small floor")
+    print(f"  restart, eager, CKPT_HUGE_FILL=1 {fmt_t(always)}   {always / huge:5.2f} x huge floor"
+          f"   {always / small:5.2f} x small floor")
     print(f"  restart, eager, no userfaultfd  {fmt_t(small_path)}   {small_path / huge:5.2f} x huge floor"
           f"   {small_path / small:5.2f} x small floor")
 

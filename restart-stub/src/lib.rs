@@ -350,8 +350,39 @@ pub mod properties {
 ///
 /// Only dense memory: a 2 MiB range whose every page was stored, so that a sparse region
 /// takes no more memory than it did. The rest is read into place in small pages, as before.
+///
+/// The fast path only pays when the kernel hands out huge pages quickly. Each window is
+/// judged once filled ([`Pace`]), and the rest of the restart reads in place when the
+/// kernel gave it mostly small pages (THP off, or none free: moving small pages costs
+/// ~17 ms per GiB and gains nothing), or took longer to fault the windows in than small
+/// pages would have (direct compaction on a fragmented machine with `defrag=madvise`).
+/// `CKPT_HUGE_FILL` in the restart's environment overrides that ([`Mode`]).
 pub mod huge_fill {
     use ckpt_image::region_flags as rf;
+
+    /// `CKPT_HUGE_FILL` of the restart's environment.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        /// `0`: everything is read in place, as before huge-page fills.
+        Off,
+        /// Unset (or any other value): filled in huge pages while the kernel gives them
+        /// quickly ([`Pace`]).
+        Auto,
+        /// `1`: every window is filled in huge pages, however slowly or small the kernel
+        /// gives them; only a refusal ends it (for measuring, or where huge pages matter
+        /// more than the restart's time).
+        Always,
+    }
+
+    impl Mode {
+        pub fn from_env(value: Option<&[u8]>) -> Mode {
+            match value {
+                Some(b"0") => Mode::Off,
+                Some(b"1") => Mode::Always,
+                _ => Mode::Auto,
+            }
+        }
+    }
 
     pub const HUGE_PAGE: u64 = 2 << 20;
     /// The scratch mapping's size: each window is filled, checked and moved before the
@@ -367,6 +398,96 @@ pub mod huge_fill {
         let own_choice = rf::HUGEPAGE | rf::NOHUGEPAGE;
         let excluded = rf::VDSO_FAMILY | rf::STACK | rf::GROWSDOWN;
         eager && !shared && flags & (own_choice | excluded) == 0
+    }
+
+    /// The longest the windows may take to fault in, per MiB on average, before the rest
+    /// of the restart reads in place: 1 ms per MiB (~1 s per GiB), about twice what faulting
+    /// fresh memory in 4 KiB pages takes on the machines measured (0.5–0.6 s per GiB). Huge
+    /// pages slower than that are not worth waiting for.
+    pub const FAULT_NS_PER_MIB: u64 = 1_000_000;
+    /// Time the windows may take beyond [`FAULT_NS_PER_MIB`] in all: a window preempted on
+    /// a busy machine does not end the fast path, and a stall costs at most this (and one
+    /// window) more than the pace allows.
+    pub const FAULT_SLACK_NS: u64 = 10_000_000;
+
+    /// Whether a window of `len` bytes of which `huge` were mapped in huge pages got
+    /// enough of them: at least half its 2 MiB blocks.
+    pub fn mostly_huge(len: u64, huge: u64) -> bool {
+        huge.saturating_mul(2) >= len
+    }
+
+    /// What the windows filled so far say about the fast path.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Verdict {
+        /// Go on filling in huge pages.
+        Keep,
+        /// The last window came mostly in small pages: the kernel has none to give.
+        SmallPages,
+        /// Faulting the windows in took longer than [`FAULT_NS_PER_MIB`] allows.
+        TooSlow,
+    }
+
+    /// The bytes filled in windows so far and the time it took to fault them in.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Pace {
+        bytes: u64,
+        fault_ns: u64,
+    }
+
+    impl Pace {
+        pub const fn new() -> Pace {
+            Pace {
+                bytes: 0,
+                fault_ns: 0,
+            }
+        }
+
+        /// Counts a window of `len` bytes that took `fault_ns` to fault in, of which `huge`
+        /// bytes came in huge pages (`None`: the kernel cannot say, which is not held
+        /// against it), and says whether the fast path goes on. The time is the total so
+        /// far, so that one slow window among fast ones is forgiven but a slow run is not.
+        pub fn window(&mut self, len: u64, fault_ns: u64, huge: Option<u64>) -> Verdict {
+            self.bytes = self.bytes.saturating_add(len);
+            self.fault_ns = self.fault_ns.saturating_add(fault_ns);
+            let allowed = (self.bytes >> 20)
+                .saturating_mul(FAULT_NS_PER_MIB)
+                .saturating_add(FAULT_SLACK_NS);
+            if huge.is_some_and(|huge| !mostly_huge(len, huge)) {
+                Verdict::SmallPages
+            } else if self.fault_ns > allowed {
+                Verdict::TooSlow
+            } else {
+                Verdict::Keep
+            }
+        }
+    }
+
+    /// `struct pm_scan_arg` of `PAGEMAP_SCAN` (linux/fs.h), which the stub hands the kernel
+    /// to learn which pages of a window are huge (layout checked in `tests/constants.rs`).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct PmScanArg {
+        pub size: u64,
+        pub flags: u64,
+        pub start: u64,
+        pub end: u64,
+        pub walk_end: u64,
+        pub vec: u64,
+        pub vec_len: u64,
+        pub max_pages: u64,
+        pub category_inverted: u64,
+        pub category_mask: u64,
+        pub category_anyof_mask: u64,
+        pub return_mask: u64,
+    }
+
+    /// `struct page_region`: one run of pages the scan found.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct PageRegion {
+        pub start: u64,
+        pub end: u64,
+        pub categories: u64,
     }
 
     /// A part of a stored extent and how it is filled.
@@ -534,6 +655,16 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         assert_eq!(format_hex(0, &mut b), b"0x0");
         assert_eq!(format_hex(0x7ffd1ca00000, &mut b), b"0x7ffd1ca00000");
         assert_eq!(format_hex(u64::MAX, &mut b), b"0xffffffffffffffff");
+        use huge_fill::Mode;
+        for (value, mode) in [
+            (None, Mode::Auto),
+            (Some(&b""[..]), Mode::Auto),
+            (Some(b"0"), Mode::Off),
+            (Some(b"1"), Mode::Always),
+            (Some(b"yes"), Mode::Auto),
+        ] {
+            assert_eq!(Mode::from_env(value), mode, "{value:?}");
+        }
         let env: [&[u8]; 3] = [b"A=1", b"CKPT_LAZY=1", b"CKPT_LAZ=2"];
         assert_eq!(
             env_lookup(env.iter().copied(), b"CKPT_LAZY"),
@@ -694,5 +825,56 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         ] {
             assert!(!wanted(own, false, true), "{own:#x}");
         }
+    }
+
+    #[test]
+    fn the_fast_path_is_given_up_for_small_or_slow_pages() {
+        use huge_fill::{mostly_huge, Pace, Verdict, FAULT_SLACK_NS, HUGE_PAGE as H, WINDOW};
+        const MS: u64 = 1_000_000;
+        // At least half the window's 2 MiB blocks in huge pages.
+        assert!(mostly_huge(16 * H, 8 * H));
+        assert!(!mostly_huge(16 * H, 7 * H));
+        assert!(!mostly_huge(H, 0));
+        assert!(mostly_huge(H, H));
+        assert!(!mostly_huge(3 * H, H));
+        assert!(mostly_huge(2 * H, H));
+
+        // Huge and quick: kept, window after window.
+        let mut pace = Pace::new();
+        for _ in 0..64 {
+            assert_eq!(pace.window(WINDOW, 10 * MS, Some(WINDOW)), Verdict::Keep);
+        }
+        // Small pages end it at once, whatever the pace.
+        assert_eq!(pace.window(WINDOW, 0, Some(H)), Verdict::SmallPages);
+        assert_eq!(Pace::new().window(H, 0, Some(0)), Verdict::SmallPages);
+        // A kernel that cannot tell is judged by its pace only.
+        assert_eq!(Pace::new().window(WINDOW, 10 * MS, None), Verdict::Keep);
+
+        // 32 MiB may take 32 ms and the slack; a first small window only the slack (and 2
+        // ms), so that one preemption does not end the fast path.
+        assert_eq!(
+            Pace::new().window(WINDOW, 32 * MS + FAULT_SLACK_NS, Some(WINDOW)),
+            Verdict::Keep
+        );
+        assert_eq!(
+            Pace::new().window(WINDOW, 32 * MS + FAULT_SLACK_NS + 1, Some(WINDOW)),
+            Verdict::TooSlow
+        );
+        assert_eq!(Pace::new().window(H, 11 * MS, Some(H)), Verdict::Keep);
+        // The pace is the average so far: a slow window after fast ones is forgiven, a slow
+        // run is not, and a stall (10 s per GiB) ends it within two windows.
+        let mut pace = Pace::new();
+        for _ in 0..4 {
+            assert_eq!(pace.window(WINDOW, 5 * MS, Some(WINDOW)), Verdict::Keep);
+        }
+        assert_eq!(pace.window(WINDOW, 60 * MS, Some(WINDOW)), Verdict::Keep);
+        let mut stalls = 0;
+        while pace.window(WINDOW, 320 * MS, Some(WINDOW)) == Verdict::Keep {
+            stalls += 1;
+        }
+        assert!(stalls <= 1, "{stalls}");
+        // Nothing overflows on absurd figures.
+        Pace::new().window(u64::MAX, u64::MAX, Some(u64::MAX));
+        Pace::new().window(u64::MAX, 0, Some(0));
     }
 }

@@ -24,8 +24,8 @@ use ckpt_image::{
 use restart_stub::properties::{advice_after_fill, advice_before_fill, map_flags, MAP_NORESERVE};
 
 use restart_stub::{
-    env_flag, env_lookup, format_hex, jump_to, parse_maps, vdso_functions, writable_range,
-    writable_word, Mapping, VdsoFamily,
+    env_flag, env_lookup, format_hex, huge_fill, jump_to, parse_maps, vdso_functions,
+    writable_range, writable_word, Mapping, VdsoFamily,
 };
 
 use regions::{restore_region, HugeFill};
@@ -248,6 +248,8 @@ fn environment(initial_sp: *const usize) -> impl Iterator<Item = &'static [u8]> 
 pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
     // Restart options, from the restarting environment.
     let lazy = env_flag(environment(initial_sp), b"CKPT_LAZY");
+    let huge_fill =
+        huge_fill::Mode::from_env(env_lookup(environment(initial_sp), b"CKPT_HUGE_FILL"));
     let mut options = 0u64;
     if env_flag(environment(initial_sp), b"CKPT_STRICT_FILES") {
         options |= ckpt_image::RESTART_STRICT_FILES;
@@ -427,7 +429,7 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
 
     // 3. Map and fill every saved region (the saved vDSO image too when this kernel's is
     //    another: it then forwards to this one).
-    let mut huge = HugeFill::new();
+    let mut huge = HugeFill::new(huge_fill);
     for r in tables.regions {
         let kernel_provided = r.flags & region_flags::VDSO_FAMILY != 0;
         if kernel_provided && (same_vdso || r.flags & region_flags::VDSO == 0) {

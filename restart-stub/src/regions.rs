@@ -5,30 +5,54 @@
 //! ([`restart_stub::huge_fill`], [`HugeFill`]).
 
 use super::*;
-use restart_stub::huge_fill::{self, Piece, HUGE_PAGE, WINDOW};
+use restart_stub::huge_fill::{
+    self, Mode, Pace, PageRegion, Piece, PmScanArg, Verdict, HUGE_PAGE, WINDOW,
+};
 use restart_stub::properties::MADV_HUGEPAGE;
 
 /// The userfaultfd that moves pages filled in huge pages into the program's regions, opened
 /// on first use and closed before the jump. Moving needs `UFFDIO_MOVE` (Linux 6.8); where
 /// the kernel refuses anything on the way, the stub reads in place as it always did, so a
-/// refusal costs nothing but speed.
+/// refusal costs nothing but speed. So does a kernel that gives small pages or gives huge
+/// ones slowly: each window is judged ([`Pace`]) and the fast path given up for the rest of
+/// the restart.
 pub(crate) struct HugeFill {
     /// The descriptor; `None` before the first use and once the fast path is given up.
     uffd: Option<usize>,
+    /// `/proc/self/pagemap`, opened with the userfaultfd, which tells how many of a window's
+    /// pages are huge; `None` when it cannot be opened (no `/proc`), and then windows are
+    /// judged by their pace only.
+    pagemap: Option<usize>,
     given_up: bool,
+    mode: Mode,
+    pace: Pace,
 }
 
 impl HugeFill {
-    pub(crate) const fn new() -> Self {
+    /// `mode`: what `CKPT_HUGE_FILL` says.
+    pub(crate) fn new(mode: Mode) -> Self {
         HugeFill {
             uffd: None,
-            given_up: false,
+            pagemap: None,
+            given_up: mode == Mode::Off,
+            mode,
+            pace: Pace::new(),
         }
     }
 
     /// The descriptor, opened on the first call; `None` when this kernel cannot move pages.
     fn uffd(&mut self) -> Option<usize> {
         if self.uffd.is_none() && !self.given_up {
+            // SAFETY: opens a NUL-terminated path, which the kernel only reads.
+            let pagemap = unsafe {
+                syscall3(
+                    SYS_OPEN,
+                    c"/proc/self/pagemap".as_ptr() as usize,
+                    O_RDONLY | O_CLOEXEC,
+                    0,
+                )
+            };
+            self.pagemap = (pagemap >= 0).then_some(pagemap as usize);
             // SAFETY: creates a descriptor; no memory is touched.
             let fd = unsafe { syscall3(SYS_USERFAULTFD, O_CLOEXEC | UFFD_USER_MODE_ONLY, 0, 0) };
             if fd < 0 {
@@ -56,11 +80,54 @@ impl HugeFill {
     /// Closes the descriptor: at the end of the restart, or when moving failed once (so
     /// that later regions do not try again).
     pub(crate) fn give_up(&mut self) {
-        if let Some(fd) = self.uffd.take() {
+        for fd in [self.uffd.take(), self.pagemap.take()]
+            .into_iter()
+            .flatten()
+        {
             // SAFETY: closes a descriptor the stub opened.
             unsafe { syscall3(SYS_CLOSE, fd, 0, 0) };
         }
         self.given_up = true;
+    }
+
+    /// Counts the window of `len` bytes at `at`, just filled, whose pages took `fault_ns`
+    /// to fault in, and says whether the fast path goes on (always with `CKPT_HUGE_FILL=1`).
+    fn judge(&mut self, at: u64, len: u64, fault_ns: u64) -> Verdict {
+        if self.mode == Mode::Always {
+            return Verdict::Keep;
+        }
+        let huge = self.huge_bytes(at, len);
+        self.pace.window(len, fault_ns, huge)
+    }
+
+    /// How many bytes of `[at, at + len)` (at most a window) the kernel maps with 2 MiB
+    /// page table entries; `None` when it cannot tell (no `/proc`, a kernel before 6.7).
+    fn huge_bytes(&self, at: u64, len: u64) -> Option<u64> {
+        let fd = self.pagemap?;
+        // A run is at least a huge page: a window has room for no more runs than this.
+        let mut runs = [PageRegion::default(); (WINDOW / HUGE_PAGE) as usize];
+        let mut arg = PmScanArg {
+            size: core::mem::size_of::<PmScanArg>() as u64,
+            start: at,
+            end: at + len,
+            vec: runs.as_mut_ptr() as u64,
+            vec_len: runs.len() as u64,
+            category_mask: PAGE_IS_HUGE,
+            return_mask: PAGE_IS_HUGE,
+            ..PmScanArg::default()
+        };
+        // SAFETY: the kernel reads and updates `arg` and writes at most `vec_len` records
+        // into `runs`; it only reads the page tables of the stub's own window.
+        let found = unsafe {
+            syscall3(
+                SYS_IOCTL,
+                fd,
+                PAGEMAP_SCAN,
+                &mut arg as *mut PmScanArg as usize,
+            )
+        };
+        let found = usize::try_from(found).ok()?.min(runs.len());
+        Some(runs[..found].iter().map(|run| run.end - run.start).sum())
     }
 
     /// Moves the `len` bytes filled at `from` to `to`, inside region `r`; returns how many
@@ -340,8 +407,8 @@ pub(crate) fn restore_region(
 /// Fills an uncompressed extent of region `r`: its dense middle a window at a time into
 /// the scratch mapping, in huge pages when the kernel has them, then moved into place; the
 /// rest read in place. Whatever the kernel refuses on the way is read or copied in place
-/// instead, so the region always ends up whole; and once refused, the rest of the restart
-/// reads in place.
+/// instead, so the region always ends up whole; and once refused, or once a window came in
+/// small pages or slowly, the rest of the restart reads in place.
 fn fill_extent_in_huge_pages(
     fd: usize,
     r: &ckpt_image::RegionRecord,
@@ -368,8 +435,14 @@ fn fill_extent_in_huge_pages(
             read_span(fd, e, at, len, at, &mut sum);
             continue;
         };
+        // Faulting in is where the kernel finds huge pages, or compacts memory for them;
+        // the read after it costs the same in either page size.
+        let started = monotonic_ns();
         populate(window, len);
+        let fault_ns = monotonic_ns().saturating_sub(started);
         read_span(fd, e, at, len, window, &mut sum);
+        let verdict = huge.judge(window, len, fault_ns);
+        // Moved even when given up: the window is filled and moving costs less than copying.
         let moved = huge.move_pages(r, at, window, len);
         if moved < len {
             // The pages not moved are still in the window, filled and checked: copied in
@@ -384,6 +457,9 @@ fn fill_extent_in_huge_pages(
                     (len - moved) as usize,
                 )
             };
+        }
+        if verdict != Verdict::Keep {
+            huge.give_up();
         }
     }
     check_extent(e, sum);

@@ -9,12 +9,13 @@
 //! - every `pub const` of `src/sys.rs`, read from its source text, so that a constant added
 //!   there without an entry here fails the test until it is checked too;
 //! - the `mmap` and `madvise` numbers of `restart_stub::properties`;
+//! - the `PAGEMAP_SCAN` records of `restart_stub::huge_fill`;
 //! - the image constants the stub passes to the kernel unchanged (protections, the number of
 //!   signals, the control signal) and the layouts it passes by pointer (`SigactionRecord` as
 //!   the kernel's `struct sigaction`, `MmLayout` as the head of `struct prctl_mm_map`).
 //!
-//! The one layout `src/main.rs` builds inline (the `sigaltstack` argument) is stated in the
-//! last test.
+//! The layouts `src/main.rs` and `src/sys.rs` build inline (the `sigaltstack` argument, the
+//! `clock_gettime` result) are stated in the last test.
 
 use std::mem::{offset_of, size_of};
 
@@ -41,6 +42,7 @@ const KERNEL: &[(&str, i128)] = &[
     ("SYS_SIGALTSTACK", g::__NR_sigaltstack as i128),
     ("SYS_PRCTL", g::__NR_prctl as i128),
     ("SYS_ARCH_PRCTL", g::__NR_arch_prctl as i128),
+    ("SYS_CLOCK_GETTIME", g::__NR_clock_gettime as i128),
     ("SYS_EXIT_GROUP", g::__NR_exit_group as i128),
     ("SYS_USERFAULTFD", g::__NR_userfaultfd as i128),
     ("SYS_MLOCK2", g::__NR_mlock2 as i128),
@@ -87,6 +89,13 @@ const KERNEL: &[(&str, i128)] = &[
     ),
     // vdso.rs's forward_vdso answers a function this kernel lacks with -ENOSYS.
     ("ENOSYS", errno::ENOSYS as i128),
+    ("CLOCK_MONOTONIC", g::CLOCK_MONOTONIC as i128),
+    // linux-raw-sys has no PAGEMAP_SCAN: _IOWR('f', 16, struct pm_scan_arg).
+    (
+        "PAGEMAP_SCAN",
+        (3 << 30 | (size_of::<g::pm_scan_arg>() << 16) | ((b'f' as usize) << 8) | 16) as i128,
+    ),
+    ("PAGE_IS_HUGE", g::PAGE_IS_HUGE as i128),
     // Actions the stub does not restore: the kernel refuses to change them.
     ("SIGKILL", g::SIGKILL as i128),
     ("SIGSTOP", g::SIGSTOP as i128),
@@ -292,7 +301,72 @@ fn image_constants_and_layouts_are_the_kernels() {
     assert_eq!(size_of::<Map>(), size_of::<MmLayout>() + 16);
 }
 
-/// The one layout `src/main.rs` builds inline: `sigaltstack` from `[sp, flags, size]`.
+/// `PAGEMAP_SCAN`'s argument and result records, as `restart_stub::huge_fill` types them.
+#[test]
+fn pagemap_scan_layouts_are_the_kernels() {
+    use restart_stub::huge_fill::{PageRegion, PmScanArg};
+    assert_eq!(size_of::<PmScanArg>(), size_of::<g::pm_scan_arg>());
+    let fields = [
+        (
+            offset_of!(PmScanArg, size),
+            offset_of!(g::pm_scan_arg, size),
+        ),
+        (
+            offset_of!(PmScanArg, flags),
+            offset_of!(g::pm_scan_arg, flags),
+        ),
+        (
+            offset_of!(PmScanArg, start),
+            offset_of!(g::pm_scan_arg, start),
+        ),
+        (offset_of!(PmScanArg, end), offset_of!(g::pm_scan_arg, end)),
+        (
+            offset_of!(PmScanArg, walk_end),
+            offset_of!(g::pm_scan_arg, walk_end),
+        ),
+        (offset_of!(PmScanArg, vec), offset_of!(g::pm_scan_arg, vec)),
+        (
+            offset_of!(PmScanArg, vec_len),
+            offset_of!(g::pm_scan_arg, vec_len),
+        ),
+        (
+            offset_of!(PmScanArg, max_pages),
+            offset_of!(g::pm_scan_arg, max_pages),
+        ),
+        (
+            offset_of!(PmScanArg, category_inverted),
+            offset_of!(g::pm_scan_arg, category_inverted),
+        ),
+        (
+            offset_of!(PmScanArg, category_mask),
+            offset_of!(g::pm_scan_arg, category_mask),
+        ),
+        (
+            offset_of!(PmScanArg, category_anyof_mask),
+            offset_of!(g::pm_scan_arg, category_anyof_mask),
+        ),
+        (
+            offset_of!(PmScanArg, return_mask),
+            offset_of!(g::pm_scan_arg, return_mask),
+        ),
+    ];
+    for (ours, kernel) in fields {
+        assert_eq!(ours, kernel, "PmScanArg field at {ours}");
+    }
+    assert_eq!(size_of::<PageRegion>(), size_of::<g::page_region>());
+    assert_eq!(
+        offset_of!(PageRegion, start),
+        offset_of!(g::page_region, start)
+    );
+    assert_eq!(offset_of!(PageRegion, end), offset_of!(g::page_region, end));
+    assert_eq!(
+        offset_of!(PageRegion, categories),
+        offset_of!(g::page_region, categories)
+    );
+}
+
+/// The layouts `src/main.rs` and `src/sys.rs` build inline: `sigaltstack` from `[sp, flags,
+/// size]`, `clock_gettime` into `[seconds, nanoseconds]`.
 #[test]
 fn what_main_rs_assumes() {
     assert_eq!(size_of::<g::stack_t>(), 3 * 8);
@@ -300,4 +374,8 @@ fn what_main_rs_assumes() {
     assert_eq!(offset_of!(g::stack_t, ss_flags), 8);
     assert_eq!(offset_of!(g::stack_t, ss_size), 16);
     assert_eq!(size_of::<g::stat>() % 8, 0, "struct stat is whole words");
+    // sys.rs's monotonic_ns: clock_gettime into [seconds, nanoseconds].
+    assert_eq!(size_of::<g::__kernel_timespec>(), 2 * 8);
+    assert_eq!(offset_of!(g::__kernel_timespec, tv_sec), 0);
+    assert_eq!(offset_of!(g::__kernel_timespec, tv_nsec), 8);
 }

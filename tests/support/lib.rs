@@ -37,6 +37,7 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_FORK",
     "CKPT_COMPRESS",
     "CKPT_LAZY",
+    "CKPT_HUGE_FILL",
     "CKPT_FD_POLICY",
     "CKPT_STRICT_FILES",
     "CKPT_MAX_DELETED",
