@@ -219,10 +219,9 @@ fn dense_memory_round_trip(case: Case) {
             "the dense region has {dense} kB in huge pages though filled in small pages"
         ));
     }
-    // Whether the dense region got huge pages depends on the kernel having any to give,
-    // and in its own time: asserted only with CKPT_HUGE_FILL=1 (a restart left to judge may
-    // give up on a slow kernel) and where the restart got them for the region that asked
-    // for them.
+    // Whether the dense region got huge pages depends on the kernel having any to give:
+    // asserted only with CKPT_HUGE_FILL=1 (a restart left to judge gives up after a window
+    // of small pages) and where the restart got them for the region that asked for them.
     if case.huge_fill != Some("1") {
         eprintln!("{label}: the dense region has {dense} kB in huge pages");
         restarted.kill();
@@ -255,7 +254,7 @@ fn dense_memory_round_trip(case: Case) {
     restarted.kill();
 }
 
-/// The fast path kept whatever the kernel's pace: the dense region comes back in huge pages.
+/// The fast path kept whatever the kernel gives: the dense region comes back in huge pages.
 #[test]
 fn dense_memory_comes_back_in_huge_pages_with_its_own_flags() {
     dense_memory_round_trip(Case {
@@ -265,7 +264,8 @@ fn dense_memory_comes_back_in_huge_pages_with_its_own_flags() {
     });
 }
 
-/// Left to judge the kernel's pace, as by default: the same memory, whichever way it went.
+/// Left to judge the pages the kernel gives, as by default: the same memory, whichever way
+/// it went.
 #[test]
 fn dense_memory_comes_back_whole_when_the_restart_judges() {
     dense_memory_round_trip(Case {

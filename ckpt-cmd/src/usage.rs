@@ -63,8 +63,8 @@ environment:
              checkpoint file and read it when first touched (see README)
   CKPT_HUGE_FILL=0|1
              in the environment of a RESTART: do not fill dense memory in huge
-             pages (0), or fill it so however slowly the kernel gives them (1);
-             by default the restart stops when they come small or slowly
+             pages (0), or keep trying even when the kernel gives small pages
+             (1); by default the restart stops trying once a window comes small
   CKPT_FD_POLICY=refuse|close
              a descriptor a checkpoint cannot save yet (a pipe, a socket, ...)
              fails the checkpoint (refuse, the default) or is left closed at

@@ -6,26 +6,24 @@
 
 use super::*;
 use restart_stub::huge_fill::{
-    self, Mode, Pace, PageRegion, Piece, PmScanArg, Verdict, HUGE_PAGE, WINDOW,
+    self, Mode, PageRegion, Piece, PmScanArg, Verdict, HUGE_PAGE, WINDOW,
 };
 use restart_stub::properties::MADV_HUGEPAGE;
 
 /// The userfaultfd that moves pages filled in huge pages into the program's regions, opened
 /// on first use and closed before the jump. Moving needs `UFFDIO_MOVE` (Linux 6.8); where
 /// the kernel refuses anything on the way, the stub reads in place as it always did, so a
-/// refusal costs nothing but speed. So does a kernel that gives small pages or gives huge
-/// ones slowly: each window is judged ([`Pace`]) and the fast path given up for the rest of
-/// the restart.
+/// refusal costs nothing but speed. So does a kernel that gives small pages: each window is
+/// judged ([`huge_fill::judge`]) and the fast path given up for the rest of the restart.
 pub(crate) struct HugeFill {
     /// The descriptor; `None` before the first use and once the fast path is given up.
     uffd: Option<usize>,
     /// `/proc/self/pagemap`, opened with the userfaultfd, which tells how many of a window's
-    /// pages are huge; `None` when it cannot be opened (no `/proc`), and then windows are
-    /// judged by their pace only.
+    /// pages are huge; `None` when it cannot be opened (no `/proc`), and then the fast path
+    /// goes on.
     pagemap: Option<usize>,
     given_up: bool,
     mode: Mode,
-    pace: Pace,
 }
 
 impl HugeFill {
@@ -36,7 +34,6 @@ impl HugeFill {
             pagemap: None,
             given_up: mode == Mode::Off,
             mode,
-            pace: Pace::new(),
         }
     }
 
@@ -90,14 +87,13 @@ impl HugeFill {
         self.given_up = true;
     }
 
-    /// Counts the window of `len` bytes at `at`, just filled, whose pages took `fault_ns`
-    /// to fault in, and says whether the fast path goes on (always with `CKPT_HUGE_FILL=1`).
-    fn judge(&mut self, at: u64, len: u64, fault_ns: u64) -> Verdict {
+    /// Whether the fast path goes on after the window of `len` bytes at `at`, just filled
+    /// (always with `CKPT_HUGE_FILL=1`).
+    fn judge(&mut self, at: u64, len: u64) -> Verdict {
         if self.mode == Mode::Always {
             return Verdict::Keep;
         }
-        let huge = self.huge_bytes(at, len);
-        self.pace.window(len, fault_ns, huge)
+        huge_fill::judge(len, self.huge_bytes(at, len))
     }
 
     /// How many bytes of `[at, at + len)` (at most a window) the kernel maps with 2 MiB
@@ -408,7 +404,7 @@ pub(crate) fn restore_region(
 /// the scratch mapping, in huge pages when the kernel has them, then moved into place; the
 /// rest read in place. Whatever the kernel refuses on the way is read or copied in place
 /// instead, so the region always ends up whole; and once refused, or once a window came in
-/// small pages or slowly, the rest of the restart reads in place.
+/// small pages, the rest of the restart reads in place.
 fn fill_extent_in_huge_pages(
     fd: usize,
     r: &ckpt_image::RegionRecord,
@@ -435,13 +431,9 @@ fn fill_extent_in_huge_pages(
             read_span(fd, e, at, len, at, &mut sum);
             continue;
         };
-        // Faulting in is where the kernel finds huge pages, or compacts memory for them;
-        // the read after it costs the same in either page size.
-        let started = monotonic_ns();
         populate(window, len);
-        let fault_ns = monotonic_ns().saturating_sub(started);
         read_span(fd, e, at, len, window, &mut sum);
-        let verdict = huge.judge(window, len, fault_ns);
+        let verdict = huge.judge(window, len);
         // Moved even when given up: the window is filled and moving costs less than copying.
         let moved = huge.move_pages(r, at, window, len);
         if moved < len {

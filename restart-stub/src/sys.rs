@@ -29,7 +29,6 @@ pub const SYS_MADVISE: usize = 28;
 pub const SYS_SIGALTSTACK: usize = 131;
 pub const SYS_PRCTL: usize = 157;
 pub const SYS_ARCH_PRCTL: usize = 158;
-pub const SYS_CLOCK_GETTIME: usize = 228;
 pub const SYS_EXIT_GROUP: usize = 231;
 pub const SYS_USERFAULTFD: usize = 323;
 pub const SYS_MLOCK2: usize = 325;
@@ -74,7 +73,6 @@ pub const UFFDIO_MOVE: usize = 0xc028_aa05;
 pub const ENOSYS: isize = 38;
 /// How long a huge-page window takes to fault in (`regions.rs`), read with the system call:
 /// the stub does not call the vDSO, which it moves.
-pub const CLOCK_MONOTONIC: usize = 1;
 /// `_IOWR('f', 16, struct pm_scan_arg)` on `/proc/self/pagemap` (Linux 6.7): which pages of
 /// a window the kernel mapped huge (`PAGE_IS_HUGE`: a 2 MiB page table entry).
 pub const PAGEMAP_SCAN: usize = 0xc060_6610;
@@ -146,25 +144,6 @@ pub fn exit(code: i32) -> ! {
         // SAFETY: ends the process.
         unsafe { syscall3(SYS_EXIT_GROUP, code as usize, 0, 0) };
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds; 0 when the kernel refuses it (a seccomp filter), which
-/// makes every interval measured with it 0.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = [0u64; 2];
-    // SAFETY: the kernel writes one struct timespec (two words) into `ts`.
-    if unsafe {
-        syscall3(
-            SYS_CLOCK_GETTIME,
-            CLOCK_MONOTONIC,
-            ts.as_mut_ptr() as usize,
-            0,
-        )
-    } < 0
-    {
-        return 0;
-    }
-    ts[0].wrapping_mul(1_000_000_000).wrapping_add(ts[1])
 }
 
 /// `pread` until `len` bytes are read into `addr`; false on error or end of file.

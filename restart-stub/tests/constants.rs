@@ -42,7 +42,6 @@ const KERNEL: &[(&str, i128)] = &[
     ("SYS_SIGALTSTACK", g::__NR_sigaltstack as i128),
     ("SYS_PRCTL", g::__NR_prctl as i128),
     ("SYS_ARCH_PRCTL", g::__NR_arch_prctl as i128),
-    ("SYS_CLOCK_GETTIME", g::__NR_clock_gettime as i128),
     ("SYS_EXIT_GROUP", g::__NR_exit_group as i128),
     ("SYS_USERFAULTFD", g::__NR_userfaultfd as i128),
     ("SYS_MLOCK2", g::__NR_mlock2 as i128),
@@ -89,7 +88,6 @@ const KERNEL: &[(&str, i128)] = &[
     ),
     // vdso.rs's forward_vdso answers a function this kernel lacks with -ENOSYS.
     ("ENOSYS", errno::ENOSYS as i128),
-    ("CLOCK_MONOTONIC", g::CLOCK_MONOTONIC as i128),
     // linux-raw-sys has no PAGEMAP_SCAN: _IOWR('f', 16, struct pm_scan_arg).
     (
         "PAGEMAP_SCAN",
@@ -374,8 +372,4 @@ fn what_main_rs_assumes() {
     assert_eq!(offset_of!(g::stack_t, ss_flags), 8);
     assert_eq!(offset_of!(g::stack_t, ss_size), 16);
     assert_eq!(size_of::<g::stat>() % 8, 0, "struct stat is whole words");
-    // sys.rs's monotonic_ns: clock_gettime into [seconds, nanoseconds].
-    assert_eq!(size_of::<g::__kernel_timespec>(), 2 * 8);
-    assert_eq!(offset_of!(g::__kernel_timespec, tv_sec), 0);
-    assert_eq!(offset_of!(g::__kernel_timespec, tv_nsec), 8);
 }
