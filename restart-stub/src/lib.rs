@@ -176,16 +176,26 @@ pub fn writable_word(regions: &[RegionRecord], addr: u64) -> bool {
     addr.is_multiple_of(8) && writable_range(regions, addr, 8)
 }
 
-/// Whether the `len` bytes at `addr` (not 0) lie in one saved writable region.
+/// Whether the `len` bytes at `addr` (not 0) lie in saved writable regions, one or several
+/// adjacent ones: a library's static that begins in the file-backed page of its data
+/// segment and ends in the anonymous `.bss` after it spans two.
 pub fn writable_range(regions: &[RegionRecord], addr: u64, len: u64) -> bool {
-    addr != 0
-        && regions.iter().any(|r| {
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let mut at = addr;
+    while at < end {
+        let holder = regions.iter().find(|r| {
             r.prot & ckpt_image::prot::WRITE != 0
-                && r.start <= addr
-                && addr
-                    .checked_add(len)
-                    .is_some_and(|end| end <= r.start.saturating_add(r.len))
-        })
+                && r.start <= at
+                && at < r.start.saturating_add(r.len)
+        });
+        match holder {
+            Some(r) => at = r.start.saturating_add(r.len),
+            None => return false,
+        }
+    }
+    addr != 0
 }
 
 /// The functions a vDSO exports, read from its image as mapped (`image` starts at its ELF
@@ -513,7 +523,22 @@ mod tests {
             prot: ckpt_image::prot::READ,
             ..Default::default()
         };
-        let regions = [rw, ro];
+        let next = RegionRecord {
+            start: 0x3000,
+            len: 0x1000,
+            ..rw
+        };
+        let after = RegionRecord {
+            start: 0x4000,
+            len: 0x2000,
+            ..rw
+        };
+        let regions = [rw, ro, next, after];
+        // Across adjacent writable regions, not across a read-only one or past the last.
+        assert!(writable_range(&regions, 0x3ff0, 0x1000));
+        assert!(writable_range(&regions, 0x3000, 0x3000));
+        assert!(!writable_range(&regions, 0x3000, 0x3001));
+        assert!(!writable_range(&regions, 0x1ff0, 0x20));
         assert!(writable_word(&regions, 0x1000));
         assert!(writable_word(&regions, 0x1ff8));
         assert!(!writable_word(&regions, 0x1ffc));

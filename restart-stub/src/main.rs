@@ -104,6 +104,12 @@ static PAGE: Static<Page> = Static::new(Page([0; PAGE_SIZE as usize]));
 /// the environment is) goes away.
 static RELOCATE: Static<Page> = Static::new(Page([0; PAGE_SIZE as usize]));
 
+/// Whether the restart was given a `CKPT_RELOCATE` value.
+fn relocate_given() -> bool {
+    // SAFETY: single-threaded; RELOCATE was written before the restore began.
+    unsafe { RELOCATE.get().0[0] != 0 }
+}
+
 const EXIT_BAD_OPTION: i32 = ExitStatus::BadOption.code();
 
 /// The kernel's `struct prctl_mm_map`.
@@ -497,6 +503,14 @@ pub extern "C" fn stub_main(initial_sp: *const usize) -> ! {
                 relocate_max,
             );
         }
+    } else if relocate_given() {
+        // Never a restart that quietly ignores it: files would be opened at their old paths.
+        die(
+            "CKPT_RELOCATE cannot be handed to the program (the image names no writable place \
+             for it)",
+            Some(header.restart_relocate),
+            EXIT_RESTORE_FAILED,
+        );
     }
     let thread = &tables.threads[0];
     let ss = [
