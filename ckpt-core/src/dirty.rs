@@ -139,11 +139,16 @@ impl Tracker {
             self.forget();
         }
         if self.uffd < 0 {
-            match sys::uffd_open_wp_async().and_then(|fd| {
-                // Far from the program's low numbers, which it may close and reuse.
-                let high = sys::dup_above(fd, 900);
-                sys::close(fd);
-                high
+            match sys::uffd_open_wp_async().map(|fd| {
+                // Far from the program's low numbers, which it may close and reuse (where
+                // the descriptor limit allows).
+                match sys::dup_above(fd, 900) {
+                    Ok(high) => {
+                        sys::close(fd);
+                        high
+                    }
+                    Err(_) => fd,
+                }
             }) {
                 Ok(fd) => (self.uffd, self.pid) = (fd, pid),
                 Err(_) => return,
