@@ -1,6 +1,7 @@
 /* The benchmark's workload: touches MIB mebibytes of memory (or, with "sparse", reserves
  * 32 GiB and touches MIB mebibytes scattered over it; with "huge", asks for transparent huge
- * pages for it with MADV_HUGEPAGE), prints "ready", then spins,
+ * pages for it with MADV_HUGEPAGE; with "dirty", keeps writing one word of each page in
+ * turn while it spins, as a program at work does), prints "ready", then spins,
  * recording the longest gap between two loop iterations (the pause a checkpoint costs).
  * SIGUSR1 makes it print "pause <max gap in ns>" and exit. After a restart the restart
  * hook prints "restarted <CLOCK_REALTIME ns>" first thing. */
@@ -29,6 +30,7 @@ int main(int argc, char **argv)
     size_t mib = argc > 1 ? strtoul(argv[1], 0, 10) : 16;
     int sparse = argc > 2 && strcmp(argv[2], "sparse") == 0;
     int huge = argc > 2 && strcmp(argv[2], "huge") == 0;
+    int dirty = argc > 2 && strcmp(argv[2], "dirty") == 0;
     size_t bytes = mib << 20;
     unsigned char *p;
     if (sparse) {
@@ -54,7 +56,12 @@ int main(int argc, char **argv)
     printf("ready\n");
     fflush(stdout);
     uint64_t last = now_ns(CLOCK_MONOTONIC), max_gap = 0;
+    size_t page = 0;
     while (!report) {
+        if (dirty) {
+            p[page] += 1;
+            page = page + 4096 < bytes ? page + 4096 : 0;
+        }
         uint64_t t = now_ns(CLOCK_MONOTONIC);
         if (t - last > max_gap)
             max_gap = t - last;

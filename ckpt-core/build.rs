@@ -4,11 +4,14 @@
 //!
 //! The stub has no dependencies beyond `ckpt-image`, so it is compiled by calling `$RUSTC`
 //! directly (a nested cargo would contend for locks and inherit flags meant for the host
-//! build). It is linked twice, at two different base addresses, and the loadable bytes are
-//! compared: code is position independent (rip-relative), and the only words that differ
-//! must differ by exactly the distance of the bases. Those are absolute pointers in data
-//! (core's panic locations); their offsets become `STUB_RELOCS`, and the checkpoint writer
-//! adds the chosen base to them. Any other difference fails the build.
+//! build). The sources are found through ckpt-core's dependencies on ckpt-image and
+//! restart-stub, whose build scripts announce their directories (`DEP_*_ROOT`): a packaged
+//! ckpt-core has no `../restart-stub`. The stub is linked twice, at two different base
+//! addresses, and the loadable bytes are compared: code is position independent
+//! (rip-relative), and the only words that differ must differ by exactly the distance of the
+//! bases. Those are absolute pointers in data (core's panic locations); their offsets become
+//! `STUB_RELOCS`, and the checkpoint writer adds the chosen base to them. Any other
+//! difference fails the build.
 
 use std::env;
 use std::fs;
@@ -16,14 +19,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let root = manifest.parent().unwrap().to_path_buf();
+    let image_src = dependency_root("CKPT_IMAGE").join("src");
+    let stub_src = dependency_root("RESTART_STUB").join("src");
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("stub");
     fs::create_dir_all(&out).unwrap();
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
 
-    for dir in ["ckpt-image/src", "restart-stub/src"] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    for dir in [&image_src, &stub_src] {
+        println!("cargo:rerun-if-changed={}", dir.display());
     }
 
     let common: &[&str] = &[
@@ -42,7 +45,7 @@ fn main() {
         &[
             "--crate-type=rlib",
             "--crate-name=ckpt_image",
-            root.join("ckpt-image/src/lib.rs").to_str().unwrap(),
+            image_src.join("lib.rs").to_str().unwrap(),
             "--out-dir",
             out.to_str().unwrap(),
         ],
@@ -54,7 +57,7 @@ fn main() {
         &[
             "--crate-type=rlib",
             "--crate-name=restart_stub",
-            root.join("restart-stub/src/lib.rs").to_str().unwrap(),
+            stub_src.join("lib.rs").to_str().unwrap(),
             "--extern",
             &image_rlib,
             "--out-dir",
@@ -78,7 +81,7 @@ fn main() {
             &[
                 "--crate-type=bin",
                 "--crate-name=restart_stub_bin",
-                root.join("restart-stub/src/main.rs").to_str().unwrap(),
+                stub_src.join("main.rs").to_str().unwrap(),
                 "--extern",
                 &image_rlib,
                 "--extern",
@@ -138,6 +141,18 @@ fn main() {
         ),
     )
     .unwrap();
+}
+
+/// Where cargo put the sources of a dependency: the `root` its build script announces (its
+/// `links` key is `name` in lower case). In the workspace that is `../ckpt-image` and
+/// `../restart-stub`, the same paths as ever, so the stub (whose panic locations name its
+/// source files) comes out byte for byte the same; in a packaged ckpt-core it is wherever
+/// cargo unpacked those crates.
+fn dependency_root(name: &str) -> PathBuf {
+    let variable = format!("DEP_{name}_ROOT");
+    PathBuf::from(env::var_os(&variable).unwrap_or_else(|| {
+        panic!("{variable} is not set: ckpt-core must depend on the crate whose links key sets it")
+    }))
 }
 
 fn rustc_run(rustc: &str, common: &[&str], args: &[&str]) {

@@ -479,7 +479,7 @@ fn italicise(roff: &str, words: &[String]) -> String {
 mod tests {
     use super::*;
 
-    const HEADER: &str = include_str!("../../include/ckpt.h");
+    const HEADER: &str = include_str!("../include/ckpt.h");
 
     #[test]
     fn one_page_per_function_with_its_summary() {

@@ -11,15 +11,16 @@ mod help_page;
 mod roff;
 
 // The command's help text, the one source of ckpt(1). The command's own function for
-// synopses (`usage_line`) is of no use here.
+// synopses (`usage_line`) is of no use here. `src/usage.rs` (like `include/ckpt.h`) is a
+// symbolic link to the one copy, which `cargo package` follows, so a packaged ckpt-doc
+// carries the text it was packaged with.
 #[allow(dead_code)]
-#[path = "../../ckpt-cmd/src/usage.rs"]
 mod usage;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const HEADER: &str = include_str!("../../include/ckpt.h");
+const HEADER: &str = include_str!("../include/ckpt.h");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Writes `text` to `path` through a temporary file renamed into place, so that a reader

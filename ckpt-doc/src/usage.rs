@@ -1,0 +1,1 @@
+../../ckpt-cmd/src/usage.rs
