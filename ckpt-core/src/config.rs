@@ -44,6 +44,10 @@ pub struct Config {
     pub children: bool,
     /// A checkpoint that ends the program does not say where it went (`CKPT_QUIET=1`).
     pub quiet: bool,
+    /// Checkpoints store only the pages written since the previous one and copy the rest
+    /// from its file (`CKPT_INCREMENTAL`): `None`, the default, for periodic checkpoints
+    /// only; `Some(true)` for every checkpoint that continues; `Some(false)` never.
+    pub incremental: Option<bool>,
 }
 
 /// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
@@ -74,6 +78,7 @@ impl Config {
             max_deleted: MAX_DELETED,
             children: false,
             quiet: false,
+            incremental: None,
         }
     }
 

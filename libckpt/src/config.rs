@@ -204,6 +204,9 @@ pub fn from_env() -> Result<Config, String> {
     if let Some(v) = var(c"CKPT_QUIET") {
         cfg.quiet = text("CKPT_QUIET", v)? != "0";
     }
+    if let Some(v) = var(c"CKPT_INCREMENTAL") {
+        cfg.incremental = Some(text("CKPT_INCREMENTAL", v)? != "0");
+    }
     if let Some(v) = var(c"CKPT_CHILDREN") {
         cfg.children = text("CKPT_CHILDREN", v)? != "0";
     }
