@@ -451,6 +451,7 @@ fn write_payloads_and_tables(
         taken_at: now(),
         pid: sys::getpid(),
         stub_sum,
+        copied: inc.as_ref().map_or(0, |s| s.copied),
         ..Default::default()
     };
     header.header_crc = header.compute_crc();
