@@ -7,7 +7,10 @@
 //! The program (tests/programs/incremental.c) changes 1% of a 64 MiB mapping and a few
 //! bytes elsewhere at each step and prints a checksum of all its data; after a restart it
 //! prints the checksum again. `ckpt info` says how much a checkpoint copied, which proves
-//! that the copy path ran (not only that memory came back right).
+//! that the copy path ran (not only that memory came back right). The unchanged pages are
+//! shared with the previous file only where the file system can (XFS, Btrfs); the tests
+//! use `CKPT_INCREMENTAL=copy`, which copies them elsewhere too (`copy_file_range`), so
+//! that the path runs on any file system (`TMPDIR` on XFS runs the block-sharing one).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,7 +139,7 @@ fn sum_now(proc: &mut Proc) -> String {
 fn chain_of_requests(label: &str, env: &[(&str, &str)]) {
     let s = setup(label);
     let mut env = env.to_vec();
-    env.push(("CKPT_INCREMENTAL", "1"));
+    env.push(("CKPT_INCREMENTAL", "copy"));
     let mut proc = s.start(&[], "signals", &env);
     let names = ["a.ckpt", "b.ckpt", "c.ckpt"].map(|n| s.dir.join(n));
     let mut last_sum = String::new();
@@ -211,7 +214,11 @@ fn periodic_incremental_checkpoints_restore_the_memory_they_were_taken_of() {
     let s = setup("incremental-periodic");
     let file = s.dir.join("periodic.ckpt");
     let name = file.to_str().expect("utf-8 path");
-    let mut proc = s.start(&["-z", "150", "-n", name], "periodic", &[]);
+    let mut proc = s.start(
+        &["-z", "150", "-n", name],
+        "periodic",
+        &[("CKPT_INCREMENTAL", "copy")],
+    );
     checkpoints(&mut proc, 4);
     proc.kill();
     verify_ok(&file);
@@ -235,21 +242,68 @@ fn periodic_incremental_checkpoints_restore_the_memory_they_were_taken_of() {
     again.kill();
 }
 
-/// CKPT_INCREMENTAL=0: periodic checkpoints write everything.
+/// Whether the process tracks written pages: `uw` (userfaultfd write protection) in the
+/// `VmFlags` of its mappings.
+fn tracks_writes(pid: i32) -> bool {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("read smaps");
+    smaps
+        .lines()
+        .filter_map(|l| l.strip_prefix("VmFlags:"))
+        .any(|flags| flags.split_whitespace().any(|f| f == "uw"))
+}
+
+/// Whether files in `dir` can share blocks (`cp --reflink=always` works there).
+fn shares_blocks(dir: &TempDir) -> bool {
+    let (a, b) = (dir.join("reflink-a"), dir.join("reflink-b"));
+    std::fs::write(&a, [7u8; 8192]).expect("write a probe file");
+    let ok = Command::new("cp")
+        .arg("--reflink=always")
+        .arg(&a)
+        .arg(&b)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    ok
+}
+
+/// Periodic checkpoints are incremental by default (the program's writes are tracked, and
+/// the unchanged pages shared with the previous file where the file system can); with
+/// CKPT_INCREMENTAL=0 nothing is tracked and everything written.
 #[test]
-fn incremental_off_writes_everything() {
-    let s = setup("incremental-off");
-    let file = s.dir.join("off.ckpt");
-    let name = file.to_str().expect("utf-8 path");
-    let mut proc = s.start(
-        &["-z", "150", "-n", name],
-        "periodic",
-        &[("CKPT_INCREMENTAL", "0")],
-    );
-    checkpoints(&mut proc, 3);
-    proc.kill();
-    verify_ok(&file);
-    assert_eq!(copied(&file), 0);
+fn periodic_checkpoints_are_incremental_by_default_and_not_with_0() {
+    let s = setup("incremental-default");
+    let sharing = shares_blocks(&s.dir);
+    for (setting, incremental) in [(None, true), (Some("0"), false)] {
+        let file = s.dir.join(format!("default-{incremental}.ckpt"));
+        let name = file.to_str().expect("utf-8 path");
+        let env: Vec<(&str, &str)> = setting
+            .map(|v| ("CKPT_INCREMENTAL", v))
+            .into_iter()
+            .collect();
+        let mut proc = s.start(&["-z", "150", "-n", name], "periodic", &env);
+        checkpoints(&mut proc, 3);
+        assert_eq!(
+            tracks_writes(proc.pid()),
+            incremental,
+            "CKPT_INCREMENTAL={setting:?}: written pages tracked"
+        );
+        proc.kill();
+        verify_ok(&file);
+        let copied = copied(&file);
+        if incremental && sharing {
+            assert!(
+                copied > 32 << 20,
+                "only {copied} bytes shared with the previous file"
+            );
+        } else {
+            assert_eq!(copied, 0, "CKPT_INCREMENTAL={setting:?}, sharing {sharing}");
+        }
+        let mut restarted = s.restart(&file);
+        expect_restored(&mut restarted);
+        restarted.kill();
+    }
 }
 
 /// The previous file changed between two checkpoints (its payload damaged, as a careless
@@ -258,7 +312,7 @@ fn incremental_off_writes_everything() {
 #[test]
 fn a_changed_previous_file_makes_the_next_checkpoint_full() {
     let s = setup("incremental-damaged");
-    let mut proc = s.start(&[], "signals", &[("CKPT_INCREMENTAL", "1")]);
+    let mut proc = s.start(&[], "signals", &[("CKPT_INCREMENTAL", "copy")]);
     let file = s.dir.join("same.ckpt");
     step(&mut proc, 1);
     s.request(proc.pid(), &file);

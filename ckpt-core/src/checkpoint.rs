@@ -504,6 +504,7 @@ fn capture_regions_and_write(
     let opts = write::WriteOptions {
         fsync: cfg.fsync,
         compress: cfg.compress,
+        incremental_copy: cfg.incremental_copy,
     };
     let files = state.process.files;
     let inc = Some(&mut state.incremental).filter(|i| i.in_flight());

@@ -48,6 +48,10 @@ pub struct Config {
     /// from its file (`CKPT_INCREMENTAL`): `None`, the default, for periodic checkpoints
     /// only; `Some(true)` for every checkpoint that continues; `Some(false)` never.
     pub incremental: Option<bool>,
+    /// Incremental checkpoints copy unchanged pages with `copy_file_range` where the file
+    /// system cannot share blocks, instead of writing them from memory
+    /// (`CKPT_INCREMENTAL=copy`).
+    pub incremental_copy: bool,
 }
 
 /// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
@@ -79,6 +83,7 @@ impl Config {
             children: false,
             quiet: false,
             incremental: None,
+            incremental_copy: false,
         }
     }
 

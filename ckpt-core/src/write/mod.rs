@@ -179,6 +179,8 @@ pub struct WriteOptions {
     /// fsync before the rename.
     pub fsync: bool,
     pub compress: Compression,
+    /// Incremental: copy unchanged pages even where blocks cannot be shared.
+    pub incremental_copy: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,7 +228,7 @@ pub fn write_image(
 
     // An incremental checkpoint opens the file it copies from before the new one can
     // replace its name.
-    let mut session = inc.and_then(incremental::Session::open);
+    let mut session = inc.and_then(|i| incremental::Session::open(i, opts.incremental_copy));
     let (fd, named) = match create_temp(
         &arena.target_path[..target_len],
         &arena.temp_path[..temp_len],
