@@ -553,6 +553,13 @@ impl ExtentJob<'_> {
             (&[][..], &[][..])
         };
         let written = written.unwrap_or(&[]);
+        // Where blocks can be shared, all that the previous file stores of the extent is
+        // shared first, a call per stretch, and the written pages are written over it:
+        // each call is a file-system transaction, and one per unchanged run (2,600 runs
+        // in 1 GiB at 1% changed) cost more than all the rest of the checkpoint on XFS.
+        let bulk = !prev_extents.is_empty()
+            && *self.sharing != Sharing::Cannot
+            && self.share_all(prev_extents)?;
         let end = self.addr + self.len;
         let (mut wi, mut pi) = (0, 0);
         let mut at = self.addr;
@@ -581,7 +588,9 @@ impl ExtentJob<'_> {
                 // Unsorted ranges would mean a bug in the tracker: never loop on it.
                 return Err(libc::EINVAL);
             }
-            if in_prev && !in_written {
+            if in_prev && !in_written && bulk {
+                self.copied_with_lanes(at, run_end - at, &prev_extents[pi], prev_lanes);
+            } else if in_prev && !in_written {
                 self.copy(at, run_end, &prev_extents[pi], prev_lanes, staging)?;
             } else {
                 self.write_from_memory(at, run_end)?;
@@ -589,6 +598,33 @@ impl ExtentJob<'_> {
             at = run_end;
         }
         Ok(())
+    }
+
+    /// Shares the blocks of every stretch of the extent that the previous file stores
+    /// (`prev`); false when the file system cannot (then nothing can be assumed of the
+    /// new file's bytes there: they are all written run by run).
+    fn share_all(&mut self, prev: &[LedgerExtent]) -> Result<bool, i32> {
+        let end = self.addr + self.len;
+        for p in prev {
+            let (lo, hi) = (p.addr.max(self.addr), (p.addr + p.len).min(end));
+            if lo >= hi {
+                continue;
+            }
+            let (src, dst) = (
+                p.file_offset + (lo - p.addr),
+                self.offset + (lo - self.addr),
+            );
+            match sys::clone_range(self.prev_fd, src, self.fd, dst, hi - lo) {
+                Ok(()) => *self.sharing = Sharing::Shares,
+                Err(libc::EOPNOTSUPP | libc::EXDEV | libc::ENOTTY | libc::ENOSYS) => {
+                    *self.sharing = Sharing::Cannot;
+                    return Ok(false);
+                }
+                Err(libc::EINVAL) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Index of the page at `addr` in this extent.
