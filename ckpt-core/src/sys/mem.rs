@@ -64,14 +64,13 @@ pub fn reserve(len: usize) -> &'static mut [u8] {
 }
 
 /// A shared anonymous mapping of `len` bytes, zero-filled and committed only where written:
-/// shared with a forked writer child, which fills it for its parent. At `at` when given
-/// (where nothing else may be: `MAP_FIXED_NOREPLACE`), or in this process alone in place of
-/// the one inherited there (`replace`: after a fork, the child's own). Returns its address.
-pub fn map_shared(len: u64, at: u64, replace: bool) -> SysResult<u64> {
-    let fixed = match (at, replace) {
-        (0, _) => 0,
-        (_, false) => libc::MAP_FIXED_NOREPLACE,
-        (_, true) => libc::MAP_FIXED,
+/// shared with a forked writer child, which fills it for its parent. With `replace_at`, in
+/// this process alone in place of the one made there before (after a fork, the child's
+/// own). Returns its address. Signal-safe.
+pub fn map_shared(len: u64, replace_at: Option<u64>) -> SysResult<u64> {
+    let (at, fixed) = match replace_at {
+        Some(at) => (at, libc::MAP_FIXED),
+        None => (0, 0),
     };
     // SAFETY: a fresh shared anonymous mapping; with MAP_FIXED it replaces, in this process
     // only, the mapping the caller made there earlier and holds no other view of.
@@ -87,12 +86,6 @@ pub fn map_shared(len: u64, at: u64, replace: bool) -> SysResult<u64> {
     };
     if p == libc::MAP_FAILED {
         return Err(errno());
-    }
-    if at != 0 && p as u64 != at {
-        // An old kernel that ignores MAP_FIXED_NOREPLACE placed it elsewhere.
-        // SAFETY: the mapping just made, referenced by nothing.
-        unsafe { libc::munmap(p, len as usize) };
-        return Err(libc::EEXIST);
     }
     Ok(p as u64)
 }

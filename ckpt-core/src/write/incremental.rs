@@ -12,8 +12,9 @@
 //! page's checksum lanes (so that an extent's checksum covers the copied pages without
 //! reading them: `crc32c::PayloadChecksum::update_page_lanes`), and the file's identity —
 //! is kept in a [`Ledger`]. A forked writer produces it in the child but the parent uses it
-//! next time, so the ledgers live in a shared anonymous mapping made at library load (never
-//! saved in an image: capture leaves it out), double-buffered: the writer fills the one
+//! next time, so the ledgers live in a shared anonymous mapping made at the first
+//! incremental checkpoint, before the fork (never saved in an image: capture leaves it
+//! out), double-buffered: the writer fills the one
 //! that is not current, and the parent makes it current only when the writer finished
 //! cleanly ([`Incremental::finished`]); a failed or killed writer's half-filled ledger is
 //! ignored, and the next checkpoint is full.
@@ -212,7 +213,8 @@ pub fn is_ledger_mapping(start: u64, len: u64) -> bool {
 /// The library's incremental state, kept in [`State`](crate::checkpoint::State).
 pub struct Incremental {
     pub tracker: Tracker,
-    /// The two ledgers; `None` when the shared mapping could not be made.
+    /// The two ledgers, mapped at the first incremental checkpoint (a program that never
+    /// takes one has no such mapping); `None` before, or when it could not be made.
     ledgers: Option<[Ledger; 2]>,
     /// The process the shared mapping belongs to: a child of the program's `fork` shares
     /// it, and makes its own before it uses it.
@@ -226,18 +228,11 @@ pub struct Incremental {
 }
 
 impl Incremental {
-    /// Reserves the tracker's memory and maps the ledgers. At library load.
+    /// Reserves the tracker's memory. At library load.
     pub fn reserve() -> Incremental {
-        let ledgers = sys::map_shared(MAPPING_SIZE, 0, false)
-            .ok()
-            .and_then(|base| {
-                LEDGERS.0.store(base, Ordering::Relaxed);
-                LEDGERS.1.store(base + MAPPING_SIZE, Ordering::Relaxed);
-                Some([Ledger::at(base)?, Ledger::at(base + LEDGER_SIZE)?])
-            });
         Incremental {
             tracker: Tracker::reserve(),
-            ledgers,
+            ledgers: None,
             owner: sys::getpid(),
             current: 0,
             in_flight: false,
@@ -257,14 +252,23 @@ impl Incremental {
     pub fn begin(&mut self, maps: &[u8]) {
         let pid = sys::getpid();
         if self.owner != pid {
-            // A child of the program's fork: the mapping is its parent's too.
+            // A child of the program's fork: the mapping is its parent's too; the child
+            // gets its own in the same place.
             let base = LEDGERS.0.load(Ordering::Relaxed);
-            if self.ledgers.is_some() && sys::map_shared(MAPPING_SIZE, base, true).is_err() {
+            if self.ledgers.is_some() && sys::map_shared(MAPPING_SIZE, Some(base)).is_err() {
                 self.ledgers = None;
             }
             self.owner = pid;
         }
         self.tracker.begin_checkpoint(maps);
+        if self.tracker.own_fd().is_none() {
+            // No tracking on this kernel: full checkpoints, nothing to record.
+            return;
+        }
+        if self.ledgers.is_none() {
+            self.ledgers = map_ledgers();
+            self.current = 0;
+        }
         let next = 1 - self.current;
         let Some(ledgers) = self.ledgers.as_mut() else {
             return;
@@ -296,21 +300,29 @@ impl Incremental {
     }
 
     /// In a restarted process: nothing is tracked and the ledgers were not restored (they
-    /// are in no image); they are mapped again, empty, where they were. Signal-safe.
+    /// are in no image); new ones are mapped at the next incremental checkpoint.
+    /// Signal-safe.
     pub fn after_restart(&mut self) {
         self.tracker.forget();
         self.in_flight = false;
         self.owner = sys::getpid();
-        let base = LEDGERS.0.load(Ordering::Relaxed);
-        if self.ledgers.is_some() && sys::map_shared(MAPPING_SIZE, base, false).is_err() {
-            self.ledgers = None;
-        }
+        self.ledgers = None;
+        LEDGERS.0.store(0, Ordering::Relaxed);
+        LEDGERS.1.store(0, Ordering::Relaxed);
     }
 
     /// Whether this checkpoint began tracking (its writer uses [`Session`]).
     pub fn in_flight(&self) -> bool {
         self.in_flight && self.ledgers.is_some()
     }
+}
+
+/// Maps the two ledgers (shared with a forked writer, empty). Signal-safe.
+fn map_ledgers() -> Option<[Ledger; 2]> {
+    let base = sys::map_shared(MAPPING_SIZE, None).ok()?;
+    LEDGERS.0.store(base, Ordering::Relaxed);
+    LEDGERS.1.store(base + MAPPING_SIZE, Ordering::Relaxed);
+    Some([Ledger::at(base)?, Ledger::at(base + LEDGER_SIZE)?])
 }
 
 /// One incremental checkpoint's writing, from before its file is created (the previous
