@@ -193,6 +193,19 @@ fn checkpoints(proc: &mut Proc, n: usize) {
     }
 }
 
+/// Waits for periodic checkpoints until one of them shares or copies most of its memory
+/// from the previous file (not every one does: after a few, the previous file is in too
+/// many pieces, and the next is full); fails after `n`.
+fn until_incremental(proc: &mut Proc, file: &Path, n: usize) {
+    for _ in 0..n {
+        checkpoints(proc, 1);
+        if copied(file) > 32 << 20 {
+            return;
+        }
+    }
+    panic!("none of {n} periodic checkpoints was incremental");
+}
+
 /// The `restored step K saved S now N` line of a restarted program: N must be S.
 fn expect_restored(proc: &mut Proc) {
     let line = proc.wait_line_matching("restored", WAIT, |l| l.starts_with("restored "));
@@ -219,24 +232,17 @@ fn periodic_incremental_checkpoints_restore_the_memory_they_were_taken_of() {
         "periodic",
         &[("CKPT_INCREMENTAL", "copy")],
     );
-    checkpoints(&mut proc, 4);
+    until_incremental(&mut proc, &file, 8);
+    checkpoints(&mut proc, 2);
     proc.kill();
     verify_ok(&file);
-    assert!(
-        copied(&file) > 32 << 20,
-        "the 4th periodic checkpoint should be incremental"
-    );
     let mut restarted = s.restart(&file);
     expect_restored(&mut restarted);
     // Its first checkpoint is full (nothing tracked yet in the new process); then
     // incremental again.
-    checkpoints(&mut restarted, 3);
+    until_incremental(&mut restarted, &file, 8);
     restarted.kill();
     verify_ok(&file);
-    assert!(
-        copied(&file) > 32 << 20,
-        "incremental again after a restart"
-    );
     let mut again = s.restart(&file);
     expect_restored(&mut again);
     again.kill();
@@ -289,16 +295,17 @@ fn periodic_checkpoints_are_incremental_by_default_and_not_with_0() {
             incremental,
             "CKPT_INCREMENTAL={setting:?}: written pages tracked"
         );
+        if incremental && sharing {
+            until_incremental(&mut proc, &file, 8);
+        }
         proc.kill();
         verify_ok(&file);
-        let copied = copied(&file);
-        if incremental && sharing {
-            assert!(
-                copied > 32 << 20,
-                "only {copied} bytes shared with the previous file"
+        if !(incremental && sharing) {
+            assert_eq!(
+                copied(&file),
+                0,
+                "CKPT_INCREMENTAL={setting:?}, sharing {sharing}"
             );
-        } else {
-            assert_eq!(copied, 0, "CKPT_INCREMENTAL={setting:?}, sharing {sharing}");
         }
         let mut restarted = s.restart(&file);
         expect_restored(&mut restarted);
