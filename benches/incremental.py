@@ -14,7 +14,9 @@ measured with CKPT_INCREMENTAL=0 (full) and =1 (incremental: the changed pages f
 memory, the rest copied from the first file with copy_file_range), durable (fsync, the
 default) and with CKPT_FSYNC=0; each the median of five runs after a warm-up. The ratio
 incremental / full is the goal's measure (<= 10%); dd writing the changed pages' worth of
-bytes is the physical reference. Set CKPT_BENCH_DIR to run on another file system: with
+bytes is the physical reference. Then, once, a chain of 8 such checkpoints: writing
+scattered pages over shared blocks leaves each file in more pieces than the last, and
+once there are too many the next checkpoint is full (marked so). Set CKPT_BENCH_DIR to run on another file system: with
 reflinks (XFS, Btrfs) the copy shares blocks; elsewhere (ext4, tmpfs) the kernel copies
 the bytes, which costs about as much as writing them.
 """
@@ -32,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the shared helpers: Program, RenameWatch, env_with, steady)
 
 NAME = "incremental.ckpt"
+CHAIN = 8
 
 
 def checkpoint(workdir, w, watch):
@@ -45,8 +48,9 @@ def checkpoint(workdir, w, watch):
     return t
 
 
-def second_checkpoint(workdir, mib, incremental, fsync):
-    """(first checkpoint, second checkpoint after 1% of the pages changed, bytes copied)."""
+def chain(workdir, mib, incremental, fsync, rounds):
+    """(first checkpoint, [each of `rounds` checkpoints, each after 1% of the pages changed],
+    [bytes each shared with the previous file])."""
     image = os.path.join(workdir, NAME)
     if os.path.exists(image):
         os.unlink(image)
@@ -55,21 +59,29 @@ def second_checkpoint(workdir, mib, incremental, fsync):
     w = bench.Program(workdir, "incremental", [str(mib)], env)
     watch = bench.RenameWatch(workdir)
     first = checkpoint(workdir, w, watch)
-    w.proc.send_signal(signal.SIGUSR1)
-    line = w.proc.stdout.readline()
-    if not line.startswith("changed"):
-        bench.die(f"the program did not change its pages: {line!r}")
-    second = checkpoint(workdir, w, watch)
+    times, copied = [], []
+    for _ in range(rounds):
+        w.proc.send_signal(signal.SIGUSR1)
+        line = w.proc.stdout.readline()
+        if not line.startswith("changed"):
+            bench.die(f"the program did not change its pages: {line!r}")
+        times.append(checkpoint(workdir, w, watch))
+        info = subprocess.run([bench.CKPT, "info", "--json", image], check=True,
+                              capture_output=True, text=True)
+        # 0 where the file system cannot share blocks (all written from memory), and for
+        # a full checkpoint after a chain that left the previous file in too many pieces.
+        copied.append(json.loads(info.stdout)["copied_from_previous"])
     watch.close()
     w.proc.send_signal(signal.SIGUSR2)
     if w.wait() != 0:
         bench.die(f"the program failed: {w.proc.stderr.read()}")
-    info = subprocess.run([bench.CKPT, "info", "--json", image], check=True,
-                          capture_output=True, text=True)
-    copied = json.loads(info.stdout)["copied_from_previous"]
-    if incremental and copied == 0:
-        bench.die("the incremental checkpoint copied nothing")
-    return first, second, copied
+    return first, times, copied
+
+
+def second_checkpoint(workdir, mib, incremental, fsync):
+    """(first checkpoint, second checkpoint after 1% of the pages changed, bytes shared)."""
+    first, times, copied = chain(workdir, mib, incremental, fsync, 1)
+    return first, times[0], copied[0]
 
 
 def fs_type(path):
@@ -108,7 +120,13 @@ def main():
             print(f"  second checkpoint, full                {bench.fmt_t(full)}")
             print(f"  second checkpoint, incremental         {bench.fmt_t(inc)}"
                   f"   {inc / full * 100:5.1f}% of full   {inc / ref:5.1f} x dd"
-                  f"   ({copied / 2**20:.0f} MiB copied)")
+                  f"   ({copied / 2**20:.0f} MiB shared with the first file)")
+            _, times, shared = chain(workdir, mib, True, fsync, CHAIN)
+            mean = sum(times) / len(times)
+            print(f"  a chain of {CHAIN}, incremental (one run)  {bench.fmt_t(mean)}"
+                  f"   {mean / full * 100:5.1f}% of full, mean; "
+                  + " ".join(f"{t * 1000:.0f}{'' if c else '(full)'}"
+                             for t, c in zip(times, shared)) + " ms")
         if os.path.exists(path):
             os.unlink(path)
     finally:
