@@ -155,6 +155,8 @@ pub struct Info {
     pub xcr0: u32,
     pub extents: usize,
     pub total_stored: u64,
+    /// Of those, bytes an incremental checkpoint copied from the previous file.
+    pub copied: u64,
     pub file_size: u64,
 }
 
@@ -208,6 +210,7 @@ impl Info {
             version: header.version,
             stub_base: header.stub_base,
             total_stored: tables.regions.iter().map(|r| r.stored).sum(),
+            copied: header.copied,
             threads: tables
                 .threads
                 .iter()
@@ -322,6 +325,14 @@ impl Info {
             human_size(self.total_stored),
             self.extents
         );
+        if self.copied != 0 {
+            let _ = writeln!(
+                out,
+                "incremental:   {} bytes ({}) copied from the previous checkpoint",
+                self.copied,
+                human_size(self.copied)
+            );
+        }
         let _ = writeln!(
             out,
             "file size:     {} bytes ({})",
@@ -513,6 +524,7 @@ impl Info {
             xcr0: self.xcr0,
             extents: self.extents,
             total_stored: self.total_stored,
+            copied_from_previous: self.copied,
             file_size: self.file_size,
         })
     }

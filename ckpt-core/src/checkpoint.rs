@@ -52,6 +52,8 @@ pub struct State {
     /// Process state outside memory, captured with each checkpoint and put back after a
     /// restart.
     pub process: ProcessState,
+    /// Which pages changed since the previous checkpoint, and what its file holds.
+    pub incremental: crate::write::incremental::Incremental,
 }
 
 /// Most functions that can be registered of each kind.
@@ -146,6 +148,8 @@ struct Job<'a> {
     respond: Option<i32>,
     /// Where the signal that started this checkpoint interrupted the program (0: none).
     interrupted_pc: u64,
+    /// Store only what changed since the previous checkpoint (`write::incremental`).
+    incremental: bool,
     error: Option<WriteError>,
 }
 
@@ -225,7 +229,21 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         x.state.config.continues || matches!(trigger, Trigger::Periodic | Trigger::Request);
     let pending_before = sys::sigpending();
     let fork = continues && x.state.config.fork && !matches!(trigger, Trigger::Call { .. });
-    let outcome = take(&mut x, name, trigger, fork, respond);
+    // Incremental: periodic checkpoints by default, any that continues with
+    // CKPT_INCREMENTAL=1; never while a writer still fills the ledger.
+    let incremental = continues
+        && x.state.writer.is_none()
+        && x.state.config.compress != write::Compression::All
+        && x.state
+            .config
+            .incremental
+            .unwrap_or(trigger == Trigger::Periodic);
+    let outcome = take(&mut x, name, trigger, fork, respond, incremental);
+    match outcome {
+        Outcome::Written => x.state.incremental.finished(true),
+        Outcome::Failed(_) => x.state.incremental.finished(false),
+        _ => {}
+    }
     if let Outcome::Failed(_) = outcome {
         // Writing past RLIMIT_FSIZE raised SIGXFSZ (held back while we ran), whose default
         // action would end the program the failed checkpoint was protecting: drop it.
@@ -260,6 +278,7 @@ fn take(
     trigger: Trigger,
     fork: bool,
     respond: Option<i32>,
+    incremental: bool,
 ) -> Outcome {
     let mut name_buf = [0u8; crate::config::MAXNAME];
     let name = match name {
@@ -285,6 +304,7 @@ fn take(
             Trigger::Call { .. } => 0,
             _ => INTERRUPTED_PC.load(Ordering::Relaxed),
         },
+        incremental,
         error: None,
     };
     // A process that is not dumpable cannot open its own /proc/self/auxv, pagemap or mem
@@ -368,12 +388,13 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
     state.process.capture(arena.misc);
     // The open descriptors, but ckpt's own: the socket of the request being answered, a
     // previous writer's, the tracers' pipes.
-    let mut own_fds = [-1i32; crate::threads::ptrace::MAX_TRACERS + 2];
+    let mut own_fds = [-1i32; crate::threads::ptrace::MAX_TRACERS + 3];
     own_fds[..crate::threads::ptrace::MAX_TRACERS]
         .copy_from_slice(&crate::threads::ptrace::tracer_fds());
     own_fds[crate::threads::ptrace::MAX_TRACERS] = job.respond.unwrap_or(-1);
     own_fds[crate::threads::ptrace::MAX_TRACERS + 1] =
         state.writer.and_then(|w| w.answer).unwrap_or(-1);
+    own_fds[crate::threads::ptrace::MAX_TRACERS + 2] = state.incremental.own_fd().unwrap_or(-1);
     state.process.files = crate::files::capture(
         arena,
         &own_fds,
@@ -414,6 +435,18 @@ fn capture_and_write(job: &mut Job) -> Result<bool, WriteError> {
         if key == 0 {
             break;
         }
+    }
+
+    // Which pages changed since the previous checkpoint, and the start of the next
+    // interval: before the fork or the writing, so that no write of the program's after
+    // this point is missed.
+    if job.incremental {
+        let n = sys::read_file(b"/proc/thread-self/maps\0", arena.maps)
+            .map_err(|e| WriteError::Capture(capture::CaptureError::ReadMaps(e)))?;
+        if n == arena.maps.len() {
+            return Err(WriteError::Capture(capture::CaptureError::MapsTooLarge));
+        }
+        state.incremental.begin(&arena.maps[..n]);
     }
 
     // The writer child inherits no memory locks: they are noted for it (or, where they
@@ -471,9 +504,11 @@ fn capture_regions_and_write(
     let opts = write::WriteOptions {
         fsync: cfg.fsync,
         compress: cfg.compress,
+        incremental_copy: cfg.incremental_copy,
     };
     let files = state.process.files;
-    write::write_image(arena, &cap, files, name, opts, mm, &mut state.stub)
+    let inc = Some(&mut state.incremental).filter(|i| i.in_flight());
+    write::write_image(arena, &cap, files, name, opts, mm, &mut state.stub, inc)
 }
 
 /// The library's own POSIX timers in this process (-1: none): a checkpoint leaves them out,

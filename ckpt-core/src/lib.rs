@@ -45,6 +45,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod clocks;
 pub mod config;
+pub mod dirty;
 pub mod files;
 pub mod line;
 pub mod mutex;

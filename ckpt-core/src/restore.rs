@@ -82,6 +82,8 @@ pub(crate) fn after_restart(state: &mut State, arena: &mut Arena) {
     // answered on: that descriptor number may be the program's own now).
     state.writer = None;
     state.pending = None;
+    // Nothing was tracked in this process yet: its first checkpoint is full.
+    state.incremental.after_restart();
     note_vdso(arena);
     if state.config.msperiod != 0 {
         let _ = crate::trigger::arm_periodic(state);

@@ -56,6 +56,8 @@ pub(crate) fn writer_gone(state: &mut State, status: i32) {
     let Some(writer) = state.writer.take() else {
         return;
     };
+    let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    state.incremental.finished(clean);
     if let Some(fd) = writer.answer {
         if libc::WIFSIGNALED(status) {
             let mut why = Line::<128>::new();

@@ -60,7 +60,10 @@ pub struct ImageHeader {
     /// restart's `CKPT_RELOCATE` (`relocate::RELOCATE_MAX` bytes, NUL-terminated; empty when
     /// it is not set); 0: nowhere.
     pub restart_relocate: u64,
-    pub reserved: [u64; 4],
+    /// Payload bytes an incremental checkpoint copied from the previous checkpoint's file
+    /// instead of reading them from memory (information only; the file holds them all).
+    pub copied: u64,
+    pub reserved: [u64; 3],
 }
 
 crate::record_layout!(ImageHeader {
@@ -92,7 +95,8 @@ crate::record_layout!(ImageHeader {
     _pad1: u32,
     restart_options: u64,
     restart_relocate: u64,
-    reserved: [u64; 4],
+    copied: u64,
+    reserved: [u64; 3],
 });
 
 /// The memory-layout fields of the kernel's `mm_struct` that `PR_SET_MM_MAP` sets.

@@ -166,6 +166,7 @@ fn init() {
         writer: None,
         pending: None,
         process: Default::default(),
+        incremental: ckpt_core::write::incremental::Incremental::reserve(),
     };
     // SAFETY: library load runs before any trigger is installed and before the program can
     // call the API, so nothing else uses the state or the arena yet.

@@ -36,6 +36,7 @@ const CKPT_VARIABLES: &[&str] = &[
     "CKPT_FSYNC",
     "CKPT_FORK",
     "CKPT_COMPRESS",
+    "CKPT_INCREMENTAL",
     "CKPT_LAZY",
     "CKPT_HUGE_FILL",
     "CKPT_FD_POLICY",

@@ -47,6 +47,7 @@ const LIBRARY_VARIABLES: &[&str] = &[
     "CKPT_FSYNC",
     "CKPT_FORK",
     "CKPT_COMPRESS",
+    "CKPT_INCREMENTAL",
     "CKPT_FD_POLICY",
     "CKPT_STRICT_FILES",
     "CKPT_MAX_DELETED",

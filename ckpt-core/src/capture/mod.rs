@@ -239,6 +239,11 @@ pub fn capture_regions(arena: &mut Arena) -> Result<Captured, CaptureError> {
             continue;
         }
         if let Some(r) = parse_line(line, arena.names, &mut out.names)? {
+            // ckpt's ledgers of incremental checkpoints are in no image.
+            if crate::write::incremental::is_ledger_mapping(r.start, r.len) {
+                out.names -= r.name_len as usize;
+                continue;
+            }
             *arena
                 .regions
                 .get_mut(out.regions)

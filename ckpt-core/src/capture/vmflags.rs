@@ -63,7 +63,10 @@ pub(super) fn attach_vm_flags(
     for_each_line(smaps, buf, |line| {
         if let Some((start, end)) = line_range(line) {
             current = None;
-            if start >= USER_END {
+            // Mappings the maps listed but capture left out: above user space, and the
+            // ledgers of incremental checkpoints (in no image).
+            if start >= USER_END || crate::write::incremental::is_ledger_mapping(start, end - start)
+            {
                 return Ok(());
             }
             match regions.get(next) {

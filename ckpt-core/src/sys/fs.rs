@@ -107,6 +107,66 @@ pub fn pwrite_from_memory(fd: c_int, addr: u64, len: u64, offset: u64) -> SysRes
     Ok(done)
 }
 
+/// Copies `len` bytes at `from_offset` of `from` to `to_offset` of `to` inside the kernel
+/// (`copy_file_range`: on file systems that can, the new file shares the old one's blocks).
+/// Returns how many were copied (fewer at the end of `from`); EXDEV, EINVAL, EOPNOTSUPP or
+/// ENOSYS when the kernel cannot copy between these files. Signal-safe.
+pub fn copy_range(
+    from: c_int,
+    from_offset: u64,
+    to: c_int,
+    to_offset: u64,
+    len: u64,
+) -> SysResult<u64> {
+    let (mut off_in, mut off_out) = (from_offset as i64, to_offset as i64);
+    let mut done = 0u64;
+    while done < len {
+        let chunk = (len - done).min(1 << 30) as usize;
+        // SAFETY: the kernel reads and updates the two offsets, which live on this stack.
+        let r = unsafe { libc::copy_file_range(from, &mut off_in, to, &mut off_out, chunk, 0) };
+        match check(r as libc::c_long) {
+            Ok(0) => break,
+            Ok(k) => done += k as u64,
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// `struct file_clone_range` (linux/fs.h).
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+/// `_IOW(0x94, 13, struct file_clone_range)`.
+const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+
+/// Makes `len` bytes at `to_offset` of `to` share the blocks of `len` bytes at
+/// `from_offset` of `from` (`FICLONERANGE`): no data is copied. EOPNOTSUPP (or EXDEV,
+/// ENOTTY) where the file system cannot share blocks; EINVAL for a range not on its block
+/// boundaries. Signal-safe.
+pub fn clone_range(
+    from: c_int,
+    from_offset: u64,
+    to: c_int,
+    to_offset: u64,
+    len: u64,
+) -> SysResult<()> {
+    let mut range = FileCloneRange {
+        src_fd: from.into(),
+        src_offset: from_offset,
+        src_length: len,
+        dest_offset: to_offset,
+    };
+    // SAFETY: the kernel reads one `struct file_clone_range` at `range`.
+    check(unsafe { libc::ioctl(to, FICLONERANGE, &mut range) } as libc::c_long).map(drop)
+}
+
 /// `pwrite` of a buffer, all of it.
 pub fn pwrite_all(fd: c_int, buf: &[u8], offset: u64) -> SysResult<()> {
     match pwrite_from_memory(fd, buf.as_ptr() as u64, buf.len() as u64, offset)? {

@@ -2,6 +2,7 @@
 //! (`PAGEMAP_SCAN`, pagemap, `mincore`), and raw views of the process's own memory.
 
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::*;
 
@@ -29,9 +30,129 @@ pub unsafe fn munmap(addr: u64, len: u64) {
     unsafe { libc::munmap(addr as *mut c_void, len as usize) };
 }
 
+/// Most reservations [`reserve`] notes as ckpt's own memory.
+const MAX_RESERVATIONS: usize = 64;
+
+/// The ranges [`reserve`] handed out, `[start, end)`, `RESERVED_COUNT` of them: memory that
+/// only ckpt writes (incremental checkpoints never vouch for it, `write::incremental`).
+static RESERVED: [(AtomicU64, AtomicU64); MAX_RESERVATIONS] =
+    [const { (AtomicU64::new(0), AtomicU64::new(0)) }; MAX_RESERVATIONS];
+static RESERVED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether `[start, end)` overlaps memory that [`reserve`] handed out (all of it, when more
+/// was reserved than could be noted). Signal-safe.
+pub fn overlaps_reserved(start: u64, end: u64) -> bool {
+    let n = RESERVED_COUNT.load(Ordering::Acquire);
+    n > MAX_RESERVATIONS
+        || RESERVED[..n]
+            .iter()
+            .any(|(lo, hi)| start < hi.load(Ordering::Relaxed) && end > lo.load(Ordering::Relaxed))
+}
+
 /// Reserves `len` bytes of zero-filled, not-yet-committed memory for the checkpoint path.
 /// Called at library load, never in a signal handler.
 pub fn reserve(len: usize) -> &'static mut [u8] {
+    let bytes = reserve_unnoted(len);
+    let start = bytes.as_ptr() as u64;
+    let i = RESERVED_COUNT.load(Ordering::Relaxed);
+    if let Some((lo, hi)) = RESERVED.get(i) {
+        lo.store(start, Ordering::Relaxed);
+        hi.store(start + len as u64, Ordering::Relaxed);
+    }
+    RESERVED_COUNT.store(i + 1, Ordering::Release);
+    bytes
+}
+
+/// A shared anonymous mapping of `len` bytes, zero-filled and committed only where written:
+/// shared with a forked writer child, which fills it for its parent. With `replace_at`, in
+/// this process alone in place of the one made there before (after a fork, the child's
+/// own). Returns its address. Signal-safe.
+pub fn map_shared(len: u64, replace_at: Option<u64>) -> SysResult<u64> {
+    let (at, fixed) = match replace_at {
+        Some(at) => (at, libc::MAP_FIXED),
+        None => (0, 0),
+    };
+    // SAFETY: a fresh shared anonymous mapping; with MAP_FIXED it replaces, in this process
+    // only, the mapping the caller made there earlier and holds no other view of.
+    let p = unsafe {
+        libc::mmap(
+            at as *mut c_void,
+            len as usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | fixed,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(errno());
+    }
+    Ok(p as u64)
+}
+
+/// A view of `len` bytes at `addr` of a mapping made by [`map_shared`].
+///
+/// # Safety
+/// The range is mapped read-write for as long as the view lives (a replacement at the same
+/// place keeps it so), and nothing else in this process refers to it.
+pub unsafe fn shared_bytes(addr: u64, len: u64) -> &'static mut [u8] {
+    // SAFETY: the caller's obligation, above.
+    unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len as usize) }
+}
+
+/// The writable part of the loaded object (libckpt) that holds this code, `[start, end)`
+/// page-rounded: its data and bss, which ckpt's own code writes (a forked writer too).
+/// From `dl_iterate_phdr`, at library load, never in a signal handler.
+pub fn own_image_writable() -> Option<(u64, u64)> {
+    struct Search {
+        inside: u64,
+        found: Option<(u64, u64)>,
+    }
+    extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info for the duration of the call, and
+        // `data` is the Search below, used by nothing else meanwhile.
+        let (info, search) = unsafe { (&*info, &mut *(data as *mut Search)) };
+        if info.dlpi_phdr.is_null() {
+            return 0;
+        }
+        // SAFETY: the loader's program headers of this object, `dlpi_phnum` of them.
+        let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
+        let base = info.dlpi_addr;
+        let load = |p: &&libc::Elf64_Phdr| p.p_type == libc::PT_LOAD;
+        let ours = phdrs
+            .iter()
+            .filter(load)
+            .any(|p| (base + p.p_vaddr..base + p.p_vaddr + p.p_memsz).contains(&search.inside));
+        if !ours {
+            return 0;
+        }
+        let page = ckpt_image::PAGE_SIZE;
+        let mut range: Option<(u64, u64)> = None;
+        for p in phdrs
+            .iter()
+            .filter(load)
+            .filter(|p| p.p_flags & libc::PF_W != 0)
+        {
+            let lo = (base + p.p_vaddr) & !(page - 1);
+            let hi = (base + p.p_vaddr + p.p_memsz).div_ceil(page) * page;
+            range = Some(range.map_or((lo, hi), |(a, b)| (a.min(lo), b.max(hi))));
+        }
+        search.found = range;
+        1
+    }
+    let mut search = Search {
+        inside: own_image_writable as *const () as u64,
+        found: None,
+    };
+    // SAFETY: `visit` only reads what the loader passes and writes `search`, which outlives
+    // the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast()) };
+    search.found
+}
+
+/// Reserves memory as [`reserve`], but not noted as ckpt's own (memory of ckpt's that is
+/// never part of an image has no need).
+fn reserve_unnoted(len: usize) -> &'static mut [u8] {
     // SAFETY: a fresh private anonymous mapping, owned by the returned slice for the life of
     // the process.
     unsafe {

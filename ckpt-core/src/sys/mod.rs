@@ -2,7 +2,7 @@
 //! The checkpoint path's contact with the kernel and with raw memory: system calls through
 //! `libc` (all async-signal-safe), views of reserved memory, and process-global cells,
 //! grouped by subsystem (`fs`, `mem`, `signal`, `fault`, `thread`, `time`, `process`,
-//! `socket`, `trace`); the assembly is in `crate::arch`. Functions marked
+//! `socket`, `trace`, `uffd`); the assembly is in `crate::arch`. Functions marked
 //! "signal-safe" allocate nothing, take no locks and do no stdio; this crate has no
 //! allocator at all, so nothing here can allocate.
 
@@ -22,6 +22,7 @@ mod time;
 mod tmpfile;
 mod trace;
 mod tty;
+mod uffd;
 
 pub use anon::*;
 pub use fault::*;
@@ -36,6 +37,7 @@ pub use time::*;
 pub use tmpfile::*;
 pub use trace::*;
 pub use tty::*;
+pub use uffd::*;
 
 pub use crate::arch::{capture_and_run, clone_into_context, clone_onto_frame};
 

@@ -15,6 +15,7 @@ use crate::capture::{CaptureError, Captured};
 use crate::sys;
 
 mod file;
+pub mod incremental;
 mod payload;
 
 use file::{create_error, create_temp, temp_name};
@@ -178,8 +179,11 @@ pub struct WriteOptions {
     /// fsync before the rename.
     pub fsync: bool,
     pub compress: Compression,
+    /// Incremental: copy unchanged pages even where blocks cannot be shared.
+    pub incremental_copy: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn write_image(
     arena: &mut Arena,
     cap: &Captured,
@@ -188,6 +192,7 @@ pub fn write_image(
     opts: WriteOptions,
     mm: MmLayout,
     stub_place: &mut StubPlace,
+    inc: Option<&mut incremental::Incremental>,
 ) -> Result<(), WriteError> {
     // Paths.
     if name.len() + 1 > arena.target_path.len() {
@@ -221,11 +226,21 @@ pub fn write_image(
     let base = choose_stub_base(regions, reserve).ok_or(WriteError::NoRoomForStub)?;
     *stub_place = StubPlace { base, reserve };
 
-    let (fd, named) = create_temp(
+    // An incremental checkpoint opens the file it copies from before the new one can
+    // replace its name.
+    let mut session = inc.and_then(|i| incremental::Session::open(i, opts.incremental_copy));
+    let (fd, named) = match create_temp(
         &arena.target_path[..target_len],
         &arena.temp_path[..temp_len],
-    )
-    .map_err(|e| create_error(e, name))?;
+    ) {
+        Ok(created) => created,
+        Err(e) => {
+            if let Some(s) = session {
+                s.abandon();
+            }
+            return Err(create_error(e, name));
+        }
+    };
     let plan = Plan {
         files,
         stub: StubPlace { base, reserve },
@@ -234,22 +249,34 @@ pub fn write_image(
         mm,
         opts,
     };
-    let mut result = write_to(fd, arena, cap, &plan);
+    let mut result = write_to(fd, arena, cap, &plan, session.as_mut());
     let temp = &arena.temp_path[..temp_len];
     if result.is_ok() && !named {
         result = sys::link_fd(fd, temp).map_err(WriteError::Create);
     }
-    sys::close(fd);
     if let Err(e) = result {
+        sys::close(fd);
         if named {
             sys::unlink(temp);
+        }
+        if let Some(s) = session {
+            s.abandon();
         }
         return Err(e);
     }
     if let Err(e) = sys::rename(temp, &arena.target_path[..target_len]) {
+        sys::close(fd);
         sys::unlink(temp);
+        if let Some(s) = session {
+            s.abandon();
+        }
         return Err(WriteError::Rename(e));
     }
+    // Its identity now (the rename changed its ctime) is what the next checkpoint trusts.
+    if let Some(s) = session {
+        s.complete(fd, name);
+    }
+    sys::close(fd);
     Ok(())
 }
 
@@ -263,7 +290,13 @@ struct Plan {
     opts: WriteOptions,
 }
 
-fn write_to(fd: i32, arena: &mut Arena, cap: &Captured, plan: &Plan) -> Result<(), WriteError> {
+fn write_to(
+    fd: i32,
+    arena: &mut Arena,
+    cap: &Captured,
+    plan: &Plan,
+    inc: Option<&mut incremental::Session>,
+) -> Result<(), WriteError> {
     let w = WriteError::Write;
     // Compression reads memory through /proc/self/mem, which stops short (instead of
     // faulting) at pages that cannot be read.
@@ -279,7 +312,7 @@ fn write_to(fd: i32, arena: &mut Arena, cap: &Captured, plan: &Plan) -> Result<(
     } else {
         None
     };
-    let result = write_payloads_and_tables(fd, mem, arena, cap, plan);
+    let result = write_payloads_and_tables(fd, mem, arena, cap, plan, inc);
     if let Some(m) = mem {
         sys::close(m);
     }
@@ -292,6 +325,7 @@ fn write_payloads_and_tables(
     arena: &mut Arena,
     cap: &Captured,
     plan: &Plan,
+    mut inc: Option<&mut incremental::Session>,
 ) -> Result<(), WriteError> {
     let w = WriteError::Write;
     let Plan {
@@ -337,6 +371,7 @@ fn write_payloads_and_tables(
         }
         let mut job = RegionWrite {
             fd,
+            inc: inc.as_deref_mut(),
             mem: mem.filter(|_| compress),
             arena: &mut *arena,
             region: ri,
@@ -418,6 +453,7 @@ fn write_payloads_and_tables(
         taken_at: now(),
         pid: sys::getpid(),
         stub_sum,
+        copied: inc.as_ref().map_or(0, |s| s.copied),
         ..Default::default()
     };
     header.header_crc = header.compute_crc();
