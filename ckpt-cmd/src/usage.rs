@@ -62,9 +62,10 @@ environment:
              a checkpoint reads from memory only the pages PROG wrote since the
              previous one and shares the rest's blocks with that file, if it is
              still there unchanged and the file system can (XFS, Btrfs); each
-             file still restarts alone. On by default for -z; 1 for every
-             checkpoint that lets PROG continue; 0 always writes everything;
-             copy also copies (copy_file_range) where blocks cannot be shared
+             file still restarts alone. On by default for -z to a file system
+             that shares blocks; 1 for every checkpoint that lets PROG
+             continue, on any file system; 0 always writes everything; copy
+             also copies (copy_file_range) where blocks cannot be shared
   CKPT_LAZY=1
              in the environment of a RESTART (./PROG.ckpt): map memory from the
              checkpoint file and read it when first touched (see README)

@@ -229,15 +229,16 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         x.state.config.continues || matches!(trigger, Trigger::Periodic | Trigger::Request);
     let pending_before = sys::sigpending();
     let fork = continues && x.state.config.fork && !matches!(trigger, Trigger::Call { .. });
-    // Incremental: periodic checkpoints by default, any that continues with
-    // CKPT_INCREMENTAL=1; never while a writer still fills the ledger.
+    // Incremental: periodic checkpoints by default where the file system shares blocks,
+    // any that continues with CKPT_INCREMENTAL=1; never while a writer still fills the
+    // ledger.
     let incremental = continues
         && x.state.writer.is_none()
         && x.state.config.compress != write::Compression::All
-        && x.state
-            .config
-            .incremental
-            .unwrap_or(trigger == Trigger::Periodic);
+        && x.state.config.incremental.unwrap_or_else(|| {
+            trigger == Trigger::Periodic
+                && write::incremental::shares_blocks_at(name.unwrap_or(x.state.config.name_bytes()))
+        });
     let outcome = take(&mut x, name, trigger, fork, respond, incremental);
     match outcome {
         Outcome::Written => x.state.incremental.finished(true),

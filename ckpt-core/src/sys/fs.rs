@@ -146,6 +146,19 @@ struct FileCloneRange {
 /// `_IOW(0x94, 13, struct file_clone_range)`.
 const FICLONERANGE: libc::c_ulong = 0x4020_940d;
 
+/// The `f_type` of the file system holding the NUL-terminated `path` (`statfs`).
+/// Signal-safe.
+pub fn file_system_type(path: &[u8]) -> SysResult<i64> {
+    if path.last() != Some(&0) {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: an all-zero `statfs` is a valid value of the plain C struct.
+    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated (checked); the kernel writes one `struct statfs`.
+    check(unsafe { libc::statfs(path.as_ptr().cast(), &mut st) } as libc::c_long)?;
+    Ok(st.f_type)
+}
+
 /// Makes `len` bytes at `to_offset` of `to` share the blocks of `len` bytes at
 /// `from_offset` of `from` (`FICLONERANGE`): no data is copied. EOPNOTSUPP (or EXDEV,
 /// ENOTTY) where the file system cannot share blocks; EINVAL for a range not on its block

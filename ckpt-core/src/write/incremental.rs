@@ -206,6 +206,33 @@ impl Ledger {
 /// The shared mapping of the ledgers, `[start, end)`: capture leaves it out of every image.
 static LEDGERS: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
 
+/// Whether the file system the checkpoint `name` goes to can share blocks between files
+/// (`FICLONERANGE`: XFS, Btrfs, bcachefs, OCFS2). Where it cannot (ext4, tmpfs), an
+/// incremental checkpoint writes every page anyway (copying from the previous file costs as
+/// much, measured on ext4), so tracking would only cost the program its write faults: then
+/// periodic checkpoints are not incremental unless `CKPT_INCREMENTAL=1` or `copy` asks.
+/// Signal-safe.
+pub fn shares_blocks_at(name: &[u8]) -> bool {
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683e;
+    const BCACHEFS: i64 = 0xca45_1a4e;
+    const OCFS2: i64 = 0x7461_636f;
+    let mut dir = [0u8; crate::config::MAXNAME + 2];
+    let parent = match name.iter().rposition(|&b| b == b'/') {
+        Some(0) => &b"/"[..],
+        Some(i) => &name[..i],
+        None => &b"."[..],
+    };
+    if parent.len() + 1 > dir.len() {
+        return false;
+    }
+    dir[..parent.len()].copy_from_slice(parent);
+    matches!(
+        sys::file_system_type(&dir[..=parent.len()]),
+        Ok(XFS | BTRFS | BCACHEFS | OCFS2)
+    )
+}
+
 /// Whether the mapping at `start` of `len` bytes is the ledgers', which no image holds.
 /// Signal-safe.
 pub fn is_ledger_mapping(start: u64, len: u64) -> bool {
