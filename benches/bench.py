@@ -173,13 +173,15 @@ def pause_time(workdir, mib, extra_args):
     die(f"no pause reported: {out!r}")
 
 
-def restart_time(workdir, lazy, image="workload.ckpt"):
-    """From starting the checkpoint file `image` (in workdir) until its restart hook reads
-    the clock."""
-    env = env_with(CKPT_LAZY=1) if lazy else env_with()
+def restart_time(workdir, lazy, image="workload.ckpt", prefix=(), **env):
+    """From starting the checkpoint file `image` (in workdir; behind the command `prefix`,
+    with CKPT_LAZY=1 when `lazy` and `env` added) until its restart hook reads the clock."""
+    if lazy:
+        env["CKPT_LAZY"] = 1
     t0 = time.time_ns()
-    p = subprocess.Popen([os.path.join(workdir, image)], cwd=workdir, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(list(prefix) + [os.path.join(workdir, image)], cwd=workdir,
+                         env=env_with(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
     line = p.stdout.readline().split()
     p.kill()
     p.wait()

@@ -26,26 +26,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import (CKPT, ROOT, TIMEOUT, checkpoint_time, die, env_with, fmt_t,  # noqa: E402
-                   steady)
+from bench import CKPT, ROOT, TIMEOUT, checkpoint_time, die, fmt_t, steady  # noqa: E402
+from bench import restart_time as bench_restart_time  # noqa: E402
 
 
 def restart_time(workdir, prefix=(), **env):
-    """From starting the checkpoint file (behind `prefix`, with `env`) until its restart hook
-    reads the clock."""
-    t0 = time.time_ns()
-    p = subprocess.Popen(list(prefix) + [os.path.join(workdir, "workload.ckpt")], cwd=workdir,
-                         env=env_with(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-    line = p.stdout.readline().split()
-    p.kill()
-    p.wait()
-    if len(line) != 2 or line[0] != "restarted":
-        die(f"restart failed: {line!r} {p.stderr.read()}")
-    return (int(line[1]) - t0) / 1e9
+    """The eager restart of workload.ckpt, behind `prefix`, with `env`."""
+    return bench_restart_time(workdir, False, prefix=prefix, **env)
 
 
 def fill_floor(workdir, how):

@@ -24,6 +24,7 @@ pub mod elf;
 pub mod fdkind;
 pub mod le;
 pub mod lz4;
+pub mod pagemap;
 pub mod procfs;
 pub mod relocate;
 pub mod request;

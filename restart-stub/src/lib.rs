@@ -438,33 +438,9 @@ pub mod huge_fill {
         }
     }
 
-    /// `struct pm_scan_arg` of `PAGEMAP_SCAN` (linux/fs.h), which the stub hands the kernel
-    /// to learn which pages of a window are huge (layout checked in `tests/constants.rs`).
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct PmScanArg {
-        pub size: u64,
-        pub flags: u64,
-        pub start: u64,
-        pub end: u64,
-        pub walk_end: u64,
-        pub vec: u64,
-        pub vec_len: u64,
-        pub max_pages: u64,
-        pub category_inverted: u64,
-        pub category_mask: u64,
-        pub category_anyof_mask: u64,
-        pub return_mask: u64,
-    }
-
-    /// `struct page_region`: one run of pages the scan found.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct PageRegion {
-        pub start: u64,
-        pub end: u64,
-        pub categories: u64,
-    }
+    /// `PAGEMAP_SCAN`'s argument and results, which tell the stub which pages of a window
+    /// are huge.
+    pub use ckpt_image::pagemap::{PageRegion, PmScanArg};
 
     /// A part of a stored extent and how it is filled.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -75,7 +75,7 @@ pub const ENOSYS: isize = 38;
 /// the stub does not call the vDSO, which it moves.
 /// `_IOWR('f', 16, struct pm_scan_arg)` on `/proc/self/pagemap` (Linux 6.7): which pages of
 /// a window the kernel mapped huge (`PAGE_IS_HUGE`: a 2 MiB page table entry).
-pub const PAGEMAP_SCAN: usize = 0xc060_6610;
+pub const PAGEMAP_SCAN: usize = ckpt_image::pagemap::PAGEMAP_SCAN as usize;
 pub const PAGE_IS_HUGE: u64 = 0x40;
 pub const SIGKILL: usize = 9;
 pub const SIGSTOP: usize = 19;

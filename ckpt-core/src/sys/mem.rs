@@ -203,39 +203,8 @@ pub unsafe fn load_u32(addr: u64) -> u32 {
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
-/// `PAGEMAP_SCAN` argument (linux/fs.h).
-#[repr(C)]
-#[derive(Default)]
-pub struct PmScanArg {
-    pub size: u64,
-    pub flags: u64,
-    pub start: u64,
-    pub end: u64,
-    pub walk_end: u64,
-    pub vec: u64,
-    pub vec_len: u64,
-    pub max_pages: u64,
-    pub category_inverted: u64,
-    pub category_mask: u64,
-    pub category_anyof_mask: u64,
-    pub return_mask: u64,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-pub struct PageRegion {
-    pub start: u64,
-    pub end: u64,
-    pub categories: u64,
-}
-
-ckpt_image::record_layout!(PageRegion {
-    start: u64,
-    end: u64,
-    categories: u64,
-});
-
-const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
+use ckpt_image::pagemap::PAGEMAP_SCAN;
+pub use ckpt_image::pagemap::{PageRegion, PmScanArg};
 
 /// Runs `PAGEMAP_SCAN` on `fd` (/proc/self/pagemap) with `arg`, filling `out`.
 pub fn pagemap_scan(fd: c_int, arg: &mut PmScanArg, out: &mut [PageRegion]) -> SysResult<usize> {
