@@ -118,7 +118,7 @@ impl HugeFill {
             syscall3(
                 SYS_IOCTL,
                 fd,
-                PAGEMAP_SCAN,
+                ckpt_image::pagemap::PAGEMAP_SCAN as usize,
                 &mut arg as *mut PmScanArg as usize,
             )
         };

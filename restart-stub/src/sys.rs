@@ -73,9 +73,8 @@ pub const UFFDIO_MOVE: usize = 0xc028_aa05;
 pub const ENOSYS: isize = 38;
 /// How long a huge-page window takes to fault in (`regions.rs`), read with the system call:
 /// the stub does not call the vDSO, which it moves.
-/// `_IOWR('f', 16, struct pm_scan_arg)` on `/proc/self/pagemap` (Linux 6.7): which pages of
-/// a window the kernel mapped huge (`PAGE_IS_HUGE`: a 2 MiB page table entry).
-pub const PAGEMAP_SCAN: usize = ckpt_image::pagemap::PAGEMAP_SCAN as usize;
+/// `PAGEMAP_SCAN`'s category of pages mapped huge (a 2 MiB page table entry): which pages of
+/// a window the kernel gave in huge pages (Linux 6.7).
 pub const PAGE_IS_HUGE: u64 = 0x40;
 pub const SIGKILL: usize = 9;
 pub const SIGSTOP: usize = 19;

@@ -88,11 +88,6 @@ const KERNEL: &[(&str, i128)] = &[
     ),
     // vdso.rs's forward_vdso answers a function this kernel lacks with -ENOSYS.
     ("ENOSYS", errno::ENOSYS as i128),
-    // linux-raw-sys has no PAGEMAP_SCAN: _IOWR('f', 16, struct pm_scan_arg).
-    (
-        "PAGEMAP_SCAN",
-        (3 << 30 | (size_of::<g::pm_scan_arg>() << 16) | ((b'f' as usize) << 8) | 16) as i128,
-    ),
     ("PAGE_IS_HUGE", g::PAGE_IS_HUGE as i128),
     // Actions the stub does not restore: the kernel refuses to change them.
     ("SIGKILL", g::SIGKILL as i128),
@@ -303,6 +298,11 @@ fn image_constants_and_layouts_are_the_kernels() {
 #[test]
 fn pagemap_scan_layouts_are_the_kernels() {
     use restart_stub::huge_fill::{PageRegion, PmScanArg};
+    // linux-raw-sys has no PAGEMAP_SCAN: _IOWR('f', 16, struct pm_scan_arg).
+    assert_eq!(
+        ckpt_image::pagemap::PAGEMAP_SCAN as usize,
+        3 << 30 | (size_of::<g::pm_scan_arg>() << 16) | ((b'f' as usize) << 8) | 16
+    );
     assert_eq!(size_of::<PmScanArg>(), size_of::<g::pm_scan_arg>());
     let fields = [
         (
