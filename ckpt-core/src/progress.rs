@@ -34,9 +34,11 @@ pub fn start(total: u64) {
     send(0);
 }
 
-/// Every payload is in the file: said at once. Signal-safe.
+/// Every payload is in the file: said at once, as all of the total (pages an incremental
+/// checkpoint took from the previous file, or a file mapping's pages past its end, were not
+/// counted on the way). Signal-safe.
 pub fn finish() {
-    send(DONE.load(Ordering::Relaxed));
+    send(TOTAL.load(Ordering::Relaxed));
 }
 
 /// `bytes` more of memory are in the file. Signal-safe.
