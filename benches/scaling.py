@@ -10,9 +10,9 @@ For each size of touched memory (benches/workload.c), the median of three runs a
 warm-up of: the durable checkpoint (signal to rename), the pause with CKPT_CONTINUE=1, and
 the eager and lazy restart (start to the restart hook), each beside its physical
 reference measured in the same run (dd with fsync writing as many bytes; reading the
-checkpoint file from the page cache), and then the slope per GiB of each (a least-squares
-line through the sizes from 256 MiB up, where fixed costs no longer dominate) beside the
-references' slopes. Then the same three with 1, 16 and 256 threads (benches/threads.c)
+checkpoint file from the page cache) and the ratios to them; then the slope per GiB of
+each (a least-squares line through the sizes from 256 MiB up, where fixed costs no longer
+dominate) beside the references' slopes. Then the same three with 1, 16 and 256 threads (benches/threads.c)
 touching 256 MiB together.
 """
 
@@ -62,8 +62,8 @@ def ms(t):
 
 def memory(workdir, sizes):
     print(f"\n== memory (median of {RUNS} runs after a warm-up)")
-    print(f"  {'MiB':>6} {'checkpoint':>12} {'dd+fsync':>12} {'pause (-c)':>12}"
-          f" {'eager':>12} {'lazy':>12} {'read':>12}")
+    print(f"  {'MiB':>6} {'checkpoint':>12} {'dd+fsync':>12} {'ratio':>6} {'pause (-c)':>12}"
+          f" {'eager':>12} {'lazy':>12} {'read':>12} {'ratio':>6}")
     rows = []
     image = os.path.join(workdir, "workload.ckpt")
     for mib in sizes:
@@ -74,8 +74,8 @@ def memory(workdir, sizes):
         read = steady(lambda: page_cache_read(image))
         pause = steady(lambda: bench.pause_time(workdir, mib, []))
         rows.append((mib, durable, reference, pause, eager, lazy, read))
-        print(f"  {mib:>6} {ms(durable)} {ms(reference)} {ms(pause)} {ms(eager)} {ms(lazy)}"
-              f" {ms(read)}", flush=True)
+        print(f"  {mib:>6} {ms(durable)} {ms(reference)} {durable / reference:5.2f}x"
+              f" {ms(pause)} {ms(eager)} {ms(lazy)} {ms(read)} {eager / read:5.2f}x", flush=True)
     large = [r for r in rows if r[0] >= 256]
     if len(large) < 2:
         return
