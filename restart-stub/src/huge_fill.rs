@@ -120,3 +120,105 @@ pub fn pieces(addr: u64, len: u64, window: u64) -> impl Iterator<Item = Piece> {
         .chain(huge)
         .chain(direct(tail, end))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dense_memory_is_moved_in_huge_pages() {
+        use super::{pieces, wanted, Piece, HUGE_PAGE as H};
+        use ckpt_image::region_flags as rf;
+        let all = |addr, len, window| pieces(addr, len, window).collect::<Vec<_>>();
+        // Less than a huge page, or no aligned huge page inside: read as before.
+        assert_eq!(
+            all(0x1000, 0x3000, 4 * H),
+            [Piece::Direct {
+                at: 0x1000,
+                len: 0x3000
+            }]
+        );
+        assert_eq!(
+            all(H - 0x1000, H, 4 * H),
+            [Piece::Direct {
+                at: H - 0x1000,
+                len: H
+            }]
+        );
+        assert_eq!(all(H, 0, 4 * H), []);
+        // An unaligned head and tail around aligned huge pages, a window at a time.
+        assert_eq!(
+            all(H - 0x1000, 5 * H + 0x2000, 2 * H),
+            [
+                Piece::Direct {
+                    at: H - 0x1000,
+                    len: 0x1000
+                },
+                Piece::Huge { at: H, len: 2 * H },
+                Piece::Huge {
+                    at: 3 * H,
+                    len: 2 * H
+                },
+                Piece::Huge { at: 5 * H, len: H },
+                Piece::Direct {
+                    at: 6 * H,
+                    len: 0x1000
+                },
+            ]
+        );
+        // Exactly aligned: huge pages only; a window smaller than a huge page is one.
+        assert_eq!(
+            all(2 * H, 2 * H, 0x1000),
+            [
+                Piece::Huge { at: 2 * H, len: H },
+                Piece::Huge { at: 3 * H, len: H }
+            ]
+        );
+        // The pieces cover the extent exactly, in order.
+        for (addr, len) in [
+            (0x1000, 9 * H),
+            (3 * H, 7 * H + 0x5000),
+            (H + 0x1000, 2 * H - 0x2000),
+        ] {
+            let mut at = addr;
+            for p in pieces(addr, len, 3 * H) {
+                let (Piece::Direct { at: a, len: l } | Piece::Huge { at: a, len: l }) = p;
+                assert_eq!(a, at);
+                if let Piece::Huge { .. } = p {
+                    assert!(a % H == 0 && l % H == 0);
+                }
+                at += l;
+            }
+            assert_eq!(at, addr + len);
+        }
+
+        assert!(wanted(0, false, true));
+        assert!(wanted(rf::HUGE | rf::DONTFORK, false, true));
+        assert!(!wanted(0, true, true));
+        assert!(!wanted(0, false, false));
+        for own in [
+            rf::HUGEPAGE,
+            rf::NOHUGEPAGE,
+            rf::STACK,
+            rf::GROWSDOWN,
+            rf::VDSO,
+        ] {
+            assert!(!wanted(own, false, true), "{own:#x}");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_is_given_up_for_small_pages() {
+        use super::{judge, mostly_huge, Verdict, HUGE_PAGE as H, WINDOW};
+        // At least half the window's 2 MiB blocks in huge pages.
+        assert!(mostly_huge(16 * H, 8 * H));
+        assert!(!mostly_huge(16 * H, 7 * H));
+        assert!(!mostly_huge(H, 0));
+        assert!(mostly_huge(H, H));
+        assert!(!mostly_huge(3 * H, H));
+        assert!(mostly_huge(2 * H, H));
+        assert_eq!(judge(WINDOW, Some(WINDOW)), Verdict::Keep);
+        assert_eq!(judge(WINDOW, Some(H)), Verdict::SmallPages);
+        assert_eq!(judge(H, Some(0)), Verdict::SmallPages);
+        // A kernel that cannot tell keeps the fast path.
+        assert_eq!(judge(WINDOW, None), Verdict::Keep);
+    }
+}
