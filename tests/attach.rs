@@ -7,6 +7,7 @@
 //! refused in bounded time, never hung and never killed. Also as user nobody (target and
 //! ckpt both), which is how an ordinary user meets it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -57,8 +58,13 @@ impl Setup {
 
     /// Starts the target without ckpt and waits for its "pid N" line.
     fn start(&self, mode: &str, env: &[(&str, &str)]) -> Proc {
+        self.start_with(mode, env.iter().map(|&(k, v)| (k, OsStr::new(v))))
+    }
+
+    /// `start`, with values that need not be text.
+    fn start_with<'a>(&self, mode: &str, env: impl Iterator<Item = (&'a str, &'a OsStr)>) -> Proc {
         let mut command = direct_command(&self.dir, &self.program, &[mode]);
-        command.envs(env.iter().copied());
+        command.envs(env);
         let mut proc = Proc::spawn(self.as_user(command), &format!("target {mode}"));
         let line = proc.wait_lines(1, TIMEOUT).remove(0);
         if line != format!("pid {}", proc.pid()) {
@@ -378,11 +384,18 @@ fn a_dlopen_failure_is_reported_and_the_target_goes_on() {
 
 /// Dispositions and masks after the attach equal those before, apart from signal 63; SIGTSTP
 /// is not taken without -a; the CKPT_* variables the attach set are put back as they were
-/// (CKPT_NAME the program's own, CKPT_ASYNCSIG unset), while the library got ours (-n).
+/// (CKPT_NAME the program's own, CKPT_ASYNCSIG unset), while the library got ours (-n). A
+/// value the library's constructor would refuse (CKPT_CHILDREN not UTF-8), which would end
+/// the program, is kept from it while it loads.
 #[test]
 fn attach_keeps_signal_state_and_environment() {
+    use std::os::unix::ffi::OsStrExt;
     let setup = setup("attach-signals", false, &[]);
-    let mut target = setup.start("signals", &[("CKPT_NAME", "mine.ckpt")]);
+    let env = [
+        ("CKPT_NAME", OsStr::new("mine.ckpt")),
+        ("CKPT_CHILDREN", OsStr::from_bytes(b"\xff")),
+    ];
+    let mut target = setup.start_with("signals", env.into_iter());
     let pid = target.pid();
     next_count(&mut target);
     let (caught, ignored, blocked) = masks(pid);

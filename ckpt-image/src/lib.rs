@@ -28,6 +28,7 @@ pub mod pagemap;
 pub mod procfs;
 pub mod relocate;
 pub mod request;
+pub mod settings;
 pub mod signals;
 pub mod stub_sum;
 

@@ -243,6 +243,27 @@ pub fn parse_size(s: &str) -> Option<u64> {
 mod tests {
     use super::parse_size;
 
+    /// The names this file reads (`c"CKPT_…"`) are exactly ckpt-image's list, which `ckpt
+    /// attach` clears while it loads the library.
+    #[test]
+    fn reads_the_listed_variables() {
+        let source = include_str!("config.rs");
+        let mut read: Vec<&str> = source
+            .split("c\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .filter(|name| {
+                name.starts_with("CKPT_")
+                    && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+            })
+            .collect();
+        read.sort();
+        read.dedup();
+        let mut listed = ckpt_image::settings::LIBRARY_VARIABLES.to_vec();
+        listed.sort();
+        assert_eq!(read, listed);
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(parse_size("4096"), Some(4096));

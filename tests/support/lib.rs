@@ -26,35 +26,23 @@ pub use fdrun::*;
 /// machine or a large restart does not fail a test; a hang still fails it.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The checkpoint configuration variables; they are removed from every process a test starts,
-/// so the developer's own environment cannot change what a test sees.
-const CKPT_VARIABLES: &[&str] = &[
-    "CKPT_NAME",
-    "CKPT_CONTINUE",
-    "CKPT_ASYNCSIG",
-    "CKPT_MSPERIOD",
-    "CKPT_FSYNC",
-    "CKPT_FORK",
-    "CKPT_COMPRESS",
-    "CKPT_INCREMENTAL",
-    "CKPT_LAZY",
-    "CKPT_HUGE_FILL",
-    "CKPT_FD_POLICY",
-    "CKPT_STRICT_FILES",
-    "CKPT_MAX_DELETED",
-    "CKPT_RESTORE_STDIO",
-    "CKPT_LIBRARY",
-    "CKPT_PID",
-    "CKPT_PROGRAM",
-    "CKPT_CHILDREN",
-    "CKPT_QUIET",
-    "LD_PRELOAD",
-];
+/// The checkpoint configuration variables (the library's, the restart's and the command's,
+/// and `LD_PRELOAD`); they are removed from every process a test starts, so the developer's
+/// own environment cannot change what a test sees.
+fn ckpt_variables() -> impl Iterator<Item = &'static str> {
+    use ckpt_image::settings::{COMMAND_VARIABLES, LIBRARY_VARIABLES, RESTART_VARIABLES};
+    LIBRARY_VARIABLES
+        .iter()
+        .chain(RESTART_VARIABLES)
+        .chain(COMMAND_VARIABLES)
+        .copied()
+        .chain(["LD_PRELOAD"])
+}
 
 /// Removes the checkpoint configuration variables (and `LD_PRELOAD`) from `command`'s
 /// environment, so that only what a test sets reaches the process.
 pub fn clear_ckpt_settings(command: &mut Command) -> &mut Command {
-    for var in CKPT_VARIABLES {
+    for var in ckpt_variables() {
         command.env_remove(var);
     }
     command

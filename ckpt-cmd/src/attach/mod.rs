@@ -36,23 +36,10 @@ use safe_point::choose_thread;
 
 /// How long to look for a thread at a safe point before giving up.
 pub const SAFE_POINT_BOUND: Duration = Duration::from_secs(2);
-/// The variables libckpt's constructor reads (libckpt/src/config.rs). Those the attach does
-/// not set are unset while the library loads, so that a value the program happens to carry
-/// cannot make the constructor refuse (and exit the program); all are put back after.
-const LIBRARY_VARIABLES: &[&str] = &[
-    "CKPT_NAME",
-    "CKPT_CONTINUE",
-    "CKPT_ASYNCSIG",
-    "CKPT_MSPERIOD",
-    "CKPT_FSYNC",
-    "CKPT_FORK",
-    "CKPT_COMPRESS",
-    "CKPT_INCREMENTAL",
-    "CKPT_FD_POLICY",
-    "CKPT_STRICT_FILES",
-    "CKPT_MAX_DELETED",
-    "CKPT_QUIET",
-];
+/// The variables libckpt's constructor reads. Those the attach does not set are unset while
+/// the library loads, so that a value the program happens to carry cannot make the
+/// constructor refuse (and exit the program); all are put back after.
+use ckpt_image::settings::LIBRARY_VARIABLES;
 
 /// How the injected library is configured (the options of `ckpt attach`).
 #[derive(Debug, Default, PartialEq, Eq)]
