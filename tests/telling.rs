@@ -26,23 +26,18 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// "812 bytes", "3.4 KiB", "1.2 GiB": one decimal, rounded down, as the library writes it.
+/// "100 bytes", "1 MiB", "5.5 MiB": the largest binary unit reached (up to GiB), with one
+/// decimal, rounded down, where it is not whole — as the library writes sizes.
 fn size_text(size: u64) -> String {
-    if size < 1024 {
-        return format!("{size} bytes");
+    let (unit, shift) = [(" GiB", 30), (" MiB", 20), (" KiB", 10)]
+        .into_iter()
+        .find(|&(_, shift)| size >> shift > 0)
+        .unwrap_or((" bytes", 0));
+    let tenths = ((size as u128 * 10) >> shift) as u64;
+    match tenths % 10 {
+        0 => format!("{}{unit}", tenths / 10),
+        d => format!("{}.{d}{unit}", tenths / 10),
     }
-    let mut scale = 1024u64;
-    let mut units = ["KiB", "MiB", "GiB", "TiB"].into_iter();
-    let mut unit = units.next().unwrap();
-    while size >= scale * 1024 {
-        match units.next() {
-            Some(next) => unit = next,
-            None => break,
-        }
-        scale *= 1024;
-    }
-    let tenths = size * 10 / scale;
-    format!("{}.{} {unit}", tenths / 10, tenths % 10)
 }
 
 /// Runs BIG under ckpt with `args` and `env`, checkpoints it with SIGTSTP and returns its
@@ -140,7 +135,7 @@ fn requested_checkpoint_stderr(dir: &TempDir, progress: Option<&str>) -> String 
     result.stderr
 }
 
-/// "ckpt checkpoint: 1.5 GiB of 2.0 GiB written (75%), 768.0 MiB/s" → (done, total) texts.
+/// "ckpt checkpoint: 1.5 GiB of 2 GiB written (75%), 768 MiB/s" → (done, total, percent).
 fn progress_of(line: &str) -> Option<(&str, &str, &str)> {
     let rest = line.strip_prefix("ckpt checkpoint: ")?;
     let (done, rest) = rest.split_once(" of ")?;
@@ -160,7 +155,7 @@ fn ckpt_checkpoint_reports_progress_when_asked() {
     // program's memory (64 MiB touched, plus its code and libraries).
     let (first, last) = (reports[0], reports[reports.len() - 1]);
     assert!(reports.len() >= 2, "{stderr}");
-    assert_eq!((first.0, first.2), ("0 bytes", "0"), "{stderr}");
+    assert_eq!((first.0, first.2), ("0 B", "0"), "{stderr}");
     assert_eq!((last.0, last.2), (last.1, "100"), "{stderr}");
     let total_mib: f64 = last
         .1

@@ -531,7 +531,7 @@ impl Info {
 }
 
 mod fds;
-mod format;
+pub(crate) mod format;
 mod json;
 mod threads;
 

@@ -6,6 +6,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use crate::info::format::human_size;
+
 /// How long a checkpoint runs before a terminal shows its progress.
 const QUIET_FOR: Duration = Duration::from_secs(1);
 
@@ -65,7 +67,7 @@ impl Meter {
     }
 }
 
-/// "ckpt checkpoint: 1.2 GiB of 2.0 GiB written (60%), 812.4 MiB/s".
+/// "ckpt checkpoint: 1.2 GiB of 2 GiB written (60%), 812.4 MiB/s".
 fn describe(done: u64, total: u64, elapsed: Duration) -> String {
     let percent = (done as u128 * 100)
         .checked_div(total as u128)
@@ -73,25 +75,10 @@ fn describe(done: u64, total: u64, elapsed: Duration) -> String {
     let rate = done as f64 / elapsed.as_secs_f64().max(1e-3);
     format!(
         "ckpt checkpoint: {} of {} written ({percent}%), {}/s",
-        size(done as f64),
-        size(total as f64),
-        size(rate)
+        human_size(done),
+        human_size(total),
+        human_size(rate as u64)
     )
-}
-
-/// Bytes as people read them: "812 bytes", "3.4 KiB", "1.2 GiB".
-pub fn size(bytes: f64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024.0 {
-        return format!("{bytes:.0} bytes");
-    }
-    let mut value = bytes / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -102,13 +89,11 @@ mod tests {
     fn describes_progress() {
         assert_eq!(
             describe(3 << 29, 2 << 30, Duration::from_secs(2)),
-            "ckpt checkpoint: 1.5 GiB of 2.0 GiB written (75%), 768.0 MiB/s"
+            "ckpt checkpoint: 1.5 GiB of 2 GiB written (75%), 768 MiB/s"
         );
         assert_eq!(
             describe(0, 0, Duration::ZERO),
-            "ckpt checkpoint: 0 bytes of 0 bytes written (100%), 0 bytes/s"
+            "ckpt checkpoint: 0 B of 0 B written (100%), 0 B/s"
         );
-        assert_eq!(size(1023.0), "1023 bytes");
-        assert_eq!(size(1024.0 * 1024.0 * 1024.0 * 1024.0 * 5.0), "5.0 TiB");
     }
 }

@@ -43,31 +43,11 @@ pub fn report_written(name: &[u8]) {
     path[..name.len()].copy_from_slice(name);
     if let Ok(st) = sys::stat_path(&path[..=name.len()]) {
         line.push(b" (");
-        push_size(&mut line, st.st_size as u64);
+        crate::files::push_size(&mut line, st.st_size as u64);
         line.push(b")");
     }
     line.push(b"; run it to resume the program\n");
     sys::write_stderr(line.as_bytes());
-}
-
-/// `size` as people read it: "812 bytes", "3.4 KiB", "1.2 GiB" (one decimal, rounded down).
-fn push_size<const N: usize>(line: &mut Line<N>, size: u64) {
-    const UNITS: [&[u8]; 4] = [b" KiB", b" MiB", b" GiB", b" TiB"];
-    if size < 1024 {
-        line.push_decimal(size).push(b" bytes");
-        return;
-    }
-    let mut unit = 0;
-    let mut scale = 1024u64;
-    while unit + 1 < UNITS.len() && size >= scale * 1024 {
-        scale *= 1024;
-        unit += 1;
-    }
-    let tenths = size * 10 / scale;
-    line.push_decimal(tenths / 10)
-        .push(b".")
-        .push_decimal(tenths % 10)
-        .push(UNITS[unit]);
 }
 
 fn report(name: &[u8], err: WriteError, periodic: bool) {
