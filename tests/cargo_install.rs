@@ -5,8 +5,8 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use ckpt_tests::*;
 
@@ -43,25 +43,11 @@ fn cargo_install(root: &Path) -> PathBuf {
         .arg("--target-dir")
         .arg(&target)
         .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .stdin(Stdio::null());
-    let mut child = try_spawn(&mut command).expect("start cargo install");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for cargo install") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cargo install took more than 600 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert!(
-        status.success(),
-        "cargo install failed: {}",
-        describe_status(status)
-    );
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    let installed = run_to_end(command, "cargo install", Duration::from_secs(600));
+    if !installed.status.success() {
+        installed.fail("cargo install", "expected the command to be installed");
+    }
     let installed = root.join("bin/ckpt");
     let entries: Vec<_> = std::fs::read_dir(root.join("bin"))
         .expect("read the installed bin directory")
