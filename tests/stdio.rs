@@ -27,8 +27,7 @@ fn run_script(dir: &TempDir, script: &str) -> String {
     command
         .args(["-c", script])
         .current_dir(dir.path())
-        .env("CKPT", ckpt_bin())
-        .env("CKPT_CONTINUE", "1");
+        .env("CKPT", ckpt_bin());
     clear_ckpt_settings(&mut command);
     command.env("CKPT_CONTINUE", "1").env("CKPT_QUIET", "1");
     let done = run_to_end(command, script, TIMEOUT);
