@@ -121,6 +121,12 @@ pub(super) fn present_pages(
     let base_n = *n;
     let end = r.start + r.len;
     let mut at = r.start;
+    // Swapped pages are read in and the region scanned again, once: in a process that
+    // tracks its writes (`crate::dirty`), a page not populated yet carries a
+    // write-protection marker that the scan reports as swapped, and such a page holds
+    // nothing (read in, it is the zero page, which is not stored). A forked writer sees
+    // no markers (the fork drops them); real swapped pages are read either way.
+    let mut read_in = false;
     while scan.ok && at < end {
         let guard = if scan.guard_ok { PAGE_IS_GUARD } else { 0 };
         let mut arg = PmScanArg {
@@ -134,6 +140,16 @@ pub(super) fn present_pages(
         };
         match sys::pagemap_scan(fd, &mut arg, arena.scan) {
             Ok(got) => {
+                let swapped_only = |c: u64| {
+                    c & (PAGE_IS_SWAPPED | PAGE_IS_PRESENT | PAGE_IS_GUARD) == PAGE_IS_SWAPPED
+                };
+                if !read_in && arena.scan[..got].iter().any(|pr| swapped_only(pr.categories)) {
+                    read_in = true;
+                    if read_in_swapped(fd, r, arena, guard) {
+                        (*n, at) = (base_n, r.start);
+                        continue;
+                    }
+                }
                 for pr in &arena.scan[..got] {
                     let kind = if pr.categories & PAGE_IS_GUARD != 0 {
                         EXTENT_GUARD
@@ -192,6 +208,35 @@ pub(super) fn present_pages(
         at += got as u64 * PAGE_SIZE;
     }
     Ok(())
+}
+
+/// Reads in (`MADV_POPULATE_READ`) every swapped page of `r` that is not a guard page
+/// (`guard`: the guard category, 0 on kernels without it); false when none could be.
+fn read_in_swapped(fd: i32, r: &RegionRecord, arena: &mut Arena, guard: u64) -> bool {
+    let end = r.start + r.len;
+    let mut at = r.start;
+    let mut any = false;
+    while at < end {
+        let mut arg = PmScanArg {
+            start: at,
+            end,
+            category_inverted: PAGE_IS_PRESENT | guard,
+            category_mask: PAGE_IS_SWAPPED | PAGE_IS_PRESENT | guard,
+            return_mask: PAGE_IS_SWAPPED,
+            ..Default::default()
+        };
+        let Ok(got) = sys::pagemap_scan(fd, &mut arg, arena.scan) else {
+            return any;
+        };
+        for pr in &arena.scan[..got] {
+            any |= sys::populate_read(pr.start, pr.end - pr.start).is_ok();
+        }
+        if got < arena.scan.len() {
+            return any;
+        }
+        at = arena.scan[got - 1].end;
+    }
+    any
 }
 
 /// Pages of a shared mapping that exist in the shared object (resident), per `mincore`.

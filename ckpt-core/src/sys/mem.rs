@@ -267,6 +267,18 @@ pub unsafe fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
     unsafe { core::slice::from_raw_parts(addr as *const u8, len as usize) }
 }
 
+/// Reads the pages of `[start, start + len)` in without touching them from user space
+/// (`MADV_POPULATE_READ`): swapped pages come back, and a page that holds nothing yet (a
+/// write-protection marker) becomes the shared zero page. Fails on memory that cannot be
+/// read. Signal-safe.
+pub fn populate_read(start: u64, len: u64) -> SysResult<()> {
+    const MADV_POPULATE_READ: c_int = 22;
+    // SAFETY: advice that only faults pages in as a read would; it changes no contents.
+    check(unsafe { libc::madvise(start as *mut c_void, len as usize, MADV_POPULATE_READ) }
+        as libc::c_long)
+    .map(drop)
+}
+
 /// Gives the pages of `buf` back to the kernel (`MADV_DONTNEED`): they read as zeros after.
 /// Signal-safe.
 pub fn discard(buf: &mut [u8]) {
