@@ -7,18 +7,16 @@ Run from the repository root after `cargo build --release --workspace`:
     python3 benches/incremental.py 256      # this size (MiB)
 
 A program with the given memory (every page written) runs under ckpt with CKPT_CONTINUE=1
-(a forked writer). It is checkpointed once (full: nothing is known yet), then writes one
-word in 1% of its pages, chosen at random, and is checkpointed again, timed from the
-checkpoint signal until the file is renamed into place (inotify). The second checkpoint is
-measured with CKPT_INCREMENTAL=0 (full) and =1 (incremental: the changed pages from
-memory, the rest copied from the first file with copy_file_range), durable (fsync, the
+(a forked writer). It is checkpointed, then writes one word in 1% of its pages, chosen at
+random, and is checkpointed again, and once more, each timed from the checkpoint signal
+until the file is in place (inotify). The first checkpoint starts the tracking, the
+second is written anew (there is no spare yet: it keeps the first as NAME.prev), the third
+is the first written into the spare in place — the pages changed over two intervals, 2%
+— and is the one measured: with CKPT_INCREMENTAL=0 (full) and =1, durable (fsync, the
 default) and with CKPT_FSYNC=0; each the median of five runs after a warm-up. The ratio
 incremental / full is the goal's measure (<= 10%); dd writing the changed pages' worth of
-bytes is the physical reference. Then, once, a chain of 8 such checkpoints: writing
-scattered pages over shared blocks leaves each file in more pieces than the last, and
-once there are too many the next checkpoint is full (marked so). Set CKPT_BENCH_DIR to run on another file system: with
-reflinks (XFS, Btrfs) the copy shares blocks; elsewhere (ext4, tmpfs) the kernel copies
-the bytes, which costs about as much as writing them.
+bytes (2%) is the physical reference. Then, once, a chain of 8 checkpoints: from the third
+on each is written in place. Set CKPT_BENCH_DIR to run on another file system.
 """
 
 import json
@@ -50,16 +48,17 @@ def checkpoint(workdir, w, watch):
 
 def chain(workdir, mib, incremental, fsync, rounds):
     """(first checkpoint, [each of `rounds` checkpoints, each after 1% of the pages changed],
-    [bytes each shared with the previous file])."""
+    [bytes each kept from the file it was written over])."""
     image = os.path.join(workdir, NAME)
-    if os.path.exists(image):
-        os.unlink(image)
+    for old in [image, image + ".prev"]:
+        if os.path.exists(old):
+            os.unlink(old)
     env = bench.env_with(CKPT_CONTINUE=1, CKPT_INCREMENTAL=int(incremental),
                          CKPT_FSYNC=int(fsync), CKPT_NAME=image)
     w = bench.Program(workdir, "incremental", [str(mib)], env)
     watch = bench.RenameWatch(workdir)
     first = checkpoint(workdir, w, watch)
-    times, copied = [], []
+    times, kept = [], []
     for _ in range(rounds):
         w.proc.send_signal(signal.SIGUSR1)
         line = w.proc.stdout.readline()
@@ -68,20 +67,19 @@ def chain(workdir, mib, incremental, fsync, rounds):
         times.append(checkpoint(workdir, w, watch))
         info = subprocess.run([bench.CKPT, "info", "--json", image], check=True,
                               capture_output=True, text=True)
-        # 0 where the file system cannot share blocks (all written from memory), and for
-        # a full checkpoint after a chain that left the previous file in too many pieces.
-        copied.append(json.loads(info.stdout)["copied_from_previous"])
+        # 0 for a checkpoint written anew (the second of a chain, or CKPT_INCREMENTAL=0).
+        kept.append(json.loads(info.stdout)["kept_from_previous"])
     watch.close()
     w.proc.send_signal(signal.SIGUSR2)
     if w.wait() != 0:
         bench.die(f"the program failed: {w.proc.stderr.read()}")
-    return first, times, copied
+    return first, times, kept
 
 
-def second_checkpoint(workdir, mib, incremental, fsync):
-    """(first checkpoint, second checkpoint after 1% of the pages changed, bytes shared)."""
-    first, times, copied = chain(workdir, mib, incremental, fsync, 1)
-    return first, times[0], copied[0]
+def third_checkpoint(workdir, mib, incremental, fsync):
+    """(third checkpoint, after 1% of the pages changed since the second, bytes kept)."""
+    _, times, kept = chain(workdir, mib, incremental, fsync, 2)
+    return times[1], kept[1]
 
 
 def fs_type(path):
@@ -99,7 +97,8 @@ def main():
               f"{bench.RUNS} runs after a warm-up; files in {workdir} ({fs_type(workdir)})")
         changed = mib * 256 // 100
         path = os.path.join(workdir, "dd.out")
-        dd = ["dd", "if=/dev/zero", f"of={path}", "bs=4k", f"count={changed}"]
+        # Two intervals' changes: the spare is one checkpoint behind.
+        dd2 = ["dd", "if=/dev/zero", f"of={path}", "bs=4k", f"count={2 * changed}"]
 
         def fresh(cmd):
             if os.path.exists(path):
@@ -108,25 +107,22 @@ def main():
 
         for fsync in [True, False]:
             label = "durable (fsync)" if fsync else "CKPT_FSYNC=0"
-            ref = bench.steady(lambda: fresh(dd + (["conv=fsync"] if fsync else [])))
-            first, full, _ = bench.steady(lambda: second_checkpoint(workdir, mib, False, fsync))
-            first_inc, inc, copied = bench.steady(
-                lambda: second_checkpoint(workdir, mib, True, fsync))
+            ref = bench.steady(lambda: fresh(dd2 + (["conv=fsync"] if fsync else [])))
+            full, _ = bench.steady(lambda: third_checkpoint(workdir, mib, False, fsync))
+            inc, kept = bench.steady(lambda: third_checkpoint(workdir, mib, True, fsync))
             print(f"\n== {label}")
-            print(f"  dd of the changed pages ({changed} x 4 KiB) {bench.fmt_t(ref)}")
-            print(f"  first checkpoint, CKPT_INCREMENTAL=0   {bench.fmt_t(first)}")
-            print(f"  first checkpoint, CKPT_INCREMENTAL=1   {bench.fmt_t(first_inc)}"
-                  f"   (starts tracking)")
-            print(f"  second checkpoint, full                {bench.fmt_t(full)}")
-            print(f"  second checkpoint, incremental         {bench.fmt_t(inc)}"
+            print(f"  dd of the changed pages ({2 * changed} x 4 KiB) {bench.fmt_t(ref)}")
+            print(f"  checkpoint, full                       {bench.fmt_t(full)}")
+            print(f"  checkpoint, incremental                {bench.fmt_t(inc)}"
                   f"   {inc / full * 100:5.1f}% of full   {inc / ref:5.1f} x dd"
-                  f"   ({copied / 2**20:.0f} MiB shared with the first file)")
-            _, times, shared = chain(workdir, mib, True, fsync, CHAIN)
-            mean = sum(times) / len(times)
+                  f"   ({kept / 2**20:.0f} MiB kept in place)")
+            _, times, kept = chain(workdir, mib, True, fsync, CHAIN)
+            steady_times = times[1:]
+            mean = sum(steady_times) / len(steady_times)
             print(f"  a chain of {CHAIN}, incremental (one run)  {bench.fmt_t(mean)}"
-                  f"   {mean / full * 100:5.1f}% of full, mean; "
-                  + " ".join(f"{t * 1000:.0f}{'' if c else '(full)'}"
-                             for t, c in zip(times, shared)) + " ms")
+                  f"   {mean / full * 100:5.1f}% of full, mean from the third checkpoint on; "
+                  + " ".join(f"{t * 1000:.0f}{'' if k else '(anew)'}"
+                             for t, k in zip(times, kept)) + " ms")
         if os.path.exists(path):
             os.unlink(path)
     finally:

@@ -1,16 +1,16 @@
-//! Incremental checkpoints: a checkpoint that copies the unchanged pages from the previous
-//! file restores exactly the memory the program had, after a chain of them whose earlier
-//! files are gone, with a region that moved and grew in between, from a periodic chain
-//! and from requests, through a forked writer and without one, as an ordinary user; a
-//! previous file changed in between makes the next checkpoint full, and still right.
+//! Incremental checkpoints: a checkpoint written into the one before the previous
+//! (`NAME.prev`) in place, only the pages changed since, restores exactly the memory the
+//! program had — from a chain of them, with a region that moved and grew in between, with
+//! the latest file deleted in between, from a periodic chain and from requests, through a
+//! forked writer and without one, as an ordinary user — and `NAME.prev` restores the one
+//! before. A spare that was changed, has another name or is running is never written
+//! into: the next checkpoint is written anew, and still right.
 //!
 //! The program (tests/programs/incremental.c) changes 1% of a 64 MiB mapping and a few
 //! bytes elsewhere at each step and prints a checksum of all its data; after a restart it
-//! prints the checksum again. `ckpt info` says how much a checkpoint copied, which proves
-//! that the copy path ran (not only that memory came back right). The unchanged pages are
-//! shared with the previous file only where the file system can (XFS, Btrfs); the tests
-//! use `CKPT_INCREMENTAL=copy`, which copies them elsewhere too (`copy_file_range`), so
-//! that the path runs on any file system (`TMPDIR` on XFS runs the block-sharing one).
+//! prints the checksum again. `ckpt info` says how much a checkpoint kept from the file it
+//! was written over, which proves that the in-place path ran (not only that memory came
+//! back right).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -101,11 +101,24 @@ fn verify_ok(file: &Path) {
     }
 }
 
-/// Bytes the checkpoint copied from the previous file, as `ckpt info --json` says.
-fn copied(file: &Path) -> u64 {
-    info_json(file)["copied_from_previous"]
+/// Bytes the checkpoint kept from the file it was written over, as `ckpt info --json`
+/// says.
+fn kept(file: &Path) -> u64 {
+    info_json(file)["kept_from_previous"]
         .as_u64()
-        .unwrap_or_else(|| panic!("{}: no copied_from_previous in ckpt info", file.display()))
+        .unwrap_or_else(|| panic!("{}: no kept_from_previous in ckpt info", file.display()))
+}
+
+/// Most of the 64 MiB mapping was kept: the checkpoint went into the spare in place.
+fn in_place(file: &Path) -> bool {
+    kept(file) > 32 << 20
+}
+
+/// `NAME.prev`: the checkpoint before `NAME`.
+fn spare_of(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".prev");
+    PathBuf::from(name)
 }
 
 /// The checksum in a line `step K sum S` or `sum S`.
@@ -133,49 +146,64 @@ fn sum_now(proc: &mut Proc) -> String {
     sum_in(&line)
 }
 
-/// Requests A, B, C under different names, each after a step (step 2 moves and grows a
-/// mapping); each earlier file deleted once the next is complete; then more changes and
-/// the program killed. C alone restores the memory the program had at C.
+/// Requests under one name, each after a step (step 2 moves and grows a mapping): the
+/// first starts the tracking, the second is written anew (keeping the first as the
+/// spare), the others in place; the latest file deleted before the fifth does not keep it
+/// from going in place (it needs only the spare), but leaves it nothing to swap with, so
+/// the sixth is written anew. Then more changes and the program killed: the last file
+/// restores the memory the program had at the last checkpoint, and the spare the one
+/// before.
 fn chain_of_requests(label: &str, env: &[(&str, &str)]) {
     let s = setup(label);
     let mut env = env.to_vec();
-    env.push(("CKPT_INCREMENTAL", "copy"));
+    env.push(("CKPT_INCREMENTAL", "1"));
     let mut proc = s.start(&[], "signals", &env);
-    let names = ["a.ckpt", "b.ckpt", "c.ckpt"].map(|n| s.dir.join(n));
-    let mut last_sum = String::new();
-    for (k, name) in names.iter().enumerate() {
-        last_sum = step(&mut proc, k as u32 + 1);
-        s.request(proc.pid(), name);
-        verify_ok(name);
-        let copied = copied(name);
-        if k == 0 {
-            assert_eq!(copied, 0, "the first checkpoint has nothing to copy from");
-        } else {
-            // Most of the 64 MiB mapping did not change.
-            assert!(
-                copied > 32 << 20,
-                "{}: only {copied} bytes copied from the previous checkpoint",
-                name.display()
-            );
-            std::fs::remove_file(&names[k - 1]).expect("remove the previous checkpoint");
+    let file = s.dir.join("same.ckpt");
+    let mut sums = Vec::new();
+    for k in 1..=6u32 {
+        sums.push(step(&mut proc, k));
+        if k == 5 {
+            std::fs::remove_file(&file).expect("remove the latest checkpoint");
         }
+        s.request(proc.pid(), &file);
+        verify_ok(&file);
+        // About the program's 70 MiB: pages it never touched are not stored, although
+        // the tracking marks them (a process writing its own checkpoint once stored them
+        // all, 1.2 GiB).
+        let size = std::fs::metadata(&file).expect("stat the checkpoint").len();
+        assert!(size < 100 << 20, "checkpoint {k} is {size} bytes");
+        // The fifth found no NAME to swap with: it was renamed, and left no spare.
+        if k >= 2 && k != 5 {
+            verify_ok(&spare_of(&file));
+        }
+        // The second has no spare to go into yet; the third comes after the mapping moved
+        // (that region alone is written anew); the sixth has no spare again.
+        assert_eq!(
+            in_place(&file),
+            k >= 3 && k != 6,
+            "checkpoint {k}: {} bytes kept in place",
+            kept(&file)
+        );
     }
-    step(&mut proc, 4);
+    step(&mut proc, 7);
     proc.kill();
-    let mut restarted = s.restart(&names[2]);
-    expect_restored(&mut restarted);
-    assert_eq!(
-        sum_now(&mut restarted),
-        last_sum,
-        "memory after restarting the last of a chain of incremental checkpoints"
-    );
-    // And it goes on from there.
-    step(&mut restarted, 4);
-    restarted.kill();
+    for (file, sum, next) in [(file.clone(), &sums[5], 7), (spare_of(&file), &sums[4], 6)] {
+        let mut restarted = s.restart(&file);
+        expect_restored(&mut restarted);
+        assert_eq!(
+            &sum_now(&mut restarted),
+            sum,
+            "memory after restarting {}",
+            file.display()
+        );
+        // And it goes on from there.
+        step(&mut restarted, next);
+        restarted.kill();
+    }
 }
 
 #[test]
-fn chain_of_requested_incremental_checkpoints_restores_the_last() {
+fn chain_of_requested_incremental_checkpoints_restores_the_last_and_the_one_before() {
     chain_of_requests("incremental-requests", &[]);
 }
 
@@ -193,17 +221,16 @@ fn checkpoints(proc: &mut Proc, n: usize) {
     }
 }
 
-/// Waits for periodic checkpoints until one of them shares or copies most of its memory
-/// from the previous file (not every one does: after a few, the previous file is in too
-/// many pieces, and the next is full); fails after `n`.
+/// Waits for periodic checkpoints until one of them is written in place (the first two
+/// of a process are not); fails after `n`.
 fn until_incremental(proc: &mut Proc, file: &Path, n: usize) {
     for _ in 0..n {
         checkpoints(proc, 1);
-        if copied(file) > 32 << 20 {
+        if in_place(file) {
             return;
         }
     }
-    panic!("none of {n} periodic checkpoints was incremental");
+    panic!("none of {n} periodic checkpoints was written in place");
 }
 
 /// The `restored step K saved S now N` line of a restarted program: N must be S.
@@ -227,19 +254,15 @@ fn periodic_incremental_checkpoints_restore_the_memory_they_were_taken_of() {
     let s = setup("incremental-periodic");
     let file = s.dir.join("periodic.ckpt");
     let name = file.to_str().expect("utf-8 path");
-    let mut proc = s.start(
-        &["-z", "150", "-n", name],
-        "periodic",
-        &[("CKPT_INCREMENTAL", "copy")],
-    );
+    let mut proc = s.start(&["-z", "150", "-n", name], "periodic", &[]);
     until_incremental(&mut proc, &file, 8);
     checkpoints(&mut proc, 2);
     proc.kill();
     verify_ok(&file);
     let mut restarted = s.restart(&file);
     expect_restored(&mut restarted);
-    // Its first checkpoint is full (nothing tracked yet in the new process); then
-    // incremental again.
+    // Its first checkpoints are written anew (nothing tracked yet in the new process, and
+    // its own file is busy while it runs); then in place again.
     until_incremental(&mut restarted, &file, 8);
     restarted.kill();
     verify_ok(&file);
@@ -258,33 +281,16 @@ fn tracks_writes(pid: i32) -> bool {
         .any(|flags| flags.split_whitespace().any(|f| f == "uw"))
 }
 
-/// Whether files in `dir` can share blocks (`cp --reflink=always` works there).
-fn shares_blocks(dir: &TempDir) -> bool {
-    let (a, b) = (dir.join("reflink-a"), dir.join("reflink-b"));
-    std::fs::write(&a, [7u8; 8192]).expect("write a probe file");
-    let ok = Command::new("cp")
-        .arg("--reflink=always")
-        .arg(&a)
-        .arg(&b)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let _ = std::fs::remove_file(&a);
-    let _ = std::fs::remove_file(&b);
-    ok
-}
-
-/// Periodic checkpoints are incremental by default where the file system shares blocks
-/// (the program's writes are tracked, and the unchanged pages shared with the previous
-/// file); where it cannot (ext4), tracking would only cost the program its write faults,
-/// and nothing is tracked unless CKPT_INCREMENTAL=1 asks; with CKPT_INCREMENTAL=0 nothing is
-/// tracked and everything written.
+/// Periodic checkpoints are incremental by default (the program's writes are tracked, and
+/// checkpoints go into the spare in place); with CKPT_INCREMENTAL=0 nothing is tracked,
+/// everything written anew and no spare kept.
 #[test]
 fn periodic_checkpoints_are_incremental_by_default_and_not_with_0() {
     let s = setup("incremental-default");
-    let sharing = shares_blocks(&s.dir);
-    for (setting, incremental) in [(None, sharing), (Some("1"), true), (Some("0"), false)] {
-        let file = s.dir.join(format!("default-{incremental}.ckpt"));
+    for (setting, incremental) in [(None, true), (Some("1"), true), (Some("0"), false)] {
+        let file = s
+            .dir
+            .join(format!("default-{}.ckpt", setting.unwrap_or("unset")));
         let name = file.to_str().expect("utf-8 path");
         let env: Vec<(&str, &str)> = setting
             .map(|v| ("CKPT_INCREMENTAL", v))
@@ -297,16 +303,16 @@ fn periodic_checkpoints_are_incremental_by_default_and_not_with_0() {
             incremental,
             "CKPT_INCREMENTAL={setting:?}: written pages tracked"
         );
-        if incremental && sharing {
+        if incremental {
             until_incremental(&mut proc, &file, 8);
         }
         proc.kill();
         verify_ok(&file);
-        if !(incremental && sharing) {
-            assert_eq!(
-                copied(&file),
-                0,
-                "CKPT_INCREMENTAL={setting:?}, sharing {sharing}"
+        if !incremental {
+            assert_eq!(kept(&file), 0, "CKPT_INCREMENTAL={setting:?}");
+            assert!(
+                !spare_of(&file).exists(),
+                "CKPT_INCREMENTAL=0 keeps no spare"
             );
         }
         let mut restarted = s.restart(&file);
@@ -315,45 +321,93 @@ fn periodic_checkpoints_are_incremental_by_default_and_not_with_0() {
     }
 }
 
-/// The previous file changed between two checkpoints (its payload damaged, as a careless
-/// copy or a disk might): the next checkpoint notices by its identity, copies nothing, and
-/// is complete and right.
+/// Three checkpoints under one name, each after a step: the third is written in place.
+/// Returns the checksums at the second and third.
+fn until_in_place(s: &Setup, proc: &mut Proc, file: &Path) -> (String, String) {
+    let mut sums = Vec::new();
+    for k in 1..=3 {
+        sums.push(step(proc, k));
+        s.request(proc.pid(), file);
+    }
+    assert!(in_place(file), "the third checkpoint should go in place");
+    (sums[1].clone(), sums[2].clone())
+}
+
+/// The spare changed between two checkpoints (its payload damaged, as a careless copy or
+/// a disk might): the next checkpoint notices by its identity, writes everything anew, and
+/// is complete and right; the damaged spare is replaced by the previous checkpoint.
 #[test]
-fn a_changed_previous_file_makes_the_next_checkpoint_full() {
+fn a_changed_spare_makes_the_next_checkpoint_written_anew() {
     let s = setup("incremental-damaged");
-    let mut proc = s.start(&[], "signals", &[("CKPT_INCREMENTAL", "copy")]);
+    let mut proc = s.start(&[], "signals", &[("CKPT_INCREMENTAL", "1")]);
     let file = s.dir.join("same.ckpt");
-    step(&mut proc, 1);
-    s.request(proc.pid(), &file);
-    step(&mut proc, 2);
-    s.request(proc.pid(), &file);
-    assert!(
-        copied(&file) > 32 << 20,
-        "the second checkpoint should copy"
-    );
-    // Damage a page in the middle of the file (payload of the 64 MiB mapping), which an
-    // incremental checkpoint would otherwise copy.
+    until_in_place(&s, &mut proc, &file);
+    // Damage a page in the middle of the spare (payload of the 64 MiB mapping), which the
+    // next checkpoint would otherwise keep.
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .open(&file)
-            .expect("open the checkpoint for writing");
+            .open(spare_of(&file))
+            .expect("open the spare for writing");
         let len = f.metadata().expect("stat").len();
         f.write_all_at(&[0xa5; 4096], (len / 2) & !4095)
-            .expect("damage the checkpoint");
+            .expect("damage the spare");
     }
-    let sum = step(&mut proc, 3);
+    let sum = step(&mut proc, 4);
     s.request(proc.pid(), &file);
     verify_ok(&file);
-    assert_eq!(
-        copied(&file),
-        0,
-        "a changed previous file must not be copied from"
-    );
+    verify_ok(&spare_of(&file));
+    assert_eq!(kept(&file), 0, "a changed spare must not be written into");
     proc.kill();
     let mut restarted = s.restart(&file);
     expect_restored(&mut restarted);
     assert_eq!(sum_now(&mut restarted), sum);
     restarted.kill();
+}
+
+/// A spare someone else uses is never written into: one with a second name (a hard link
+/// made to keep it) and one that is running (restarted lazily, its memory mapped from the
+/// file). Each keeps restoring what it held; the checkpoints meanwhile are written anew.
+#[test]
+fn a_spare_linked_or_running_is_not_written_into() {
+    let s = setup("incremental-busy");
+    let mut proc = s.start(&[], "signals", &[("CKPT_INCREMENTAL", "1")]);
+    let file = s.dir.join("same.ckpt");
+    let (second, third) = until_in_place(&s, &mut proc, &file);
+
+    // The spare holds the second checkpoint: kept under another name too.
+    let keep = s.dir.join("keep.ckpt");
+    std::fs::hard_link(spare_of(&file), &keep).expect("link the spare");
+    step(&mut proc, 4);
+    s.request(proc.pid(), &file);
+    assert_eq!(kept(&file), 0, "a linked spare must not be written into");
+    verify_ok(&keep);
+    let mut restarted = s.restart(&keep);
+    expect_restored(&mut restarted);
+    assert_eq!(
+        sum_now(&mut restarted),
+        second,
+        "the kept link restores the second"
+    );
+    restarted.kill();
+
+    // The spare now holds the third: restarted lazily, it reads its memory from the file
+    // as it touches it, after the next checkpoint.
+    let mut command = restart_command(&s.dir, &spare_of(&file));
+    command
+        .env("LD_LIBRARY_PATH", s.library_dir())
+        .env("CKPT_LAZY", "1");
+    let mut lazy = Proc::spawn(as_nobody(command), "lazy restart of the spare");
+    expect_restored(&mut lazy);
+    step(&mut proc, 5);
+    s.request(proc.pid(), &file);
+    assert_eq!(kept(&file), 0, "a running spare must not be written into");
+    assert_eq!(
+        sum_now(&mut lazy),
+        third,
+        "a program restarted lazily from the spare reads what it held"
+    );
+    lazy.kill();
+    proc.kill();
 }

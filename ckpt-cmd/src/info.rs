@@ -155,8 +155,8 @@ pub struct Info {
     pub xcr0: u32,
     pub extents: usize,
     pub total_stored: u64,
-    /// Of those, bytes an incremental checkpoint copied from the previous file.
-    pub copied: u64,
+    /// Of those, bytes an incremental checkpoint kept from the file it was written over.
+    pub kept: u64,
     pub file_size: u64,
 }
 
@@ -210,7 +210,7 @@ impl Info {
             version: header.version,
             stub_base: header.stub_base,
             total_stored: tables.regions.iter().map(|r| r.stored).sum(),
-            copied: header.copied,
+            kept: header.kept,
             threads: tables
                 .threads
                 .iter()
@@ -325,12 +325,12 @@ impl Info {
             human_size(self.total_stored),
             self.extents
         );
-        if self.copied != 0 {
+        if self.kept != 0 {
             let _ = writeln!(
                 out,
-                "incremental:   {} bytes ({}) copied from the previous checkpoint",
-                self.copied,
-                human_size(self.copied)
+                "incremental:   {} bytes ({}) kept from the checkpoint it was written over",
+                self.kept,
+                human_size(self.kept)
             );
         }
         let _ = writeln!(
@@ -524,7 +524,7 @@ impl Info {
             xcr0: self.xcr0,
             extents: self.extents,
             total_stored: self.total_stored,
-            copied_from_previous: self.copied,
+            kept_from_previous: self.kept,
             file_size: self.file_size,
         })
     }

@@ -58,14 +58,12 @@ environment:
   CKPT_COMPRESS=code|lz4|0
              what is stored as LZ4 frames: program and library images (the
              default), all memory (smaller, slower to write), or nothing
-  CKPT_INCREMENTAL=1|0|copy
-             a checkpoint reads from memory only the pages PROG wrote since the
-             previous one and shares the rest's blocks with that file, if it is
-             still there unchanged and the file system can (XFS, Btrfs); each
-             file still restarts alone. On by default for -z to a file system
-             that shares blocks; 1 for every checkpoint that lets PROG
-             continue, on any file system; 0 always writes everything; copy
-             also copies (copy_file_range) where blocks cannot be shared
+  CKPT_INCREMENTAL=1|0
+             keep the checkpoint before the last as NAME.prev and write the
+             next one into it in place: only the pages PROG wrote since, then
+             swapped with NAME; each file still restarts alone. On by default
+             for -z; 1 for every checkpoint that lets PROG continue; 0 writes
+             everything anew and keeps no NAME.prev
   CKPT_LAZY=1
              in the environment of a RESTART (./PROG.ckpt): map memory from the
              checkpoint file and read it when first touched (see README)

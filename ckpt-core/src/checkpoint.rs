@@ -229,16 +229,15 @@ pub fn checkpoint(name: Option<&[u8]>, trigger: Trigger, respond: Option<i32>) -
         x.state.config.continues || matches!(trigger, Trigger::Periodic | Trigger::Request);
     let pending_before = sys::sigpending();
     let fork = continues && x.state.config.fork && !matches!(trigger, Trigger::Call { .. });
-    // Incremental: periodic checkpoints by default where the file system shares blocks,
-    // any that continues with CKPT_INCREMENTAL=1; never while a writer still fills the
-    // ledger.
+    // Incremental: periodic checkpoints by default, any that continues with
+    // CKPT_INCREMENTAL=1; never while a writer still fills the ledger.
     let incremental = continues
         && x.state.writer.is_none()
         && x.state.config.compress != write::Compression::All
-        && x.state.config.incremental.unwrap_or_else(|| {
-            trigger == Trigger::Periodic
-                && write::incremental::shares_blocks_at(name.unwrap_or(x.state.config.name_bytes()))
-        });
+        && x.state
+            .config
+            .incremental
+            .unwrap_or(trigger == Trigger::Periodic);
     let outcome = take(&mut x, name, trigger, fork, respond, incremental);
     match outcome {
         Outcome::Written => x.state.incremental.finished(true),
@@ -505,7 +504,6 @@ fn capture_regions_and_write(
     let opts = write::WriteOptions {
         fsync: cfg.fsync,
         compress: cfg.compress,
-        incremental_copy: cfg.incremental_copy,
     };
     let files = state.process.files;
     let inc = Some(&mut state.incremental).filter(|i| i.in_flight());

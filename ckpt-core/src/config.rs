@@ -44,14 +44,11 @@ pub struct Config {
     pub children: bool,
     /// A checkpoint that ends the program does not say where it went (`CKPT_QUIET=1`).
     pub quiet: bool,
-    /// Checkpoints store only the pages written since the previous one and copy the rest
-    /// from its file (`CKPT_INCREMENTAL`): `None`, the default, for periodic checkpoints
-    /// only; `Some(true)` for every checkpoint that continues; `Some(false)` never.
+    /// Checkpoints are written into the one before the previous (`NAME.prev`), only the
+    /// pages changed since (`CKPT_INCREMENTAL`): `None`, the default, for periodic
+    /// checkpoints only; `Some(true)` for every checkpoint that continues; `Some(false)`
+    /// never.
     pub incremental: Option<bool>,
-    /// Incremental checkpoints copy unchanged pages with `copy_file_range` where the file
-    /// system cannot share blocks, instead of writing them from memory
-    /// (`CKPT_INCREMENTAL=copy`).
-    pub incremental_copy: bool,
 }
 
 /// The default `CKPT_MAX_DELETED`: 1 MiB, as CRIU's ghost file limit.
@@ -83,7 +80,6 @@ impl Config {
             children: false,
             quiet: false,
             incremental: None,
-            incremental_copy: false,
         }
     }
 

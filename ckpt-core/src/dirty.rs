@@ -226,8 +226,7 @@ impl Tracker {
                 continue;
             };
             // ckpt's own reservations are written whole every time: not tracked.
-            if !trackable(&m) || n == self.tracked.len() || sys::overlaps_reserved(m.start, m.end)
-            {
+            if !trackable(&m) || n == self.tracked.len() || sys::overlaps_reserved(m.start, m.end) {
                 continue;
             }
             let (start, len) = (m.start, m.end - m.start);

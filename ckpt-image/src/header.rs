@@ -60,9 +60,10 @@ pub struct ImageHeader {
     /// restart's `CKPT_RELOCATE` (`relocate::RELOCATE_MAX` bytes, NUL-terminated; empty when
     /// it is not set); 0: nowhere.
     pub restart_relocate: u64,
-    /// Payload bytes an incremental checkpoint copied from the previous checkpoint's file
-    /// instead of reading them from memory (information only; the file holds them all).
-    pub copied: u64,
+    /// Payload bytes an incremental checkpoint kept from the file it was written over (the
+    /// checkpoint before the previous one) instead of writing them from memory
+    /// (information only; the file holds them all).
+    pub kept: u64,
     pub reserved: [u64; 3],
 }
 
@@ -95,7 +96,7 @@ crate::record_layout!(ImageHeader {
     _pad1: u32,
     restart_options: u64,
     restart_relocate: u64,
-    copied: u64,
+    kept: u64,
     reserved: [u64; 3],
 });
 

@@ -205,9 +205,7 @@ pub fn from_env() -> Result<Config, String> {
         cfg.quiet = text("CKPT_QUIET", v)? != "0";
     }
     if let Some(v) = var(c"CKPT_INCREMENTAL") {
-        let s = text("CKPT_INCREMENTAL", v)?.to_ascii_lowercase();
-        cfg.incremental = Some(s != "0");
-        cfg.incremental_copy = s == "copy";
+        cfg.incremental = Some(text("CKPT_INCREMENTAL", v)? != "0");
     }
     if let Some(v) = var(c"CKPT_CHILDREN") {
         cfg.children = text("CKPT_CHILDREN", v)? != "0";

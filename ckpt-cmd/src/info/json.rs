@@ -47,7 +47,7 @@ pub(super) struct InfoJson<'a> {
     pub(super) xcr0: u32,
     pub(super) extents: usize,
     pub(super) total_stored: u64,
-    pub(super) copied_from_previous: u64,
+    pub(super) kept_from_previous: u64,
     pub(super) file_size: u64,
 }
 

@@ -143,7 +143,11 @@ pub(super) fn present_pages(
                 let swapped_only = |c: u64| {
                     c & (PAGE_IS_SWAPPED | PAGE_IS_PRESENT | PAGE_IS_GUARD) == PAGE_IS_SWAPPED
                 };
-                if !read_in && arena.scan[..got].iter().any(|pr| swapped_only(pr.categories)) {
+                if !read_in
+                    && arena.scan[..got]
+                        .iter()
+                        .any(|pr| swapped_only(pr.categories))
+                {
                     read_in = true;
                     if read_in_swapped(fd, r, arena, guard) {
                         (*n, at) = (base_n, r.start);

@@ -107,79 +107,6 @@ pub fn pwrite_from_memory(fd: c_int, addr: u64, len: u64, offset: u64) -> SysRes
     Ok(done)
 }
 
-/// Copies `len` bytes at `from_offset` of `from` to `to_offset` of `to` inside the kernel
-/// (`copy_file_range`: on file systems that can, the new file shares the old one's blocks).
-/// Returns how many were copied (fewer at the end of `from`); EXDEV, EINVAL, EOPNOTSUPP or
-/// ENOSYS when the kernel cannot copy between these files. Signal-safe.
-pub fn copy_range(
-    from: c_int,
-    from_offset: u64,
-    to: c_int,
-    to_offset: u64,
-    len: u64,
-) -> SysResult<u64> {
-    let (mut off_in, mut off_out) = (from_offset as i64, to_offset as i64);
-    let mut done = 0u64;
-    while done < len {
-        let chunk = (len - done).min(1 << 30) as usize;
-        // SAFETY: the kernel reads and updates the two offsets, which live on this stack.
-        let r = unsafe { libc::copy_file_range(from, &mut off_in, to, &mut off_out, chunk, 0) };
-        match check(r as libc::c_long) {
-            Ok(0) => break,
-            Ok(k) => done += k as u64,
-            Err(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-/// `struct file_clone_range` (linux/fs.h).
-#[repr(C)]
-struct FileCloneRange {
-    src_fd: i64,
-    src_offset: u64,
-    src_length: u64,
-    dest_offset: u64,
-}
-
-/// `_IOW(0x94, 13, struct file_clone_range)`.
-const FICLONERANGE: libc::c_ulong = 0x4020_940d;
-
-/// The `f_type` of the file system holding the NUL-terminated `path` (`statfs`).
-/// Signal-safe.
-pub fn file_system_type(path: &[u8]) -> SysResult<i64> {
-    if path.last() != Some(&0) {
-        return Err(libc::EINVAL);
-    }
-    // SAFETY: an all-zero `statfs` is a valid value of the plain C struct.
-    let mut st: libc::statfs = unsafe { core::mem::zeroed() };
-    // SAFETY: the path is NUL-terminated (checked); the kernel writes one `struct statfs`.
-    check(unsafe { libc::statfs(path.as_ptr().cast(), &mut st) } as libc::c_long)?;
-    Ok(st.f_type)
-}
-
-/// Makes `len` bytes at `to_offset` of `to` share the blocks of `len` bytes at
-/// `from_offset` of `from` (`FICLONERANGE`): no data is copied. EOPNOTSUPP (or EXDEV,
-/// ENOTTY) where the file system cannot share blocks; EINVAL for a range not on its block
-/// boundaries. Signal-safe.
-pub fn clone_range(
-    from: c_int,
-    from_offset: u64,
-    to: c_int,
-    to_offset: u64,
-    len: u64,
-) -> SysResult<()> {
-    let mut range = FileCloneRange {
-        src_fd: from.into(),
-        src_offset: from_offset,
-        src_length: len,
-        dest_offset: to_offset,
-    };
-    // SAFETY: the kernel reads one `struct file_clone_range` at `range`.
-    check(unsafe { libc::ioctl(to, FICLONERANGE, &mut range) } as libc::c_long).map(drop)
-}
-
 /// `pwrite` of a buffer, all of it.
 pub fn pwrite_all(fd: c_int, buf: &[u8], offset: u64) -> SysResult<()> {
     match pwrite_from_memory(fd, buf.as_ptr() as u64, buf.len() as u64, offset)? {
@@ -204,6 +131,25 @@ pub fn rename(from: &[u8], to: &[u8]) -> SysResult<()> {
     // SAFETY: both paths are NUL-terminated buffers alive for the call.
     check(unsafe { libc::rename(from.as_ptr().cast(), to.as_ptr().cast()) } as libc::c_long)
         .map(drop)
+}
+
+/// Swaps the files at `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): each name
+/// holds a complete file throughout. ENOENT when either is missing. Signal-safe.
+pub fn exchange(a: &[u8], b: &[u8]) -> SysResult<()> {
+    assert_nul(a);
+    assert_nul(b);
+    // SAFETY: both paths are NUL-terminated buffers alive for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    })
+    .map(drop)
 }
 
 pub fn unlink(path: &[u8]) {
@@ -383,6 +329,17 @@ pub fn fstat(fd: c_int) -> SysResult<libc::stat> {
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: the kernel writes one `struct stat` into `st`.
     check(unsafe { libc::fstat(fd, &mut st) } as libc::c_long)?;
+    Ok(st)
+}
+
+/// `lstat` of a NUL-terminated path (a symbolic link itself, not what it names).
+/// Signal-safe.
+pub fn lstat(path: &[u8]) -> SysResult<libc::stat> {
+    assert_nul(path);
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: the path is NUL-terminated; the kernel writes one `struct stat` into `st`.
+    check(unsafe { libc::lstat(path.as_ptr().cast(), &mut st) } as libc::c_long)?;
     Ok(st)
 }
 

@@ -274,8 +274,10 @@ pub unsafe fn memory<'a>(addr: u64, len: u64) -> &'a [u8] {
 pub fn populate_read(start: u64, len: u64) -> SysResult<()> {
     const MADV_POPULATE_READ: c_int = 22;
     // SAFETY: advice that only faults pages in as a read would; it changes no contents.
-    check(unsafe { libc::madvise(start as *mut c_void, len as usize, MADV_POPULATE_READ) }
-        as libc::c_long)
+    check(
+        unsafe { libc::madvise(start as *mut c_void, len as usize, MADV_POPULATE_READ) }
+            as libc::c_long,
+    )
     .map(drop)
 }
 

@@ -179,8 +179,6 @@ pub struct WriteOptions {
     /// fsync before the rename.
     pub fsync: bool,
     pub compress: Compression,
-    /// Incremental: copy unchanged pages even where blocks cannot be shared.
-    pub incremental_copy: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,13 +224,18 @@ pub fn write_image(
     let base = choose_stub_base(regions, reserve).ok_or(WriteError::NoRoomForStub)?;
     *stub_place = StubPlace { base, reserve };
 
-    // An incremental checkpoint opens the file it copies from before the new one can
-    // replace its name.
-    let mut session = inc.and_then(|i| incremental::Session::open(i, opts.incremental_copy));
-    let (fd, named) = match create_temp(
-        &arena.target_path[..target_len],
-        &arena.temp_path[..temp_len],
-    ) {
+    // An incremental checkpoint writes into the spare (`NAME.prev`) where it can, else
+    // into a new file that becomes the spare before the swap.
+    let mut session = inc.and_then(|i| incremental::Session::open(i, name));
+    let in_place = session.as_ref().and_then(|s| s.spare_fd());
+    let created = match in_place {
+        Some(fd) => Ok((fd, true)),
+        None => create_temp(
+            &arena.target_path[..target_len],
+            &arena.temp_path[..temp_len],
+        ),
+    };
+    let (fd, named) = match created {
         Ok(created) => created,
         Err(e) => {
             if let Some(s) = session {
@@ -248,29 +251,36 @@ pub fn write_image(
         auxv_words,
         mm,
         opts,
+        in_place: in_place.is_some(),
     };
     let mut result = write_to(fd, arena, cap, &plan, session.as_mut());
     let temp = &arena.temp_path[..temp_len];
     if result.is_ok() && !named {
         result = sys::link_fd(fd, temp).map_err(WriteError::Create);
     }
-    if let Err(e) = result {
-        sys::close(fd);
-        if named {
-            sys::unlink(temp);
+    let target = &arena.target_path[..target_len];
+    if result.is_ok() {
+        result = match (&session, in_place) {
+            (Some(s), Some(_)) => swap(s.spare_path(), target),
+            (Some(s), None) => {
+                sys::rename(temp, s.spare_path()).and_then(|()| swap(s.spare_path(), target))
+            }
+            (None, _) => sys::rename(temp, target),
         }
-        if let Some(s) = session {
-            s.abandon();
-        }
-        return Err(e);
+        .map_err(WriteError::Rename);
     }
-    if let Err(e) = sys::rename(temp, &arena.target_path[..target_len]) {
-        sys::close(fd);
-        sys::unlink(temp);
+    if let Err(e) = result {
+        if in_place.is_none() && named {
+            remove_if(fd, temp);
+        }
         if let Some(s) = session {
+            if in_place.is_none() {
+                remove_if(fd, s.spare_path());
+            }
             s.abandon();
         }
-        return Err(WriteError::Rename(e));
+        sys::close(fd);
+        return Err(e);
     }
     // Its identity now (the rename changed its ctime) is what the next checkpoint trusts.
     if let Some(s) = session {
@@ -278,6 +288,27 @@ pub fn write_image(
     }
     sys::close(fd);
     Ok(())
+}
+
+/// Puts the complete checkpoint at `spare` in place at `target`, and the file that was
+/// there at `spare`, in one step; where there was none (or the file system cannot swap),
+/// renames it over. Signal-safe.
+fn swap(spare: &[u8], target: &[u8]) -> sys::SysResult<()> {
+    match sys::exchange(spare, target) {
+        Err(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+            sys::rename(spare, target)
+        }
+        r => r,
+    }
+}
+
+/// Removes `path` if it names the file open at `fd`. Signal-safe.
+fn remove_if(fd: i32, path: &[u8]) {
+    if let (Ok(ours), Ok(there)) = (sys::fstat(fd), sys::lstat(path)) {
+        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
+            sys::unlink(path);
+        }
+    }
 }
 
 /// What was decided before the file is written.
@@ -288,6 +319,9 @@ struct Plan {
     auxv_words: usize,
     mm: MmLayout,
     opts: WriteOptions,
+    /// The file is the spare, written in place: what it held before is overwritten where
+    /// needed, and it is cut to its new length.
+    in_place: bool,
 }
 
 fn write_to(
@@ -335,13 +369,18 @@ fn write_payloads_and_tables(
         auxv_words,
         mm,
         opts,
+        in_place,
     } = *plan;
     // The umask may have narrowed the mode; the image must be executable by its owner only.
     sys::fchmod(fd, 0o700).map_err(w)?;
+    let header_offset = STUB_FILE_OFFSET + page_up(crate::STUB.len() as u64);
+    if in_place {
+        // Not a checkpoint until its new header is written, last.
+        sys::pwrite_all(fd, &[0; 8], header_offset).map_err(w)?;
+    }
 
     // The stub, relocated for its base (the ELF prefix, which needs the final length,
     // comes last).
-    let header_offset = STUB_FILE_OFFSET + page_up(crate::STUB.len() as u64);
     arena.stub.copy_from_slice(crate::STUB);
     for &off in crate::STUB_RELOCS {
         let at = off as usize;
@@ -355,40 +394,67 @@ fn write_payloads_and_tables(
     // Payloads, straight from memory, one region at a time under the fault guard: memory
     // that faults when read fails the checkpoint instead of ending the program.
     crate::progress::start(arena.regions[..cap.regions].iter().map(|r| r.stored).sum());
-    let mut offset = header_offset + HEADER_SPACE;
+    // Regions an incremental checkpoint records first (into the spare where it has them,
+    // else from `offset` on), then all others.
+    let start = header_offset + HEADER_SPACE;
+    let mut offset = match inc.as_deref_mut() {
+        Some(s) => s.plan(
+            &arena.regions[..cap.regions],
+            &arena.extents[..cap.extents],
+            start,
+        ),
+        None => start,
+    };
+    let mut recorded = [0u64; 64];
     let guard = sys::FaultGuard::install().map_err(w)?;
-    for ri in 0..cap.regions {
-        let r = arena.regions[ri];
-        if r.stored == 0 {
-            continue;
+    for pass in [Pass::Recorded, Pass::Rest] {
+        for ri in 0..cap.regions {
+            let r = arena.regions[ri];
+            if r.stored == 0 {
+                continue;
+            }
+            let compress = opts.compress.applies(&r, &arena.regions[..cap.regions]);
+            let records = match pass {
+                Pass::Recorded => {
+                    let takes =
+                        ri < 64 * 64 && !compress && inc.as_deref().is_some_and(|s| s.takes(&r));
+                    if takes {
+                        recorded[ri / 64] |= 1 << (ri % 64);
+                    }
+                    takes
+                }
+                Pass::Rest => ri < 64 * 64 && recorded[ri / 64] & (1 << (ri % 64)) != 0,
+            };
+            if records != (pass == Pass::Recorded) {
+                continue;
+            }
+            let unreadable = r.prot & prot::READ == 0;
+            if unreadable {
+                // SAFETY: a mapping from the maps, in a process frozen in this handler; its
+                // protections are put back below, before anything else runs.
+                unsafe { sys::mprotect(r.start, r.len, r.prot | prot::READ) }.map_err(w)?;
+            }
+            let mut job = RegionWrite {
+                fd,
+                inc: inc.as_deref_mut().filter(|_| records),
+                mem: mem.filter(|_| compress),
+                arena: &mut *arena,
+                region: ri,
+                offset,
+                result: Ok(()),
+            };
+            // SAFETY: write_region takes the RegionWrite it is given, holds no lock and owns
+            // nothing that needs dropping, so the guard may abandon it at a fault.
+            let ran = unsafe { guard.run(write_region, (&mut job as *mut RegionWrite).cast()) };
+            offset = job.offset;
+            let result = job.result;
+            if unreadable {
+                // SAFETY: back to what the program had.
+                unsafe { sys::mprotect(r.start, r.len, r.prot) }.map_err(w)?;
+            }
+            ran.map_err(WriteError::Fault)?;
+            result?;
         }
-        let compress = opts.compress.applies(&r, &arena.regions[..cap.regions]);
-        let unreadable = r.prot & prot::READ == 0;
-        if unreadable {
-            // SAFETY: a mapping from the maps, in a process frozen in this handler; its
-            // protections are put back below, before anything else runs.
-            unsafe { sys::mprotect(r.start, r.len, r.prot | prot::READ) }.map_err(w)?;
-        }
-        let mut job = RegionWrite {
-            fd,
-            inc: inc.as_deref_mut(),
-            mem: mem.filter(|_| compress),
-            arena: &mut *arena,
-            region: ri,
-            offset,
-            result: Ok(()),
-        };
-        // SAFETY: write_region takes the RegionWrite it is given, holds no lock and owns
-        // nothing that needs dropping, so the guard may abandon it at a fault.
-        let ran = unsafe { guard.run(write_region, (&mut job as *mut RegionWrite).cast()) };
-        offset = job.offset;
-        let result = job.result;
-        if unreadable {
-            // SAFETY: back to what the program had.
-            unsafe { sys::mprotect(r.start, r.len, r.prot) }.map_err(w)?;
-        }
-        ran.map_err(WriteError::Fault)?;
-        result?;
     }
     drop(guard);
     crate::progress::finish();
@@ -453,7 +519,7 @@ fn write_payloads_and_tables(
         taken_at: now(),
         pid: sys::getpid(),
         stub_sum,
-        copied: inc.as_ref().map_or(0, |s| s.copied),
+        kept: inc.as_ref().map_or(0, |s| s.kept),
         ..Default::default()
     };
     header.header_crc = header.compute_crc();
@@ -474,10 +540,20 @@ fn write_payloads_and_tables(
         stub_sum,
     );
     sys::pwrite_all(fd, &prefix, 0).map_err(w)?;
+    if in_place {
+        sys::ftruncate(fd, at).map_err(w)?;
+    }
     if opts.fsync {
         sys::fsync(fd).map_err(WriteError::Fsync)?;
     }
     Ok(())
+}
+
+/// The two passes over the regions: those an incremental checkpoint records, then the rest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Recorded,
+    Rest,
 }
 
 /// Seconds since the epoch (clock_gettime: signal-safe).

@@ -131,7 +131,7 @@ fn write_extent_lz4(
 /// One region's payloads on their way into the file, run by [`write_region`].
 pub(super) struct RegionWrite<'a, 's> {
     pub fd: i32,
-    /// An incremental checkpoint's writing, which takes the regions it can.
+    /// An incremental checkpoint's writing, when it records this region.
     pub inc: Option<&'a mut super::incremental::Session<'s>>,
     /// `/proc/self/mem`, when the region is stored compressed.
     pub mem: Option<i32>,
@@ -152,20 +152,18 @@ pub(super) extern "C" fn write_region(arg: *mut core::ffi::c_void) -> u64 {
     let r = arena.regions[job.region];
     let first = r.first_extent as usize;
     let extents = first..first + r.extent_count as usize;
-    if job.mem.is_none() {
-        if let Some(session) = job.inc.as_deref_mut().filter(|s| s.takes(&r)) {
-            match session.write_region(
-                job.fd,
-                &r,
-                &mut arena.extents[extents],
-                job.offset,
-                arena.staging,
-            ) {
-                Ok(offset) => job.offset = offset,
-                Err(err) => job.result = Err(WriteError::Write(err)),
-            }
-            return 0;
+    if let Some(session) = job.inc.as_deref_mut() {
+        match session.write_region(
+            job.fd,
+            job.region,
+            &r,
+            &mut arena.extents[extents],
+            job.offset,
+        ) {
+            Ok(offset) => job.offset = offset,
+            Err(err) => job.result = Err(WriteError::Write(err)),
         }
+        return 0;
     }
     let mut stored = 0;
     for e in &mut arena.extents[first..first + r.extent_count as usize] {

@@ -1,6 +1,7 @@
 //! The extent writer against real files and memory: where each page comes from.
 
 use super::*;
+use ckpt_image::crc32c::{page_lanes, PayloadChecksum};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
@@ -42,118 +43,81 @@ fn temp_file(name: &str) -> std::fs::File {
     f
 }
 
-/// Writes the extent of `mem` with `written` and the previous file `prev` (which holds
-/// the pages of `prev_extents` as they were); returns the new file's bytes, the
-/// checksum, the lanes and the bytes copied.
-fn write(
-    mem: &[u8],
-    written: Option<&[PageRegion]>,
-    prev: &std::fs::File,
-    prev_extents: &[LedgerExtent],
-    prev_lanes: &[[u32; 4]],
-    copy_anyway: bool,
-) -> (Vec<u8>, u32, Vec<[u32; 4]>, u64) {
-    let out = temp_file("new");
-    let mut lanes = vec![[0u32; 4]; PAGES as usize];
-    let mut sharing = Sharing::Unknown;
-    let mut job = ExtentJob {
-        fd: out.as_raw_fd(),
-        prev_fd: prev.as_raw_fd(),
-        addr: mem.as_ptr() as u64,
-        len: PAGES * PAGE,
-        offset: PAGE,
-        sum: PayloadChecksum::new(),
-        out: &mut lanes,
-        copied: 0,
-        runs: 0,
-        sharing: &mut sharing,
-        copy_anyway,
-    };
-    let mut staging = vec![0u8; 1 << 16];
-    job.run(written, (prev_extents, prev_lanes), &mut staging)
-        .unwrap();
-    let (crc, copied) = (job.sum.finish(), job.copied);
-    let mut bytes = vec![0u8; (PAGES * PAGE) as usize];
-    out.read_exact_at(&mut bytes, PAGE).unwrap();
-    (bytes, crc, lanes, copied)
+fn run(start: u64, end: u64) -> PageRegion {
+    PageRegion {
+        start,
+        end,
+        categories: 0,
+    }
 }
 
 #[test]
-fn unchanged_pages_come_from_the_previous_file_and_the_checksum_covers_them() {
+fn union_merges_overlapping_and_touching_runs_in_order() {
+    let a = [run(0, 2), run(5, 6), run(9, 12)];
+    let b = [run(1, 3), run(3, 4), run(7, 8), run(11, 15), run(20, 21)];
+    let got: Vec<_> = extent::Union::new(&a, &b).collect();
+    assert_eq!(got, [(0, 4), (5, 6), (7, 8), (9, 15), (20, 21)]);
+    assert_eq!(
+        extent::Union::new(&[], &b[..1]).collect::<Vec<_>>(),
+        [(1, 3)]
+    );
+    assert_eq!(extent::Union::new(&[], &[]).count(), 0);
+}
+
+#[test]
+fn pages_not_written_stay_as_the_spare_holds_them_and_the_checksum_covers_them() {
     let mem = memory();
     let base = mem.as_ptr() as u64;
-    // The previous file: pages 0..12 of the extent at offset 3 pages, as they are now.
-    let prev = temp_file("prev");
-    prev.write_all_at(&mem[..(12 * PAGE) as usize], 3 * PAGE)
-        .unwrap();
-    let prev_lanes: Vec<[u32; 4]> = mem[..(12 * PAGE) as usize]
-        .chunks(PAGE as usize)
-        .map(page_lanes)
-        .collect();
-    let prev_extents = [LedgerExtent {
-        addr: base,
-        len: 12 * PAGE,
-        file_offset: 3 * PAGE,
-        first_page: 0,
-    }];
+    // The spare: the extent at offset 3 pages, as memory was when it was taken.
+    let spare = temp_file("spare");
+    spare.write_all_at(mem, 3 * PAGE).unwrap();
     let old = mem.to_vec();
-    // The program writes pages 2, 7 and 13; page 5 changes too but is not reported as
-    // written, which shows where each page came from.
+    let mut lanes: Vec<[u32; 4]> = mem.chunks(PAGE as usize).map(page_lanes).collect();
+    // The program writes pages 2, 7 and 13 (2 in the interval before, 7 and 13 in this
+    // one); page 5 changes too but is not reported as written, which shows where each
+    // page came from.
     for p in [2, 5, 7, 13] {
         mem[(p * PAGE) as usize] ^= 0xff;
     }
     let page = |p: u64| base + p * PAGE;
-    let written = [
-        PageRegion {
-            start: page(2),
-            end: page(3),
-            categories: 0,
-        },
-        PageRegion {
-            start: page(7),
-            end: page(8),
-            categories: 0,
-        },
-        PageRegion {
-            start: page(13),
-            end: page(14),
-            categories: 0,
-        },
-    ];
+    let before = [run(page(2), page(3))];
+    let now = [run(page(7), page(8)), run(page(13), page(14))];
+    let mut job = extent::ExtentJob {
+        fd: spare.as_raw_fd(),
+        addr: base,
+        len: PAGES * PAGE,
+        offset: 3 * PAGE,
+        out: &mut lanes,
+    };
+    let written = job.write_runs(extent::Union::new(&before, &now)).unwrap();
+    assert_eq!(written, 3 * PAGE);
+    let crc = job.checksum();
+    let mut bytes = vec![0u8; (PAGES * PAGE) as usize];
+    spare.read_exact_at(&mut bytes, 3 * PAGE).unwrap();
     let mut expected = mem.to_vec();
     let p5 = (5 * PAGE) as usize..(6 * PAGE) as usize;
     expected[p5.clone()].copy_from_slice(&old[p5]);
+    assert!(
+        bytes == expected,
+        "page 5 as the spare held it, the rest as now"
+    );
+    // The checksum, built from lanes recorded for kept pages, is the bytes'.
+    assert_eq!(crc, PayloadChecksum::of(&bytes));
+    let by_page: Vec<[u32; 4]> = bytes.chunks(PAGE as usize).map(page_lanes).collect();
+    assert_eq!(lanes, by_page, "the lanes recorded for the next checkpoint");
 
-    for copy_anyway in [true, false] {
-        let (bytes, crc, lanes, copied) = write(
-            mem,
-            Some(&written),
-            &prev,
-            &prev_extents,
-            &prev_lanes,
-            copy_anyway,
-        );
-        // The checksum, built from recorded lanes for copied pages, is the bytes'.
-        assert_eq!(crc, PayloadChecksum::of(&bytes));
-        let by_page: Vec<[u32; 4]> = bytes.chunks(PAGE as usize).map(page_lanes).collect();
-        assert_eq!(lanes, by_page, "the lanes recorded for the next checkpoint");
-        if copied > 0 {
-            // Pages 0..12 but the two written ones, from the previous file.
-            assert_eq!(copied, 10 * PAGE);
-            assert!(
-                bytes == expected,
-                "page 5 from the previous file, the rest as now"
-            );
-        } else {
-            // This file system neither shares nor (copy_anyway false) copies: all from
-            // memory.
-            assert!(!copy_anyway);
-            assert!(bytes == mem, "written from memory");
-        }
-    }
-    // Nothing known: all from memory, whatever the previous file holds.
-    let (bytes, crc, _, copied) = write(mem, None, &prev, &prev_extents, &prev_lanes, true);
-    assert_eq!(copied, 0);
+    // Everything: all from memory.
+    let mut job = extent::ExtentJob {
+        fd: spare.as_raw_fd(),
+        addr: base,
+        len: PAGES * PAGE,
+        offset: 3 * PAGE,
+        out: &mut lanes,
+    };
+    job.write_runs(core::iter::once((base, base + PAGES * PAGE)))
+        .unwrap();
+    let crc = job.checksum();
+    spare.read_exact_at(&mut bytes, 3 * PAGE).unwrap();
     assert!(bytes == mem);
     assert_eq!(crc, PayloadChecksum::of(&bytes));
 }
