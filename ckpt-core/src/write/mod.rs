@@ -15,6 +15,7 @@ use crate::capture::{CaptureError, Captured};
 use crate::sys;
 
 mod file;
+mod flush;
 pub mod incremental;
 mod payload;
 
@@ -394,6 +395,7 @@ fn write_payloads_and_tables(
     // Payloads, straight from memory, one region at a time under the fault guard: memory
     // that faults when read fails the checkpoint instead of ending the program.
     crate::progress::start(arena.regions[..cap.regions].iter().map(|r| r.stored).sum());
+    flush::start(fd, opts.fsync);
     // Regions an incremental checkpoint records first (into the spare where it has them,
     // else from `offset` on), then all others.
     let start = header_offset + HEADER_SPACE;
@@ -458,6 +460,7 @@ fn write_payloads_and_tables(
     }
     drop(guard);
     crate::progress::finish();
+    flush::finish();
 
     // Tables, then the header that points at them. The thread records, one per thread, the
     // one the restart resumes first first.

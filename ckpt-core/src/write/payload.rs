@@ -73,6 +73,7 @@ fn write_extent(
         };
         done += n;
         crate::progress::advance(n);
+        super::flush::wrote(n);
         if n < want {
             break;
         }
@@ -121,6 +122,7 @@ fn write_extent_lz4(
         at += (lz4::FRAME_HEADER + stored.len()) as u64;
         done += n as u64;
         crate::progress::advance(n as u64);
+        super::flush::wrote((lz4::FRAME_HEADER + stored.len()) as u64);
         if n < want {
             break;
         }

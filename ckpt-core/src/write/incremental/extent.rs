@@ -70,6 +70,7 @@ impl ExtentJob<'_> {
                 return Err(libc::EIO);
             }
             crate::progress::advance(want);
+            crate::write::flush::wrote(want);
             at += want;
         }
         Ok(())
