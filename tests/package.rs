@@ -111,6 +111,48 @@ fn cargo_package(workspace: &Path, target: &Path, log: &Path) {
     );
 }
 
+/// Makes cargo build our packages again from the sources of this run. Cargo takes a
+/// registry crate of a given version to be immutable: it unpacks it once
+/// (`$CARGO_HOME/registry/src/-HASH/NAME-VERSION`) and never looks at a build of it again
+/// (`target/.fingerprint/NAME-HASH`), so after a change the verification would build the
+/// others against the old sources. Both go, for our packages only (and only from local
+/// registries, whose directories are named `-HASH`).
+fn forget_earlier_builds(packages: &[String], target: &Path) {
+    if let Ok(fingerprints) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+        for entry in fingerprints.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = packages.iter().any(|p| {
+                let crate_name = p.rsplit_once('-').map_or(p.as_str(), |(n, _)| n);
+                name.strip_prefix(crate_name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|hash| hash.chars().all(|c| c.is_ascii_hexdigit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(entry.path())
+                    .unwrap_or_else(|e| panic!("remove {}: {e}", entry.path().display()));
+            }
+        }
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    let Some(Ok(registries)) = home.map(|h| std::fs::read_dir(h.join("registry/src"))) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for package in packages {
+            let unpacked = registry.path().join(package);
+            if unpacked.is_dir() {
+                std::fs::remove_dir_all(&unpacked)
+                    .unwrap_or_else(|e| panic!("remove {}: {e}", unpacked.display()));
+            }
+        }
+    }
+}
+
 /// The paths in a `.crate` (a gzipped tar), relative to its `NAME-VERSION/` directory.
 fn crate_contents(path: &Path) -> Vec<String> {
     let output = Command::new("tar")
@@ -147,6 +189,8 @@ fn every_crate_packages_and_verifies() {
     for package in &packages {
         let _ = std::fs::remove_file(target.join(format!("package/{package}.crate")));
     }
+
+    forget_earlier_builds(&packages, &target);
 
     let dir = TempDir::new("package");
     cargo_package(workspace, &target, &dir.join("cargo-package.log"));
