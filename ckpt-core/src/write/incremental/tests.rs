@@ -51,6 +51,21 @@ fn run(start: u64, end: u64) -> PageRegion {
     }
 }
 
+/// The extent of `PAGES` pages at `base`, going to offset 3 pages of `spare`.
+fn job_over<'a>(
+    spare: &std::fs::File,
+    base: u64,
+    lanes: &'a mut [[u32; 4]],
+) -> extent::ExtentJob<'a> {
+    extent::ExtentJob {
+        fd: spare.as_raw_fd(),
+        addr: base,
+        len: PAGES * PAGE,
+        offset: 3 * PAGE,
+        out: lanes,
+    }
+}
+
 #[test]
 fn union_merges_overlapping_and_touching_runs_in_order() {
     let a = [run(0, 2), run(5, 6), run(9, 12)];
@@ -82,13 +97,7 @@ fn pages_not_written_stay_as_the_spare_holds_them_and_the_checksum_covers_them()
     let page = |p: u64| base + p * PAGE;
     let before = [run(page(2), page(3))];
     let now = [run(page(7), page(8)), run(page(13), page(14))];
-    let mut job = extent::ExtentJob {
-        fd: spare.as_raw_fd(),
-        addr: base,
-        len: PAGES * PAGE,
-        offset: 3 * PAGE,
-        out: &mut lanes,
-    };
+    let mut job = job_over(&spare, base, &mut lanes);
     let written = job.write_runs(extent::Union::new(&before, &now)).unwrap();
     assert_eq!(written, 3 * PAGE);
     let crc = job.checksum();
@@ -107,13 +116,7 @@ fn pages_not_written_stay_as_the_spare_holds_them_and_the_checksum_covers_them()
     assert_eq!(lanes, by_page, "the lanes recorded for the next checkpoint");
 
     // Everything: all from memory.
-    let mut job = extent::ExtentJob {
-        fd: spare.as_raw_fd(),
-        addr: base,
-        len: PAGES * PAGE,
-        offset: 3 * PAGE,
-        out: &mut lanes,
-    };
+    let mut job = job_over(&spare, base, &mut lanes);
     job.write_runs(core::iter::once((base, base + PAGES * PAGE)))
         .unwrap();
     let crc = job.checksum();
