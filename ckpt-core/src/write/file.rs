@@ -1,7 +1,7 @@
 //! The file an image is written into: unnamed (`O_TMPFILE`) in the target's directory where
 //! the file system allows, so that a writer that dies leaves nothing, else a temp name
-//! created exclusively and never through a symlink; and the reason when it cannot be made.
-//! Signal-safe.
+//! created exclusively and never through a symlink; the reason when it cannot be made; and
+//! how a complete one takes the target's name. Signal-safe.
 
 use super::WriteError;
 use crate::sys;
@@ -74,6 +74,27 @@ fn create_exclusive(path: &[u8]) -> Result<i32, i32> {
             sys::open(path, flags, 0o700)
         }
         r => r,
+    }
+}
+
+/// Puts the complete checkpoint at `spare` in place at `target`, and the file that was
+/// there at `spare`, in one step; where there was none (or the file system cannot swap),
+/// renames it over. Signal-safe.
+pub(super) fn swap(spare: &[u8], target: &[u8]) -> sys::SysResult<()> {
+    match sys::exchange(spare, target) {
+        Err(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+            sys::rename(spare, target)
+        }
+        r => r,
+    }
+}
+
+/// Removes `path` if it names the file open at `fd`. Signal-safe.
+pub(super) fn remove_if(fd: i32, path: &[u8]) {
+    if let (Ok(ours), Ok(there)) = (sys::fstat(fd), sys::lstat(path)) {
+        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
+            sys::unlink(path);
+        }
     }
 }
 

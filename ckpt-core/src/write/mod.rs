@@ -19,7 +19,7 @@ mod flush;
 pub mod incremental;
 mod payload;
 
-use file::{create_error, create_temp, temp_name};
+use file::{create_error, create_temp, remove_if, swap, temp_name};
 use payload::{write_region, RegionWrite};
 
 #[derive(Clone, Copy, Debug)]
@@ -289,27 +289,6 @@ pub fn write_image(
     }
     sys::close(fd);
     Ok(())
-}
-
-/// Puts the complete checkpoint at `spare` in place at `target`, and the file that was
-/// there at `spare`, in one step; where there was none (or the file system cannot swap),
-/// renames it over. Signal-safe.
-fn swap(spare: &[u8], target: &[u8]) -> sys::SysResult<()> {
-    match sys::exchange(spare, target) {
-        Err(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
-            sys::rename(spare, target)
-        }
-        r => r,
-    }
-}
-
-/// Removes `path` if it names the file open at `fd`. Signal-safe.
-fn remove_if(fd: i32, path: &[u8]) {
-    if let (Ok(ours), Ok(there)) = (sys::fstat(fd), sys::lstat(path)) {
-        if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
-            sys::unlink(path);
-        }
-    }
 }
 
 /// What was decided before the file is written.
