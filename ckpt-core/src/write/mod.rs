@@ -386,7 +386,8 @@ fn write_payloads_and_tables(
         ),
         None => start,
     };
-    let mut recorded = [0u64; 64];
+    const MAX: usize = incremental::MAX_REGIONS;
+    let mut recorded = [0u64; MAX / 64];
     let guard = sys::FaultGuard::install().map_err(w)?;
     for pass in [Pass::Recorded, Pass::Rest] {
         for ri in 0..cap.regions {
@@ -398,13 +399,13 @@ fn write_payloads_and_tables(
             let records = match pass {
                 Pass::Recorded => {
                     let takes =
-                        ri < 64 * 64 && !compress && inc.as_deref().is_some_and(|s| s.takes(&r));
+                        ri < MAX && !compress && inc.as_deref().is_some_and(|s| s.takes(&r));
                     if takes {
                         recorded[ri / 64] |= 1 << (ri % 64);
                     }
                     takes
                 }
-                Pass::Rest => ri < 64 * 64 && recorded[ri / 64] & (1 << (ri % 64)) != 0,
+                Pass::Rest => ri < MAX && recorded[ri / 64] & (1 << (ri % 64)) != 0,
             };
             if records != (pass == Pass::Recorded) {
                 continue;

@@ -55,7 +55,7 @@ mod session;
 pub use session::Session;
 
 /// Most regions a ledger describes; past that, the rest are written whole next time.
-const MAX_REGIONS: usize = 4096;
+pub(crate) const MAX_REGIONS: usize = 4096;
 /// Most extents a ledger describes.
 const MAX_EXTENTS: usize = 1 << 18;
 /// Most pages a ledger describes: 16 GiB of recorded memory.
