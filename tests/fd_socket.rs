@@ -389,6 +389,37 @@ fn udp_ipv6_and_abstract_sockets_work_again() {
     assert!(stderr.is_empty(), "the restart said {stderr:?}");
 }
 
+/// Datagrams queued on a UDP socket at the checkpoint cannot be given back (their senders
+/// cannot be made again): `ckpt info` and the restart say how many are lost, in one line,
+/// and the socket receives new ones.
+#[test]
+fn udp_datagrams_queued_at_the_checkpoint_are_said_lost() {
+    let dir = TempDir::new("fd-udp-queued");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["udp-queued"], &[]);
+    let fd = before
+        .iter()
+        .find_map(|l| l.strip_prefix("queued "))
+        .unwrap_or_else(|| panic!("{before:?}"))
+        .to_owned();
+    let said = ckpt_info(&dir, &run.image());
+    assert!(
+        said.contains("; the 2 datagrams queued at the checkpoint are lost"),
+        "ckpt info: {said}"
+    );
+    let (after, stderr) = restart_and_talk(&run, |_| {});
+    expect_lines(&after, &["udp ping", "done"], "after the restart");
+    assert!(
+        stderr.starts_with(&format!("ckpt restart: fd {fd} ("))
+            && stderr.ends_with(
+                "is bound again; the 2 datagram(s) queued for it at the checkpoint are lost\n"
+            )
+            && stderr.lines().count() == 1,
+        "the restart said {stderr:?}"
+    );
+}
+
 /// The checkpoint of a program in `mode` fails in one line that names fd `fd` and says `why`, leaves
 /// no file, and the program goes on to print `rest`.
 fn refused(mode: &str, fd: u32, why: &str, rest: &[&str]) {

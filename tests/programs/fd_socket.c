@@ -246,6 +246,27 @@ static int mode_others(void) {
     return 0;
 }
 
+/* A bound UDP socket with two datagrams queued at the checkpoint (lost: the restart says
+ * so), and its sender; after the restart a new datagram arrives. */
+static int mode_udp_queued(void) {
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) die("bind udp");
+    socklen_t len = sizeof a;
+    if (getsockname(u, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    int c = socket(AF_INET, SOCK_DGRAM, 0);
+    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0) die("connect udp");
+    if (send(c, "one", 3, 0) != 3 || send(c, "two", 3, 0) != 3) die("send queued");
+    printf("queued %d\n", u);
+    wait_go();
+
+    if (send(c, "ping", 4, 0) != 4) die("send udp");
+    char buf[16] = {0};
+    if (recv(u, buf, sizeof buf - 1, 0) < 0) die("recv udp");
+    printf("udp %s\n", buf);
+    return 0;
+}
+
 static int mode_rights(void) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) die("socketpair");
@@ -296,6 +317,7 @@ int main(int argc, char **argv) {
         r = mode_tcp_connected(0);
     } else if (!strcmp(mode, "pair")) r = mode_pair();
     else if (!strcmp(mode, "others")) r = mode_others();
+    else if (!strcmp(mode, "udp-queued")) r = mode_udp_queued();
     else if (!strcmp(mode, "rights")) r = mode_rights();
     else if (!strcmp(mode, "netlink")) r = mode_netlink();
     else if (!strcmp(mode, "ended")) r = mode_ended();

@@ -30,7 +30,9 @@ pub struct Socket {
     pub mode: u32,
     /// The listen backlog (0: it could not be read; `SOMAXCONN` is used).
     pub backlog: u32,
-    /// Connections that were waiting to be accepted (lost: nothing can take them over).
+    /// Connections that were waiting to be accepted, or, for a datagram socket whose
+    /// queue is not kept (UDP; one connected to a named peer), datagrams that were waiting
+    /// to be read: lost either way, and said so at the restart.
     pub waiting: u32,
     /// `OPT_*` bits.
     pub options: u32,

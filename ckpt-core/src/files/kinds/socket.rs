@@ -10,7 +10,9 @@
 //!   address again (`SO_REUSEADDR` for the bind; a unix path left by the old process is
 //!   removed only when nothing listens on it); listening ones listen with the saved backlog.
 //!   `check` tries the bind (or the path) first, so a taken port ends the restart before
-//!   anything changed. Connections waiting in the old listen queue are lost.
+//!   anything changed. Connections waiting in the old listen queue are lost, as are
+//!   datagrams queued for a bound (or named-peer) datagram socket: their senders cannot be
+//!   made again. Both are counted, and the restart says so in one line.
 //! - a unix connection with both ends in the process comes back as a socket pair, with the
 //!   bytes (and message boundaries) queued each way; descriptors in flight (`SCM_RIGHTS`)
 //!   refuse the checkpoint.
@@ -167,7 +169,8 @@ pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
     }
 
     // What was queued for it to read: given back to it at the restart (UDP's and those of
-    // a datagram socket connected again are not: datagrams may be lost anyway).
+    // a datagram socket connected again are not: their senders' addresses cannot be made
+    // again; they are counted, and the restart says they are lost).
     let keeps_bytes = sock.mode == SOCKET_CONNECTED
         && (family == libc::AF_UNIX || kind == libc::SOCK_STREAM)
         && !(kind == libc::SOCK_DGRAM
@@ -185,6 +188,9 @@ pub(super) fn save(s: &mut Saving) -> Result<bool, FdError> {
         }
     } else {
         sock.messages = 0;
+        if kind == libc::SOCK_DGRAM {
+            sock.waiting = count_datagrams(s);
+        }
     }
     s.put_aux(&sock)?;
     Ok(true)
@@ -261,6 +267,25 @@ impl Drop for PeekFromStart {
             let _ = sys::set_sockopt_int(self.fd, SOL_SOCKET, libc::SO_PEEK_OFF, old);
         }
     }
+}
+
+/// How many datagrams are queued for the socket to read, which the restart cannot give
+/// back (their senders' addresses cannot be made again): counted so that the restart can
+/// say they are lost. Without `SO_PEEK_OFF` (or room to peek a whole datagram) only
+/// whether there are any (1).
+fn count_datagrams(s: &mut Saving) -> u32 {
+    let fd = s.fd;
+    let peeking = PeekFromStart::new(fd);
+    let room = &mut s.data[s.data_end..];
+    let mut count = 0u32;
+    while let Ok(p) = sys::peek(fd, room, true, false) {
+        count += 1;
+        // A datagram longer than the room would be peeked again from its middle.
+        if !peeking.goes_on() || p.full > p.len {
+            break;
+        }
+    }
+    count
 }
 
 /// Saves the bytes queued on a stream socket.
@@ -443,7 +468,9 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
         }
         SOCKET_BOUND => {
             let fd = bound(&sock)?;
-            finish(r, i, fd, nonblock)
+            finish(r, i, fd, nonblock)?;
+            say_datagrams_lost(r, i, &sock, b"is bound again");
+            Ok(())
         }
         SOCKET_FRESH => {
             let fd = fresh(&sock)?;
@@ -455,13 +482,29 @@ pub(super) fn rebuild(r: &mut Restoring, i: usize) -> Result<(), Failure> {
             }
             if sock.kind == libc::SOCK_DGRAM as u32 && address_named(sock.peer()) {
                 if let Some(fd) = connected_again(&sock) {
-                    return finish(r, i, fd, nonblock);
+                    finish(r, i, fd, nonblock)?;
+                    say_datagrams_lost(r, i, &sock, b"is connected again");
+                    return Ok(());
                 }
             }
             rebuild_peer_closed(r, i, &sock, nonblock)
         }
         _ => Err(NO_STATE),
     }
+}
+
+/// Says in one line that the datagrams queued for socket `i` at the checkpoint are lost.
+fn say_datagrams_lost(r: &Restoring, i: usize, sock: &Socket, done: &[u8]) {
+    if sock.kind != libc::SOCK_DGRAM as u32 || sock.waiting == 0 {
+        return;
+    }
+    let mut what = Line::<160>::new();
+    what.push(done).push(b"; the ");
+    if sock.waiting > 1 {
+        what.push_decimal(sock.waiting as u64).push(b" ");
+    }
+    what.push(b"datagram(s) queued for it at the checkpoint are lost");
+    crate::files::say_fd(&r.fds[i], r.name(i), what.as_bytes(), 0, b"\n");
 }
 
 /// A new socket of the kind `sock` was, with its options (those that must be set before a

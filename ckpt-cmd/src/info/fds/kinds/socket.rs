@@ -29,7 +29,11 @@ pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
                 address(s.local())
             )
         }
-        SOCKET_BOUND => format!("{name} bound to {} again", address(s.local())),
+        SOCKET_BOUND => format!(
+            "{name} bound to {} again{}",
+            address(s.local()),
+            datagrams_lost(&s)
+        ),
         SOCKET_FRESH => format!("a new {name} socket (it was neither bound nor connected)"),
         SOCKET_CONNECTED if s.options & OPT_PEER_HERE != 0 => format!(
             "{name} socket pair with the socket of inode {}{}",
@@ -38,8 +42,9 @@ pub fn restart(f: &FdRecord, aux: &[u8]) -> Option<String> {
         ),
         SOCKET_CONNECTED if s.kind == libc::SOCK_DGRAM as u32 && address_named(s.peer()) => {
             format!(
-                "{name} connected to {} again (peer-closed if it cannot be reached)",
-                address(s.peer())
+                "{name} connected to {} again (peer-closed if it cannot be reached){}",
+                address(s.peer()),
+                datagrams_lost(&s)
             )
         }
         SOCKET_CONNECTED => {
@@ -64,4 +69,14 @@ fn address(addr: &[u8]) -> String {
     let mut text = Vec::new();
     write_address(addr, &mut |b| text.extend_from_slice(b));
     String::from_utf8_lossy(&text).into_owned()
+}
+
+/// "; the N datagram(s) queued at the checkpoint are lost", for a datagram socket whose
+/// queue was not kept.
+fn datagrams_lost(s: &Socket) -> String {
+    match (s.kind == libc::SOCK_DGRAM as u32, s.waiting) {
+        (false, _) | (_, 0) => String::new(),
+        (true, 1) => "; the datagram(s) queued at the checkpoint are lost".to_owned(),
+        (true, n) => format!("; the {n} datagrams queued at the checkpoint are lost"),
+    }
 }
