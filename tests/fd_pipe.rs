@@ -109,6 +109,33 @@ fn nonblock_on_one_end_only() {
     );
 }
 
+/// Signal-driven I/O to the process itself comes back (to the restarted process); one
+/// with another signal cannot, and the restart says so in one line naming it.
+#[test]
+fn signal_driven_io_to_the_process_comes_back() {
+    let dir = TempDir::new("fd-pipe-async");
+    let program = build(&dir);
+    let run = FdRun::new(&dir, &program);
+    let before = run.checkpoint(&["async"], &[]);
+    let q = before
+        .iter()
+        .find_map(|l| l.strip_prefix("q is fd "))
+        .unwrap_or_else(|| panic!("{before:?}"))
+        .to_owned();
+    let (lines, stderr) = run.restart_ok();
+    expect_lines(
+        &lines,
+        &["sigio yes", "owner self", "q async 0", "done"],
+        "after the restart",
+    );
+    assert!(
+        stderr.starts_with("ckpt restart: signal-driven I/O (O_ASYNC) was not set up again")
+            && stderr.contains(&format!(": fd {q} ('pipe:["))
+            && stderr.lines().count() == 1,
+        "the restart said {stderr:?}"
+    );
+}
+
 /// A dup'ed write end: both copies write into the one pipe, and still share their flags.
 #[test]
 fn dup_of_the_write_end_still_writes() {

@@ -87,8 +87,13 @@ pub const FD_CLOEXEC: u32 = 1;
 /// `FdRecord::fd_flags`: `/proc/self/fdinfo` listed locks on its file (`flock` or OFD locks
 /// of its description, POSIX locks of the process), which a restart does not take again.
 pub const FD_LOCKED: u32 = 2;
+/// `FdRecord::fd_flags`: signal-driven I/O (`O_ASYNC`) went to the process itself
+/// (`F_SETOWN` to its own pid, the default `SIGIO`), which the restart sets up again for
+/// the restarted process. `O_ASYNC` without it (another owner, a thread, another signal)
+/// is not set up again, and the restart says so.
+pub const FD_ASYNC_OWN: u32 = 4;
 /// Every `fd_flags` bit this format defines.
-pub const FD_FLAGS: u32 = FD_CLOEXEC | FD_LOCKED;
+pub const FD_FLAGS: u32 = FD_CLOEXEC | FD_LOCKED | FD_ASYNC_OWN;
 const _: () = assert!(FD_SIZE.is_multiple_of(8));
 
 /// A regular file that still has its name.
@@ -198,6 +203,11 @@ impl FdRecord {
         names
             .get(start..start.saturating_add(self.aux_len as usize))
             .unwrap_or(&[])
+    }
+
+    /// Whether it had signal-driven I/O (`O_ASYNC`) at the checkpoint.
+    pub fn signals_io(&self) -> bool {
+        self.flags & 0o20000 != 0 // O_ASYNC
     }
 
     /// Whether its file had locks of the program's at the checkpoint.

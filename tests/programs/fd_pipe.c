@@ -18,6 +18,10 @@
 //   reopened        a second read end opened from /proc/self/fd (its own open file
 //                   description, non-blocking; the first is not), 2 bytes queued: after
 //                   "go" one byte through each, and each one's flag
+//   async           signal-driven I/O: one pipe's read end sends SIGIO to the process
+//                   (F_SETOWN), another's SIGUSR1 (F_SETSIG): after "go" a write into the
+//                   first raises SIGIO, its owner is the process, and the second has no
+//                   O_ASYNC (the restart says it was not set up again)
 //   fifo PATH       a FIFO made at PATH, opened for reading (non-blocking) and for writing,
 //                   11 bytes queued: after "go" they are read, then 5 more come through
 #define _GNU_SOURCE
@@ -50,6 +54,30 @@ static void show(int fd, const char *label) {
 }
 
 static unsigned char pattern(size_t k) { return (unsigned char)(k * 7 + k / 251); }
+
+static volatile sig_atomic_t sigio;
+static void on_sigio(int sig) { (void)sig; sigio++; }
+
+static int mode_async(void) {
+    int p[2], q[2];
+    if (pipe(p) < 0 || pipe(q) < 0) die("pipe");
+    signal(SIGIO, on_sigio);
+    signal(SIGUSR1, SIG_IGN);
+    if (fcntl(p[0], F_SETOWN, getpid()) < 0 || fcntl(p[0], F_SETFL, O_ASYNC | O_NONBLOCK) < 0)
+        die("async p");
+    if (fcntl(q[0], F_SETOWN, getpid()) < 0 || fcntl(q[0], F_SETSIG, SIGUSR1) < 0 ||
+        fcntl(q[0], F_SETFL, O_ASYNC) < 0)
+        die("async q");
+    printf("q is fd %d\n", q[0]);
+    wait_go();
+    sigio = 0;
+    put(p[1], "x");
+    for (int k = 0; k < 100 && !sigio; k++) usleep(10000);
+    printf("sigio %s\n", sigio ? "yes" : "no");
+    printf("owner %s\n", fcntl(p[0], F_GETOWN) == getpid() ? "self" : "other");
+    printf("q async %d\n", (fcntl(q[0], F_GETFL) & O_ASYNC) != 0);
+    return 0;
+}
 
 static int mode_queued(void) {
     int p[2];
@@ -222,6 +250,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "writeend")) r = mode_writeend();
     else if (!strcmp(mode, "reopened")) r = mode_reopened();
     else if (!strcmp(mode, "fifo")) r = mode_fifo(arg);
+    else if (!strcmp(mode, "async")) r = mode_async();
     else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;

@@ -252,6 +252,11 @@ pub fn capture(arena: &mut Arena, own: &[i32], options: SaveOptions) -> Result<C
                     ckpt_image::FD_LOCKED
                 } else {
                     0
+                }
+                | if flags & libc::O_ASYNC as u32 != 0 && sys::signals_io_to_self(fd as i32) {
+                    ckpt_image::FD_ASYNC_OWN
+                } else {
+                    0
                 },
             group: i as u32,
             pos: field(b"pos").and_then(parse_dec).unwrap_or(0),
@@ -955,6 +960,21 @@ pub fn restore(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         fds.iter().filter(|f| f.action == FD_ACTION_CLOSED),
         name,
         (b" (", b")"),
+    );
+    // Signal-driven I/O to the process itself is set up again for the restarted one (a
+    // descriptor opened again has only the flags `open` takes); any other, or one that
+    // cannot be, is said.
+    say_descriptors(
+        b"ckpt restart: signal-driven I/O (O_ASYNC) was not set up again (it went to \
+          another process, a thread or with another signal)",
+        fds.iter().filter(|f| {
+            matches!(f.action, FD_ACTION_REOPEN | FD_ACTION_REBUILD)
+                && f.signals_io()
+                && (f.fd_flags & ckpt_image::FD_ASYNC_OWN == 0
+                    || sys::signal_io_to_self(f.fd as i32).is_err())
+        }),
+        name,
+        (b" ('", b"')"),
     );
     // Locks not taken again (leases, locks on pipes): say so rather than let the program
     // think it holds them.

@@ -61,6 +61,36 @@ pub fn set_status_flags(fd: c_int, flags: c_int) -> SysResult<()> {
     check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } as libc::c_long).map(drop)
 }
 
+/// Whether signal-driven I/O on `fd` goes to this process itself with the default signal
+/// (`F_GETOWN_EX` names its pid, `F_GETSIG` is 0): what a restart can set up again.
+/// Signal-safe.
+pub fn signals_io_to_self(fd: c_int) -> bool {
+    // <fcntl.h>'s, which the libc crate lacks.
+    const F_GETSIG: c_int = 11;
+    const F_GETOWN_EX: c_int = 16;
+    const F_OWNER_PID: c_int = 1;
+    /// `struct f_owner_ex`.
+    #[repr(C)]
+    struct Owner {
+        kind: c_int,
+        pid: c_int,
+    }
+    let mut owner = Owner { kind: 0, pid: 0 };
+    // SAFETY: F_GETOWN_EX writes one `struct f_owner_ex` at `owner`.
+    let got = unsafe { libc::fcntl(fd, F_GETOWN_EX, &mut owner as *mut Owner) };
+    // SAFETY: F_GETSIG takes no argument and touches no memory.
+    let sig = unsafe { libc::fcntl(fd, F_GETSIG) };
+    got == 0 && owner.kind == F_OWNER_PID && owner.pid == super::getpid() as c_int && sig == 0
+}
+
+/// Sends the signal-driven I/O of `fd` to this process (`F_SETOWN`) and turns it on
+/// (`O_ASYNC`). Signal-safe.
+pub fn signal_io_to_self(fd: c_int) -> SysResult<()> {
+    // SAFETY: F_SETOWN takes an int and touches no memory.
+    check(unsafe { libc::fcntl(fd, libc::F_SETOWN, super::getpid() as c_int) } as libc::c_long)?;
+    set_status_flags(fd, status_flags(fd)? | libc::O_ASYNC)
+}
+
 /// `stat` of a NUL-terminated path (following links).
 pub fn stat_path(path: &[u8]) -> SysResult<libc::stat> {
     if path.last() != Some(&0) {
