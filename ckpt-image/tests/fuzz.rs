@@ -269,7 +269,7 @@ fn valid_model(rng: &mut Rng) -> Model {
             0 => (rng.between(4, 11) as u32, FD_ACTION_CLOSED),
             _ => (rng.between(1, 3) as u32, FD_ACTION_REOPEN),
         };
-        f.fd_flags &= 3;
+        f.fd_flags &= 7;
         let leaders: Vec<u32> = (0..fds.len() as u32)
             .filter(|&j| fds[j as usize].group == j)
             .collect();
@@ -563,7 +563,7 @@ fn reference_parse(h: &ImageHeader, bytes: &[u8], aligned: bool) -> Result<Decod
             && (1..=4).contains(&f.action)
             && (f.action != FD_ACTION_REOPEN || (1..=3).contains(&f.kind))
             && (f.action != FD_ACTION_STDIO || f.fd <= 2)
-            && f.fd_flags <= 3
+            && f.fd_flags <= 7
             && g <= i
             && t.fds[g].group as usize == g
             && f.name_offset as u128 + f.name_len as u128 <= t.names.len() as u128
@@ -786,7 +786,7 @@ fn mutate_model(rng: &mut Rng, m: &mut Model) {
                 3 => f.group = edge(rng, &[f.group as u64, i as u64]) as u32,
                 4 => f.name_offset = edge(rng, &[f.name_offset as u64, names]) as u32,
                 5 => f.name_len = edge(rng, &[f.name_len as u64, names]) as u32,
-                6 => f.fd_flags = rng.below(8) as u32,
+                6 => f.fd_flags = rng.below(16) as u32,
                 _ => bytes(rng, f),
             }
             if rng.one_in(4) {
