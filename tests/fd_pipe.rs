@@ -117,11 +117,7 @@ fn signal_driven_io_to_the_process_comes_back() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["async"], &[]);
-    let q = before
-        .iter()
-        .find_map(|l| l.strip_prefix("q is fd "))
-        .unwrap_or_else(|| panic!("{before:?}"))
-        .to_owned();
+    let q = value_after(&before, "q is fd ");
     let (lines, stderr) = run.restart_ok();
     expect_lines(
         &lines,

@@ -47,11 +47,7 @@ fn ask(mut stream: impl Read + Write, line: &str) -> String {
 }
 
 fn port_of(lines: &[String]) -> u16 {
-    lines
-        .iter()
-        .find_map(|l| l.strip_prefix("port "))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {lines:?}"))
+    value_after(lines, "port ").parse().expect("a port number")
 }
 
 fn listening_tcp_accepts(run: FdRun) {
@@ -344,16 +340,10 @@ fn udp_ipv6_and_abstract_sockets_work_again() {
         skip(Skip::CannotHere, "no IPv6 loopback here");
         return;
     }
-    let port6: u16 = before
-        .iter()
-        .find_map(|l| l.strip_prefix("port6 "))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("{before:?}"));
-    let name = before
-        .iter()
-        .find_map(|l| l.strip_prefix("abstract "))
-        .unwrap_or_else(|| panic!("{before:?}"))
-        .to_owned();
+    let port6: u16 = value_after(&before, "port6 ")
+        .parse()
+        .expect("a port number");
+    let name = value_after(&before, "abstract ");
     let said = ckpt_info(&dir, &run.image());
     for text in [
         "UDP bound to 127.0.0.1:".to_owned(),
@@ -398,11 +388,7 @@ fn udp_datagrams_queued_at_the_checkpoint_are_said_lost() {
     let program = build(&dir);
     let run = FdRun::new(&dir, &program);
     let before = run.checkpoint(&["udp-queued"], &[]);
-    let fd = before
-        .iter()
-        .find_map(|l| l.strip_prefix("queued "))
-        .unwrap_or_else(|| panic!("{before:?}"))
-        .to_owned();
+    let fd = value_after(&before, "queued ");
     let said = ckpt_info(&dir, &run.image());
     assert!(
         said.contains("; the 2 datagrams queued at the checkpoint are lost"),

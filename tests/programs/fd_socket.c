@@ -206,14 +206,20 @@ static int mode_pair(void) {
     return 0;
 }
 
-static int mode_others(void) {
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
+/* A UDP socket bound to a loopback port (*u) and one connected to it (*c). */
+static void udp_pair(int *u, int *c) {
+    *u = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) die("bind udp");
+    if (*u < 0 || bind(*u, (struct sockaddr *)&a, sizeof a) < 0) die("bind udp");
     socklen_t len = sizeof a;
-    if (getsockname(u, (struct sockaddr *)&a, &len) < 0) die("getsockname");
-    int c = socket(AF_INET, SOCK_DGRAM, 0);
-    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0) die("connect udp");
+    if (getsockname(*u, (struct sockaddr *)&a, &len) < 0) die("getsockname");
+    *c = socket(AF_INET, SOCK_DGRAM, 0);
+    if (*c < 0 || connect(*c, (struct sockaddr *)&a, sizeof a) < 0) die("connect udp");
+}
+
+static int mode_others(void) {
+    int u, c;
+    udp_pair(&u, &c);
 
     int l6 = socket(AF_INET6, SOCK_STREAM, 0);
     struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
@@ -224,7 +230,7 @@ static int mode_others(void) {
         return 0;
     }
     if (listen(l6, 4) < 0) die("listen v6");
-    len = sizeof a6;
+    socklen_t len = sizeof a6;
     if (getsockname(l6, (struct sockaddr *)&a6, &len) < 0) die("getsockname v6");
     printf("port6 %d\n", ntohs(a6.sin6_port));
 
@@ -249,13 +255,8 @@ static int mode_others(void) {
 /* A bound UDP socket with two datagrams queued at the checkpoint (lost: the restart says
  * so), and its sender; after the restart a new datagram arrives. */
 static int mode_udp_queued(void) {
-    int u = socket(AF_INET, SOCK_DGRAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (u < 0 || bind(u, (struct sockaddr *)&a, sizeof a) < 0) die("bind udp");
-    socklen_t len = sizeof a;
-    if (getsockname(u, (struct sockaddr *)&a, &len) < 0) die("getsockname");
-    int c = socket(AF_INET, SOCK_DGRAM, 0);
-    if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof a) < 0) die("connect udp");
+    int u, c;
+    udp_pair(&u, &c);
     if (send(c, "one", 3, 0) != 3 || send(c, "two", 3, 0) != 3) die("send queued");
     printf("queued %d\n", u);
     wait_go();

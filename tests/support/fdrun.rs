@@ -114,6 +114,17 @@ impl<'a> FdRun<'a> {
     }
 }
 
+/// What follows `prefix` in the first of `lines` that starts with it (a value the program
+/// printed: a port, a descriptor number); fails the test when none does.
+#[track_caller]
+pub fn value_after(lines: &[String], prefix: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?}… in {lines:?}"))
+        .to_owned()
+}
+
 #[track_caller]
 pub fn expect_lines(lines: &[String], expected: &[&str], what: &str) {
     if lines != expected {
