@@ -238,12 +238,8 @@ pub fn write_image(
     };
     let (fd, named) = match created {
         Ok(created) => created,
-        Err(e) => {
-            if let Some(s) = session {
-                s.abandon();
-            }
-            return Err(create_error(e, name));
-        }
+        // (Not in place: nothing of the spare was touched.)
+        Err(e) => return Err(create_error(e, name)),
     };
     let plan = Plan {
         files,
@@ -274,11 +270,11 @@ pub fn write_image(
         if in_place.is_none() && named {
             remove_if(fd, temp);
         }
+        // Whatever stands at `NAME.prev` as this file (the spare half written in place, or
+        // the new file renamed there before a failed swap) is removed: the next ledger stays
+        // incomplete, and nothing could restart from a half-written spare.
         if let Some(s) = session {
-            if in_place.is_none() {
-                remove_if(fd, s.spare_path());
-            }
-            s.abandon();
+            remove_if(fd, s.spare_path());
         }
         sys::close(fd);
         return Err(e);

@@ -308,19 +308,6 @@ impl<'a> Session<'a> {
         h.identity = Identity::of(&st);
         h.complete = 1;
     }
-
-    /// The checkpoint failed: the next ledger stays incomplete, and a spare half written
-    /// is removed (nothing could restart from it). Signal-safe.
-    pub fn abandon(self) {
-        if self.spare_fd < 0 {
-            return;
-        }
-        if let (Ok(ours), Ok(there)) = (sys::fstat(self.spare_fd), sys::lstat(self.spare_path())) {
-            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino) {
-                sys::unlink(self.spare_path());
-            }
-        }
-    }
 }
 
 /// The spare (`path`), opened for writing in place, if it is still the file its ledger
