@@ -7,7 +7,7 @@ use ckpt_image::{ExtentRecord, RegionRecord, EXTENT_GUARD, PAGE_SIZE};
 
 use super::CaptureError;
 use crate::arena::Arena;
-use crate::sys::{self, PmScanArg};
+use crate::sys::{self, PmScanArg, ScanStop};
 
 /// Appends an extent with `flags` (0 or `EXTENT_GUARD`), merging it with the previous one
 /// when they touch, are of the same kind and both belong to the region whose extents start
@@ -68,41 +68,34 @@ pub(super) fn whole_but_guards(
 ) -> Result<(), CaptureError> {
     let base_n = *n;
     let end = r.start + r.len;
-    let mut at = r.start;
     let mut stored_to = r.start;
-    while at < end {
-        let mut arg = PmScanArg {
-            start: at,
-            end,
-            category_anyof_mask: PAGE_IS_GUARD,
-            return_mask: PAGE_IS_GUARD,
-            ..Default::default()
-        };
-        let got = match sys::pagemap_scan(fd, &mut arg, arena.scan) {
-            Ok(got) => got,
-            Err(libc::EINVAL) if at == r.start => {
-                scan.guard_ok = false;
-                return push_extent(arena.extents, n, base_n, r.start, r.len, 0);
-            }
-            Err(e) => return Err(CaptureError::Pagemap(e)),
-        };
-        for g in &arena.scan[..got] {
-            push_extent(arena.extents, n, base_n, stored_to, g.start - stored_to, 0)?;
-            push_extent(
-                arena.extents,
-                n,
-                base_n,
-                g.start,
-                g.end - g.start,
-                EXTENT_GUARD,
-            )?;
+    let arg = PmScanArg {
+        start: r.start,
+        end,
+        category_anyof_mask: PAGE_IS_GUARD,
+        return_mask: PAGE_IS_GUARD,
+        ..Default::default()
+    };
+    let extents = &mut *arena.extents;
+    let scanned = sys::pagemap_scan_each(fd, arg, arena.scan, |guards| {
+        for g in guards {
+            push_extent(extents, n, base_n, stored_to, g.start - stored_to, 0)?;
+            push_extent(extents, n, base_n, g.start, g.end - g.start, EXTENT_GUARD)?;
             stored_to = g.end;
         }
-        // walk_end is not trustworthy on this kernel: a full buffer means "more".
-        if got < arena.scan.len() {
-            break;
+        Ok(())
+    });
+    match scanned {
+        Ok(()) => {}
+        Err(ScanStop::Scan {
+            errno: libc::EINVAL,
+            first: true,
+        }) => {
+            scan.guard_ok = false;
+            return push_extent(arena.extents, n, base_n, r.start, r.len, 0);
         }
-        at = arena.scan[got - 1].end;
+        Err(ScanStop::Scan { errno, .. }) => return Err(CaptureError::Pagemap(errno)),
+        Err(ScanStop::Each(e)) => return Err(e),
     }
     push_extent(arena.extents, n, base_n, stored_to, end - stored_to, 0)
 }
@@ -120,17 +113,18 @@ pub(super) fn present_pages(
 ) -> Result<(), CaptureError> {
     let base_n = *n;
     let end = r.start + r.len;
-    let mut at = r.start;
     // Swapped pages are read in and the region scanned again, once: in a process that
     // tracks its writes (`crate::dirty`), a page not populated yet carries a
     // write-protection marker that the scan reports as swapped, and such a page holds
     // nothing (read in, it is the zero page, which is not stored). A forked writer sees
     // no markers (the fork drops them); real swapped pages are read either way.
     let mut read_in = false;
-    while scan.ok && at < end {
+    let swapped_only =
+        |c: u64| c & (PAGE_IS_SWAPPED | PAGE_IS_PRESENT | PAGE_IS_GUARD) == PAGE_IS_SWAPPED;
+    while scan.ok {
         let guard = if scan.guard_ok { PAGE_IS_GUARD } else { 0 };
-        let mut arg = PmScanArg {
-            start: at,
+        let arg = PmScanArg {
+            start: r.start,
             end,
             category_inverted: PAGE_IS_PFNZERO,
             category_mask: PAGE_IS_PFNZERO,
@@ -138,45 +132,43 @@ pub(super) fn present_pages(
             return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE | guard,
             ..Default::default()
         };
-        match sys::pagemap_scan(fd, &mut arg, arena.scan) {
-            Ok(got) => {
-                let swapped_only = |c: u64| {
-                    c & (PAGE_IS_SWAPPED | PAGE_IS_PRESENT | PAGE_IS_GUARD) == PAGE_IS_SWAPPED
+        let extents = &mut *arena.extents;
+        // `Err(None)`: swapped pages to read in first.
+        let scanned = sys::pagemap_scan_each(fd, arg, arena.scan, |batch| {
+            if !read_in && batch.iter().any(|pr| swapped_only(pr.categories)) {
+                return Err(None);
+            }
+            for pr in batch {
+                let kind = if pr.categories & PAGE_IS_GUARD != 0 {
+                    EXTENT_GUARD
+                } else {
+                    0
                 };
-                if !read_in
-                    && arena.scan[..got]
-                        .iter()
-                        .any(|pr| swapped_only(pr.categories))
-                {
-                    read_in = true;
-                    if read_in_swapped(fd, r, arena, guard) {
-                        (*n, at) = (base_n, r.start);
-                        continue;
-                    }
+                push_extent(extents, n, base_n, pr.start, pr.end - pr.start, kind).map_err(Some)?;
+                if pr.categories & PAGE_IS_HUGE != 0 {
+                    *huge = true;
                 }
-                for pr in &arena.scan[..got] {
-                    let kind = if pr.categories & PAGE_IS_GUARD != 0 {
-                        EXTENT_GUARD
-                    } else {
-                        0
-                    };
-                    push_extent(arena.extents, n, base_n, pr.start, pr.end - pr.start, kind)?;
-                    if pr.categories & PAGE_IS_HUGE != 0 {
-                        *huge = true;
-                    }
-                }
-                // walk_end is not trustworthy on this kernel: a full buffer means "more".
-                if got < arena.scan.len() {
-                    return Ok(());
-                }
-                at = arena.scan[got - 1].end;
             }
+            Ok(())
+        });
+        match scanned {
+            Ok(()) => return Ok(()),
+            Err(ScanStop::Each(None)) => {
+                read_in = true;
+                read_in_swapped(fd, r, arena, guard);
+                *n = base_n;
+            }
+            Err(ScanStop::Each(Some(e))) => return Err(e),
             // An older kernel: first without the guard category, then without the scan.
-            Err(libc::EINVAL) if at == r.start && scan.guard_ok => scan.guard_ok = false,
-            Err(libc::ENOTTY) | Err(libc::EINVAL) if at == r.start && *n == base_n => {
-                scan.ok = false;
-            }
-            Err(e) => return Err(CaptureError::Pagemap(e)),
+            Err(ScanStop::Scan {
+                errno: libc::EINVAL,
+                first: true,
+            }) if scan.guard_ok => scan.guard_ok = false,
+            Err(ScanStop::Scan {
+                errno: libc::ENOTTY | libc::EINVAL,
+                first: true,
+            }) => scan.ok = false,
+            Err(ScanStop::Scan { errno, .. }) => return Err(CaptureError::Pagemap(errno)),
         }
     }
     if scan.ok {
@@ -215,32 +207,22 @@ pub(super) fn present_pages(
 }
 
 /// Reads in (`MADV_POPULATE_READ`) every swapped page of `r` that is not a guard page
-/// (`guard`: the guard category, 0 on kernels without it); false when none could be.
-fn read_in_swapped(fd: i32, r: &RegionRecord, arena: &mut Arena, guard: u64) -> bool {
-    let end = r.start + r.len;
-    let mut at = r.start;
-    let mut any = false;
-    while at < end {
-        let mut arg = PmScanArg {
-            start: at,
-            end,
-            category_inverted: PAGE_IS_PRESENT | guard,
-            category_mask: PAGE_IS_SWAPPED | PAGE_IS_PRESENT | guard,
-            return_mask: PAGE_IS_SWAPPED,
-            ..Default::default()
-        };
-        let Ok(got) = sys::pagemap_scan(fd, &mut arg, arena.scan) else {
-            return any;
-        };
-        for pr in &arena.scan[..got] {
-            any |= sys::populate_read(pr.start, pr.end - pr.start).is_ok();
+/// (`guard`: the guard category, 0 on kernels without it), as far as it can.
+fn read_in_swapped(fd: i32, r: &RegionRecord, arena: &mut Arena, guard: u64) {
+    let arg = PmScanArg {
+        start: r.start,
+        end: r.start + r.len,
+        category_inverted: PAGE_IS_PRESENT | guard,
+        category_mask: PAGE_IS_SWAPPED | PAGE_IS_PRESENT | guard,
+        return_mask: PAGE_IS_SWAPPED,
+        ..Default::default()
+    };
+    let _ = sys::pagemap_scan_each(fd, arg, arena.scan, |swapped| {
+        for pr in swapped {
+            let _ = sys::populate_read(pr.start, pr.end - pr.start);
         }
-        if got < arena.scan.len() {
-            return any;
-        }
-        at = arena.scan[got - 1].end;
-    }
-    any
+        Ok::<(), ()>(())
+    });
 }
 
 /// Pages of a shared mapping that exist in the shared object (resident), per `mincore`.

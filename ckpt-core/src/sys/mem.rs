@@ -215,6 +215,38 @@ pub fn pagemap_scan(fd: c_int, arg: &mut PmScanArg, out: &mut [PageRegion]) -> S
     check(unsafe { libc::ioctl(fd, PAGEMAP_SCAN, arg as *mut PmScanArg) } as libc::c_long)
 }
 
+/// Why [`pagemap_scan_each`] stopped short.
+pub enum ScanStop<E> {
+    /// A scan failed with this errno; `first`: its first call, where a kernel that lacks
+    /// `PAGEMAP_SCAN` or one of the categories asked says so.
+    Scan { errno: i32, first: bool },
+    /// `each` stopped it.
+    Each(E),
+}
+
+/// `PAGEMAP_SCAN` of all of `[arg.start, arg.end)`, batch by batch into `out`, each batch
+/// given to `each`. The kernel's `walk_end` is not trustworthy here, so a full batch means
+/// more, from the end of its last region. Signal-safe.
+pub fn pagemap_scan_each<E>(
+    fd: c_int,
+    mut arg: PmScanArg,
+    out: &mut [PageRegion],
+    mut each: impl FnMut(&[PageRegion]) -> Result<(), E>,
+) -> Result<(), ScanStop<E>> {
+    let mut first = true;
+    while arg.start < arg.end {
+        let got =
+            pagemap_scan(fd, &mut arg, out).map_err(|errno| ScanStop::Scan { errno, first })?;
+        each(&out[..got]).map_err(ScanStop::Each)?;
+        if got < out.len() {
+            break;
+        }
+        arg.start = out[got - 1].end;
+        first = false;
+    }
+    Ok(())
+}
+
 /// Reads pagemap entries for pages starting at `addr` (fallback when PAGEMAP_SCAN is absent).
 pub fn pagemap_read(fd: c_int, addr: u64, out: &mut [u64]) -> SysResult<usize> {
     let off = (addr / 4096) * 8;
