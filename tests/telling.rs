@@ -1,20 +1,40 @@
 //! Saying where the checkpoint went: a checkpoint that ends the program prints one line on
 //! stderr with the file's path and size (unless CKPT_QUIET=1); `ckpt checkpoint` reports its
-//! progress (bytes of memory written of the total, the rate).
+//! progress (bytes of memory written of the total, the rate): with CKPT_PROGRESS=1 a line
+//! each, and on a terminal, once a second has gone by, one line redrawn in place.
 
+use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use ckpt_tests::*;
 
-/// Touches `MIB` MiB of memory, prints `ready`, then counts.
+/// Touches `MIB` MiB of memory, prints `ready`, then counts. With a second argument `MS`,
+/// a pre-checkpoint hook waits `MS` milliseconds: every checkpoint takes that much longer
+/// (the hooks run after `ckpt checkpoint` has asked, before the memory is written), on any
+/// machine. Memory alone would tie the test to the speed of the disk and page cache, which
+/// varies several times over (README), and would need a GiB or more.
 const BIG: &str = r#"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "common.h"
+extern void ckpt_on_preckpt(void (*f)(void *), void *arg) __attribute__((weak));
+static long hook_ms;
+static void slow_hook(void *arg) { (void)arg; sleep_ms(hook_ms); }
 int main(int argc, char **argv) {
     size_t size = (size_t)atoi(argc > 1 ? argv[1] : "1") << 20;
+    if (argc > 2) {
+        if (!ckpt_on_preckpt) {
+            fprintf(stderr, "big: no ckpt_on_preckpt: is libckpt.so loaded?\n");
+            return 2;
+        }
+        hook_ms = atol(argv[2]);
+        ckpt_on_preckpt(slow_hook, NULL);
+    }
     char *memory = malloc(size);
     for (size_t i = 0; i < size; i += 4096) memory[i] = (char)(i >> 12) | 1;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -171,4 +191,210 @@ fn ckpt_checkpoint_reports_no_progress_off_a_terminal() {
     assert_eq!(requested_checkpoint_stderr(&dir, None), "");
     let dir = TempDir::new("telling-progress-off");
     assert_eq!(requested_checkpoint_stderr(&dir, Some("0")), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// On a terminal
+
+/// The terminal `ckpt checkpoint` ran on: what it showed, how it ended, how long it took.
+struct OnTerminal {
+    /// Everything written to the terminal, with the "\r\n" the terminal makes of a "\n"
+    /// (ONLCR) turned back into "\n".
+    shown: String,
+    status: ExitStatus,
+    took: Duration,
+}
+
+impl OnTerminal {
+    #[track_caller]
+    fn fail(&self, message: &str) -> ! {
+        panic!(
+            "ckpt checkpoint on a terminal: {message}\n  status: {}\n  took: {:?}\n  \
+             the terminal showed: {:?}",
+            describe_status(self.status),
+            self.took,
+            self.shown
+        );
+    }
+}
+
+/// Runs `command` with its stdout and stderr on a new pseudo-terminal (as at a shell, where
+/// both show on the same screen, in the order written) and reads the terminal until the
+/// command has ended and closed it; fails after `timeout`.
+fn run_on_terminal(mut command: Command, timeout: Duration) -> OnTerminal {
+    let (mut master, slave) = pseudo_terminal("ckpt checkpoint");
+    command
+        .stdin(Stdio::null())
+        .stdout(slave.try_clone().expect("dup the terminal"))
+        .stderr(slave);
+    let started = Instant::now();
+    let mut child =
+        try_spawn(&mut command).unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    // The command keeps the terminal's slave side open in this process until it is dropped.
+    drop(command);
+
+    // Reading the master side ends in EIO once no process has the slave open.
+    let (sender, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buffer[..n]);
+        }
+        let _ = sender.send(shown);
+    });
+    let shown = match received.recv_timeout(timeout) {
+        Ok(shown) => shown,
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().expect("wait for ckpt checkpoint");
+            let shown = received
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| b"(the terminal stayed open)".to_vec());
+            OnTerminal {
+                shown: String::from_utf8_lossy(&shown).replace("\r\n", "\n"),
+                status,
+                took: started.elapsed(),
+            }
+            .fail(&format!("did not end within {timeout:?}"));
+        }
+    };
+    let took = started.elapsed();
+    // The terminal is closed: the command has ended, or is about to.
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        match child.try_wait().expect("wait for ckpt checkpoint") {
+            Some(status) => break status,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            None => {
+                let _ = child.kill();
+                panic!("ckpt checkpoint closed its terminal but did not end within {TIMEOUT:?}");
+            }
+        }
+    };
+    OnTerminal {
+        shown: String::from_utf8_lossy(&shown).replace("\r\n", "\n"),
+        status,
+        took,
+    }
+}
+
+/// `ckpt checkpoint PID` on a terminal for `big MIB [HOOK_MS]`, with CKPT_PROGRESS as
+/// given; returns what the terminal showed and the answer line expected at its end.
+fn requested_checkpoint_on_terminal(
+    dir: &TempDir,
+    big_args: &[&str],
+    progress: Option<&str>,
+) -> (OnTerminal, String) {
+    compile_c(dir, "big", BIG, &[]);
+    let mut proc = Proc::spawn(ckpt_command(dir, Path::new("./big"), big_args), "ckpt big");
+    proc.wait_line("ready");
+    let pid = proc.pid();
+    let mut command = ckpt_tool(dir, &["checkpoint", &pid.to_string(), "--timeout", "20"]);
+    if let Some(progress) = progress {
+        command.env("CKPT_PROGRESS", progress);
+    }
+    let terminal = run_on_terminal(command, Duration::from_secs(30));
+    proc.kill();
+    if terminal.status.code() != Some(0) {
+        terminal.fail("expected exit status 0");
+    }
+    let answer = format!(
+        "ckpt checkpoint: {pid} checkpointed to big.ckpt ({})\n",
+        dir.join("big.ckpt").display()
+    );
+    (terminal, answer)
+}
+
+/// The pre-checkpoint hook's wait: more than the second a terminal stays quiet for.
+const SLOW_HOOK_MS: &str = "1200";
+
+/// Past its first second, the progress is one line drawn over and over in place: each
+/// report is "\r", the line and "\x1b[K" (erase the rest of a longer line before it), with
+/// no newline between reports; then "\r\x1b[K" erases it, and the answer is printed on the
+/// clean line.
+#[test]
+fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
+    let dir = TempDir::new("telling-terminal");
+    let (terminal, answer) = requested_checkpoint_on_terminal(&dir, &["64", SLOW_HOOK_MS], None);
+    let Some(drawn) = terminal.shown.strip_suffix(&answer) else {
+        terminal.fail(&format!("expected it to end with the answer {answer:?}"));
+    };
+    let Some(drawn) = drawn.strip_suffix("\r\x1b[K") else {
+        terminal.fail("expected the progress line erased (\"\\r\\x1b[K\") before the answer");
+    };
+    if drawn.contains('\n') {
+        terminal.fail("expected no newline before the answer: one line, redrawn");
+    }
+    let Some(drawn) = drawn.strip_prefix('\r') else {
+        terminal.fail("expected the first report to start with \"\\r\"");
+    };
+    let mut reports = Vec::new();
+    for report in drawn.split('\r') {
+        match report.strip_suffix("\x1b[K").and_then(progress_of) {
+            Some(progress) => reports.push(progress),
+            None => terminal.fail(&format!(
+                "expected \"\\r\", a progress report and \"\\x1b[K\", not {report:?}"
+            )),
+        }
+    }
+    // The first report (0 B written) came after the hook's wait, so it was drawn, as was
+    // the last (all of it).
+    if reports.len() < 2 {
+        terminal.fail("expected the first and the last report at least");
+    }
+    let (first, last) = (reports[0], reports[reports.len() - 1]);
+    if (first.0, first.2) != ("0 B", "0") || (last.0, last.2) != (last.1, "100") {
+        terminal.fail("expected the reports from 0 B (0%) to all of it (100%)");
+    }
+    let percents: Option<Vec<u32>> = reports.iter().map(|r| r.2.parse().ok()).collect();
+    if reports.iter().any(|r| r.1 != last.1) || !percents.is_some_and(|p| p.is_sorted()) {
+        terminal.fail("expected one total, and percentages that only grow");
+    }
+}
+
+/// A checkpoint that is over within a second draws nothing: the terminal shows the answer
+/// alone.
+#[test]
+fn ckpt_checkpoint_is_quiet_on_a_terminal_within_a_second() {
+    let dir = TempDir::new("telling-terminal-fast");
+    let (terminal, answer) = requested_checkpoint_on_terminal(&dir, &["1"], None);
+    if terminal.shown != answer {
+        terminal.fail(&format!(
+            "expected the answer {answer:?} alone (a checkpoint of 1 MiB takes far less \
+             than a second)"
+        ));
+    }
+}
+
+/// CKPT_PROGRESS decides on a terminal too: `0` draws nothing however long the checkpoint
+/// takes; `1` prints every report as a line of its own, nothing drawn in place, even for a
+/// checkpoint that is over within a second.
+#[test]
+fn ckpt_progress_overrides_the_terminal() {
+    let dir = TempDir::new("telling-terminal-off");
+    let (terminal, answer) =
+        requested_checkpoint_on_terminal(&dir, &["64", SLOW_HOOK_MS], Some("0"));
+    if terminal.shown != answer {
+        terminal.fail(&format!("expected the answer {answer:?} alone"));
+    }
+
+    let dir = TempDir::new("telling-terminal-lines");
+    let (terminal, answer) = requested_checkpoint_on_terminal(&dir, &["1"], Some("1"));
+    let Some(printed) = terminal.shown.strip_suffix(&answer) else {
+        terminal.fail(&format!("expected it to end with the answer {answer:?}"));
+    };
+    if printed.contains(['\r', '\x1b']) {
+        terminal.fail("expected lines, nothing drawn in place");
+    }
+    let reports: Option<Vec<_>> = printed.lines().map(progress_of).collect();
+    match reports.as_deref() {
+        Some([(first, _, _), .., (done, total, percent)])
+            if *first == "0 B" && (done, percent) == (total, &"100") && printed.ends_with('\n') => {
+        }
+        _ => terminal.fail("expected progress reports only, a line each, from 0 B to all"),
+    }
 }

@@ -1130,6 +1130,44 @@ pub fn counter_checkpoint(dir: &TempDir, args: &[&str]) -> (PathBuf, PathBuf, u6
 // ---------------------------------------------------------------------------------------------
 // Feeding a process's standard input, and seeing it block in a system call
 
+/// A new pseudo-terminal: its master side and its slave, neither anyone's controlling
+/// terminal. Both are close-on-exec from the moment they are opened (`openpty` would leave
+/// a window): a slave leaked into a child another test thread starts meanwhile would keep
+/// the terminal open after the process the test gave it to has ended.
+pub fn pseudo_terminal(label: &str) -> (std::fs::File, std::fs::File) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let open = |path: &Path| {
+        // std opens every file close-on-exec.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .unwrap_or_else(|e| panic!("{label}: cannot open {}: {e}", path.display()))
+    };
+    let master = open(Path::new("/dev/ptmx"));
+    // SAFETY: unlockpt only changes the state of the terminal behind the descriptor.
+    if unsafe { libc::unlockpt(master.as_raw_fd()) } != 0 {
+        panic!("{label}: unlockpt: {}", std::io::Error::last_os_error());
+    }
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: ptsname_r writes at most name.len() bytes, its NUL included, into name.
+    let error = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    if error != 0 {
+        panic!(
+            "{label}: ptsname_r: {}",
+            std::io::Error::from_raw_os_error(error)
+        );
+    }
+    // SAFETY: ptsname_r succeeded, so name holds a NUL-terminated string.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    let slave = open(Path::new(OsStr::from_bytes(name.to_bytes())));
+    (master, slave)
+}
+
 impl Proc {
     /// As `spawn`, but with stdin from a pipe whose write end is returned: the test feeds the
     /// process through it and closes its input by dropping it.
@@ -1175,34 +1213,10 @@ impl Proc {
     /// Like `spawn`, with stdin a new pseudo-terminal (not the controlling terminal);
     /// returns the process and the terminal's master side, to type into.
     pub fn spawn_with_terminal(mut command: Command, label: &str) -> (Proc, std::fs::File) {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::fd::AsRawFd;
         use std::os::unix::process::CommandExt;
 
-        let (mut master, mut slave) = (0, 0);
-        // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
-        let r = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        if r != 0 {
-            panic!("{label}: openpty: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: openpty just created both descriptors; nothing else owns them.
-        let (master, slave) = unsafe {
-            (
-                std::fs::File::from_raw_fd(master),
-                OwnedFd::from_raw_fd(slave),
-            )
-        };
-        for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
-            // SAFETY: marks our own descriptors close-on-exec.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
+        let (master, slave) = pseudo_terminal(label);
         let raw = slave.as_raw_fd();
         // SAFETY: the closure runs in the child between fork and exec and calls only dup2,
         // which is async-signal-safe; it allocates nothing.
