@@ -242,6 +242,39 @@ fn checkpoints_of_a_program_living_in_the_vdso_wait_until_it_is_out() {
     proc.kill();
 }
 
+/// Many threads on the clock at once: each one the checkpoint finds inside the vDSO comes
+/// back by a timer of its own until it is out. (When the checkpointing thread signalled them
+/// again instead, 128 threads on 2 CPUs took seconds to stop, and past 64 of them put off at
+/// once the rest parked inside the vDSO: the file was marked, and refused under another
+/// kernel.)
+#[test]
+fn many_threads_living_in_the_vdso_all_stop_outside_it() {
+    let dir = TempDir::new("in-vdso-threads");
+    let program = compile_c(&dir, "vdsoloop", VDSOLOOP_C, &["-pthread"]);
+    let checkpoint = checkpoint_path(&dir, &program);
+    for attempt in 0..3 {
+        let mut proc = Proc::spawn(
+            ckpt_command(&dir, &program, &["128"]),
+            &format!("vdsoloop 128 (SIGTSTP {attempt})"),
+        );
+        proc.wait_line("ok 2");
+        proc.checkpoint_and_collect(TIMEOUT);
+        proc.assert_no_bad_lines();
+        assert!(
+            !in_vdso(&checkpoint),
+            "checkpoint {attempt} of 128 threads was taken inside the vDSO"
+        );
+    }
+    let (_, bytes) = with_other_vdso(&checkpoint);
+    let other = dir.join("other.ckpt");
+    write_image(&other, &bytes);
+    let mut proc = Proc::spawn(restart_command(&dir, &other), "other.ckpt");
+    proc.wait_lines(2, TIMEOUT);
+    proc.assert_no_bad_lines();
+    assert_eq!(info_json(&checkpoint)["threads"]["count"], 128);
+    proc.kill();
+}
+
 #[test]
 fn checkpoint_marked_as_taken_inside_the_vdso_is_refused_under_another() {
     let dir = TempDir::new("marked-in-vdso");

@@ -86,6 +86,84 @@ static STATUS: [AtomicU32; SET] = [const { AtomicU32::new(0) }; SET];
 const WAITING: u32 = 1;
 const SETTLED: u32 = 2;
 
+/// The one-shot timer (its id + 1; 0: none) that brings back a thread of the set that put
+/// off parking (`park_again_soon`), and how often it has, by the thread's index in the set.
+/// Deleted and cleared by the leader once every thread has parked, before the program's
+/// timers are saved.
+static PARK_TIMERS: [AtomicU32; SET] = [const { AtomicU32::new(0) }; SET];
+static PARK_TRIES: [AtomicU32; SET] = [const { AtomicU32::new(0) }; SET];
+
+/// The control signal's value when it comes from a `PARK_TIMERS` timer.
+pub(crate) const PARK_AGAIN_VALUE: i32 = 0x5041_524b;
+
+/// A thread that put off parking is signalled again this long after, by a timer of its own:
+/// it still holds its CPU then, almost always, and has left the code it was in (a call into
+/// the vDSO takes well under a microsecond). Where the leader signalled it again instead,
+/// each put-off cost the thread a turn of the whole run queue: with 128 threads spinning on
+/// the clock over 2 CPUs, 6 s to stop them all, and as the leader's list of put-off threads
+/// overflowed, some parked inside the vDSO after all.
+const PARK_AGAIN_NS: u64 = 20_000;
+
+/// Tries per thread, as for the leader's own checkpoint (`trigger::defer_inside_vdso`): 50 ms
+/// of them; then it parks where it is.
+const MAX_PARK_TRIES: u32 = 2500;
+
+/// What a thread that must not park where it is does (`park_again_soon`).
+pub(super) enum Again {
+    /// Its own timer signals it again soon.
+    Armed,
+    /// It has tried long enough: it parks where it is.
+    Enough,
+    /// It has no timer (it is not one the leader signalled, or none can be made): the leader
+    /// signals it again.
+    Ask,
+}
+
+/// Arms the calling thread's own timer to signal it again in `PARK_AGAIN_NS`. Signal-safe;
+/// called from the thread's handler.
+pub(super) fn park_again_soon(tid: u32) -> Again {
+    let (i, known) = find(tid);
+    if !known {
+        return Again::Ask;
+    }
+    if PARK_TRIES[i].fetch_add(1, Ordering::Relaxed) >= MAX_PARK_TRIES {
+        return Again::Enough;
+    }
+    let saved_errno = sys::get_errno();
+    let mut id = PARK_TIMERS[i].load(Ordering::Relaxed) as i32 - 1;
+    if id < 0 {
+        id = sys::timer_create_for_thread(CONTROL_SIGNAL, tid, PARK_AGAIN_VALUE).unwrap_or(-1);
+        if id >= 0 {
+            PARK_TIMERS[i].store(id as u32 + 1, Ordering::Relaxed);
+        }
+    }
+    let armed = id >= 0 && sys::timer_fire_in(id, PARK_AGAIN_NS).is_ok();
+    sys::set_errno(saved_errno);
+    if armed {
+        Again::Armed
+    } else {
+        Again::Ask
+    }
+}
+
+/// Whether thread `tid` is one the freeze under way signalled (a `PARK_TIMERS` signal for
+/// any other, or after the freeze, is stale or forged). Signal-safe.
+pub(super) fn signalled_in_freeze(tid: u32) -> bool {
+    FREEZE.load(Ordering::SeqCst) != 0 && find(tid).1
+}
+
+/// Deletes the threads' `PARK_TIMERS` (they have fired: every thread has parked or ended)
+/// and clears their tries.
+fn end_park_timers() {
+    for (t, tries) in PARK_TIMERS.iter().zip(&PARK_TRIES) {
+        let id = t.swap(0, Ordering::Relaxed);
+        if id != 0 {
+            sys::timer_delete(id as i32 - 1);
+        }
+        tries.store(0, Ordering::Relaxed);
+    }
+}
+
 fn find(tid: u32) -> (usize, bool) {
     let mut i = (tid as usize).wrapping_mul(0x9e37_79b9) % SET;
     loop {
@@ -122,6 +200,7 @@ pub fn stop_others(scratch: &mut [u8]) -> Result<(), FreezeError> {
     }
     FREEZE.store(gen, Ordering::SeqCst);
     let result = stop_all(gen, scratch);
+    end_park_timers();
     if result.is_err() {
         thaw();
         return result;

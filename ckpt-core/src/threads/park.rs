@@ -48,21 +48,35 @@ pub(crate) fn park(ctx: *mut c_void) {
     sys::set_errno(saved_errno);
 }
 
+/// The control signal from the thread's own timer of `freeze::park_again_soon`: parks as
+/// for the leader's signal, while the freeze that armed it is under way. Signal-safe.
+pub(crate) fn park_again(ctx: *mut c_void) {
+    if super::freeze::signalled_in_freeze(sys::gettid()) {
+        park(ctx);
+    }
+}
+
 /// A thread interrupted inside the mutex wrappers or glibc's mutex code must not park there:
 /// a restart between a wrapper's look at the owner and glibc's would leave a mutex owned by
 /// the thread's former id, and its next relock or unlock would wait forever or fail (the
 /// same reason the leader's own checkpoint is put off there, `trigger`). Nor inside the
 /// vDSO, whose code works only under the same kernel. Such a thread returns from the handler
-/// and asks the leader to signal it again; it leaves that code within microseconds. True
-/// when it put off parking. Signal-safe.
+/// and is signalled again by a timer of its own, or where it has none by the leader, which it
+/// asks to; it leaves that code within microseconds. True when it put off parking.
+/// Signal-safe.
 fn put_off(pc: u64) -> bool {
     if !crate::trigger::no_stop_at(pc) {
         return false;
     }
+    let tid = sys::gettid();
+    match super::freeze::park_again_soon(tid) {
+        super::freeze::Again::Armed => return true,
+        super::freeze::Again::Enough => return false,
+        super::freeze::Again::Ask => {}
+    }
     if PUT_OFF_COUNT.fetch_add(1, Ordering::Relaxed) >= MAX_PUT_OFF {
         return false;
     }
-    let tid = sys::gettid();
     let noted = PUT_OFF.iter().any(|e| {
         e.compare_exchange(0, tid, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
