@@ -155,13 +155,43 @@ fn requested_checkpoint_stderr(dir: &TempDir, progress: Option<&str>) -> String 
     result.stderr
 }
 
-/// "ckpt checkpoint: 1.5 GiB of 2 GiB written (75%), 768 MiB/s" → (done, total, percent).
-fn progress_of(line: &str) -> Option<(&str, &str, &str)> {
+/// A progress report as shown, its sizes as written ("1.5 GiB").
+#[derive(Clone, Copy, Debug)]
+struct Report<'a> {
+    done: &'a str,
+    total: &'a str,
+    percent: &'a str,
+    /// Bytes a second ("768 MiB"); none in the first report, before any time has passed.
+    rate: Option<&'a str>,
+}
+
+/// "ckpt checkpoint: 1.5 GiB of 2 GiB written (75%), 768 MiB/s", or the same without the
+/// rate.
+fn progress_of(line: &str) -> Option<Report<'_>> {
     let rest = line.strip_prefix("ckpt checkpoint: ")?;
     let (done, rest) = rest.split_once(" of ")?;
     let (total, rest) = rest.split_once(" written (")?;
-    let (percent, rest) = rest.split_once("%), ")?;
-    rest.ends_with("/s").then_some((done, total, percent))
+    let (percent, rest) = rest.split_once("%)")?;
+    let rate = match rest {
+        "" => None,
+        rest => Some(rest.strip_prefix(", ")?.strip_suffix("/s")?),
+    };
+    Some(Report {
+        done,
+        total,
+        percent,
+        rate,
+    })
+}
+
+/// The bytes a size as the command writes it stands for ("66.8 MiB"), to a tenth of its
+/// unit.
+fn bytes_of(size: &str) -> Option<f64> {
+    let (number, unit) = size.split_once(' ')?;
+    let shift = ["B", "KiB", "MiB", "GiB", "TiB"]
+        .iter()
+        .position(|&u| u == unit)?;
+    Some(number.parse::<f64>().ok()? * (1u64 << (10 * shift)) as f64)
 }
 
 #[test]
@@ -169,16 +199,18 @@ fn ckpt_checkpoint_reports_progress_when_asked() {
     let dir = TempDir::new("telling-progress");
     let stderr = requested_checkpoint_stderr(&dir, Some("1"));
     let lines: Vec<&str> = stderr.lines().collect();
-    let reports: Vec<(&str, &str, &str)> = lines.iter().filter_map(|l| progress_of(l)).collect();
+    let reports: Vec<Report> = lines.iter().filter_map(|l| progress_of(l)).collect();
     assert_eq!(reports.len(), lines.len(), "only progress lines: {stderr}");
-    // The first report says nothing is written yet, the last that all is; the total is the
-    // program's memory (64 MiB touched, plus its code and libraries).
-    let (first, last) = (reports[0], reports[reports.len() - 1]);
+    // The first report says nothing is written yet, and as the first, no rate; the last
+    // says that all is; the total is the program's memory (64 MiB touched, plus its code
+    // and libraries).
     assert!(reports.len() >= 2, "{stderr}");
-    assert_eq!((first.0, first.2), ("0 B", "0"), "{stderr}");
-    assert_eq!((last.0, last.2), (last.1, "100"), "{stderr}");
+    let (first, last) = (reports[0], reports[reports.len() - 1]);
+    assert_eq!((first.done, first.percent), ("0 B", "0"), "{stderr}");
+    assert_eq!(first.rate, None, "{stderr}");
+    assert_eq!((last.done, last.percent), (last.total, "100"), "{stderr}");
     let total_mib: f64 = last
-        .1
+        .total
         .strip_suffix(" MiB")
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("total in MiB: {stderr}"));
@@ -312,15 +344,11 @@ fn requested_checkpoint_on_terminal(
 /// The pre-checkpoint hook's wait: more than the second a terminal stays quiet for.
 const SLOW_HOOK_MS: &str = "1200";
 
-/// Past its first second, the progress is one line drawn over and over in place: each
-/// report is "\r", the line and "\x1b[K" (erase the rest of a longer line before it), with
-/// no newline between reports; then "\r\x1b[K" erases it, and the answer is printed on the
-/// clean line.
-#[test]
-fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
-    let dir = TempDir::new("telling-terminal");
-    let (terminal, answer) = requested_checkpoint_on_terminal(&dir, &["64", SLOW_HOOK_MS], None);
-    let Some(drawn) = terminal.shown.strip_suffix(&answer) else {
+/// The reports drawn in place before the answer, each as drawn: "\r", the report and
+/// "\x1b[K" (erase the rest of a longer line before it), with no newline between reports;
+/// then "\r\x1b[K" erases the line, and the answer is printed on the clean line.
+fn drawn_reports<'a>(terminal: &'a OnTerminal, answer: &str) -> Vec<&'a str> {
+    let Some(drawn) = terminal.shown.strip_suffix(answer) else {
         terminal.fail(&format!("expected it to end with the answer {answer:?}"));
     };
     let Some(drawn) = drawn.strip_suffix("\r\x1b[K") else {
@@ -334,11 +362,28 @@ fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
     };
     let mut reports = Vec::new();
     for report in drawn.split('\r') {
-        match report.strip_suffix("\x1b[K").and_then(progress_of) {
-            Some(progress) => reports.push(progress),
+        match report.strip_suffix("\x1b[K") {
+            Some(report) => reports.push(report),
             None => terminal.fail(&format!(
                 "expected \"\\r\", a progress report and \"\\x1b[K\", not {report:?}"
             )),
+        }
+    }
+    reports
+}
+
+/// Past its first second, the progress is one line drawn over and over in place (as
+/// `drawn_reports` reads it), from nothing written to all of it; the rate is of the writing
+/// alone, not of the hook's wait before it.
+#[test]
+fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
+    let dir = TempDir::new("telling-terminal");
+    let (terminal, answer) = requested_checkpoint_on_terminal(&dir, &["64", SLOW_HOOK_MS], None);
+    let mut reports = Vec::new();
+    for report in drawn_reports(&terminal, &answer) {
+        match progress_of(report) {
+            Some(progress) => reports.push(progress),
+            None => terminal.fail(&format!("expected a progress report, not {report:?}")),
         }
     }
     // The first report (0 B written) came after the hook's wait, so it was drawn, as was
@@ -347,12 +392,47 @@ fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
         terminal.fail("expected the first and the last report at least");
     }
     let (first, last) = (reports[0], reports[reports.len() - 1]);
-    if (first.0, first.2) != ("0 B", "0") || (last.0, last.2) != (last.1, "100") {
+    if (first.done, first.percent) != ("0 B", "0")
+        || (last.done, last.percent) != (last.total, "100")
+    {
         terminal.fail("expected the reports from 0 B (0%) to all of it (100%)");
     }
-    let percents: Option<Vec<u32>> = reports.iter().map(|r| r.2.parse().ok()).collect();
-    if reports.iter().any(|r| r.1 != last.1) || !percents.is_some_and(|p| p.is_sorted()) {
+    let percents: Option<Vec<u32>> = reports.iter().map(|r| r.percent.parse().ok()).collect();
+    if reports.iter().any(|r| r.total != last.total) || !percents.is_some_and(|p| p.is_sorted()) {
         terminal.fail("expected one total, and percentages that only grow");
+    }
+
+    // The first report is the first point in time of the writing: no rate yet.
+    if first.rate.is_some() {
+        terminal.fail("expected no rate in the first report, before any time has passed");
+    }
+    // The writing began after the hook's wait, so it took at most what the whole command
+    // took less the wait: a report of DONE bytes shows at least DONE over that, however
+    // slow the machine (less a tenth, for sizes written to a tenth of their unit). Counting
+    // the wait as writing time gave less than DONE over the wait alone, a fraction of it.
+    let hook = Duration::from_millis(SLOW_HOOK_MS.parse().unwrap());
+    let writing_at_most = terminal.took.saturating_sub(hook).as_secs_f64();
+    let mut rates = 0;
+    for report in &reports {
+        let Some(rate) = report.rate else { continue };
+        rates += 1;
+        let done = bytes_of(report.done);
+        let rate = bytes_of(rate);
+        let (Some(done), Some(rate)) = (done, rate) else {
+            terminal.fail(&format!("expected sizes in {report:?}"));
+        };
+        if rate < 0.9 * done / writing_at_most {
+            terminal.fail(&format!(
+                "expected the rate of the writing, at least {} over {writing_at_most:.3} s, \
+                 not {report:?}",
+                report.done
+            ));
+        }
+    }
+    // Reports read together are timed together and show no rate; the last one is read at
+    // the end of the writing, apart from the first.
+    if rates == 0 {
+        terminal.fail("expected a rate in the reports after the first");
     }
 }
 
@@ -392,9 +472,10 @@ fn ckpt_progress_overrides_the_terminal() {
     }
     let reports: Option<Vec<_>> = printed.lines().map(progress_of).collect();
     match reports.as_deref() {
-        Some([(first, _, _), .., (done, total, percent)])
-            if *first == "0 B" && (done, percent) == (total, &"100") && printed.ends_with('\n') => {
-        }
+        Some([first, .., last])
+            if first.done == "0 B"
+                && (last.done, last.percent) == (last.total, "100")
+                && printed.ends_with('\n') => {}
         _ => terminal.fail("expected progress reports only, a line each, from 0 B to all"),
     }
 }

@@ -310,10 +310,13 @@ fn read_answer(
         if n == 0 {
             return Ok(Some(None));
         }
+        // Reports read together are timed together: how far apart they were sent is not
+        // known.
+        let read_at = Instant::now();
         line.extend_from_slice(&chunk[..n]);
         while let Some(end) = line.iter().position(|&b| b == b'\n') {
             if let Some(Answer::Progress { done, total }) = Answer::parse(&line[..end]) {
-                meter.report(done, total);
+                meter.report(done, total, read_at);
                 line.drain(..=end);
                 continue;
             }
