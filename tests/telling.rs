@@ -251,10 +251,13 @@ impl OnTerminal {
 }
 
 /// Runs `command` with its stdout and stderr on a new pseudo-terminal (as at a shell, where
-/// both show on the same screen, in the order written) and reads the terminal until the
-/// command has ended and closed it; fails after `timeout`.
-fn run_on_terminal(mut command: Command, timeout: Duration) -> OnTerminal {
+/// both show on the same screen, in the order written), `columns` wide if given, and reads
+/// the terminal until the command has ended and closed it; fails after `timeout`.
+fn run_on_terminal(mut command: Command, columns: Option<u16>, timeout: Duration) -> OnTerminal {
     let (mut master, slave) = pseudo_terminal("ckpt checkpoint");
+    if let Some(columns) = columns {
+        size_terminal(&master, columns, 24);
+    }
     command
         .stdin(Stdio::null())
         .stdout(slave.try_clone().expect("dup the terminal"))
@@ -321,6 +324,17 @@ fn requested_checkpoint_on_terminal(
     big_args: &[&str],
     progress: Option<&str>,
 ) -> (OnTerminal, String) {
+    requested_checkpoint_on_sized_terminal(dir, big_args, progress, None)
+}
+
+/// As `requested_checkpoint_on_terminal`, on a terminal `columns` wide if given (a new one
+/// does not say how wide it is).
+fn requested_checkpoint_on_sized_terminal(
+    dir: &TempDir,
+    big_args: &[&str],
+    progress: Option<&str>,
+    columns: Option<u16>,
+) -> (OnTerminal, String) {
     compile_c(dir, "big", BIG, &[]);
     let mut proc = Proc::spawn(ckpt_command(dir, Path::new("./big"), big_args), "ckpt big");
     proc.wait_line("ready");
@@ -329,7 +343,7 @@ fn requested_checkpoint_on_terminal(
     if let Some(progress) = progress {
         command.env("CKPT_PROGRESS", progress);
     }
-    let terminal = run_on_terminal(command, Duration::from_secs(30));
+    let terminal = run_on_terminal(command, columns, Duration::from_secs(30));
     proc.kill();
     if terminal.status.code() != Some(0) {
         terminal.fail("expected exit status 0");
@@ -433,6 +447,28 @@ fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
     // the end of the writing, apart from the first.
     if rates == 0 {
         terminal.fail("expected a rate in the reports after the first");
+    }
+}
+
+/// On a terminal narrower than the line, each report is cut to the width less a column:
+/// one that wrapped would leave its second row behind at every redraw.
+#[test]
+fn ckpt_checkpoint_cuts_its_progress_to_a_narrow_terminal() {
+    const COLUMNS: u16 = 40;
+    let dir = TempDir::new("telling-terminal-narrow");
+    let (terminal, answer) =
+        requested_checkpoint_on_sized_terminal(&dir, &["64", SLOW_HOOK_MS], None, Some(COLUMNS));
+    let reports = drawn_reports(&terminal, &answer);
+    if reports.is_empty() {
+        terminal.fail("expected progress drawn past the hook's wait");
+    }
+    for report in reports {
+        if !report.starts_with("ckpt checkpoint: ") || report.len() >= usize::from(COLUMNS) {
+            terminal.fail(&format!(
+                "expected a report cut to {} columns, not {report:?}",
+                COLUMNS - 1
+            ));
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The progress of `ckpt checkpoint` on stderr: bytes of memory written of the total, and
 //! the rate of writing. On a terminal it appears once a checkpoint has taken more than a
-//! second since it was asked for, as one line redrawn in place and erased at the end;
-//! `CKPT_PROGRESS=1` shows every report from the start, one line each, wherever stderr
-//! goes (a batch job's log); `0` never.
+//! second since it was asked for, as one line redrawn in place, cut to the terminal's width,
+//! and erased at the end; `CKPT_PROGRESS=1` shows every report from the start, one line
+//! each, wherever stderr goes (a batch job's log); `0` never.
 //!
 //! The rate is of writing alone: it counts from the first report of a request, which the
 //! program sends as it starts writing (`ckpt_core::progress::start`), so that the time
@@ -11,9 +11,11 @@
 //! until one is read later than the first, there is no rate to show, and none is shown.
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use crate::info::format::human_size;
+use crate::sys;
 
 /// How long a checkpoint runs before a terminal shows its progress.
 const QUIET_FOR: Duration = Duration::from_secs(1);
@@ -63,7 +65,10 @@ impl Meter {
         let text = describe(done, total, rate);
         let mut stderr = std::io::stderr().lock();
         let _ = if self.mode == Mode::Terminal {
-            write!(stderr, "\r{text}\x1b[K")
+            // Read at every redraw, which comes at most every 0.2 s: a window resized
+            // meanwhile is followed without a SIGWINCH handler.
+            let columns = sys::terminal_columns(stderr.as_fd());
+            write!(stderr, "\r{}\x1b[K", fit(&text, columns))
         } else {
             writeln!(stderr, "{text}")
         };
@@ -120,6 +125,20 @@ fn describe(done: u64, total: u64, rate: Option<u64>) -> String {
     text
 }
 
+/// `text` cut to a terminal `columns` wide, less its last column: a longer line wraps, and
+/// one that reaches the right edge does on some terminals; a `\r` redraw then leaves the
+/// wrapped part behind, a line more each time. Of unknown width (or 0, as a pseudo-terminal
+/// nobody sized says), it is left whole.
+fn fit(text: &str, columns: Option<u16>) -> &str {
+    let Some(columns) = columns.filter(|&columns| columns > 0) else {
+        return text;
+    };
+    match text.char_indices().nth(usize::from(columns) - 1) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +192,23 @@ mod tests {
             rate.observe(3000, first + Duration::from_secs(2)),
             Some(1000)
         );
+    }
+
+    #[test]
+    fn a_line_is_cut_to_the_terminal_less_a_column() {
+        let text = "ckpt checkpoint: 0 B of 2 GiB written (0%)";
+        assert_eq!(fit(text, Some(20)), "ckpt checkpoint: 0 ");
+        assert_eq!(fit(text, Some(20)).len(), 19);
+        assert_eq!(fit(text, Some(text.len() as u16)), &text[..text.len() - 1]);
+        assert_eq!(fit(text, Some(text.len() as u16 + 1)), text);
+        assert_eq!(fit(text, Some(200)), text);
+        assert_eq!(fit(text, Some(1)), "");
+    }
+
+    #[test]
+    fn a_line_of_unknown_width_is_left_whole() {
+        let text = "ckpt checkpoint: 0 B of 2 GiB written (0%)";
+        assert_eq!(fit(text, None), text);
+        assert_eq!(fit(text, Some(0)), text);
     }
 }

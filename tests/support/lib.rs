@@ -1168,6 +1168,23 @@ pub fn pseudo_terminal(label: &str) -> (std::fs::File, std::fs::File) {
     (master, slave)
 }
 
+/// Sizes the pseudo-terminal behind `terminal` (either side) as a window `columns` wide and
+/// `rows` high, as a terminal emulator does when its window is resized; a new one says 0 by 0.
+pub fn size_terminal(terminal: &std::fs::File, columns: u16, rows: u16) {
+    use std::os::fd::AsRawFd;
+
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize, which `size` is, and keeps no pointer to it.
+    if unsafe { libc::ioctl(terminal.as_raw_fd(), libc::TIOCSWINSZ, &size) } != 0 {
+        panic!("TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+}
+
 impl Proc {
     /// As `spawn`, but with stdin from a pipe whose write end is returned: the test feeds the
     /// process through it and closes its input by dropping it.
