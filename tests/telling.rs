@@ -426,10 +426,8 @@ fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
     // the wait as writing time gave less than DONE over the wait alone, a fraction of it.
     let hook = Duration::from_millis(SLOW_HOOK_MS.parse().unwrap());
     let writing_at_most = terminal.took.saturating_sub(hook).as_secs_f64();
-    let mut rates = 0;
     for report in &reports {
         let Some(rate) = report.rate else { continue };
-        rates += 1;
         let done = bytes_of(report.done);
         let rate = bytes_of(rate);
         let (Some(done), Some(rate)) = (done, rate) else {
@@ -443,11 +441,9 @@ fn ckpt_checkpoint_redraws_its_progress_in_place_on_a_terminal() {
             ));
         }
     }
-    // Reports read together are timed together and show no rate; the last one is read at
-    // the end of the writing, apart from the first.
-    if rates == 0 {
-        terminal.fail("expected a rate in the reports after the first");
-    }
+    // (Reports read together are timed together and show no rate: a command kept off the
+    // CPU for the whole writing, some 40 ms, reads the first and the last at once. So a
+    // run may show none, and this does not ask for one.)
 }
 
 /// On a terminal narrower than the line, each report is cut to the width less a column:
