@@ -245,13 +245,13 @@ pub(crate) extern "C" fn on_control_signal(
         // post-checkpoint hooks run now. (Only the kernel can send a positive si_code to
         // another process, so this cannot be forged.)
         libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED => writer_finished(pid as i32, pc),
-        // Anyone who may signal the program can queue a fake timer signal; it can do no more
-        // than the checkpoint signal itself, and only what the library has armed.
         // A thread that put off parking in another thread's checkpoint, brought back by its
         // own timer (threads::freeze::park_again_soon).
         libc::SI_TIMER if value == crate::threads::freeze::PARK_AGAIN_VALUE => {
             crate::threads::park::park_again(ctx)
         }
+        // Anyone who may signal the program can queue a fake timer signal; it can do no more
+        // than the checkpoint signal itself, and only what the library has armed.
         libc::SI_TIMER => {
             let retry = RETRY_WHAT.swap(0, Ordering::Relaxed);
             let what = match (value, retry) {
