@@ -10,7 +10,8 @@ For each size of touched memory (benches/workload.c), the median of three runs a
 warm-up of: the durable checkpoint (signal to rename), the pause with CKPT_CONTINUE=1, and
 the eager and lazy restart (start to the restart hook), each beside its physical
 reference measured in the same run (dd with fsync writing as many bytes; reading the
-checkpoint file from the page cache) and the ratios to them; then the slope per GiB of
+checkpoint file from the page cache) and the ratios to them (the checkpoint and dd run in
+turn, see `alternated`); then the slope per GiB of
 each (a least-squares line through the sizes from 256 MiB up, where fixed costs no longer
 dominate) beside the references' slopes. Then the same three with 1, 16 and 256 threads (benches/threads.c)
 touching 256 MiB together.
@@ -34,6 +35,20 @@ THREADS_MIB = 256
 def steady(measure_once):
     measure_once()
     return statistics.median(measure_once() for _ in range(RUNS))
+
+
+def alternated(first, second):
+    """(median of `first`, median of `second`), their runs taken in turn after a warm-up of
+    each: this VM's disk slows down for minutes after gigabytes of writes (4 GiB with fsync
+    took 8.8 s, then 9.5, 10.3, 11.8 in four runs a minute apart), so whichever of two
+    write-bound measures ran second, all its runs after all the other's, lost."""
+    first()
+    second()
+    a, b = [], []
+    for _ in range(RUNS):
+        a.append(first())
+        b.append(second())
+    return statistics.median(a), statistics.median(b)
 
 
 def dd_sync(workdir, mib):
@@ -67,8 +82,8 @@ def memory(workdir, sizes):
     rows = []
     image = os.path.join(workdir, "workload.ckpt")
     for mib in sizes:
-        reference = steady(lambda: dd_sync(workdir, mib))
-        durable = steady(lambda: bench.checkpoint_time(workdir, mib, [])[0])
+        durable, reference = alternated(lambda: bench.checkpoint_time(workdir, mib, [])[0],
+                                        lambda: dd_sync(workdir, mib))
         eager = steady(lambda: bench.restart_time(workdir, False))
         lazy = steady(lambda: bench.restart_time(workdir, True))
         read = steady(lambda: page_cache_read(image))
