@@ -89,6 +89,11 @@ static RELEASE: AtomicU32 = AtomicU32::new(0);
 /// Counts threads back after a restart; the leader waits on it.
 static RESUMED: AtomicU32 = AtomicU32::new(0);
 
+/// How many threads the restart makes (the first one too): the `RESUMED` count at which
+/// the leader is woken. Threads back before the last do not wake it (each wake-up would
+/// take a CPU from the thread still making the others).
+static RESUME_COUNT: AtomicU32 = AtomicU32::new(0);
+
 /// The slot of the thread the restart stub resumes (the first record of the image).
 static FIRST_SLOT: AtomicU32 = AtomicU32::new(0);
 

@@ -28,6 +28,7 @@ pub(crate) fn thread_resumed(s: usize) {
     let rec = unsafe { slot(s) };
     if s == FIRST_SLOT.load(Ordering::SeqCst) as usize {
         RESUMED.store(0, Ordering::SeqCst);
+        RESUME_COUNT.store(frozen_slots().count() as u32, Ordering::SeqCst);
         // This thread is the process's first: glibc's tid field gets its id from here, and
         // the kernel clears it when the thread ends.
         if rec.clear_child_tid != 0 {
@@ -63,8 +64,10 @@ pub(crate) fn thread_resumed(s: usize) {
         }
     }
     NEW_TID[s].store(sys::gettid(), Ordering::SeqCst);
-    RESUMED.fetch_add(1, Ordering::SeqCst);
-    sys::futex_wake(&RESUMED, 1);
+    let back = RESUMED.fetch_add(1, Ordering::SeqCst) + 1;
+    if back >= RESUME_COUNT.load(Ordering::SeqCst) {
+        sys::futex_wake(&RESUMED, 1);
+    }
 }
 
 /// Makes every frozen thread but the first (slot `first`) again, each resuming in its own
