@@ -233,10 +233,16 @@ fn checkpoints_of_a_program_living_in_the_vdso_wait_until_it_is_out() {
     }
     proc.kill();
     // So it restarts under another vDSO too.
-    let (_, bytes) = with_other_vdso(&checkpoint);
+    runs_under_another_vdso(&dir, &checkpoint);
+}
+
+/// A copy of `checkpoint` as taken under another vDSO restarts and runs on (two lines, none
+/// bad).
+fn runs_under_another_vdso(dir: &TempDir, checkpoint: &Path) {
+    let (_, bytes) = with_other_vdso(checkpoint);
     let other = dir.join("other.ckpt");
     write_image(&other, &bytes);
-    let mut proc = Proc::spawn(restart_command(&dir, &other), "other.ckpt");
+    let mut proc = Proc::spawn(restart_command(dir, &other), "other.ckpt");
     proc.wait_lines(2, TIMEOUT);
     proc.assert_no_bad_lines();
     proc.kill();
@@ -265,14 +271,8 @@ fn many_threads_living_in_the_vdso_all_stop_outside_it() {
             "checkpoint {attempt} of 128 threads was taken inside the vDSO"
         );
     }
-    let (_, bytes) = with_other_vdso(&checkpoint);
-    let other = dir.join("other.ckpt");
-    write_image(&other, &bytes);
-    let mut proc = Proc::spawn(restart_command(&dir, &other), "other.ckpt");
-    proc.wait_lines(2, TIMEOUT);
-    proc.assert_no_bad_lines();
     assert_eq!(info_json(&checkpoint)["threads"]["count"], 128);
-    proc.kill();
+    runs_under_another_vdso(&dir, &checkpoint);
 }
 
 #[test]
