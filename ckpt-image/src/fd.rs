@@ -196,6 +196,14 @@ impl FdRecord {
         self.fd_flags & FD_CLOEXEC != 0
     }
 
+    /// Its path among `names` (the names area), empty when out of range.
+    pub fn name<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+        let start = self.name_offset as usize;
+        names
+            .get(start..start.saturating_add(self.name_len as usize))
+            .unwrap_or(&[])
+    }
+
     /// The kind-specific values among `names` (the names area), empty when none or out of
     /// range.
     pub fn aux<'a>(&self, names: &'a [u8]) -> &'a [u8] {

@@ -183,8 +183,7 @@ impl<'a> Tables<'a> {
 
     /// The path of descriptor record `f`.
     pub fn fd_name(&self, f: &FdRecord) -> &'a [u8] {
-        let s = f.name_offset as usize;
-        &self.names[s..s + f.name_len as usize]
+        f.name(self.names)
     }
 
     pub fn extents_of(&self, r: &RegionRecord) -> &'a [ExtentRecord] {

@@ -81,7 +81,6 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let data = &arena.fd_data[..cap.data];
-    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     let plans = &mut arena.fd_plans[..cap.fds];
     let mut changed = 0;
     // The program's own limit is back by now, unless this restart may not raise it so far.
@@ -92,7 +91,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             FD_ACTION_REOPEN if f.fd as u64 >= limit => {
                 report_restore_error(
                     f,
-                    name(f),
+                    f.name(names),
                     b"') cannot be opened again: ",
                     libc::EMFILE,
                     b"; nothing was restored\n",
@@ -128,7 +127,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
                     scratch: &mut arena.fd_scratch[..],
                 };
                 if let Err(e) = kinds::check(&r, i) {
-                    report_failure(f, name(f), e, b"; nothing was restored\n");
+                    report_failure(f, f.name(names), e, b"; nothing was restored\n");
                     sys::exit_now(EXIT_FILE_MISSING);
                 }
                 plans[i] = if kinds::late(f.kind) { LATE } else { REBUILD };
@@ -172,8 +171,8 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             continue;
         }
         let mut moved_buf = [0u8; crate::arena::PATH_MAX];
-        let moved = relocated(name(f), &mut moved_buf);
-        let fd = match open_record(f, name(f), true) {
+        let moved = relocated(f.name(names), &mut moved_buf);
+        let fd = match open_record(f, f.name(names), true) {
             Ok(fd) => fd,
             Err(e) => {
                 let what: &[u8] = if moved.is_some() {
@@ -183,7 +182,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
                 };
                 report_restore_error(
                     f,
-                    moved.unwrap_or(name(f)),
+                    moved.unwrap_or(f.name(names)),
                     what,
                     e,
                     b"; nothing was restored\n",
@@ -196,7 +195,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         take_locks(
             fd,
             f,
-            name(f),
+            f.name(names),
             f.aux(names),
             true,
             b"; nothing was restored\n",
@@ -204,7 +203,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
         let st = sys::fstat(fd);
         sys::close(fd);
         // A device, or a file of the kernel's /proc, which every process sees anew.
-        if f.kind == FD_KIND_DEVICE || name(f).starts_with(b"/proc/") {
+        if f.kind == FD_KIND_DEVICE || f.name(names).starts_with(b"/proc/") {
             continue;
         }
         if let Ok(st) = st {
@@ -213,7 +212,7 @@ fn plan_and_check(arena: &mut Arena, cap: Captured, options: RestoreOptions) {
             let truncated = f.kind == FD_KIND_REGULAR && (st.st_size as u64) < f.pos;
             if replaced || truncated {
                 changed += 1;
-                report_changed(f, name(f), replaced, strict);
+                report_changed(f, f.name(names), replaced, strict);
             }
         }
     }
@@ -234,7 +233,6 @@ fn put_in_place(arena: &mut Arena, cap: Captured) {
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let data = &arena.fd_data[..cap.data];
-    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     sys::close_range(3, u32::MAX);
     for (i, f) in fds.iter().enumerate() {
         let plan = arena.fd_plans[i];
@@ -247,13 +245,13 @@ fn put_in_place(arena: &mut Arena, cap: Captured) {
                 scratch: &mut arena.fd_scratch[..],
             };
             if let Err(e) = kinds::rebuild(&mut r, i) {
-                report_failure(f, name(f), e, b"\n");
+                report_failure(f, f.name(names), e, b"\n");
                 sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
             }
             continue;
         }
         let result = match plan {
-            OPENED => open_record(f, name(f), f.cloexec()).and_then(|t| {
+            OPENED => open_record(f, f.name(names), f.cloexec()).and_then(|t| {
                 if matches!(f.kind, FD_KIND_REGULAR | FD_KIND_DIRECTORY) && f.pos != 0 {
                     let _ = sys::seek_to(t, f.pos);
                 }
@@ -272,7 +270,7 @@ fn put_in_place(arena: &mut Arena, cap: Captured) {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            report_restore_error(f, name(f), b"') cannot be put back: ", e, b"\n");
+            report_restore_error(f, f.name(names), b"') cannot be put back: ", e, b"\n");
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
@@ -283,7 +281,6 @@ fn rebuild_late(arena: &mut Arena, cap: Captured) {
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let data = &arena.fd_data[..cap.data];
-    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     for (i, f) in fds.iter().enumerate() {
         let result = match arena.fd_plans[i] {
             LATE => {
@@ -304,7 +301,7 @@ fn rebuild_late(arena: &mut Arena, cap: Captured) {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            report_failure(f, name(f), e, b"\n");
+            report_failure(f, f.name(names), e, b"\n");
             sys::exit_now(ckpt_image::ExitStatus::RestoreFailed.code());
         }
     }
@@ -315,13 +312,12 @@ fn finish(arena: &mut Arena, cap: Captured) {
     let fds = &arena.fds[..cap.fds];
     let names = &arena.fd_names[..cap.names];
     let data = &arena.fd_data[..cap.data];
-    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
     // The locks, once every descriptor is in place (closing another descriptor of a file
     // would give back the process's POSIX locks on it). Descriptors of one open file
     // description show the same locks, and taking one again through another is no change.
     for f in fds {
         if matches!(f.action, FD_ACTION_REOPEN | FD_ACTION_REBUILD) {
-            take_locks(f.fd as i32, f, name(f), f.aux(names), false, b"\n");
+            take_locks(f.fd as i32, f, f.name(names), f.aux(names), false, b"\n");
         }
     }
     kinds::finish(&Restoring {
@@ -336,7 +332,7 @@ fn finish(arena: &mut Arena, cap: Captured) {
 /// One line each for what was not restored as it was: descriptors left closed,
 /// signal-driven I/O not set up again, file locks not taken again.
 fn say_not_restored(fds: &[FdRecord], names: &[u8]) {
-    let name = |f: &FdRecord| &names[f.name_offset as usize..][..f.name_len as usize];
+    let name = |f: &FdRecord| f.name(names);
     // (A standard descriptor the restart closed stays closed, as it was given.)
     say_descriptors(
         b"ckpt restart: left closed, as CKPT_FD_POLICY=close had the checkpoint record them",

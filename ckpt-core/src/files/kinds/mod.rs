@@ -203,10 +203,7 @@ pub(crate) struct Restoring<'a> {
 impl Restoring<'_> {
     /// The path of record `i`.
     pub fn name(&self, i: usize) -> &[u8] {
-        let f = &self.fds[i];
-        self.names
-            .get(f.name_offset as usize..(f.name_offset + f.name_len) as usize)
-            .unwrap_or(&[])
+        self.fds[i].name(self.names)
     }
 
     /// The kind-specific values of record `i` as a `T`, when they are one.
